@@ -1,0 +1,98 @@
+//! Checkout settings shared by the `server` binary (flags and `FLASHSALE_*` env vars) and the
+//! driver's embedded server.
+
+use std::time::Duration;
+
+use crate::store::Strategy;
+
+/// Initial stock of a round when nobody says otherwise.
+pub const DEFAULT_STOCK: i64 = 100;
+/// Simulated database round trip of the purchase paths.
+pub const DEFAULT_LATENCY: Duration = Duration::from_millis(10);
+/// Share of unstable purchases answered with `UNAVAILABLE`.
+pub const DEFAULT_FAILURE_RATE: f64 = 0.05;
+/// Largest quantity one order may ask for.
+pub const DEFAULT_MAX_QUANTITY: u32 = 10;
+
+/// How the checkout behaves.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct ServerConfig {
+    /// Stock of the first round (a Reset call may set another).
+    #[arg(long, env = "FLASHSALE_STOCK", default_value_t = DEFAULT_STOCK,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub stock: i64,
+
+    /// Simulated database latency of a purchase, e.g. 10ms, 0ms, 1s.
+    #[arg(long, env = "FLASHSALE_LATENCY", default_value = "10ms",
+          value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+
+    /// Probability (0.0 to 1.0) that PurchaseUnstable answers UNAVAILABLE.
+    #[arg(long, env = "FLASHSALE_FAILURE_RATE", default_value_t = DEFAULT_FAILURE_RATE,
+          value_parser = parse_rate)]
+    pub failure_rate: f64,
+
+    /// How PurchaseSafe avoids overselling (a Reset call may switch it).
+    #[arg(long, env = "FLASHSALE_STRATEGY", value_enum, default_value_t = Strategy::Atomic)]
+    pub strategy: Strategy,
+
+    /// Largest quantity a single order may ask for; larger ones get INVALID_ARGUMENT.
+    #[arg(long, env = "FLASHSALE_MAX_QUANTITY", default_value_t = DEFAULT_MAX_QUANTITY,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_quantity: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            stock: DEFAULT_STOCK,
+            latency: DEFAULT_LATENCY,
+            failure_rate: DEFAULT_FAILURE_RATE,
+            strategy: Strategy::Atomic,
+            max_quantity: DEFAULT_MAX_QUANTITY,
+        }
+    }
+}
+
+/// Parses a probability in `[0, 1]`.
+pub fn parse_rate(raw: &str) -> Result<f64, String> {
+    let rate: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a number"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is outside 0.0..=1.0"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ServerConfig,
+    }
+
+    #[test]
+    fn clap_defaults_match_default_impl() {
+        let cli = Cli::try_parse_from(["server"]).unwrap();
+        assert_eq!(cli.config, ServerConfig::default());
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(Cli::try_parse_from(["server", "--failure-rate", "1.5"]).is_err());
+        assert!(Cli::try_parse_from(["server", "--failure-rate", "x"]).is_err());
+        assert!(Cli::try_parse_from(["server", "--stock", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["server", "--max-quantity", "0"]).is_err());
+        assert!(Cli::try_parse_from(["server", "--latency", "fast"]).is_err());
+        let cli = Cli::try_parse_from(["server", "--latency", "0ms", "--strategy", "mutex"]).unwrap();
+        assert_eq!(cli.config.latency, Duration::ZERO);
+        assert_eq!(cli.config.strategy, Strategy::Mutex);
+    }
+}

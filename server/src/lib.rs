@@ -1,0 +1,144 @@
+//! The flash-sale checkout server: a tonic `Checkout` service with buggy, unstable and safe
+//! purchase paths, plus gRPC server reflection and the standard health service.
+//!
+//! [`run`] serves on a listener until a shutdown future resolves; [`spawn`] starts a server on
+//! an ephemeral loopback port in the background (tests and the driver's embedded mode).
+
+pub mod config;
+pub mod error;
+pub mod service;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use flashsale::pb::{self, checkout_server::CheckoutServer};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+
+pub use config::ServerConfig;
+pub use service::CheckoutService;
+pub use store::{MemoryStore, Store, Strategy};
+
+/// A server failed to start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("server task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Serves the checkout, reflection and health on `listener` until `shutdown` resolves, then
+/// stops accepting, lets in-flight calls finish and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let store = Arc::new(MemoryStore::new(config.stock, config.strategy, config.latency));
+    run_with_store(listener, store, config, shutdown).await
+}
+
+/// [`run`] over a store of the caller's choosing.
+pub async fn run_with_store(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<CheckoutServer<CheckoutService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let checkout = CheckoutServer::new(CheckoutService::new(store, &config));
+
+    tracing::info!(
+        addr = ?listener.local_addr().ok(),
+        stock = config.stock,
+        latency = ?config.latency,
+        failure_rate = config.failure_rate,
+        strategy = %config.strategy,
+        "checkout server listening"
+    );
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let shutdown = async move {
+        shutdown.await;
+        // Tell load balancers and health checks first, then drain.
+        health_reporter
+            .set_not_serving::<CheckoutServer<CheckoutService>>()
+            .await;
+    };
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(checkout)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    tracing::info!("checkout server stopped");
+    Ok(())
+}
+
+/// A server running in the background of this process.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningServer {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, ready for a tonic channel.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops gracefully and waits for the server to finish.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+/// Starts a server on `127.0.0.1` with an ephemeral port, in the background.
+pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let wanted = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = TcpListener::bind(wanted)
+        .await
+        .map_err(|source| ServerError::Bind { addr: wanted, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr: wanted, source })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    Ok(RunningServer { addr, stop, task })
+}

@@ -1,0 +1,17 @@
+//! The original fix: check, simulated database latency and decrement under one lock.
+//! Never oversells; purchases serialise, so throughput is capped at one per round trip.
+
+use super::{MemoryStore, Order, Purchase};
+use std::sync::atomic::Ordering;
+
+impl MemoryStore {
+    pub(super) async fn purchase_mutex(&self, order: Order<'_>) -> Purchase {
+        let _guard = self.lock.lock().await;
+        let stock = self.stock.load(Ordering::Acquire);
+        if stock < i64::from(order.quantity) {
+            return Purchase::SoldOut { stock };
+        }
+        tokio::time::sleep(self.latency).await;
+        Purchase::Purchased(self.take(order))
+    }
+}

@@ -1,0 +1,86 @@
+//! Turns raw protobuf requests into validated values, or says exactly what is wrong.
+
+use flashsale::pb;
+
+use crate::error::{CheckoutError, MAX_USER_ID_BYTES};
+use crate::store::{Order, Strategy};
+
+/// Checks a purchase request: a non-empty `user_id` of at most 128 bytes, and a quantity of at
+/// most `max_quantity` (0 means 1).
+pub fn order(req: &pb::PurchaseRequest, max_quantity: u32) -> Result<Order<'_>, CheckoutError> {
+    if req.user_id.is_empty() {
+        return Err(CheckoutError::MissingUserId);
+    }
+    if req.user_id.len() > MAX_USER_ID_BYTES {
+        return Err(CheckoutError::UserIdTooLong(req.user_id.len()));
+    }
+    let quantity = req.quantity.max(1);
+    if quantity > max_quantity {
+        return Err(CheckoutError::QuantityTooLarge {
+            requested: quantity,
+            max: max_quantity,
+        });
+    }
+    Ok(Order {
+        user: &req.user_id,
+        quantity,
+    })
+}
+
+/// Checks a reset request; an absent stock means `default_stock`.
+pub fn reset(
+    req: &pb::ResetRequest,
+    default_stock: i64,
+) -> Result<(i64, Option<Strategy>), CheckoutError> {
+    let stock = req.stock.unwrap_or(default_stock);
+    if stock < 0 {
+        return Err(CheckoutError::NegativeStock(stock));
+    }
+    let strategy = match pb::SafeStrategy::try_from(req.safe_strategy) {
+        Ok(pb::SafeStrategy::Unspecified) => None,
+        Ok(pb::SafeStrategy::Mutex) => Some(Strategy::Mutex),
+        Ok(pb::SafeStrategy::Atomic) => Some(Strategy::Atomic),
+        Err(_) => return Err(CheckoutError::UnknownStrategy(req.safe_strategy)),
+    };
+    Ok((stock, strategy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(user: &str, quantity: u32) -> pb::PurchaseRequest {
+        pb::PurchaseRequest {
+            user_id: user.into(),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn purchase_rules() {
+        assert_eq!(order(&req("u", 0), 10).unwrap().quantity, 1);
+        assert_eq!(order(&req("u", 10), 10).unwrap().quantity, 10);
+        assert!(matches!(order(&req("", 1), 10), Err(CheckoutError::MissingUserId)));
+        assert!(matches!(
+            order(&req("u", 11), 10),
+            Err(CheckoutError::QuantityTooLarge { requested: 11, max: 10 })
+        ));
+        assert!(order(&req(&"x".repeat(128), 1), 10).is_ok());
+        assert!(matches!(
+            order(&req(&"x".repeat(129), 1), 10),
+            Err(CheckoutError::UserIdTooLong(129))
+        ));
+    }
+
+    #[test]
+    fn reset_rules() {
+        let r = |stock, safe_strategy| pb::ResetRequest {
+            stock,
+            safe_strategy,
+        };
+        assert_eq!(reset(&r(None, 0), 100).unwrap(), (100, None));
+        assert_eq!(reset(&r(Some(0), 1), 100).unwrap(), (0, Some(Strategy::Mutex)));
+        assert!(matches!(reset(&r(Some(-1), 0), 100), Err(CheckoutError::NegativeStock(-1))));
+        assert!(matches!(reset(&r(Some(1), 9), 100), Err(CheckoutError::UnknownStrategy(9))));
+    }
+}
