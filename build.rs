@@ -3,9 +3,7 @@
 
 use std::{env, path::PathBuf};
 
-const PROTOS: &[&str] = &[
-    "proto/flashsale/v1/checkout.proto",
-];
+const PROTOS: &[&str] = &["proto/flashsale/v1/checkout.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

@@ -7,5 +7,6 @@ pub mod pb {
     tonic::include_proto!("flashsale.v1");
 
     /// Encoded `FileDescriptorSet` of every file in `proto/`, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("flashsale_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("flashsale_descriptor");
 }

@@ -1,1 +1,120 @@
-//! x
+//! The flashsale load driver: starts virtual users together against a `flashsale.v1.Checkout`
+//! server, records every outcome, and audits whether the checkout oversold.
+//!
+//! [`run`] is a whole standalone run (optionally against an embedded server); the pieces —
+//! [`load`], [`audit`], [`report`] — are usable on their own.
+
+pub mod audit;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod load;
+pub mod report;
+pub mod spec;
+pub mod stats;
+
+use flashsale::pb;
+use flashsale_server::ServerConfig;
+
+pub use audit::Audit;
+pub use error::DriverError;
+pub use report::Report;
+pub use spec::{LoadSpec, Mode, RunSpec};
+
+use crate::client::Control;
+use crate::load::LoadResult;
+use crate::report::{Latency, Outcomes, RunInfo};
+
+/// Exit status when every invariant held.
+pub const EXIT_PASS: u8 = 0;
+/// Exit status when the audit found an oversell or an inconsistency.
+pub const EXIT_AUDIT_FAILED: u8 = 1;
+/// Exit status for usage and connection errors.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Runs `spec` from start to report: embedded server if no target, Reset, load, GetStock,
+/// audit. A failed audit is a normal result (`report.audit.passed == false`).
+pub async fn run(spec: &RunSpec) -> Result<Report, DriverError> {
+    match &spec.target {
+        Some(url) => run_against(url, spec, false).await,
+        None => {
+            let config = ServerConfig {
+                stock: spec.stock,
+                ..ServerConfig::default()
+            };
+            let server = flashsale_server::spawn(config).await?;
+            let result = run_against(&server.url(), spec, true).await;
+            server.shutdown().await?;
+            result
+        }
+    }
+}
+
+async fn run_against(url: &str, spec: &RunSpec, embedded: bool) -> Result<Report, DriverError> {
+    let mut control = Control::connect(url).await?;
+    let before = if spec.reset {
+        control.reset(spec.stock, spec.strategy).await?
+    } else {
+        control.stock().await?
+    };
+    tracing::info!(
+        target = url,
+        mode = spec.load.mode.name(),
+        users = spec.load.users,
+        stock = before.stock,
+        "starting run"
+    );
+    let load = {
+        let (url, load_spec) = (url.to_string(), spec.load.clone());
+        tokio::task::spawn_blocking(move || load::run(&url, &load_spec, None))
+            .await
+            .map_err(|e| DriverError::Thread(e.to_string()))??
+    };
+    let after = control.stock().await?;
+    Ok(build_report(
+        url, embedded, &spec.load, &before, &after, &load,
+    ))
+}
+
+/// Assembles the report of a finished run.
+pub fn build_report(
+    target: &str,
+    embedded: bool,
+    spec: &LoadSpec,
+    before: &pb::StockReply,
+    after: &pb::StockReply,
+    load: &LoadResult,
+) -> Report {
+    let audit = Audit::new(before, after, &load.stats);
+    let elapsed_s = load.elapsed.as_secs_f64();
+    Report {
+        schema_version: report::SCHEMA_VERSION,
+        verdict: if audit.passed { "pass" } else { "fail" },
+        run: RunInfo {
+            mode: spec.mode.name(),
+            rpc: spec.mode.rpc(),
+            target: target.to_string(),
+            embedded,
+            users: spec.users,
+            connections: load.connections,
+            threads: load.threads,
+            duration_s: spec.duration.map(|d| d.as_secs_f64()),
+            quantity: spec.quantity,
+            timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
+            strategy: match pb::SafeStrategy::try_from(after.safe_strategy) {
+                Ok(pb::SafeStrategy::Mutex) => Some("mutex"),
+                Ok(pb::SafeStrategy::Atomic) => Some("atomic"),
+                _ => None,
+            },
+            elapsed_s,
+        },
+        outcomes: Outcomes::from_stats(&load.stats),
+        audit,
+        throughput_rps: if elapsed_s > 0.0 {
+            load.stats.attempts as f64 / elapsed_s
+        } else {
+            0.0
+        },
+        latency_ms: Latency::from_histogram(&load.stats.latency),
+    }
+}

@@ -91,7 +91,8 @@ mod tests {
         assert!(Cli::try_parse_from(["server", "--stock", "-1"]).is_err());
         assert!(Cli::try_parse_from(["server", "--max-quantity", "0"]).is_err());
         assert!(Cli::try_parse_from(["server", "--latency", "fast"]).is_err());
-        let cli = Cli::try_parse_from(["server", "--latency", "0ms", "--strategy", "mutex"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["server", "--latency", "0ms", "--strategy", "mutex"]).unwrap();
         assert_eq!(cli.config.latency, Duration::ZERO);
         assert_eq!(cli.config.strategy, Strategy::Mutex);
     }

@@ -34,9 +34,8 @@ impl From<CheckoutError> for Status {
             | CheckoutError::QuantityTooLarge { .. }
             | CheckoutError::NegativeStock(_)
             | CheckoutError::UnknownStrategy(_) => Code::InvalidArgument,
-            CheckoutError::InjectedFailure(_) | CheckoutError::Store(StoreError::Unavailable(_)) => {
-                Code::Unavailable
-            }
+            CheckoutError::InjectedFailure(_)
+            | CheckoutError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
         };
         Status::new(code, err.to_string())
     }

@@ -49,7 +49,11 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let store = Arc::new(MemoryStore::new(config.stock, config.strategy, config.latency));
+    let store = Arc::new(MemoryStore::new(
+        config.stock,
+        config.strategy,
+        config.latency,
+    ));
     run_with_store(listener, store, config, shutdown).await
 }
 
@@ -132,10 +136,14 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let wanted = SocketAddr::from(([127, 0, 0, 1], 0));
     let listener = TcpListener::bind(wanted)
         .await
-        .map_err(|source| ServerError::Bind { addr: wanted, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr: wanted, source })?;
+        .map_err(|source| ServerError::Bind {
+            addr: wanted,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: wanted,
+        source,
+    })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run(listener, config, async {
         let _ = stopped.await;

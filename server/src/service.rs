@@ -51,7 +51,11 @@ impl CheckoutService {
         }
     }
 
-    async fn purchase(&self, path: Path, req: pb::PurchaseRequest) -> Result<pb::PurchaseReply, Status> {
+    async fn purchase(
+        &self,
+        path: Path,
+        req: pb::PurchaseRequest,
+    ) -> Result<pb::PurchaseReply, Status> {
         let span = tracing::debug_span!(
             "purchase",
             mode = path.name(),
@@ -107,7 +111,9 @@ impl CheckoutService {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        Ok(Purchase::Purchased(self.store.decrement_unchecked(order).await?))
+        Ok(Purchase::Purchased(
+            self.store.decrement_unchecked(order).await?,
+        ))
     }
 }
 
@@ -149,21 +155,27 @@ impl Checkout for CheckoutService {
         &self,
         request: Request<pb::PurchaseRequest>,
     ) -> Result<Response<pb::PurchaseReply>, Status> {
-        self.purchase(Path::Buggy, request.into_inner()).await.map(Response::new)
+        self.purchase(Path::Buggy, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn purchase_unstable(
         &self,
         request: Request<pb::PurchaseRequest>,
     ) -> Result<Response<pb::PurchaseReply>, Status> {
-        self.purchase(Path::Unstable, request.into_inner()).await.map(Response::new)
+        self.purchase(Path::Unstable, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn purchase_safe(
         &self,
         request: Request<pb::PurchaseRequest>,
     ) -> Result<Response<pb::PurchaseReply>, Status> {
-        self.purchase(Path::Safe, request.into_inner()).await.map(Response::new)
+        self.purchase(Path::Safe, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_stock(
@@ -179,7 +191,11 @@ impl Checkout for CheckoutService {
         request: Request<pb::ResetRequest>,
     ) -> Result<Response<pb::StockReply>, Status> {
         let (stock, strategy) = validate::reset(request.get_ref(), self.default_stock)?;
-        let snapshot = self.store.reset(stock, strategy).await.map_err(CheckoutError::from)?;
+        let snapshot = self
+            .store
+            .reset(stock, strategy)
+            .await
+            .map_err(CheckoutError::from)?;
         tracing::info!(
             stock,
             strategy = %snapshot.strategy,

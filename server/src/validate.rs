@@ -60,10 +60,16 @@ mod tests {
     fn purchase_rules() {
         assert_eq!(order(&req("u", 0), 10).unwrap().quantity, 1);
         assert_eq!(order(&req("u", 10), 10).unwrap().quantity, 10);
-        assert!(matches!(order(&req("", 1), 10), Err(CheckoutError::MissingUserId)));
+        assert!(matches!(
+            order(&req("", 1), 10),
+            Err(CheckoutError::MissingUserId)
+        ));
         assert!(matches!(
             order(&req("u", 11), 10),
-            Err(CheckoutError::QuantityTooLarge { requested: 11, max: 10 })
+            Err(CheckoutError::QuantityTooLarge {
+                requested: 11,
+                max: 10
+            })
         ));
         assert!(order(&req(&"x".repeat(128), 1), 10).is_ok());
         assert!(matches!(
@@ -79,8 +85,17 @@ mod tests {
             safe_strategy,
         };
         assert_eq!(reset(&r(None, 0), 100).unwrap(), (100, None));
-        assert_eq!(reset(&r(Some(0), 1), 100).unwrap(), (0, Some(Strategy::Mutex)));
-        assert!(matches!(reset(&r(Some(-1), 0), 100), Err(CheckoutError::NegativeStock(-1))));
-        assert!(matches!(reset(&r(Some(1), 9), 100), Err(CheckoutError::UnknownStrategy(9))));
+        assert_eq!(
+            reset(&r(Some(0), 1), 100).unwrap(),
+            (0, Some(Strategy::Mutex))
+        );
+        assert!(matches!(
+            reset(&r(Some(-1), 0), 100),
+            Err(CheckoutError::NegativeStock(-1))
+        ));
+        assert!(matches!(
+            reset(&r(Some(1), 9), 100),
+            Err(CheckoutError::UnknownStrategy(9))
+        ));
     }
 }

@@ -71,11 +71,7 @@ impl Ledger {
 
     /// Every entry, in sequence order.
     pub fn entries(&self) -> Vec<LedgerEntry> {
-        let mut all: Vec<LedgerEntry> = self
-            .shards
-            .iter()
-            .flat_map(|s| lock(s).clone())
-            .collect();
+        let mut all: Vec<LedgerEntry> = self.shards.iter().flat_map(|s| lock(s).clone()).collect();
         all.sort_unstable_by_key(|e| e.seq);
         all
     }

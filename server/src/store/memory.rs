@@ -46,8 +46,10 @@ impl MemoryStore {
 
     /// Takes the units and records the order: the "act" of every path.
     pub(super) fn take(&self, order: Order<'_>) -> Receipt {
-        let stock_after =
-            self.stock.fetch_sub(i64::from(order.quantity), Ordering::AcqRel) - i64::from(order.quantity);
+        let stock_after = self
+            .stock
+            .fetch_sub(i64::from(order.quantity), Ordering::AcqRel)
+            - i64::from(order.quantity);
         self.receipt(order, stock_after)
     }
 
@@ -116,5 +118,9 @@ fn encode(strategy: Strategy) -> u8 {
 }
 
 fn decode(raw: u8) -> Strategy {
-    if raw == 0 { Strategy::Mutex } else { Strategy::Atomic }
+    if raw == 0 {
+        Strategy::Mutex
+    } else {
+        Strategy::Atomic
+    }
 }

@@ -31,7 +31,9 @@ pub struct Receipt {
 pub enum Purchase {
     Purchased(Receipt),
     /// Not enough stock; nothing changed. `stock` is what the store saw.
-    SoldOut { stock: i64 },
+    SoldOut {
+        stock: i64,
+    },
 }
 
 /// The state of the current round.

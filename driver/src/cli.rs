@@ -1,0 +1,218 @@
+//! Command-line arguments, and their conversion into a validated [`RunSpec`].
+
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+use flashsale_server::Strategy;
+
+use crate::client::normalize_target;
+use crate::error::DriverError;
+use crate::spec::{LoadSpec, Mode, RunSpec};
+
+/// Load driver that proves whether a gRPC checkout oversells under concurrency.
+///
+/// Starts N virtual users together against flashsale.v1.Checkout, records every outcome, then
+/// audits the server: units sold vs. initial stock, final stock, conservation
+/// (initial - final == units sold), the server's ledger, duplicate order ids, errors.
+///
+/// Without --target it starts the checkout server inside the driver on a loopback port.
+///
+/// Exit status: 0 every invariant held, 1 the audit failed (oversell or inconsistency),
+/// 2 usage or connection error.
+#[derive(Debug, Parser)]
+#[command(name = "driver", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How the report is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people.
+    Table,
+    /// One JSON document with stable field names (see README).
+    Json,
+}
+
+/// Flags of a standalone run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Which purchase RPC to call.
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+
+    /// Concurrent virtual users; they start together.
+    #[arg(short, long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub users: u32,
+
+    /// Stock to start the round with (applied through Reset).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
+    pub stock: i64,
+
+    /// Checkout server as host:port or http://host:port. Without it, a server is started
+    /// inside the driver on an ephemeral loopback port with its default settings.
+    #[arg(long, env = "FLASHSALE_TARGET")]
+    pub target: Option<String>,
+
+    /// Sustained run: users buy back to back for this long (e.g. 10s, 1m). Without it, a
+    /// flash-sale burst: each user tries once.
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// HTTP/2 connections to spread the users over [default: one per 100 users].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub connections: Option<u32>,
+
+    /// OS threads driving the connections [default: available cores].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Units each purchase asks for.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub quantity: u32,
+
+    /// Deadline of each purchase; a purchase past it counts as indeterminate.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Safe strategy to switch the server to with Reset [default: keep the server's].
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+
+    /// Do not call Reset: audit against the stock the server has now.
+    #[arg(long, conflicts_with_all = ["strategy"])]
+    pub no_reset: bool,
+
+    /// Prefix of the virtual users' ids [default: random per run].
+    #[arg(long)]
+    pub user_prefix: Option<String>,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+impl RunArgs {
+    /// Checks the combination of flags and fills in the defaults that depend on others.
+    pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
+        let target = self.target.as_deref().map(normalize_target).transpose()?;
+        let prefix = match &self.user_prefix {
+            Some(p) if p.len() > 100 => {
+                return Err(DriverError::Invalid(format!(
+                    "--user-prefix is {} bytes; at most 100 leave room for the user number",
+                    p.len()
+                )));
+            }
+            Some(p) => p.clone(),
+            None => random_prefix(),
+        };
+        let connections = self
+            .connections
+            .unwrap_or_else(|| LoadSpec::auto_connections(self.users));
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+        Ok(RunSpec {
+            load: LoadSpec {
+                mode: self.mode,
+                users: self.users,
+                connections,
+                threads,
+                duration: self.duration,
+                quantity: self.quantity,
+                timeout: self.timeout,
+                user_prefix: prefix,
+                first_user: 0,
+            },
+            target,
+            stock: self.stock,
+            reset: !self.no_reset,
+            strategy: self.strategy,
+        })
+    }
+}
+
+/// A short prefix that differs between runs, so user ids never repeat across rounds.
+fn random_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("u{:x}{:x}-", std::process::id() & 0xfff, nanos & 0xfffff)
+}
+
+/// Parses a human duration (`10s`, `250ms`, `1m`) that must be more than zero.
+pub fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(raw).map_err(|e| format!("`{raw}`: {e} (try 10s, 250ms, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("driver").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let spec = parse(&["--mode", "buggy"]).unwrap().run.to_spec().unwrap();
+        assert_eq!(spec.load.users, 1000);
+        assert_eq!(spec.load.connections, 10);
+        assert_eq!(spec.stock, 100);
+        assert!(spec.target.is_none() && spec.reset && spec.load.duration.is_none());
+        assert_eq!(spec.load.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            &["--mode", "fast"][..],
+            &[][..],
+            &["--mode", "safe", "--users", "0"],
+            &["--mode", "safe", "--stock", "-5"],
+            &["--mode", "safe", "--duration", "0s"],
+            &["--mode", "safe", "--duration", "soon"],
+            &["--mode", "safe", "--connections", "0"],
+            &["--mode", "safe", "--no-reset", "--strategy", "mutex"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let cli = parse(&["--mode", "safe", "--target", "https://x:1"]).unwrap();
+        assert!(cli.run.to_spec().is_err());
+    }
+
+    #[test]
+    fn explicit_values() {
+        let cli = parse(&[
+            "--mode",
+            "unstable",
+            "-u",
+            "250",
+            "--connections",
+            "3",
+            "--duration",
+            "2s",
+            "--target",
+            "localhost:9",
+            "--strategy",
+            "mutex",
+            "--user-prefix",
+            "t-",
+        ])
+        .unwrap();
+        let spec = cli.run.to_spec().unwrap();
+        assert_eq!(spec.load.mode, Mode::Unstable);
+        assert_eq!((spec.load.users, spec.load.connections), (250, 3));
+        assert_eq!(spec.load.duration, Some(Duration::from_secs(2)));
+        assert_eq!(spec.target.as_deref(), Some("http://localhost:9"));
+        assert_eq!(spec.strategy, Some(Strategy::Mutex));
+        assert_eq!(spec.load.user_prefix, "t-");
+    }
+}

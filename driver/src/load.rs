@@ -1,0 +1,232 @@
+//! The load engine: virtual users spread over HTTP/2 connections, connections spread over OS
+//! threads that each run a single-threaded tokio runtime. Every connection records into its
+//! own [`Stats`]; they are merged once when the run ends.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime};
+
+use flashsale::pb::{self, checkout_client::CheckoutClient};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use crate::client;
+use crate::error::DriverError;
+use crate::spec::{LoadSpec, Mode};
+use crate::stats::{Outcome, Stats};
+
+/// What a load run produced.
+#[derive(Debug, Clone)]
+pub struct LoadResult {
+    pub stats: Stats,
+    /// From the moment the users started to the moment the last one finished.
+    pub elapsed: Duration,
+    pub connections: u32,
+    pub threads: u32,
+}
+
+/// Per-thread result: merged stats and when its users started and finished.
+type ThreadResult = Result<(Stats, std::time::Instant, std::time::Instant), DriverError>;
+
+/// Runs `spec` against `url`, blocking the calling thread until every user is done.
+///
+/// Every connection is established before any user starts; then all threads release their
+/// users together (or at `start_at`, a wall-clock instant shared by distributed workers).
+pub fn run(
+    url: &str,
+    spec: &LoadSpec,
+    start_at: Option<SystemTime>,
+) -> Result<LoadResult, DriverError> {
+    let connections = spec.connections.clamp(1, spec.users.max(1));
+    let threads = spec.threads.clamp(1, connections);
+    let barrier = Arc::new(Barrier::new(threads as usize));
+    let failed = Arc::new(AtomicBool::new(false));
+
+    let handles: Vec<_> = (0..threads)
+        .map(|thread| {
+            // Connection c serves users u with u % connections == c; thread t runs the
+            // connections c with c % threads == t.
+            let plan: Vec<Vec<u64>> = (thread..connections)
+                .step_by(threads as usize)
+                .map(|c| {
+                    (u64::from(c)..u64::from(spec.users))
+                        .step_by(connections as usize)
+                        .collect()
+                })
+                .collect();
+            let (url, spec) = (url.to_string(), spec.clone());
+            let (barrier, failed) = (barrier.clone(), failed.clone());
+            std::thread::Builder::new()
+                .name(format!("load-{thread}"))
+                .spawn(move || load_thread(&url, &spec, plan, start_at, &barrier, &failed))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let mut stats = Stats::default();
+    let mut window: Option<(std::time::Instant, std::time::Instant)> = None;
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok((thread_stats, start, end))) => {
+                stats.merge(thread_stats);
+                window = Some(window.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+            }
+            Ok(Err(err)) => {
+                first_error.get_or_insert(err);
+            }
+            Err(_) => {
+                first_error.get_or_insert(DriverError::Thread("a load thread panicked".into()));
+            }
+        }
+    }
+    if let Some(err) = first_error {
+        return Err(err);
+    }
+    Ok(LoadResult {
+        stats,
+        elapsed: window.map_or(Duration::ZERO, |(s, e)| e - s),
+        connections,
+        threads,
+    })
+}
+
+fn load_thread(
+    url: &str,
+    spec: &LoadSpec,
+    plan: Vec<Vec<u64>>,
+    start_at: Option<SystemTime>,
+    barrier: &Barrier,
+    failed: &AtomicBool,
+) -> ThreadResult {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let connected = match &runtime {
+        Ok(rt) => rt.block_on(async {
+            futures::future::try_join_all(plan.iter().map(|_| client::connect(url))).await
+        }),
+        Err(err) => Err(DriverError::Thread(format!(
+            "cannot start a runtime: {err}"
+        ))),
+    };
+    if connected.is_err() {
+        failed.store(true, Ordering::SeqCst);
+    }
+    // Every thread reaches the barrier, connected or not, so none is left waiting.
+    barrier.wait();
+    let channels = connected?;
+    if failed.load(Ordering::SeqCst) {
+        return Err(DriverError::Thread(
+            "another load thread could not connect".into(),
+        ));
+    }
+    let runtime = runtime.map_err(|e| DriverError::Thread(e.to_string()))?;
+    runtime.block_on(async move {
+        if let Some(Ok(wait)) = start_at.map(|at| at.duration_since(SystemTime::now())) {
+            tokio::time::sleep(wait).await;
+        }
+        let started = Instant::now();
+        let deadline = spec.duration.map(|d| started + d);
+        let per_connection = channels
+            .into_iter()
+            .zip(plan)
+            .map(|(channel, users)| drive_connection(channel, users, spec, deadline));
+        let mut stats = Stats::default();
+        for connection_stats in futures::future::join_all(per_connection).await {
+            stats.merge(connection_stats);
+        }
+        Ok((stats, started.into_std(), std::time::Instant::now()))
+    })
+}
+
+/// All users of one connection, polled by one task so they can share one `Stats` unlocked.
+async fn drive_connection(
+    channel: Channel,
+    users: Vec<u64>,
+    spec: &LoadSpec,
+    deadline: Option<Instant>,
+) -> Stats {
+    let stats = RefCell::new(Stats::default());
+    let client = CheckoutClient::new(channel);
+    let mut users: FuturesUnordered<_> = users
+        .into_iter()
+        .map(|u| {
+            let user_id = format!("{}{}", spec.user_prefix, spec.first_user + u);
+            virtual_user(client.clone(), user_id, spec, deadline, &stats)
+        })
+        .collect();
+    while users.next().await.is_some() {}
+    drop(users);
+    stats.into_inner()
+}
+
+/// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline`.
+async fn virtual_user(
+    mut client: CheckoutClient<Channel>,
+    user_id: String,
+    spec: &LoadSpec,
+    deadline: Option<Instant>,
+    stats: &RefCell<Stats>,
+) {
+    loop {
+        let started = Instant::now();
+        let outcome = purchase(
+            &mut client,
+            spec.mode,
+            &user_id,
+            spec.quantity,
+            spec.timeout,
+        )
+        .await;
+        stats
+            .borrow_mut()
+            .record(outcome, spec.quantity, started.elapsed());
+        match deadline {
+            Some(deadline) if Instant::now() < deadline => continue,
+            _ => break,
+        }
+    }
+}
+
+/// One purchase call and what it came to.
+pub async fn purchase(
+    client: &mut CheckoutClient<Channel>,
+    mode: Mode,
+    user_id: &str,
+    quantity: u32,
+    timeout: Duration,
+) -> Outcome {
+    let mut request = tonic::Request::new(pb::PurchaseRequest {
+        user_id: user_id.to_string(),
+        quantity,
+    });
+    request.set_timeout(timeout);
+    let call = async {
+        match mode {
+            Mode::Buggy => client.purchase_buggy(request).await,
+            Mode::Unstable => client.purchase_unstable(request).await,
+            Mode::Safe => client.purchase_safe(request).await,
+        }
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Outcome::Timeout,
+        Ok(Err(status)) => Outcome::Status(status.code()),
+        Ok(Ok(reply)) => classify(reply.into_inner(), quantity),
+    }
+}
+
+fn classify(reply: pb::PurchaseReply, quantity: u32) -> Outcome {
+    match pb::Outcome::try_from(reply.outcome) {
+        Ok(pb::Outcome::Purchased) => Outcome::Purchased {
+            order_id: reply.order_id,
+            quantity,
+            stock_after: reply.stock_after,
+        },
+        Ok(pb::Outcome::SoldOut) => Outcome::SoldOut {
+            stock_after: reply.stock_after,
+        },
+        Ok(pb::Outcome::Unspecified) | Err(_) => Outcome::BadReply,
+    }
+}

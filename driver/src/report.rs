@@ -1,0 +1,230 @@
+//! The run report: one structure rendered as a human table or as JSON (`--output json`).
+//! Field names of the JSON form are stable and documented in the README.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::audit::Audit;
+use crate::stats::{Stats, code_name};
+
+/// Version of the JSON layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything known about one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// "pass" when every audit check held, else "fail".
+    pub verdict: &'static str,
+    pub run: RunInfo,
+    pub outcomes: Outcomes,
+    pub audit: Audit,
+    /// Attempts per second over the whole run.
+    pub throughput_rps: f64,
+    pub latency_ms: Latency,
+}
+
+/// What was run, and where.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub mode: &'static str,
+    pub rpc: &'static str,
+    pub target: String,
+    /// The server was started inside the driver.
+    pub embedded: bool,
+    pub users: u32,
+    pub connections: u32,
+    pub threads: u32,
+    /// `null` for a flash-sale burst (one attempt per user), else the sustained duration.
+    pub duration_s: Option<f64>,
+    pub quantity: u32,
+    pub timeout_ms: u64,
+    /// The server's safe strategy as GetStock reported it ("mutex", "atomic" or null).
+    pub strategy: Option<&'static str>,
+    /// Wall time from the users' start to the last answer.
+    pub elapsed_s: f64,
+}
+
+/// Every attempt, by what it came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcomes {
+    pub attempts: u64,
+    pub purchased: u64,
+    pub units_purchased: u64,
+    pub sold_out: u64,
+    /// Non-OK statuses plus timeouts.
+    pub errors: u64,
+    pub timeouts: u64,
+    pub bad_replies: u64,
+    /// Attempts whose effect is unknown (timeouts, DEADLINE_EXCEEDED, CANCELLED, UNKNOWN,
+    /// INTERNAL, DATA_LOSS).
+    pub indeterminate: u64,
+    pub indeterminate_units: u64,
+    /// Non-OK statuses by canonical name, e.g. {"UNAVAILABLE": 48}.
+    pub by_status: BTreeMap<&'static str, u64>,
+}
+
+impl Outcomes {
+    pub fn from_stats(stats: &Stats) -> Self {
+        Self {
+            attempts: stats.attempts,
+            purchased: stats.purchased,
+            units_purchased: stats.units_purchased,
+            sold_out: stats.sold_out,
+            errors: stats.errors(),
+            timeouts: stats.timeouts,
+            bad_replies: stats.bad_replies,
+            indeterminate: stats.indeterminate,
+            indeterminate_units: stats.indeterminate_units,
+            by_status: stats
+                .statuses
+                .iter()
+                .map(|(code, n)| (code_name(*code), *n))
+                .collect(),
+        }
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Self {
+                mean: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                p999: 0.0,
+                max: 0.0,
+            };
+        }
+        Self {
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+impl Report {
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The report as an aligned text table.
+    pub fn to_table(&self) -> String {
+        let (r, o, a) = (&self.run, &self.outcomes, &self.audit);
+        let mut s = String::new();
+        let where_ = if r.embedded {
+            "embedded server at "
+        } else {
+            ""
+        };
+        let shape = match r.duration_s {
+            None => "burst: each user buys once".to_string(),
+            Some(d) => format!("sustained for {d} s"),
+        };
+        let _ = writeln!(
+            s,
+            "flashsale audit: mode {} ({}) against {where_}{}",
+            r.mode, r.rpc, r.target
+        );
+        let _ = writeln!(
+            s,
+            "  {} users over {} connections on {} threads, {shape}, quantity {}{}",
+            r.users,
+            r.connections,
+            r.threads,
+            r.quantity,
+            r.strategy
+                .filter(|_| r.mode == "safe")
+                .map(|st| format!(", safe strategy {st}"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(s);
+        let _ = writeln!(s, "  outcomes");
+        row(&mut s, "attempts", o.attempts.to_string());
+        row(
+            &mut s,
+            "purchased",
+            format!("{} ({} units)", o.purchased, o.units_purchased),
+        );
+        row(&mut s, "sold out", o.sold_out.to_string());
+        row(&mut s, "errors", o.errors.to_string());
+        for (name, n) in &o.by_status {
+            row(&mut s, &format!("  {name}"), n.to_string());
+        }
+        if o.timeouts > 0 {
+            row(&mut s, "  timeouts", o.timeouts.to_string());
+        }
+        row(
+            &mut s,
+            "indeterminate",
+            format!("{} ({} units)", o.indeterminate, o.indeterminate_units),
+        );
+        let _ = writeln!(s, "  stock");
+        row(&mut s, "initial stock", a.initial_stock.to_string());
+        row(&mut s, "final stock", a.final_stock.to_string());
+        row(&mut s, "units sold", a.units_sold.to_string());
+        row(&mut s, "oversold units", a.oversold_units.to_string());
+        if let Some(min) = a.min_stock_seen {
+            row(&mut s, "lowest stock seen", min.to_string());
+        }
+        row(
+            &mut s,
+            "server ledger",
+            format!("{} orders, {} units", a.ledger.orders, a.ledger.units_sold),
+        );
+        let _ = writeln!(s, "  performance");
+        row(
+            &mut s,
+            "throughput",
+            format!("{:.0} req/s over {:.3} s", self.throughput_rps, r.elapsed_s),
+        );
+        let l = &self.latency_ms;
+        row(
+            &mut s,
+            "latency (ms)",
+            format!(
+                "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+                l.p50, l.p90, l.p99, l.p999, l.max
+            ),
+        );
+        let _ = writeln!(s, "  checks");
+        for check in &a.checks {
+            let mark = if check.ok { "ok  " } else { "FAIL" };
+            let _ = writeln!(s, "    {mark}  {:<20} {}", check.name, check.detail);
+        }
+        let _ = writeln!(s);
+        let verdict = if a.passed {
+            "PASS: every invariant held".to_string()
+        } else {
+            let failed: Vec<_> = a.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+            format!("FAIL: {}", failed.join(", "))
+        };
+        let _ = writeln!(s, "verdict: {verdict}");
+        s
+    }
+}
+
+fn row(s: &mut String, label: &str, value: String) {
+    let _ = writeln!(s, "    {label:<20} {value}");
+}

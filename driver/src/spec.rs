@@ -1,0 +1,85 @@
+//! A validated description of one load run: what to call, how hard, for how long.
+
+use std::time::Duration;
+
+use flashsale_server::Strategy;
+use serde::Serialize;
+
+/// Which purchase RPC the virtual users call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `PurchaseBuggy`: naive check-then-act, oversells under concurrency.
+    Buggy,
+    /// `PurchaseUnstable`: the buggy path plus injected `UNAVAILABLE` errors.
+    Unstable,
+    /// `PurchaseSafe`: atomic, never oversells.
+    Safe,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Buggy => "buggy",
+            Mode::Unstable => "unstable",
+            Mode::Safe => "safe",
+        }
+    }
+
+    /// The gRPC method this mode calls.
+    pub fn rpc(self) -> &'static str {
+        match self {
+            Mode::Buggy => "flashsale.v1.Checkout/PurchaseBuggy",
+            Mode::Unstable => "flashsale.v1.Checkout/PurchaseUnstable",
+            Mode::Safe => "flashsale.v1.Checkout/PurchaseSafe",
+        }
+    }
+}
+
+/// Streams per HTTP/2 connection when the connection count is chosen automatically: below
+/// the 100-200 concurrent streams servers usually allow per connection.
+pub const STREAMS_PER_CONNECTION: u32 = 100;
+
+/// Everything the load engine needs, already checked.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub mode: Mode,
+    /// Concurrent virtual users.
+    pub users: u32,
+    /// HTTP/2 connections the users are spread over.
+    pub connections: u32,
+    /// OS threads running the connections (each with its own single-threaded runtime).
+    pub threads: u32,
+    /// `None`: flash-sale burst, each user buys once. `Some(d)`: users loop for `d`.
+    pub duration: Option<Duration>,
+    /// Units per order.
+    pub quantity: u32,
+    /// Per-request deadline; a request past it is indeterminate.
+    pub timeout: Duration,
+    /// Prefix of the user ids, so runs and workers never share ids.
+    pub user_prefix: String,
+    /// Number of the first user (workers of one distributed run get disjoint ranges).
+    pub first_user: u64,
+}
+
+impl LoadSpec {
+    /// Connections for `users` when the user did not choose: one per 100 streams.
+    pub fn auto_connections(users: u32) -> u32 {
+        users.div_ceil(STREAMS_PER_CONNECTION).max(1)
+    }
+}
+
+/// A whole standalone run: the load plus what happens around it.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub load: LoadSpec,
+    /// `http://host:port` of the checkout under test; `None` starts an in-process server
+    /// (the embedded default).
+    pub target: Option<String>,
+    /// Stock to Reset to before the run.
+    pub stock: i64,
+    /// Call Reset before the run.
+    pub reset: bool,
+    /// Safe strategy to set with Reset (`None`: keep the server's).
+    pub strategy: Option<Strategy>,
+}

@@ -1,0 +1,253 @@
+//! Outcome counters and latency histogram of a set of requests. Each connection keeps its own
+//! (no lock, no channel on the hot path); they are merged once at the end.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tonic::Code;
+
+/// Highest latency the histograms track exactly (longer ones are clamped): 10 minutes.
+const MAX_LATENCY_US: u64 = 600_000_000;
+
+/// What one request came to, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Status OK, outcome PURCHASED.
+    Purchased {
+        order_id: String,
+        quantity: u32,
+        stock_after: i64,
+    },
+    /// Status OK, outcome SOLD_OUT.
+    SoldOut { stock_after: i64 },
+    /// Status OK but the reply breaks the contract (unknown outcome).
+    BadReply,
+    /// A gRPC status other than OK.
+    Status(Code),
+    /// No answer within the client's deadline.
+    Timeout,
+}
+
+impl Outcome {
+    /// Whether the purchase may or may not have happened: the audit counts these as a range.
+    pub fn is_indeterminate(&self) -> bool {
+        match self {
+            Outcome::Timeout => true,
+            Outcome::Status(code) => is_indeterminate_code(*code),
+            _ => false,
+        }
+    }
+}
+
+/// Statuses after which a purchase may have been applied. `UNAVAILABLE` (the server refused
+/// before doing anything, the gRPC form of HTTP 503), `INVALID_ARGUMENT` and the other
+/// "rejected" codes are counted as not applied.
+pub fn is_indeterminate_code(code: Code) -> bool {
+    matches!(
+        code,
+        Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss
+    )
+}
+
+/// Counters and latencies of a set of requests.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub attempts: u64,
+    pub purchased: u64,
+    pub units_purchased: u64,
+    pub sold_out: u64,
+    pub bad_replies: u64,
+    pub timeouts: u64,
+    /// Requests per non-OK status code (its number).
+    pub statuses: BTreeMap<i32, u64>,
+    /// Requests whose effect is unknown (timeouts and indeterminate statuses).
+    pub indeterminate: u64,
+    /// Units those requests asked for.
+    pub indeterminate_units: u64,
+    /// Purchases acknowledged without an order id.
+    pub missing_order_ids: u64,
+    /// 64-bit FNV-1a hashes of every acknowledged order id (bounded by the stock sold).
+    pub order_hashes: Vec<u64>,
+    /// Lowest `stock_after` any reply reported.
+    pub min_stock_seen: Option<i64>,
+    /// Latency of every answered request and of timeouts (at the deadline), in microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            attempts: 0,
+            purchased: 0,
+            units_purchased: 0,
+            sold_out: 0,
+            bad_replies: 0,
+            timeouts: 0,
+            statuses: BTreeMap::new(),
+            indeterminate: 0,
+            indeterminate_units: 0,
+            missing_order_ids: 0,
+            order_hashes: Vec::new(),
+            min_stock_seen: None,
+            latency: new_histogram(),
+        }
+    }
+}
+
+/// A latency histogram in microseconds, 1 µs to 10 min, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
+}
+
+impl Stats {
+    /// Records one request that asked for `quantity` units.
+    pub fn record(&mut self, outcome: Outcome, quantity: u32, latency: Duration) {
+        self.attempts += 1;
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        if outcome.is_indeterminate() {
+            self.indeterminate += 1;
+            self.indeterminate_units += u64::from(quantity);
+        }
+        match outcome {
+            Outcome::Purchased {
+                order_id,
+                quantity,
+                stock_after,
+            } => {
+                self.purchased += 1;
+                self.units_purchased += u64::from(quantity);
+                self.see_stock(stock_after);
+                if order_id.is_empty() {
+                    self.missing_order_ids += 1;
+                } else {
+                    self.order_hashes.push(fnv1a(order_id.as_bytes()));
+                }
+            }
+            Outcome::SoldOut { stock_after } => {
+                self.sold_out += 1;
+                self.see_stock(stock_after);
+            }
+            Outcome::BadReply => self.bad_replies += 1,
+            Outcome::Status(code) => *self.statuses.entry(code as i32).or_default() += 1,
+            Outcome::Timeout => self.timeouts += 1,
+        }
+    }
+
+    fn see_stock(&mut self, stock: i64) {
+        self.min_stock_seen = Some(self.min_stock_seen.map_or(stock, |m| m.min(stock)));
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: Stats) {
+        self.attempts += other.attempts;
+        self.purchased += other.purchased;
+        self.units_purchased += other.units_purchased;
+        self.sold_out += other.sold_out;
+        self.bad_replies += other.bad_replies;
+        self.timeouts += other.timeouts;
+        for (code, n) in other.statuses {
+            *self.statuses.entry(code).or_default() += n;
+        }
+        self.indeterminate += other.indeterminate;
+        self.indeterminate_units += other.indeterminate_units;
+        self.missing_order_ids += other.missing_order_ids;
+        self.order_hashes.extend(other.order_hashes);
+        if let Some(stock) = other.min_stock_seen {
+            self.see_stock(stock);
+        }
+        self.latency
+            .add(&other.latency)
+            .expect("histograms share the same bounds");
+    }
+
+    /// Requests that ended in a non-OK status or a timeout.
+    pub fn errors(&self) -> u64 {
+        self.statuses.values().sum::<u64>() + self.timeouts
+    }
+
+    /// Order ids acknowledged more than once (each extra occurrence counts).
+    pub fn duplicate_order_ids(&self) -> u64 {
+        let mut hashes = self.order_hashes.clone();
+        hashes.sort_unstable();
+        hashes.windows(2).filter(|w| w[0] == w[1]).count() as u64
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code, e.g. `UNAVAILABLE`.
+pub fn code_name(code: i32) -> &'static str {
+    match Code::from(code) {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// 64-bit FNV-1a: stable across processes and versions, so workers' hashes can be merged.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchased(id: &str) -> Outcome {
+        Outcome::Purchased {
+            order_id: id.into(),
+            quantity: 2,
+            stock_after: 5,
+        }
+    }
+
+    #[test]
+    fn records_and_merges() {
+        let ms = Duration::from_millis(1);
+        let mut a = Stats::default();
+        a.record(purchased("o1"), 2, ms);
+        a.record(Outcome::SoldOut { stock_after: -3 }, 2, ms);
+        a.record(Outcome::Status(Code::Unavailable), 2, ms);
+        let mut b = Stats::default();
+        b.record(purchased("o1"), 2, ms);
+        b.record(purchased(""), 2, ms);
+        b.record(Outcome::Timeout, 2, Duration::from_secs(1));
+        b.record(Outcome::Status(Code::DeadlineExceeded), 1, ms);
+        a.merge(b);
+        assert_eq!(a.attempts, 7);
+        assert_eq!((a.purchased, a.units_purchased), (3, 6));
+        assert_eq!(a.sold_out, 1);
+        assert_eq!(a.timeouts, 1);
+        assert_eq!(a.errors(), 3);
+        assert_eq!((a.indeterminate, a.indeterminate_units), (2, 3));
+        assert_eq!(a.missing_order_ids, 1);
+        assert_eq!(a.duplicate_order_ids(), 1);
+        assert_eq!(a.min_stock_seen, Some(-3));
+        assert_eq!(a.statuses.get(&(Code::Unavailable as i32)), Some(&1));
+        assert_eq!(code_name(Code::Unavailable as i32), "UNAVAILABLE");
+        assert_eq!(a.latency.len(), 7);
+        assert!(a.latency.max() >= 1_000_000 - 1000);
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

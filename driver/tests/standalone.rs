@@ -1,0 +1,193 @@
+//! Standalone runs end to end: the driver binary on its embedded server, and the library
+//! against an in-process server on 127.0.0.1:0.
+
+use std::process::Command;
+
+use clap::Parser;
+use flashsale_driver::cli::Cli;
+use flashsale_driver::{Report, run};
+use flashsale_server::{ServerConfig, spawn};
+use serde_json::Value;
+
+fn driver(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driver"))
+        .args(args)
+        .output()
+        .expect("driver runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.code().expect("exit code"), json, stderr)
+}
+
+async fn run_args(target: &str, args: &[&str]) -> Report {
+    let argv = ["driver", "--target", target]
+        .into_iter()
+        .chain(args.iter().copied());
+    let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
+    run(&spec).await.unwrap()
+}
+
+#[test]
+fn buggy_on_the_embedded_default_oversells_and_exits_1() {
+    let (code, json, stderr) = driver(&["--mode", "buggy", "--output", "json"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(json["verdict"], "fail");
+    assert_eq!(json["run"]["embedded"], true);
+    assert_eq!(json["outcomes"]["attempts"], 1000);
+    assert_eq!(json["audit"]["initial_stock"], 100);
+    assert!(
+        json["audit"]["oversold_units"].as_i64().unwrap() > 0,
+        "{json:#}"
+    );
+    assert!(json["audit"]["final_stock"].as_i64().unwrap() < 0);
+    // The books are consistent; the business rule is what broke.
+    assert_eq!(json["audit"]["conservation"]["holds"], true);
+}
+
+#[test]
+fn safe_on_the_embedded_default_holds_and_exits_0() {
+    let (code, json, stderr) = driver(&["--mode", "safe", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["verdict"], "pass");
+    assert_eq!(json["outcomes"]["purchased"], 100);
+    assert_eq!(json["outcomes"]["sold_out"], 900);
+    assert_eq!(json["audit"]["final_stock"], 0);
+}
+
+#[test]
+fn table_output_names_the_verdict() {
+    let out = Command::new(env!("CARGO_BIN_EXE_driver"))
+        .args(["--mode", "buggy", "--users", "300", "--stock", "10"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(table.contains("FAIL  no_oversell"), "{table}");
+    assert!(table.contains("verdict: FAIL"), "{table}");
+}
+
+#[test]
+fn usage_and_connection_errors_exit_2() {
+    let (code, _, stderr) = driver(&["--mode", "safe", "--users", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--users"), "{stderr}");
+
+    // A port nobody listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let (code, json, stderr) = driver(&["--mode", "safe", "--target", &target]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(json, Value::Null);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+
+    let (code, _, stderr) = driver(&["--mode", "safe", "--target", "https://example.test:1"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("TLS is not supported"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn safe_holds_with_both_strategies() {
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    for strategy in ["mutex", "atomic"] {
+        let report = run_args(&server.url(), &["--mode", "safe", "--strategy", strategy]).await;
+        let a = &report.audit;
+        assert!(a.passed, "{strategy}: {:?}", a.checks);
+        assert_eq!(report.run.strategy, Some(strategy));
+        assert_eq!(
+            (a.units_sold, a.final_stock, a.oversold_units),
+            (100, 0, 0),
+            "{strategy}"
+        );
+        assert_eq!(
+            (a.ledger.orders, a.ledger.units_sold),
+            (100, 100),
+            "{strategy}"
+        );
+        assert_eq!(report.outcomes.purchased, 100);
+        assert_eq!(report.outcomes.sold_out, 900);
+        assert_eq!(a.duplicate_order_ids, 0);
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buggy_oversells_against_a_server_on_loopback() {
+    // A longer simulated latency than the default gives the race a wide window even on a
+    // loaded machine: every user that checks within 50 ms of the first one passes.
+    let server = spawn(ServerConfig {
+        latency: std::time::Duration::from_millis(50),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let report = run_args(&server.url(), &["--mode", "buggy"]).await;
+    assert!(!report.audit.passed);
+    assert!(report.audit.oversold_units > 0, "{}", report.to_table());
+    let failed: Vec<_> = report
+        .audit
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(failed, ["no_oversell", "stock_not_negative"]);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unstable_errors_are_counted_and_every_attempt_accounted() {
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let report = run_args(
+        &server.url(),
+        &["--mode", "unstable", "--users", "2000", "--stock", "100000"],
+    )
+    .await;
+    let o = &report.outcomes;
+    let unavailable = o.by_status.get("UNAVAILABLE").copied().unwrap_or(0);
+    // 2000 draws at the default 5%: mean 100, standard deviation ~9.7.
+    assert!((50..=150).contains(&unavailable), "{unavailable}");
+    assert_eq!(o.errors, unavailable);
+    assert_eq!(o.attempts, 2000);
+    assert_eq!(o.purchased + o.sold_out + o.errors, o.attempts);
+    assert!(report.audit.passed, "{}", report.to_table());
+    assert_eq!(report.audit.units_sold, 2000 - unavailable as i64);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sustained_run_keeps_users_buying_until_the_deadline() {
+    let server = spawn(ServerConfig {
+        latency: std::time::Duration::ZERO,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let report = run_args(
+        &server.url(),
+        &[
+            "--mode",
+            "safe",
+            "--users",
+            "50",
+            "--stock",
+            "1000000",
+            "--duration",
+            "300ms",
+        ],
+    )
+    .await;
+    assert!(report.audit.passed, "{}", report.to_table());
+    assert!(
+        report.outcomes.attempts > 50,
+        "{}",
+        report.outcomes.attempts
+    );
+    assert_eq!(report.outcomes.purchased, report.outcomes.attempts);
+    assert!(report.run.elapsed_s >= 0.3);
+    server.shutdown().await.unwrap();
+}

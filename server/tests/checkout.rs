@@ -1,0 +1,196 @@
+//! The checkout service called directly (no network), on a paused clock: the buggy path
+//! oversells, both safe strategies never do, invalid requests change nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flashsale::pb::{self, checkout_server::Checkout};
+use flashsale_server::{CheckoutService, MemoryStore, ServerConfig, Store, Strategy};
+use tonic::{Code, Request};
+
+fn service(config: &ServerConfig) -> (Arc<CheckoutService>, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new(
+        config.stock,
+        config.strategy,
+        config.latency,
+    ));
+    let svc = Arc::new(CheckoutService::new(store.clone(), config));
+    (svc, store)
+}
+
+fn purchase(user: &str, quantity: u32) -> Request<pb::PurchaseRequest> {
+    Request::new(pb::PurchaseRequest {
+        user_id: user.into(),
+        quantity,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Path {
+    Buggy,
+    Unstable,
+    Safe,
+}
+
+/// `users` concurrent purchases on one thread with a paused clock: every task passes its
+/// check before the simulated latency elapses for anyone.
+async fn flash_sale(svc: &Arc<CheckoutService>, path: Path, users: usize) -> (u64, u64, u64) {
+    let tasks: Vec<_> = (0..users)
+        .map(|u| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let req = purchase(&format!("user-{u}"), 1);
+                match path {
+                    Path::Buggy => svc.purchase_buggy(req).await,
+                    Path::Unstable => svc.purchase_unstable(req).await,
+                    Path::Safe => svc.purchase_safe(req).await,
+                }
+            })
+        })
+        .collect();
+    let (mut purchased, mut sold_out, mut errors) = (0, 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(reply) if reply.get_ref().outcome == pb::Outcome::Purchased as i32 => purchased += 1,
+            Ok(_) => sold_out += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable);
+                errors += 1;
+            }
+        }
+    }
+    (purchased, sold_out, errors)
+}
+
+#[tokio::test(start_paused = true)]
+async fn buggy_path_oversells() {
+    let (svc, store) = service(&ServerConfig::default());
+    let (purchased, sold_out, _) = flash_sale(&svc, Path::Buggy, 1000).await;
+    assert_eq!((purchased, sold_out), (1000, 0));
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(snap.stock, 100 - 1000);
+    assert_eq!((snap.orders, snap.units_sold), (1000, 1000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn safe_strategies_never_oversell() {
+    for strategy in [Strategy::Mutex, Strategy::Atomic] {
+        let config = ServerConfig {
+            strategy,
+            ..ServerConfig::default()
+        };
+        let (svc, store) = service(&config);
+        let started = tokio::time::Instant::now();
+        let (purchased, sold_out, errors) = flash_sale(&svc, Path::Safe, 1000).await;
+        assert_eq!((purchased, sold_out, errors), (100, 900, 0), "{strategy}");
+        let snap = store.snapshot().await.unwrap();
+        assert_eq!(
+            (snap.stock, snap.orders, snap.units_sold),
+            (0, 100, 100),
+            "{strategy}"
+        );
+        // The lock serialises the simulated round trips; the atomic strategy overlaps them.
+        let elapsed = started.elapsed();
+        match strategy {
+            Strategy::Mutex => assert!(elapsed >= Duration::from_millis(100 * 10), "{elapsed:?}"),
+            Strategy::Atomic => assert!(elapsed < Duration::from_millis(100), "{elapsed:?}"),
+        }
+        let ids: std::collections::HashSet<_> = store
+            .ledger()
+            .entries()
+            .into_iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(ids.len(), 100);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unstable_fails_at_the_configured_rate_before_touching_state() {
+    let config = ServerConfig {
+        stock: 100_000,
+        failure_rate: 0.2,
+        ..ServerConfig::default()
+    };
+    let (svc, store) = service(&config);
+    let (purchased, _, errors) = flash_sale(&svc, Path::Unstable, 2000).await;
+    // 2000 draws at p = 0.2: mean 400, standard deviation ~18.
+    assert!((300..=500).contains(&errors), "{errors} errors");
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(purchased + errors, 2000);
+    assert_eq!(snap.units_sold, purchased);
+    assert_eq!(snap.stock, 100_000 - purchased as i64);
+}
+
+#[tokio::test]
+async fn invalid_requests_are_rejected_and_change_nothing() {
+    let (svc, store) = service(&ServerConfig::default());
+    let before = store.snapshot().await.unwrap();
+    let long = "x".repeat(129);
+    for (user, quantity, needle) in [
+        ("", 1, "user_id is required"),
+        (long.as_str(), 1, "at most 128 bytes"),
+        ("u", 11, "exceeds the per-order maximum of 10"),
+    ] {
+        for result in [
+            svc.purchase_buggy(purchase(user, quantity)).await,
+            svc.purchase_unstable(purchase(user, quantity)).await,
+            svc.purchase_safe(purchase(user, quantity)).await,
+        ] {
+            let status = result.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument);
+            assert!(status.message().contains(needle), "{}", status.message());
+        }
+    }
+    for bad in [
+        pb::ResetRequest {
+            stock: Some(-1),
+            safe_strategy: 0,
+        },
+        pb::ResetRequest {
+            stock: Some(5),
+            safe_strategy: 42,
+        },
+    ] {
+        let status = svc.reset(Request::new(bad)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+    assert_eq!(store.snapshot().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn reset_starts_a_new_round() {
+    let (svc, store) = service(&ServerConfig {
+        latency: Duration::ZERO,
+        ..ServerConfig::default()
+    });
+    svc.purchase_safe(purchase("a", 3)).await.unwrap();
+    let reply = svc
+        .reset(Request::new(pb::ResetRequest {
+            stock: Some(7),
+            safe_strategy: pb::SafeStrategy::Mutex.into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (reply.stock, reply.initial_stock, reply.orders, reply.round),
+        (7, 7, 0, 2)
+    );
+    assert_eq!(reply.safe_strategy, pb::SafeStrategy::Mutex as i32);
+    assert_eq!(store.strategy(), Strategy::Mutex);
+    // No stock given: the configured initial stock.
+    let reply = svc
+        .reset(Request::new(pb::ResetRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.stock, 100);
+    let reply = svc
+        .purchase_safe(purchase("b", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((reply.quantity, reply.stock_after), (1, 99));
+    assert_eq!(reply.order_id, "r3-1");
+}

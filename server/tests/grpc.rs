@@ -1,0 +1,111 @@
+//! The server over real gRPC on 127.0.0.1:0: health, reflection, graceful shutdown.
+
+use std::time::Duration;
+
+use flashsale::pb::{self, checkout_client::CheckoutClient};
+use std::sync::Arc;
+
+use flashsale_server::store::{Order, Purchase, Receipt, Snapshot, StoreError};
+use flashsale_server::{MemoryStore, ServerConfig, Store, Strategy, run_with_store, spawn};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+#[tokio::test]
+async fn health_reports_serving() {
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "flashsale.v1.Checkout"] {
+        let reply = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// A store whose purchases wait at a gate, so a test knows a call is inside the server.
+struct GateStore {
+    inner: MemoryStore,
+    entered: Notify,
+    gate: Notify,
+}
+
+#[tonic::async_trait]
+impl Store for GateStore {
+    async fn read_stock(&self) -> Result<i64, StoreError> {
+        self.inner.read_stock().await
+    }
+    async fn decrement_unchecked(&self, order: Order<'_>) -> Result<Receipt, StoreError> {
+        self.inner.decrement_unchecked(order).await
+    }
+    async fn purchase(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
+        self.entered.notify_one();
+        self.gate.notified().await;
+        self.inner.purchase(order).await
+    }
+    async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
+        self.inner.reset(stock, strategy).await
+    }
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.inner.snapshot().await
+    }
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_calls() {
+    let config = ServerConfig {
+        latency: Duration::from_millis(100),
+        ..ServerConfig::default()
+    };
+    let store = Arc::new(GateStore {
+        inner: MemoryStore::new(config.stock, config.strategy, config.latency),
+        entered: Notify::new(),
+        gate: Notify::new(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = {
+        let store = store.clone();
+        async move {
+            let _ = stopped.await;
+            // Shutdown has begun; only now may the in-flight purchase go on (it still spends
+            // the 100 ms latency after this point).
+            store.gate.notify_one();
+        }
+    };
+    let server = tokio::spawn(run_with_store(
+        listener,
+        store.clone(),
+        config.clone(),
+        shutdown,
+    ));
+
+    let mut client = CheckoutClient::connect(url).await.unwrap();
+    let in_flight = tokio::spawn(async move {
+        client
+            .purchase_safe(pb::PurchaseRequest {
+                user_id: "late".into(),
+                quantity: 1,
+            })
+            .await
+    });
+    store.entered.notified().await;
+    stop.send(()).unwrap();
+    let reply = in_flight.await.unwrap().unwrap().into_inner();
+    assert_eq!(reply.outcome, pb::Outcome::Purchased as i32);
+    server.await.unwrap().unwrap();
+    assert_eq!(store.inner.snapshot().await.unwrap().units_sold, 1);
+}
