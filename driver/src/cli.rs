@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use flashsale_server::Strategy;
 
 use crate::client::normalize_target;
@@ -20,10 +20,43 @@ use crate::spec::{LoadSpec, Mode, RunSpec};
 /// Exit status: 0 every invariant held, 1 the audit failed (oversell or inconsistency),
 /// 2 usage or connection error.
 #[derive(Debug, Parser)]
-#[command(name = "driver", version, about, long_about)]
+#[command(
+    name = "driver",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Other things the driver can do besides a run.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Check a server's standard gRPC health service (for container healthchecks): exit 0 when
+    /// SERVING, 1 when not serving, 2 when unreachable.
+    Probe(ProbeArgs),
+}
+
+/// Flags of `driver probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Server as host:port or http://host:port.
+    pub target: String,
+
+    /// Service name to ask about; the empty default means the whole server.
+    #[arg(long, default_value = "")]
+    pub service: String,
+
+    /// How long the check may take.
+    #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
 }
 
 /// How the report is printed on stdout.
@@ -38,9 +71,9 @@ pub enum OutputFormat {
 /// Flags of a standalone run.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Which purchase RPC to call.
-    #[arg(long, value_enum)]
-    pub mode: Mode,
+    /// Which purchase RPC to call (required for a run).
+    #[arg(long, value_enum, required = true)]
+    pub mode: Option<Mode>,
 
     /// Concurrent virtual users; they start together.
     #[arg(short, long, default_value_t = 1000,
@@ -97,6 +130,9 @@ pub struct RunArgs {
 impl RunArgs {
     /// Checks the combination of flags and fills in the defaults that depend on others.
     pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
+        let mode = self
+            .mode
+            .ok_or_else(|| DriverError::Invalid("--mode is required for a run".into()))?;
         let target = self.target.as_deref().map(normalize_target).transpose()?;
         let prefix = match &self.user_prefix {
             Some(p) if p.len() > 100 => {
@@ -116,7 +152,7 @@ impl RunArgs {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
         Ok(RunSpec {
             load: LoadSpec {
-                mode: self.mode,
+                mode,
                 users: self.users,
                 connections,
                 threads,
@@ -186,6 +222,16 @@ mod tests {
         }
         let cli = parse(&["--mode", "safe", "--target", "https://x:1"]).unwrap();
         assert!(cli.run.to_spec().is_err());
+    }
+
+    #[test]
+    fn probe_subcommand() {
+        let cli = parse(&["probe", "localhost:50051"]).unwrap();
+        match cli.command {
+            Some(Command::Probe(p)) => assert_eq!(p.target, "localhost:50051"),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["--mode", "safe", "probe", "x:1"]).is_err());
     }
 
     #[test]

@@ -6,17 +6,16 @@
 pub enum DriverError {
     #[error("invalid target `{target}`: {reason}")]
     InvalidTarget { target: String, reason: String },
-    #[error("cannot connect to {target}: {source}")]
+    #[error("cannot connect to {target}")]
     Connect {
         target: String,
         #[source]
         source: tonic::transport::Error,
     },
-    #[error("{call} on {target} failed: {status}")]
+    #[error("{call} on {target} failed: {} ({})", status.message(), status.code())]
     Rpc {
         call: &'static str,
         target: String,
-        #[source]
         status: Box<tonic::Status>,
     },
     #[error("embedded server: {0}")]

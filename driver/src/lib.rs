@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod load;
+pub mod probe;
 pub mod report;
 pub mod spec;
 pub mod stats;

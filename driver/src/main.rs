@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use flashsale_driver::cli::{Cli, OutputFormat};
+use flashsale_driver::cli::{Cli, Command, OutputFormat, RunArgs};
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
 
 fn main() -> ExitCode {
@@ -20,10 +20,24 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
-    let spec = cli.run.to_spec()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(flashsale_driver::run(&spec))?;
-    match cli.run.output {
+    match cli.command {
+        None => runtime.block_on(standalone(&cli.run)),
+        Some(Command::Probe(args)) => {
+            let serving = runtime.block_on(flashsale_driver::probe::probe(&args))?;
+            Ok(if serving {
+                EXIT_PASS
+            } else {
+                EXIT_AUDIT_FAILED
+            })
+        }
+    }
+}
+
+async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
+    let spec = args.to_spec()?;
+    let report = flashsale_driver::run(&spec).await?;
+    match args.output {
         OutputFormat::Table => print!("{}", report.to_table()),
         OutputFormat::Json => println!("{}", report.to_json()),
     }
