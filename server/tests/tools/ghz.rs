@@ -16,8 +16,6 @@ use crate::support::{grpcurl, run, workspace_root};
 const README_TARGET: &str = "localhost:50051";
 /// Calls rendered from each ghz command (request numbers 0, 1, 2, ...).
 const CALLS_PER_COMMAND: u64 = 3;
-/// `--connections` in the README, which ghz uses to number workers.
-const CONNECTIONS: u64 = 10;
 
 /// What a ghz command line asks for.
 #[derive(Debug, Default)]
@@ -29,6 +27,7 @@ struct Ghz {
     host: String,
     total: Option<u64>,
     concurrency: Option<u64>,
+    connections: Option<u64>,
     insecure: bool,
 }
 
@@ -54,7 +53,7 @@ impl Ghz {
                     .extend(value().split(',').map(str::to_owned)),
                 "-n" | "--total" => ghz.total = Some(value().parse().unwrap()),
                 "-c" | "--concurrency" => ghz.concurrency = Some(value().parse().unwrap()),
-                "--connections" => assert_eq!(value().parse::<u64>().unwrap(), CONNECTIONS),
+                "--connections" => ghz.connections = Some(value().parse().unwrap()),
                 "-z" | "--duration" => {
                     value();
                 }
@@ -68,20 +67,16 @@ impl Ghz {
     }
 
     /// The grpcurl flags that give it the descriptor source this ghz command uses: reflection,
-    /// or the proto file with ghz's import paths (the given ones, then `.` and the proto's
-    /// directory, which ghz adds itself).
+    /// or the proto file with ghz's import paths (ghz puts the proto's directory and `.` before
+    /// the given ones).
     fn descriptor_flags(&self) -> Vec<String> {
         let Some(proto) = &self.proto else {
             return Vec::new();
         };
         let proto_dir = Path::new(proto).parent().unwrap().to_str().unwrap();
         let mut flags = Vec::new();
-        for path in self
-            .import_paths
-            .iter()
-            .map(String::as_str)
-            .chain([".", proto_dir])
-        {
+        let given = self.import_paths.iter().map(String::as_str);
+        for path in [proto_dir, "."].into_iter().chain(given) {
             flags.extend(["-import-path".to_owned(), path.to_owned()]);
         }
         flags.extend(["-proto".to_owned(), proto.clone()]);
@@ -92,8 +87,8 @@ impl Ghz {
 /// Renders a ghz `-d` template for request `number` as ghz does: request numbers count from 0,
 /// workers are `g<worker>c<connection>`, `{{.UUID}}` is a new v4 UUID per call. Any other
 /// template action fails the test, so the README cannot use one this check does not render.
-fn render(template: &str, number: u64) -> String {
-    let worker = format!("g{number}c{}", number % CONNECTIONS);
+fn render(template: &str, number: u64, connections: u64) -> String {
+    let worker = format!("g{number}c{}", number % connections);
     let rendered = template
         .replace("{{.RequestNumber}}", &number.to_string())
         .replace("{{.WorkerID}}", &worker)
@@ -144,9 +139,12 @@ async fn run_grpcurl(words: &[String], addr: SocketAddr) -> Value {
 async fn emulate_ghz(ghz: &Ghz, addr: SocketAddr) -> (String, bool) {
     assert!(ghz.insecure, "the server is plaintext: {ghz:?}");
     assert_eq!(ghz.host, README_TARGET, "{ghz:?}");
-    if let (Some(total), Some(concurrency)) = (ghz.total, ghz.concurrency) {
-        assert!(total >= concurrency, "ghz needs -n >= -c: {ghz:?}");
-    }
+    // ghz's defaults: -n 200, -c 50, one connection; it refuses -n < -c and more connections
+    // than concurrent calls.
+    let concurrency = ghz.concurrency.unwrap_or(50);
+    assert!(ghz.total.unwrap_or(200) >= concurrency, "-n < -c: {ghz:?}");
+    let connections = ghz.connections.unwrap_or(1);
+    assert!(connections <= concurrency, "--connections > -c: {ghz:?}");
     let rpc = ghz
         .call
         .strip_prefix("flashsale.v1.Checkout/")
@@ -154,7 +152,7 @@ async fn emulate_ghz(ghz: &Ghz, addr: SocketAddr) -> (String, bool) {
     let flags = ghz.descriptor_flags();
     let mut users = HashSet::new();
     for number in 0..CALLS_PER_COMMAND {
-        let payload = render(&ghz.data, number);
+        let payload = render(&ghz.data, number, connections);
         let user = serde_json::from_str::<Value>(&payload).unwrap()["user_id"].clone();
         assert!(
             users.insert(user.to_string()),
