@@ -14,6 +14,8 @@ use tonic::transport::Channel;
 
 use crate::client;
 use crate::error::DriverError;
+use crate::live::{Counters, Live};
+use crate::series;
 use crate::spec::{LoadSpec, Mode};
 use crate::stats::{Outcome, Stats};
 
@@ -39,6 +41,16 @@ pub fn run(
     spec: &LoadSpec,
     start_at: Option<SystemTime>,
 ) -> Result<LoadResult, DriverError> {
+    run_observed(url, spec, start_at, &Live::new())
+}
+
+/// [`run`], publishing live counters and the users' start into `live` for a watcher.
+pub fn run_observed(
+    url: &str,
+    spec: &LoadSpec,
+    start_at: Option<SystemTime>,
+    live: &Arc<Live>,
+) -> Result<LoadResult, DriverError> {
     let connections = spec.connections.clamp(1, spec.users.max(1));
     let threads = spec.threads.clamp(1, connections);
     let barrier = Arc::new(Barrier::new(threads as usize));
@@ -57,10 +69,10 @@ pub fn run(
                 })
                 .collect();
             let (url, spec) = (url.to_string(), spec.clone());
-            let (barrier, failed) = (barrier.clone(), failed.clone());
+            let (barrier, failed, live) = (barrier.clone(), failed.clone(), live.clone());
             std::thread::Builder::new()
                 .name(format!("load-{thread}"))
-                .spawn(move || load_thread(&url, &spec, plan, start_at, &barrier, &failed))
+                .spawn(move || load_thread(&url, &spec, plan, start_at, &barrier, &failed, &live))
         })
         .collect::<Result<_, _>>()?;
 
@@ -99,6 +111,7 @@ fn load_thread(
     start_at: Option<SystemTime>,
     barrier: &Barrier,
     failed: &AtomicBool,
+    live: &Live,
 ) -> ThreadResult {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -128,11 +141,12 @@ fn load_thread(
             tokio::time::sleep(wait).await;
         }
         let started = Instant::now();
+        live.mark_started(started.into_std());
         let deadline = spec.duration.map(|d| started + d);
-        let per_connection = channels
-            .into_iter()
-            .zip(plan)
-            .map(|(channel, users)| drive_connection(channel, users, spec, deadline));
+        let per_connection = channels.into_iter().zip(plan).map(|(channel, users)| {
+            let counters = live.register();
+            drive_connection(channel, users, spec, (started, deadline), counters)
+        });
         let mut stats = Stats::default();
         for connection_stats in futures::future::join_all(per_connection).await {
             stats.merge(connection_stats);
@@ -146,15 +160,16 @@ async fn drive_connection(
     channel: Channel,
     users: Vec<u64>,
     spec: &LoadSpec,
-    deadline: Option<Instant>,
+    window: (Instant, Option<Instant>),
+    counters: Arc<Counters>,
 ) -> Stats {
-    let stats = RefCell::new(Stats::default());
+    let stats = RefCell::new(Stats::with_bucket_ms(series::bucket_ms_for(spec.duration)));
     let client = CheckoutClient::new(channel);
     let mut users: FuturesUnordered<_> = users
         .into_iter()
         .map(|u| {
             let user_id = format!("{}{}", spec.user_prefix, spec.first_user + u);
-            virtual_user(client.clone(), user_id, spec, deadline, &stats)
+            virtual_user(client.clone(), user_id, spec, window, (&stats, &counters))
         })
         .collect();
     while users.next().await.is_some() {}
@@ -167,8 +182,8 @@ async fn virtual_user(
     mut client: CheckoutClient<Channel>,
     user_id: String,
     spec: &LoadSpec,
-    deadline: Option<Instant>,
-    stats: &RefCell<Stats>,
+    (origin, deadline): (Instant, Option<Instant>),
+    (stats, counters): (&RefCell<Stats>, &Counters),
 ) {
     loop {
         let started = Instant::now();
@@ -180,9 +195,11 @@ async fn virtual_user(
             spec.timeout,
         )
         .await;
+        let latency = started.elapsed();
+        counters.record(&outcome);
         stats
             .borrow_mut()
-            .record(outcome, spec.quantity, started.elapsed());
+            .record_at(origin.elapsed(), outcome, spec.quantity, latency);
         match deadline {
             Some(deadline) if Instant::now() < deadline => continue,
             _ => break,
