@@ -1,5 +1,6 @@
 //! Command-line arguments, and their conversion into a validated [`RunSpec`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -125,6 +126,10 @@ pub struct RunArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+
+    /// Also write a self-contained HTML report (verdict, charts over time, tables) here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 impl RunArgs {

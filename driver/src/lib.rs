@@ -6,9 +6,11 @@
 
 pub mod audit;
 pub mod bins;
+pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod html;
 pub mod live;
 pub mod load;
 pub mod probe;

@@ -1,11 +1,14 @@
 //! `driver`: parses the command line, sets up logging, runs the library, prints the report and
 //! exits 0 (audit passed), 1 (audit failed) or 2 (usage or connection error).
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 use flashsale_driver::cli::{Cli, Command, OutputFormat, RunArgs};
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
+
+use anyhow::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,14 +39,31 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 
 async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
-    let report = flashsale_driver::run(&spec).await?;
+    let mut html = args.report.as_deref().map(create_report).transpose()?;
+    let report = flashsale_driver::run_with_progress(&spec, progress(args.output)).await?;
     match args.output {
         OutputFormat::Table => print!("{}", report.to_table()),
         OutputFormat::Json => println!("{}", report.to_json()),
+    }
+    if let Some((file, path)) = html.as_mut() {
+        file.write_all(flashsale_driver::html::report_page(&report).as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     Ok(if report.audit.passed {
         EXIT_PASS
     } else {
         EXIT_AUDIT_FAILED
     })
+}
+
+/// Live progress only for people: stdout is a terminal and the output is the table.
+fn progress(output: OutputFormat) -> bool {
+    output == OutputFormat::Table && std::io::stdout().is_terminal()
+}
+
+/// Creates the HTML report file up front, so a bad path fails before the run, not after.
+fn create_report(path: &std::path::Path) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create the report {}", path.display()))?;
+    Ok((file, path.to_path_buf()))
 }
