@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::chart::{Chart, Line};
+use crate::compare::Comparison;
 use crate::report::Report;
 
 /// Colours of the chart lines, in order.
@@ -53,23 +54,69 @@ pub fn page(title: &str, body: &str) -> String {
 pub fn report_page(report: &Report) -> String {
     let r = &report.run;
     let title = format!("flashsale audit: {} against {}", r.mode, r.target);
-    let mut body = verdict_banner(report);
+    let mut body = verdict_banner(report, "verdict");
     let _ = write!(body, "<h2>{}</h2>", escape(&title));
     body.push_str(&run_details(report));
     page(&title, &body)
 }
 
-/// PASS or FAIL with the failed checks.
-pub fn verdict_banner(report: &Report) -> String {
-    let failed: Vec<&str> = failed_checks(report);
-    if failed.is_empty() {
-        r#"<section id="verdict" class="verdict pass"><h1>PASS</h1><p>every invariant held</p></section>"#.to_string()
-    } else {
-        format!(
-            r#"<section id="verdict" class="verdict fail"><h1>FAIL</h1><p>failed checks: {}</p></section>"#,
-            escape(&failed.join(", "))
-        )
+/// A comparison as a page: the side-by-side table, then each run's verdict and charts.
+pub fn comparison_page(cmp: &Comparison) -> String {
+    let title = cmp.headline();
+    let mut body = format!(
+        "<h1>{}</h1><p>Every run starts from the same stock with the same users. buggy and \
+         unstable are expected to FAIL: that is what the comparison shows.</p>",
+        escape(&title)
+    );
+    body.push_str(r#"<table id="comparison"><tr><th></th>"#);
+    for run in &cmp.runs {
+        let _ = write!(body, "<th>{}</th>", escape(&run.label));
     }
+    body.push_str("</tr>");
+    for (name, values) in cmp.rows() {
+        let _ = write!(body, "<tr><td>{}</td>", escape(name));
+        for v in values {
+            let class = match v.as_str() {
+                "FAIL" => "num FAIL",
+                "PASS" => "num ok",
+                _ => "num",
+            };
+            let _ = write!(body, r#"<td class="{class}">{}</td>"#, escape(&v));
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</table>");
+    for run in &cmp.runs {
+        let id = escape(&run.label.replace('/', "-"));
+        let _ = write!(
+            body,
+            r#"<section class="run" id="run-{id}"><h2>{label}</h2>{verdict}{details}</section>"#,
+            id = id,
+            label = escape(&run.label),
+            verdict = verdict_banner(&run.report, &format!("verdict-{id}")),
+            details = run_details(&run.report),
+        );
+    }
+    page(&title, &body)
+}
+
+/// PASS or FAIL with the failed checks, as a section with element id `id`.
+pub fn verdict_banner(report: &Report, id: &str) -> String {
+    let failed: Vec<&str> = failed_checks(report);
+    let (class, word, detail) = if failed.is_empty() {
+        ("pass", "PASS", "every invariant held".to_string())
+    } else {
+        (
+            "fail",
+            "FAIL",
+            format!("failed checks: {}", failed.join(", ")),
+        )
+    };
+    format!(
+        r#"<section id="{}" class="verdict {class}"><h1>{word}</h1><p>{}</p></section>"#,
+        escape(id),
+        escape(&detail)
+    )
 }
 
 /// Names of the audit checks that failed.

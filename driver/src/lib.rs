@@ -9,6 +9,7 @@ pub mod bins;
 pub mod chart;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod error;
 pub mod html;
 pub mod live;

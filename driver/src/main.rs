@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use flashsale_driver::cli::{Cli, Command, OutputFormat, RunArgs};
+use flashsale_driver::cli::{Cli, Command, CompareArgs, OutputFormat, RunArgs};
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
 
 use anyhow::Context;
@@ -34,7 +34,24 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 EXIT_AUDIT_FAILED
             })
         }
+        Some(Command::Compare(args)) => runtime.block_on(compare(&args)),
     }
+}
+
+/// `driver compare`: exit 0 when every run completed, whatever the verdicts.
+async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
+    let spec = args.to_spec()?;
+    let mut html = args.report.as_deref().map(create_report).transpose()?;
+    let comparison = flashsale_driver::compare::compare(&spec, progress(args.output)).await?;
+    match args.output {
+        OutputFormat::Table => print!("{}", comparison.to_table()),
+        OutputFormat::Json => println!("{}", comparison.to_json()),
+    }
+    if let Some((file, path)) = html.as_mut() {
+        file.write_all(flashsale_driver::html::comparison_page(&comparison).as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    Ok(EXIT_PASS)
 }
 
 async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
