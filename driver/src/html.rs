@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::chart::{Chart, Line};
 use crate::compare::Comparison;
 use crate::report::Report;
+use crate::timeline::TimeBucket;
 
 /// Colours of the chart lines, in order.
 const PALETTE: [&str; 6] = [
@@ -145,13 +146,11 @@ fn charts(report: &Report) -> Vec<Chart> {
         color: PALETTE[color % PALETTE.len()],
         points,
     };
-    let per_bucket = |f: &dyn Fn(&crate::timeline::TimeBucket) -> Option<f64>| {
+    let per_bucket = |f: &dyn Fn(&TimeBucket) -> Option<f64>| {
         let buckets = series.buckets.iter();
         buckets.filter_map(|b| f(b).map(|y| (b.t_s, y))).collect()
     };
-    let share = |b: &crate::timeline::TimeBucket, n: u64| {
-        b.requests_per_s * n as f64 / b.attempts.max(1) as f64
-    };
+    let share = |b: &TimeBucket, n: u64| b.requests_per_s * n as f64 / b.attempts.max(1) as f64;
     let mut statuses: Vec<&str> = series
         .buckets
         .iter()
@@ -163,22 +162,15 @@ fn charts(report: &Report) -> Vec<Chart> {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let count = |b: &crate::timeline::TimeBucket| b.by_status.get(name).copied();
-            line(
-                name,
-                i + 2,
-                per_bucket(&|b| Some(count(b).unwrap_or(0) as f64)),
-            )
+            let errors = |b: &TimeBucket| share(b, b.by_status.get(name).copied().unwrap_or(0));
+            line(name, i + 2, per_bucket(&|b| Some(errors(b))))
         })
         .collect();
-    if series.buckets.iter().any(|b| b.timeouts > 0) || error_lines.is_empty() {
-        let name = if error_lines.is_empty() {
-            "errors"
-        } else {
-            "timeouts"
-        };
-        let timeouts = per_bucket(&|b| Some(b.timeouts as f64));
-        error_lines.push(line(name, 5, timeouts));
+    let timeouts = series.buckets.iter().any(|b| b.timeouts > 0);
+    if timeouts || error_lines.is_empty() {
+        // With no error at all, a flat "errors" line at zero says so.
+        let name = if timeouts { "timeouts" } else { "errors" };
+        error_lines.push(line(name, 5, per_bucket(&|b| Some(share(b, b.timeouts)))));
     }
     let bucket = format!("per {} s bucket", series.bucket_s);
     vec![
@@ -226,8 +218,8 @@ fn charts(report: &Report) -> Vec<Chart> {
         },
         Chart {
             id: "errors",
-            title: format!("Errors by status ({bucket})"),
-            y_unit: "requests",
+            title: format!("Errors per second by status ({bucket})"),
+            y_unit: "errors/s",
             lines: error_lines,
             x_max,
             zero_line: false,

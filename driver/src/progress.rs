@@ -18,7 +18,7 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Shows progress for `live` until `stopped` changes, then clears the line.
 pub async fn show(live: Arc<Live>, label: String, mut stopped: watch::Receiver<bool>) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-        ProgressStyle::with_template("{spinner} {prefix} {msg}")
+        ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_prefix(label);
