@@ -1,5 +1,6 @@
 //! `driver`: parses the command line, sets up logging, runs the library, prints the report and
-//! exits 0 (audit passed), 1 (audit failed) or 2 (usage or connection error).
+//! exits 0 (audit passed), 1 (audit failed), 2 (usage or connection error) or 3 (distributed
+//! run that lost a worker).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -54,9 +55,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 /// `driver compare`: exit 0 when every run completed, whatever the verdicts.
 async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
-    let mut html = args.report.as_deref().map(create_report).transpose()?;
-    let comparison = flashsale_driver::compare::compare(&spec, progress(args.output)).await?;
-    match args.output {
+    let mut html = args.load.report.as_deref().map(create_report).transpose()?;
+    let comparison = flashsale_driver::compare::compare(&spec, progress(args.load.output)).await?;
+    match args.load.output {
         OutputFormat::Table => print!("{}", comparison.to_table()),
         OutputFormat::Json => println!("{}", comparison.to_json()),
     }
@@ -69,9 +70,9 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
 
 async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
-    let mut html = args.report.as_deref().map(create_report).transpose()?;
-    let report = flashsale_driver::run_with_progress(&spec, progress(args.output)).await?;
-    match args.output {
+    let mut html = args.load.report.as_deref().map(create_report).transpose()?;
+    let report = flashsale_driver::run_with_progress(&spec, progress(args.load.output)).await?;
+    match args.load.output {
         OutputFormat::Table => print!("{}", report.to_table()),
         OutputFormat::Json => println!("{}", report.to_json()),
     }

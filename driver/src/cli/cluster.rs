@@ -1,0 +1,71 @@
+//! Flags of the cluster subcommands: `driver coordinator`, `driver worker`, `driver probe`.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::parse_positive_duration;
+
+/// Flags of `driver coordinator`.
+#[derive(Debug, Clone, Args)]
+pub struct CoordinatorArgs {
+    /// Address to listen on for workers and runs.
+    #[arg(
+        long,
+        env = "FLASHSALE_COORDINATOR_LISTEN",
+        default_value = "0.0.0.0:7000"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// Workers a run waits for; every worker present when it starts takes part.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub expect_workers: u32,
+
+    /// Checkout the workers load when a run names none, as the workers reach it.
+    #[arg(long, env = "FLASHSALE_TARGET")]
+    pub target: Option<String>,
+
+    /// How long a run waits for the expected workers before failing.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub join_timeout: Duration,
+}
+
+/// Flags of `driver worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Coordinator as host:port or http://host:port; retried until it answers.
+    #[arg(long, env = "FLASHSALE_COORDINATOR")]
+    pub coordinator: String,
+
+    /// Name in reports [default: the host name].
+    #[arg(long, env = "FLASHSALE_WORKER_NAME")]
+    pub name: Option<String>,
+}
+
+impl WorkerArgs {
+    /// The given name, else the host name, else one made from the process id.
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("worker-{}", std::process::id()))
+    }
+}
+
+/// Flags of `driver probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Server as host:port or http://host:port.
+    pub target: String,
+
+    /// Service name to ask about; the empty default means the whole server.
+    #[arg(long, default_value = "")]
+    pub service: String,
+
+    /// How long the check may take.
+    #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+}

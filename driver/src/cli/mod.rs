@@ -1,0 +1,174 @@
+//! Command-line arguments, and their conversion into validated specs.
+
+mod cluster;
+mod run;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use cluster::{CoordinatorArgs, ProbeArgs, WorkerArgs};
+pub use run::{CompareArgs, LoadArgs, RunArgs};
+
+/// Load driver that proves whether a gRPC checkout oversells under concurrency.
+///
+/// Starts N virtual users together against flashsale.v1.Checkout, records every outcome, then
+/// audits the server: units sold vs. initial stock, final stock, conservation
+/// (initial - final == units sold), the server's ledger, duplicate order ids, errors.
+///
+/// Without --target it starts the checkout server inside the driver on a loopback port.
+///
+/// Exit status: 0 every invariant held, 1 the audit failed (oversell or inconsistency),
+/// 2 usage or connection error, 3 (distributed) the audit held but a worker was lost.
+#[derive(Debug, Parser)]
+#[command(
+    name = "driver",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Other things the driver can do besides a run.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Coordinate distributed runs: wait for workers, split each submitted run over them, start
+    /// them together, merge their results. Runs no users itself.
+    Coordinator(CoordinatorArgs),
+    /// Join a coordinator and run the users it assigns.
+    Worker(WorkerArgs),
+    /// Check a server's standard gRPC health service (for container healthchecks): exit 0 when
+    /// SERVING, 1 when not serving, 2 when unreachable.
+    Probe(ProbeArgs),
+    /// Run buggy, unstable, safe (mutex) and safe (atomic) back to back against one target
+    /// with the same users and stock, and print them side by side. Exit 0 when every run
+    /// completed (buggy and unstable failing their audit is the expected result), 2 on errors.
+    Compare(CompareArgs),
+}
+
+/// How the report is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people.
+    Table,
+    /// One JSON document with stable field names (see README).
+    Json,
+}
+
+/// Parses a human duration (`10s`, `250ms`, `1m`) that must be more than zero.
+pub fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(raw).map_err(|e| format!("`{raw}`: {e} (try 10s, 250ms, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Mode, RunSpec};
+    use flashsale_server::Strategy;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("driver").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let spec = parse(&["--mode", "buggy"]).unwrap().run.to_spec().unwrap();
+        assert_eq!(spec.load.users, 1000);
+        assert_eq!(spec.load.connections, 10);
+        assert_eq!(spec.stock, 100);
+        assert!(spec.target.is_none() && spec.reset && spec.load.duration.is_none());
+        assert_eq!(spec.load.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            &["--mode", "fast"][..],
+            &[][..],
+            &["--mode", "safe", "--users", "0"],
+            &["--mode", "safe", "--stock", "-5"],
+            &["--mode", "safe", "--duration", "0s"],
+            &["--mode", "safe", "--duration", "soon"],
+            &["--mode", "safe", "--connections", "0"],
+            &["--mode", "safe", "--no-reset", "--strategy", "mutex"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let cli = parse(&["--mode", "safe", "--target", "https://x:1"]).unwrap();
+        assert!(cli.run.to_spec().is_err());
+    }
+
+    #[test]
+    fn probe_subcommand() {
+        let cli = parse(&["probe", "localhost:50051"]).unwrap();
+        match cli.command {
+            Some(Command::Probe(p)) => assert_eq!(p.target, "localhost:50051"),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["--mode", "safe", "probe", "x:1"]).is_err());
+    }
+
+    #[test]
+    fn compare_subcommand() {
+        let cli = parse(&["compare", "-u", "300", "--stock", "7", "--output", "json"]).unwrap();
+        let Some(Command::Compare(args)) = cli.command else {
+            panic!("not compare");
+        };
+        assert_eq!(args.load.output, OutputFormat::Json);
+        let spec = args.to_spec().unwrap();
+        assert!(spec.target.is_none());
+        let labels: Vec<String> = spec.runs.iter().map(RunSpec::label).collect();
+        assert_eq!(labels, ["buggy", "unstable", "safe/mutex", "safe/atomic"]);
+        for run in &spec.runs {
+            assert_eq!(
+                (run.load.users, run.load.connections, run.stock),
+                (300, 3, 7)
+            );
+            assert!(run.reset);
+        }
+        assert_ne!(spec.runs[0].load.user_prefix, spec.runs[1].load.user_prefix);
+        assert!(parse(&["compare", "--mode", "safe"]).is_err());
+        assert!(parse(&["compare", "--stock", "-1"]).is_err());
+    }
+
+    #[test]
+    fn explicit_values() {
+        let cli = parse(&[
+            "--mode",
+            "unstable",
+            "-u",
+            "250",
+            "--connections",
+            "3",
+            "--duration",
+            "2s",
+            "--target",
+            "localhost:9",
+            "--strategy",
+            "mutex",
+            "--user-prefix",
+            "t-",
+        ])
+        .unwrap();
+        let spec = cli.run.to_spec().unwrap();
+        assert_eq!(spec.load.mode, Mode::Unstable);
+        assert_eq!((spec.load.users, spec.load.connections), (250, 3));
+        assert_eq!(spec.load.duration, Some(Duration::from_secs(2)));
+        assert_eq!(spec.target.as_deref(), Some("http://localhost:9"));
+        assert_eq!(spec.strategy, Some(Strategy::Mutex));
+        assert_eq!(spec.load.user_prefix, "t-");
+    }
+}

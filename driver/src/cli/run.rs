@@ -1,0 +1,175 @@
+//! Flags of a run and of a comparison, and their conversion into validated specs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use flashsale_server::Strategy;
+
+use super::{OutputFormat, parse_positive_duration};
+use crate::client::normalize_target;
+use crate::compare::CompareSpec;
+use crate::error::DriverError;
+use crate::spec::{LoadSpec, Mode, RunSpec};
+
+/// The load's shape and the report's form: shared by a run and a comparison.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Concurrent virtual users; they start together.
+    #[arg(short, long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub users: u32,
+
+    /// Stock to start the round with (applied through Reset).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
+    pub stock: i64,
+
+    /// Checkout server as host:port or http://host:port. Without it, a server is started
+    /// inside the driver on an ephemeral loopback port with its default settings. With
+    /// --coordinator: the server as the workers reach it (default: the coordinator's).
+    #[arg(long, env = "FLASHSALE_TARGET")]
+    pub target: Option<String>,
+
+    /// Sustained run: users buy back to back for this long (e.g. 10s, 1m). Without it, a
+    /// flash-sale burst: each user tries once.
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// HTTP/2 connections to spread the users over [default: one per 100 users].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub connections: Option<u32>,
+
+    /// OS threads driving the connections [default: available cores].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Units each purchase asks for.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub quantity: u32,
+
+    /// Deadline of each purchase; a purchase past it counts as indeterminate.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Also write a self-contained HTML report (verdict, charts over time, tables) here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    /// The load these flags describe, with users named `user_prefix<n>`.
+    fn to_load(&self, mode: Mode, user_prefix: String) -> LoadSpec {
+        LoadSpec {
+            mode,
+            users: self.users,
+            connections: self
+                .connections
+                .unwrap_or_else(|| LoadSpec::auto_connections(self.users)),
+            threads: self.threads.unwrap_or_else(available_threads),
+            duration: self.duration,
+            quantity: self.quantity,
+            timeout: self.timeout,
+            user_prefix,
+            first_user: 0,
+        }
+    }
+
+    fn target(&self) -> Result<Option<String>, DriverError> {
+        self.target.as_deref().map(normalize_target).transpose()
+    }
+}
+
+/// Flags of a standalone or distributed run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Which purchase RPC to call (required for a run).
+    #[arg(long, value_enum, required = true)]
+    pub mode: Option<Mode>,
+
+    #[command(flatten)]
+    pub load: LoadArgs,
+
+    /// Run distributed: submit the run to this coordinator, which splits the users over its
+    /// workers, and print the merged audit with a per-worker breakdown.
+    #[arg(long, env = "FLASHSALE_COORDINATOR")]
+    pub coordinator: Option<String>,
+
+    /// Safe strategy to switch the server to with Reset [default: keep the server's].
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+
+    /// Do not call Reset: audit against the stock the server has now.
+    #[arg(long, conflicts_with_all = ["strategy"])]
+    pub no_reset: bool,
+
+    /// Prefix of the virtual users' ids [default: random per run].
+    #[arg(long)]
+    pub user_prefix: Option<String>,
+}
+
+impl RunArgs {
+    /// Checks the combination of flags and fills in the defaults that depend on others.
+    pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
+        let mode = self
+            .mode
+            .ok_or_else(|| DriverError::Invalid("--mode is required for a run".into()))?;
+        let prefix = match &self.user_prefix {
+            Some(p) if p.len() > 100 => {
+                return Err(DriverError::Invalid(format!(
+                    "--user-prefix is {} bytes; at most 100 leave room for the user number",
+                    p.len()
+                )));
+            }
+            Some(p) => p.clone(),
+            None => random_prefix(),
+        };
+        Ok(RunSpec {
+            load: self.load.to_load(mode, prefix),
+            target: self.load.target()?,
+            coordinator: self
+                .coordinator
+                .as_deref()
+                .map(normalize_target)
+                .transpose()?,
+            stock: self.load.stock,
+            reset: !self.no_reset,
+            strategy: self.strategy,
+        })
+    }
+}
+
+/// Flags of `driver compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+impl CompareArgs {
+    /// The comparison these flags describe.
+    pub fn to_spec(&self) -> Result<CompareSpec, DriverError> {
+        let load = self.load.to_load(Mode::Buggy, random_prefix());
+        Ok(CompareSpec::new(
+            self.load.target()?,
+            self.load.stock,
+            &load,
+        ))
+    }
+}
+
+/// One thread per available core.
+fn available_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// A short prefix that differs between runs, so user ids never repeat across rounds.
+fn random_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("u{:x}{:x}-", std::process::id() & 0xfff, nanos & 0xfffff)
+}
