@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use flashsale_server::{ServerConfig, Strategy};
+use flashsale_server::Strategy;
 use serde::Serialize;
 
 use crate::error::DriverError;
@@ -84,19 +84,10 @@ pub struct ComparedRun {
 /// Runs every run of `spec` in turn against its target (or one embedded server started for
 /// the whole comparison). A failed audit is a result, not an error.
 pub async fn compare(spec: &CompareSpec, progress: bool) -> Result<Comparison, DriverError> {
-    match &spec.target {
-        Some(url) => compare_against(url, spec, false, progress).await,
-        None => {
-            let config = ServerConfig {
-                stock: spec.stock,
-                ..ServerConfig::default()
-            };
-            let server = flashsale_server::spawn(config).await?;
-            let result = compare_against(&server.url(), spec, true, progress).await;
-            server.shutdown().await?;
-            result
-        }
-    }
+    crate::with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
+        compare_against(url, spec, embedded, progress).await
+    })
+    .await
 }
 
 async fn compare_against(

@@ -76,15 +76,28 @@ pub async fn run_with_progress(spec: &RunSpec, progress: bool) -> Result<Report,
     if let Some(coordinator) = &spec.coordinator {
         return distributed::run(coordinator, spec).await;
     }
-    match &spec.target {
-        Some(url) => run_against(url, spec, false, progress).await,
+    with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
+        run_against(url, spec, embedded, progress).await
+    })
+    .await
+}
+
+/// Calls `body` with `target`, or with an embedded server started for it (holding `stock`)
+/// and stopped afterwards; `body`'s second argument says which.
+pub(crate) async fn with_target<T>(
+    target: Option<&str>,
+    stock: i64,
+    body: impl AsyncFnOnce(&str, bool) -> Result<T, DriverError>,
+) -> Result<T, DriverError> {
+    match target {
+        Some(url) => body(url, false).await,
         None => {
             let config = ServerConfig {
-                stock: spec.stock,
+                stock,
                 ..ServerConfig::default()
             };
             let server = flashsale_server::spawn(config).await?;
-            let result = run_against(&server.url(), spec, true, progress).await;
+            let result = body(&server.url(), true).await;
             server.shutdown().await?;
             result
         }
