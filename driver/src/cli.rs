@@ -39,9 +39,63 @@ pub struct Cli {
 /// Other things the driver can do besides a run.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
+    /// Coordinate distributed runs: wait for workers, split each submitted run over them, start
+    /// them together, merge their results. Runs no users itself.
+    Coordinator(CoordinatorArgs),
+    /// Join a coordinator and run the users it assigns.
+    Worker(WorkerArgs),
     /// Check a server's standard gRPC health service (for container healthchecks): exit 0 when
     /// SERVING, 1 when not serving, 2 when unreachable.
     Probe(ProbeArgs),
+}
+
+/// Flags of `driver coordinator`.
+#[derive(Debug, Clone, Args)]
+pub struct CoordinatorArgs {
+    /// Address to listen on for workers and runs.
+    #[arg(
+        long,
+        env = "FLASHSALE_COORDINATOR_LISTEN",
+        default_value = "0.0.0.0:7000"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// Workers a run waits for; every worker present when it starts takes part.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub expect_workers: u32,
+
+    /// Checkout the workers load when a run names none, as the workers reach it.
+    #[arg(long, env = "FLASHSALE_TARGET")]
+    pub target: Option<String>,
+
+    /// How long a run waits for the expected workers before failing.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub join_timeout: Duration,
+}
+
+/// Flags of `driver worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Coordinator as host:port or http://host:port; retried until it answers.
+    #[arg(long, env = "FLASHSALE_COORDINATOR")]
+    pub coordinator: String,
+
+    /// Name in reports [default: the host name].
+    #[arg(long, env = "FLASHSALE_WORKER_NAME")]
+    pub name: Option<String>,
+}
+
+impl WorkerArgs {
+    /// The given name, else the host name, else one made from the process id.
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("worker-{}", std::process::id()))
+    }
 }
 
 /// Flags of `driver probe`.
@@ -85,9 +139,15 @@ pub struct RunArgs {
     pub stock: i64,
 
     /// Checkout server as host:port or http://host:port. Without it, a server is started
-    /// inside the driver on an ephemeral loopback port with its default settings.
+    /// inside the driver on an ephemeral loopback port with its default settings. With
+    /// --coordinator: the server as the workers reach it (default: the coordinator's).
     #[arg(long, env = "FLASHSALE_TARGET")]
     pub target: Option<String>,
+
+    /// Run distributed: submit the run to this coordinator, which splits the users over its
+    /// workers, and print the merged audit with a per-worker breakdown.
+    #[arg(long, env = "FLASHSALE_COORDINATOR")]
+    pub coordinator: Option<String>,
 
     /// Sustained run: users buy back to back for this long (e.g. 10s, 1m). Without it, a
     /// flash-sale burst: each user tries once.
@@ -163,6 +223,11 @@ impl RunArgs {
                 first_user: 0,
             },
             target,
+            coordinator: self
+                .coordinator
+                .as_deref()
+                .map(normalize_target)
+                .transpose()?,
             stock: self.stock,
             reset: !self.no_reset,
             strategy: self.strategy,

@@ -7,12 +7,16 @@
 pub mod audit;
 pub mod cli;
 pub mod client;
+pub mod coordinator;
+pub mod distributed;
 pub mod error;
 pub mod load;
 pub mod probe;
 pub mod report;
 pub mod spec;
 pub mod stats;
+pub mod wire;
+pub mod worker;
 
 use flashsale::pb;
 use flashsale_server::ServerConfig;
@@ -32,10 +36,28 @@ pub const EXIT_PASS: u8 = 0;
 pub const EXIT_AUDIT_FAILED: u8 = 1;
 /// Exit status for usage and connection errors.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit status when the audit held but a distributed run lost or failed workers.
+pub const EXIT_INCOMPLETE: u8 = 3;
 
-/// Runs `spec` from start to report: embedded server if no target, Reset, load, GetStock,
-/// audit. A failed audit is a normal result (`report.audit.passed == false`).
+impl Report {
+    /// The process exit status this report calls for.
+    pub fn exit_code(&self) -> u8 {
+        if !self.audit.passed {
+            EXIT_AUDIT_FAILED
+        } else if !self.incomplete_workers().is_empty() {
+            EXIT_INCOMPLETE
+        } else {
+            EXIT_PASS
+        }
+    }
+}
+
+/// Runs `spec` from start to report: through the coordinator if one is given, else embedded
+/// server if no target, Reset, load, GetStock, audit. A failed audit is a normal result (`report.audit.passed == false`).
 pub async fn run(spec: &RunSpec) -> Result<Report, DriverError> {
+    if let Some(coordinator) = &spec.coordinator {
+        return distributed::run(coordinator, spec).await;
+    }
     match &spec.target {
         Some(url) => run_against(url, spec, false).await,
         None => {
@@ -67,7 +89,8 @@ async fn run_against(url: &str, spec: &RunSpec, embedded: bool) -> Result<Report
     );
     let load = {
         let (url, load_spec) = (url.to_string(), spec.load.clone());
-        tokio::task::spawn_blocking(move || load::run(&url, &load_spec, None))
+        let control = std::sync::Arc::new(load::LoadControl::default());
+        tokio::task::spawn_blocking(move || load::run(&url, &load_spec, &control))
             .await
             .map_err(|e| DriverError::Thread(e.to_string()))??
     };
@@ -96,6 +119,7 @@ pub fn build_report(
             rpc: spec.mode.rpc(),
             target: target.to_string(),
             embedded,
+            coordinator: None,
             users: spec.users,
             connections: load.connections,
             threads: load.threads,
@@ -117,5 +141,6 @@ pub fn build_report(
             0.0
         },
         latency_ms: Latency::from_histogram(&load.stats.latency),
+        workers: None,
     }
 }

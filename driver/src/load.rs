@@ -3,7 +3,7 @@
 //! own [`Stats`]; they are merged once when the run ends.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +27,50 @@ pub struct LoadResult {
     pub threads: u32,
 }
 
+/// Shared between a running load and whoever watches or steers it.
+#[derive(Debug, Default)]
+pub struct LoadControl {
+    /// Wall-clock instant to release the users at (distributed workers share one); `None`:
+    /// as soon as every connection is up.
+    pub start_at: Option<SystemTime>,
+    /// Set to make looping users stop after their current attempt.
+    pub stop: AtomicBool,
+    /// Attempts finished so far, one padded counter per load thread (no shared cache line).
+    attempts: [PaddedCounter; MAX_COUNTERS],
+}
+
+const MAX_COUNTERS: usize = 16;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PaddedCounter(AtomicU64);
+
+impl LoadControl {
+    /// A control that starts at `start_at`.
+    pub fn starting_at(start_at: Option<SystemTime>) -> Self {
+        Self {
+            start_at,
+            ..Self::default()
+        }
+    }
+
+    /// Attempts finished so far.
+    pub fn attempts(&self) -> u64 {
+        self.attempts
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn counter(&self, thread: u32) -> &AtomicU64 {
+        &self.attempts[thread as usize % MAX_COUNTERS].0
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
 /// Per-thread result: merged stats and when its users started and finished.
 type ThreadResult = Result<(Stats, std::time::Instant, std::time::Instant), DriverError>;
 
@@ -37,7 +81,7 @@ type ThreadResult = Result<(Stats, std::time::Instant, std::time::Instant), Driv
 pub fn run(
     url: &str,
     spec: &LoadSpec,
-    start_at: Option<SystemTime>,
+    control: &Arc<LoadControl>,
 ) -> Result<LoadResult, DriverError> {
     let connections = spec.connections.clamp(1, spec.users.max(1));
     let threads = spec.threads.clamp(1, connections);
@@ -57,10 +101,16 @@ pub fn run(
                 })
                 .collect();
             let (url, spec) = (url.to_string(), spec.clone());
-            let (barrier, failed) = (barrier.clone(), failed.clone());
+            let (barrier, failed, control) = (barrier.clone(), failed.clone(), control.clone());
             std::thread::Builder::new()
                 .name(format!("load-{thread}"))
-                .spawn(move || load_thread(&url, &spec, plan, start_at, &barrier, &failed))
+                .spawn(move || {
+                    let counter = Counter {
+                        control: &control,
+                        thread,
+                    };
+                    load_thread(&url, &spec, plan, counter, &barrier, &failed)
+                })
         })
         .collect::<Result<_, _>>()?;
 
@@ -92,11 +142,18 @@ pub fn run(
     })
 }
 
+/// A load thread's handle on the shared control.
+#[derive(Clone, Copy)]
+struct Counter<'a> {
+    control: &'a LoadControl,
+    thread: u32,
+}
+
 fn load_thread(
     url: &str,
     spec: &LoadSpec,
     plan: Vec<Vec<u64>>,
-    start_at: Option<SystemTime>,
+    counter: Counter<'_>,
     barrier: &Barrier,
     failed: &AtomicBool,
 ) -> ThreadResult {
@@ -124,6 +181,7 @@ fn load_thread(
     }
     let runtime = runtime.map_err(|e| DriverError::Thread(e.to_string()))?;
     runtime.block_on(async move {
+        let start_at = counter.control.start_at;
         if let Some(Ok(wait)) = start_at.map(|at| at.duration_since(SystemTime::now())) {
             tokio::time::sleep(wait).await;
         }
@@ -132,7 +190,7 @@ fn load_thread(
         let per_connection = channels
             .into_iter()
             .zip(plan)
-            .map(|(channel, users)| drive_connection(channel, users, spec, deadline));
+            .map(|(channel, users)| drive_connection(channel, users, spec, deadline, counter));
         let mut stats = Stats::default();
         for connection_stats in futures::future::join_all(per_connection).await {
             stats.merge(connection_stats);
@@ -147,6 +205,7 @@ async fn drive_connection(
     users: Vec<u64>,
     spec: &LoadSpec,
     deadline: Option<Instant>,
+    counter: Counter<'_>,
 ) -> Stats {
     let stats = RefCell::new(Stats::default());
     let client = CheckoutClient::new(channel);
@@ -154,7 +213,7 @@ async fn drive_connection(
         .into_iter()
         .map(|u| {
             let user_id = format!("{}{}", spec.user_prefix, spec.first_user + u);
-            virtual_user(client.clone(), user_id, spec, deadline, &stats)
+            virtual_user(client.clone(), user_id, spec, deadline, counter, &stats)
         })
         .collect();
     while users.next().await.is_some() {}
@@ -168,6 +227,7 @@ async fn virtual_user(
     user_id: String,
     spec: &LoadSpec,
     deadline: Option<Instant>,
+    counter: Counter<'_>,
     stats: &RefCell<Stats>,
 ) {
     loop {
@@ -183,8 +243,12 @@ async fn virtual_user(
         stats
             .borrow_mut()
             .record(outcome, spec.quantity, started.elapsed());
+        counter
+            .control
+            .counter(counter.thread)
+            .fetch_add(1, Ordering::Relaxed);
         match deadline {
-            Some(deadline) if Instant::now() < deadline => continue,
+            Some(deadline) if Instant::now() < deadline && !counter.control.stopped() => continue,
             _ => break,
         }
     }

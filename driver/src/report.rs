@@ -25,6 +25,48 @@ pub struct Report {
     /// Attempts per second over the whole run.
     pub throughput_rps: f64,
     pub latency_ms: Latency,
+    /// Distributed runs only: what each worker did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<WorkerSummary>>,
+}
+
+/// One worker's part in a distributed run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerSummary {
+    pub name: String,
+    pub users: u32,
+    pub attempts: u64,
+    pub purchased: u64,
+    pub errors: u64,
+    pub throughput_rps: f64,
+    pub elapsed_s: f64,
+    /// The worker disappeared before reporting.
+    pub lost: bool,
+    /// Why it was lost or failed (`null` when it reported normally).
+    pub error: Option<String>,
+    /// Attempts counted as indeterminate because the worker never reported them.
+    pub unreported_attempts: u64,
+}
+
+impl WorkerSummary {
+    pub fn new(worker: &flashsale::pb::WorkerReport, stats: &Stats, unreported: u64) -> Self {
+        Self {
+            name: worker.name.clone(),
+            users: worker.users,
+            attempts: stats.attempts,
+            purchased: stats.purchased,
+            errors: stats.errors(),
+            throughput_rps: if worker.elapsed_s > 0.0 {
+                stats.attempts as f64 / worker.elapsed_s
+            } else {
+                0.0
+            },
+            elapsed_s: worker.elapsed_s,
+            lost: worker.lost,
+            error: (!worker.error.is_empty()).then(|| worker.error.clone()),
+            unreported_attempts: unreported,
+        }
+    }
 }
 
 /// What was run, and where.
@@ -35,6 +77,8 @@ pub struct RunInfo {
     pub target: String,
     /// The server was started inside the driver.
     pub embedded: bool,
+    /// The coordinator a distributed run went through (`null` for standalone runs).
+    pub coordinator: Option<String>,
     pub users: u32,
     pub connections: u32,
     pub threads: u32,
@@ -124,6 +168,15 @@ impl Latency {
 }
 
 impl Report {
+    /// Workers that were lost or failed during a distributed run.
+    pub fn incomplete_workers(&self) -> Vec<&WorkerSummary> {
+        self.workers
+            .iter()
+            .flatten()
+            .filter(|w| w.lost || w.error.is_some())
+            .collect()
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serializes")
@@ -208,6 +261,27 @@ impl Report {
                 l.p50, l.p90, l.p99, l.p999, l.max
             ),
         );
+        if let Some(workers) = &self.workers {
+            let _ = writeln!(
+                s,
+                "  workers (via coordinator {})",
+                r.coordinator.as_deref().unwrap_or("?")
+            );
+            for w in workers {
+                let state = match (&w.error, w.lost) {
+                    (Some(e), true) => {
+                        format!("LOST: {e}; {} attempts unreported", w.unreported_attempts)
+                    }
+                    (Some(e), false) => format!("FAILED: {e}"),
+                    (None, _) => "ok".to_string(),
+                };
+                let _ = writeln!(
+                    s,
+                    "    {:<20} users {:>6}  attempts {:>8}  purchased {:>6}  errors {:>5}  {:>8.0} req/s  {state}",
+                    w.name, w.users, w.attempts, w.purchased, w.errors, w.throughput_rps
+                );
+            }
+        }
         let _ = writeln!(s, "  checks");
         for check in &a.checks {
             let mark = if check.ok { "ok  " } else { "FAIL" };
@@ -221,6 +295,15 @@ impl Report {
             format!("FAIL: {}", failed.join(", "))
         };
         let _ = writeln!(s, "verdict: {verdict}");
+        let incomplete = self.incomplete_workers();
+        if !incomplete.is_empty() {
+            let names: Vec<_> = incomplete.iter().map(|w| w.name.as_str()).collect();
+            let _ = writeln!(
+                s,
+                "note: incomplete run, worker(s) lost or failed: {}; their unreported attempts are counted as indeterminate",
+                names.join(", ")
+            );
+        }
         s
     }
 }

@@ -76,6 +76,8 @@ pub struct RunSpec {
     /// `http://host:port` of the checkout under test; `None` starts an in-process server
     /// (the embedded default).
     pub target: Option<String>,
+    /// Coordinator URL of a distributed run.
+    pub coordinator: Option<String>,
     /// Stock to Reset to before the run.
     pub stock: i64,
     /// Call Reset before the run.

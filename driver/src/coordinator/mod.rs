@@ -1,0 +1,248 @@
+//! The coordinator: workers join it over a long-lived `Join` stream; clients submit runs that
+//! it splits over the workers, starts at one shared instant, and collects back. It runs no
+//! users itself.
+
+mod orchestrate;
+mod registry;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flashsale::pb::{
+    self,
+    coordinator_server::{Coordinator, CoordinatorServer},
+};
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::DriverError;
+pub use registry::Registry;
+
+/// Time between worker heartbeats.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+/// A worker silent for this long is lost.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Largest message of the coordinator protocol (order-id hashes of big runs).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// How a coordinator behaves.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Workers a run waits for (at least; every present worker takes part).
+    pub expect_workers: usize,
+    /// Checkout the workers load when a run names none (as the workers reach it).
+    pub default_target: Option<String>,
+    /// How long a run waits for the expected workers.
+    pub join_timeout: Duration,
+}
+
+/// Why a submitted run was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("a run is already in progress; submit again when it has finished")]
+    Busy,
+    #[error("invalid run: {0}")]
+    InvalidRun(String),
+    #[error("no target: start the coordinator with --target or pass --target with the run")]
+    NoTarget,
+    #[error("only {present} of {expected} workers joined within {waited:?}")]
+    NotEnoughWorkers {
+        present: usize,
+        expected: usize,
+        waited: Duration,
+    },
+    #[error("every worker failed: {0}")]
+    AllWorkersFailed(String),
+    #[error("{0}")]
+    Target(#[from] DriverError),
+}
+
+impl From<CoordinatorError> for Status {
+    fn from(err: CoordinatorError) -> Self {
+        let message = err.to_string();
+        match err {
+            CoordinatorError::Busy => Status::failed_precondition(message),
+            CoordinatorError::InvalidRun(_) | CoordinatorError::NoTarget => {
+                Status::invalid_argument(message)
+            }
+            CoordinatorError::NotEnoughWorkers { .. } => Status::deadline_exceeded(message),
+            CoordinatorError::AllWorkersFailed(_) | CoordinatorError::Target(_) => {
+                Status::unavailable(message)
+            }
+        }
+    }
+}
+
+/// The gRPC service.
+pub struct CoordinatorService {
+    config: CoordinatorConfig,
+    registry: Arc<Registry>,
+    run_lock: tokio::sync::Mutex<()>,
+    next_run: std::sync::atomic::AtomicU64,
+}
+
+impl CoordinatorService {
+    pub fn new(config: CoordinatorConfig) -> Self {
+        Self {
+            config,
+            registry: Arc::new(Registry::new(HEARTBEAT_TIMEOUT)),
+            run_lock: tokio::sync::Mutex::new(()),
+            next_run: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+}
+
+type JoinStream = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorService {
+    type JoinStream = JoinStream;
+
+    async fn join(
+        &self,
+        request: Request<Streaming<pb::WorkerMessage>>,
+    ) -> Result<Response<Self::JoinStream>, Status> {
+        let peer = request.remote_addr();
+        let mut inbound = request.into_inner();
+        let name = match inbound.message().await? {
+            Some(pb::WorkerMessage {
+                msg: Some(pb::worker_message::Msg::Hello(hello)),
+            }) if !hello.name.is_empty() => hello.name,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message must be a Hello with a name",
+                ));
+            }
+        };
+        let (outbox, rx) = mpsc::channel(8);
+        let worker = self.registry.join(name.clone(), outbox.clone());
+        tracing::info!(worker, %name, ?peer, "worker joined");
+        let welcome = pb::CoordinatorMessage {
+            msg: Some(pb::coordinator_message::Msg::Welcome(pb::Welcome {
+                worker_id: worker,
+                heartbeat_interval_s: HEARTBEAT_INTERVAL.as_secs_f64(),
+            })),
+        };
+        outbox
+            .send(Ok(welcome))
+            .await
+            .map_err(|_| Status::cancelled("worker went away"))?;
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            let reason = loop {
+                match inbound.message().await {
+                    Ok(Some(message)) => forward(&registry, worker, message),
+                    Ok(None) => break "worker closed its stream".to_string(),
+                    Err(status) => break format!("stream broke: {}", status.message()),
+                }
+            };
+            tracing::warn!(worker, %name, %reason, "worker left");
+            registry.leave(worker, reason);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn submit_run(
+        &self,
+        request: Request<pb::RunRequest>,
+    ) -> Result<Response<pb::RunResult>, Status> {
+        let _only_run = self
+            .run_lock
+            .try_lock()
+            .map_err(|_| CoordinatorError::Busy)?;
+        let run_id = self
+            .next_run
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let result =
+            orchestrate::run(&self.config, &self.registry, run_id, request.into_inner()).await?;
+        Ok(Response::new(result))
+    }
+}
+
+fn forward(registry: &Registry, worker: u64, message: pb::WorkerMessage) {
+    use pb::worker_message::Msg;
+    match message.msg {
+        Some(Msg::Heartbeat(beat)) => registry.heard(
+            worker,
+            beat.run_id,
+            Some(registry::RunEvent::Heartbeat {
+                worker,
+                attempts: beat.attempts,
+            }),
+        ),
+        Some(Msg::Result(result)) => {
+            let run_id = result.run_id;
+            registry.heard(
+                worker,
+                run_id,
+                Some(registry::RunEvent::Result {
+                    worker,
+                    result: Box::new(result),
+                }),
+            );
+        }
+        Some(Msg::Hello(_)) | None => registry.heard(worker, 0, None),
+    }
+}
+
+/// Serves the coordinator (plus gRPC health) on `listener` until `shutdown` resolves. Health
+/// reports the whole server SERVING once listening, and `flashsale.v1.Coordinator` SERVING
+/// while at least the expected number of workers are present.
+pub async fn run(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), DriverError> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let expected = config.expect_workers;
+    let service = CoordinatorService::new(config);
+    let registry = service.registry();
+    let closer = service.registry();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let health_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL / 2);
+        loop {
+            tick.tick().await;
+            if registry.present().len() >= expected {
+                reporter
+                    .set_serving::<CoordinatorServer<CoordinatorService>>()
+                    .await;
+            } else {
+                reporter
+                    .set_not_serving::<CoordinatorServer<CoordinatorService>>()
+                    .await;
+            }
+        }
+    });
+    tracing::info!(?addr, expected, "coordinator listening");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let shutdown = async move {
+        shutdown.await;
+        // Workers' Join streams would keep a graceful shutdown waiting forever: end them.
+        closer.close_all();
+    };
+    let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(HEARTBEAT_INTERVAL))
+        .http2_keepalive_timeout(Some(HEARTBEAT_TIMEOUT))
+        .add_service(health)
+        .add_service(
+            CoordinatorServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    health_task.abort();
+    served.map_err(|e| DriverError::Invalid(format!("coordinator transport error: {e}")))
+}

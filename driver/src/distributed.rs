@@ -1,0 +1,79 @@
+//! The client side of a distributed run: submit the run to a coordinator, merge what every
+//! worker reported with the same [`Stats::merge`] as standalone mode, and account for lost
+//! workers as indeterminate attempts.
+
+use flashsale::pb::{self, coordinator_client::CoordinatorClient};
+
+use crate::client::connect;
+use crate::coordinator::MAX_MESSAGE_BYTES;
+use crate::error::DriverError;
+use crate::load::LoadResult;
+use crate::report::{Report, WorkerSummary};
+use crate::spec::RunSpec;
+use crate::stats::Stats;
+use crate::wire::{plan_to_wire, stats_from_wire};
+
+/// Runs `spec` through the coordinator at `url` (normalized) and builds the report.
+pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
+    let mut client = CoordinatorClient::new(connect(url).await?)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let safe_strategy = match spec.strategy {
+        None => pb::SafeStrategy::Unspecified,
+        Some(flashsale_server::Strategy::Mutex) => pb::SafeStrategy::Mutex,
+        Some(flashsale_server::Strategy::Atomic) => pb::SafeStrategy::Atomic,
+    };
+    let mut plan = plan_to_wire(&spec.load);
+    // Each worker picks its own connection and thread counts for its share.
+    plan.connections = 0;
+    plan.threads = 0;
+    let request = pb::RunRequest {
+        users: spec.load.users,
+        target: spec.target.clone().unwrap_or_default(),
+        reset: spec.reset,
+        stock: spec.stock,
+        safe_strategy: safe_strategy.into(),
+        plan: Some(plan),
+    };
+    let result = client
+        .submit_run(request)
+        .await
+        .map_err(|status| DriverError::Rpc {
+            call: "SubmitRun",
+            target: url.to_string(),
+            status: Box::new(status),
+        })?
+        .into_inner();
+    let (before, after) = match (&result.before, &result.after) {
+        (Some(before), Some(after)) => (before, after),
+        _ => {
+            return Err(DriverError::Invalid(
+                "the coordinator sent no stock readings".into(),
+            ));
+        }
+    };
+
+    let mut merged = Stats::default();
+    let mut workers = Vec::with_capacity(result.workers.len());
+    for worker in &result.workers {
+        let stats = match &worker.stats {
+            Some(wire) => stats_from_wire(wire)?,
+            None => Stats::default(),
+        };
+        let unreported = worker.unreported_attempts;
+        workers.push(WorkerSummary::new(worker, &stats, unreported));
+        merged.merge(stats);
+        merged.indeterminate += unreported;
+        merged.indeterminate_units += unreported * u64::from(spec.load.quantity);
+    }
+    let load = LoadResult {
+        stats: merged,
+        elapsed: std::time::Duration::from_secs_f64(result.elapsed_s.max(0.0)),
+        connections: result.workers.iter().map(|w| w.connections).sum(),
+        threads: result.workers.iter().map(|w| w.threads).sum(),
+    };
+    let mut report = crate::build_report(&result.target, false, &spec.load, before, after, &load);
+    report.run.coordinator = Some(url.to_string());
+    report.workers = Some(workers);
+    Ok(report)
+}
