@@ -13,5 +13,7 @@ COPY dist/built-by-scripts-build-static.sh /etc/flashsale-build
 COPY dist/server dist/driver /
 # No /etc/passwd needed: nothing looks users up. Run as an unprivileged numeric user.
 USER 10001:10001
+# Container logs go to a log driver, not a terminal: no ANSI colours (tracing honours NO_COLOR).
+ENV NO_COLOR=1
 EXPOSE 50051 7000
 ENTRYPOINT ["/server"]
