@@ -137,10 +137,15 @@ wait_until 30 "3 workers joined the coordinator" all_workers_joined
 mapfile -t workers < <("${dc[@]}" ps -q worker)
 victim=${workers[0]}
 victim_name=$(docker inspect -f '{{.Config.Hostname}}' "$victim") # a worker's default name
+# Workers log "run assigned" (info) when they receive their share of a run.
+assignments() { docker logs "$victim" 2>&1 | grep -c 'run assigned' || true; }
+assignments_before=$(assignments)
+victim_has_run() { [ "$(assignments)" -gt "$assignments_before" ]; }
 rc=0
 run_driver "$tmp/lost.json" --mode safe --duration 8s &
 run_pid=$!
-sleep 3 # `run` needs about a second to start the container; then ~2 s into the load
+wait_until 60 "worker $victim_name assigned its share" victim_has_run
+sleep 2
 docker stop -t 5 "$victim" >/dev/null
 echo "  stopped worker $victim_name at ${SECONDS}s"
 wait "$run_pid" || rc=$?
