@@ -145,7 +145,7 @@ rc=0
 run_driver "$tmp/lost.json" --mode safe --duration 8s &
 run_pid=$!
 wait_until 60 "worker $victim_name assigned its share" victim_has_run
-sleep 2
+sleep 3.5 # the coordinator starts the load 1.5 s after the assignment: stop ~2 s into it
 docker stop -t 5 "$victim" >/dev/null
 echo "  stopped worker $victim_name at ${SECONDS}s"
 wait "$run_pid" || rc=$?

@@ -1,11 +1,13 @@
 //! Command-line arguments, and their conversion into a validated [`RunSpec`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flashsale_server::Strategy;
 
 use crate::client::normalize_target;
+use crate::compare::CompareSpec;
 use crate::error::DriverError;
 use crate::spec::{LoadSpec, Mode, RunSpec};
 
@@ -47,6 +49,77 @@ pub enum Command {
     /// Check a server's standard gRPC health service (for container healthchecks): exit 0 when
     /// SERVING, 1 when not serving, 2 when unreachable.
     Probe(ProbeArgs),
+    /// Run buggy, unstable, safe (mutex) and safe (atomic) back to back against one target
+    /// with the same users and stock, and print them side by side. Exit 0 when every run
+    /// completed (buggy and unstable failing their audit is the expected result), 2 on errors.
+    Compare(CompareArgs),
+}
+
+/// Flags of `driver compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Concurrent virtual users of every run.
+    #[arg(short, long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub users: u32,
+
+    /// Stock every run starts with (applied through Reset before each).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
+    pub stock: i64,
+
+    /// Checkout server as host:port or http://host:port [default: one embedded server,
+    /// started once for all runs].
+    #[arg(long, env = "FLASHSALE_TARGET")]
+    pub target: Option<String>,
+
+    /// Sustained runs of this length each instead of bursts.
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// HTTP/2 connections [default: one per 100 users].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub connections: Option<u32>,
+
+    /// OS threads driving the connections [default: available cores].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Units each purchase asks for.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub quantity: u32,
+
+    /// Deadline of each purchase.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Comparison format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Also write one HTML file with the comparison table and every run's charts here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    /// The comparison these flags describe.
+    pub fn to_spec(&self) -> Result<CompareSpec, DriverError> {
+        let target = self.target.as_deref().map(normalize_target).transpose()?;
+        let load = LoadSpec {
+            mode: Mode::Buggy,
+            users: self.users,
+            connections: self
+                .connections
+                .unwrap_or_else(|| LoadSpec::auto_connections(self.users)),
+            threads: self.threads.unwrap_or_else(available_threads),
+            duration: self.duration,
+            quantity: self.quantity,
+            timeout: self.timeout,
+            user_prefix: random_prefix(),
+            first_user: 0,
+        };
+        Ok(CompareSpec::new(target, self.stock, &load))
+    }
 }
 
 /// Flags of `driver coordinator`.
@@ -185,6 +258,10 @@ pub struct RunArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+
+    /// Also write a self-contained HTML report (verdict, charts over time, tables) here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -207,9 +284,7 @@ impl RunArgs {
         let connections = self
             .connections
             .unwrap_or_else(|| LoadSpec::auto_connections(self.users));
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+        let threads = self.threads.unwrap_or_else(available_threads);
         Ok(RunSpec {
             load: LoadSpec {
                 mode,
@@ -233,6 +308,11 @@ impl RunArgs {
             strategy: self.strategy,
         })
     }
+}
+
+/// One thread per available core.
+fn available_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// A short prefix that differs between runs, so user ids never repeat across rounds.
@@ -297,6 +377,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse(&["--mode", "safe", "probe", "x:1"]).is_err());
+    }
+
+    #[test]
+    fn compare_subcommand() {
+        let cli = parse(&["compare", "-u", "300", "--stock", "7", "--output", "json"]).unwrap();
+        let Some(Command::Compare(args)) = cli.command else {
+            panic!("not compare");
+        };
+        assert_eq!(args.output, OutputFormat::Json);
+        let spec = args.to_spec().unwrap();
+        assert!(spec.target.is_none());
+        let labels: Vec<String> = spec.runs.iter().map(RunSpec::label).collect();
+        assert_eq!(labels, ["buggy", "unstable", "safe/mutex", "safe/atomic"]);
+        for run in &spec.runs {
+            assert_eq!(
+                (run.load.users, run.load.connections, run.stock),
+                (300, 3, 7)
+            );
+            assert!(run.reset);
+        }
+        assert_ne!(spec.runs[0].load.user_prefix, spec.runs[1].load.user_prefix);
+        assert!(parse(&["compare", "--mode", "safe"]).is_err());
+        assert!(parse(&["compare", "--stock", "-1"]).is_err());
     }
 
     #[test]

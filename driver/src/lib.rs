@@ -5,16 +5,25 @@
 //! [`load`], [`audit`], [`report`] — are usable on their own.
 
 pub mod audit;
+pub mod bins;
+pub mod chart;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod coordinator;
 pub mod distributed;
 pub mod error;
+pub mod html;
+pub mod live;
 pub mod load;
 pub mod probe;
+pub mod progress;
 pub mod report;
+pub mod series;
 pub mod spec;
 pub mod stats;
+pub mod timeline;
+pub mod watch;
 pub mod wire;
 pub mod worker;
 
@@ -27,8 +36,11 @@ pub use report::Report;
 pub use spec::{LoadSpec, Mode, RunSpec};
 
 use crate::client::Control;
+use crate::live::Live;
 use crate::load::LoadResult;
 use crate::report::{Latency, Outcomes, RunInfo};
+use crate::timeline::Timeline;
+use crate::watch::Watcher;
 
 /// Exit status when every invariant held.
 pub const EXIT_PASS: u8 = 0;
@@ -53,27 +65,39 @@ impl Report {
 }
 
 /// Runs `spec` from start to report: through the coordinator if one is given, else embedded
-/// server if no target, Reset, load, GetStock, audit. A failed audit is a normal result (`report.audit.passed == false`).
+/// server if no target, Reset, load, GetStock, audit. A failed audit is a normal result
+/// (`report.audit.passed == false`).
 pub async fn run(spec: &RunSpec) -> Result<Report, DriverError> {
+    run_with_progress(spec, false).await
+}
+
+/// [`run`], showing live progress on stderr when `progress` is set (standalone runs).
+pub async fn run_with_progress(spec: &RunSpec, progress: bool) -> Result<Report, DriverError> {
     if let Some(coordinator) = &spec.coordinator {
         return distributed::run(coordinator, spec).await;
     }
     match &spec.target {
-        Some(url) => run_against(url, spec, false).await,
+        Some(url) => run_against(url, spec, false, progress).await,
         None => {
             let config = ServerConfig {
                 stock: spec.stock,
                 ..ServerConfig::default()
             };
             let server = flashsale_server::spawn(config).await?;
-            let result = run_against(&server.url(), spec, true).await;
+            let result = run_against(&server.url(), spec, true, progress).await;
             server.shutdown().await?;
             result
         }
     }
 }
 
-async fn run_against(url: &str, spec: &RunSpec, embedded: bool) -> Result<Report, DriverError> {
+/// One run against the server at `url` (`embedded`: the driver started it).
+pub(crate) async fn run_against(
+    url: &str,
+    spec: &RunSpec,
+    embedded: bool,
+    progress: bool,
+) -> Result<Report, DriverError> {
     let mut control = Control::connect(url).await?;
     let before = if spec.reset {
         control.reset(spec.stock, spec.strategy).await?
@@ -87,17 +111,25 @@ async fn run_against(url: &str, spec: &RunSpec, embedded: bool) -> Result<Report
         stock = before.stock,
         "starting run"
     );
+    let live = Live::new();
+    let watcher = Watcher::start(
+        control.clone(),
+        live.clone(),
+        watch::poll_interval(spec.load.duration),
+        progress.then(|| spec.label()),
+    );
     let load = {
-        let (url, load_spec) = (url.to_string(), spec.load.clone());
-        let control = std::sync::Arc::new(load::LoadControl::default());
-        tokio::task::spawn_blocking(move || load::run(&url, &load_spec, &control))
+        let (url, load_spec, live) = (url.to_string(), spec.load.clone(), live.clone());
+        tokio::task::spawn_blocking(move || load::run_observed(&url, &load_spec, None, &live))
             .await
-            .map_err(|e| DriverError::Thread(e.to_string()))??
+            .map_err(|e| DriverError::Thread(e.to_string()))
     };
+    let polls = watcher.finish(&live).await;
+    let load = load??;
     let after = control.stock().await?;
-    Ok(build_report(
-        url, embedded, &spec.load, &before, &after, &load,
-    ))
+    let mut report = build_report(url, embedded, &spec.load, &before, &after, &load);
+    report.series.add_stock_polls(&polls);
+    Ok(report)
 }
 
 /// Assembles the report of a finished run.
@@ -141,6 +173,7 @@ pub fn build_report(
             0.0
         },
         latency_ms: Latency::from_histogram(&load.stats.latency),
+        series: Timeline::new(&load.stats.series, load.elapsed, before.stock, after.stock),
         workers: None,
     }
 }

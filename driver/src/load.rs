@@ -3,7 +3,7 @@
 //! own [`Stats`]; they are merged once when the run ends.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +14,8 @@ use tonic::transport::Channel;
 
 use crate::client;
 use crate::error::DriverError;
+use crate::live::{Counters, Live};
+use crate::series;
 use crate::spec::{LoadSpec, Mode};
 use crate::stats::{Outcome, Stats};
 
@@ -27,50 +29,6 @@ pub struct LoadResult {
     pub threads: u32,
 }
 
-/// Shared between a running load and whoever watches or steers it.
-#[derive(Debug, Default)]
-pub struct LoadControl {
-    /// Wall-clock instant to release the users at (distributed workers share one); `None`:
-    /// as soon as every connection is up.
-    pub start_at: Option<SystemTime>,
-    /// Set to make looping users stop after their current attempt.
-    pub stop: AtomicBool,
-    /// Attempts finished so far, one padded counter per load thread (no shared cache line).
-    attempts: [PaddedCounter; MAX_COUNTERS],
-}
-
-const MAX_COUNTERS: usize = 16;
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct PaddedCounter(AtomicU64);
-
-impl LoadControl {
-    /// A control that starts at `start_at`.
-    pub fn starting_at(start_at: Option<SystemTime>) -> Self {
-        Self {
-            start_at,
-            ..Self::default()
-        }
-    }
-
-    /// Attempts finished so far.
-    pub fn attempts(&self) -> u64 {
-        self.attempts
-            .iter()
-            .map(|c| c.0.load(Ordering::Relaxed))
-            .sum()
-    }
-
-    fn counter(&self, thread: u32) -> &AtomicU64 {
-        &self.attempts[thread as usize % MAX_COUNTERS].0
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
 /// Per-thread result: merged stats and when its users started and finished.
 type ThreadResult = Result<(Stats, std::time::Instant, std::time::Instant), DriverError>;
 
@@ -81,7 +39,17 @@ type ThreadResult = Result<(Stats, std::time::Instant, std::time::Instant), Driv
 pub fn run(
     url: &str,
     spec: &LoadSpec,
-    control: &Arc<LoadControl>,
+    start_at: Option<SystemTime>,
+) -> Result<LoadResult, DriverError> {
+    run_observed(url, spec, start_at, &Live::new())
+}
+
+/// [`run`], publishing live counters and the users' start into `live` for a watcher.
+pub fn run_observed(
+    url: &str,
+    spec: &LoadSpec,
+    start_at: Option<SystemTime>,
+    live: &Arc<Live>,
 ) -> Result<LoadResult, DriverError> {
     let connections = spec.connections.clamp(1, spec.users.max(1));
     let threads = spec.threads.clamp(1, connections);
@@ -101,16 +69,10 @@ pub fn run(
                 })
                 .collect();
             let (url, spec) = (url.to_string(), spec.clone());
-            let (barrier, failed, control) = (barrier.clone(), failed.clone(), control.clone());
+            let (barrier, failed, live) = (barrier.clone(), failed.clone(), live.clone());
             std::thread::Builder::new()
                 .name(format!("load-{thread}"))
-                .spawn(move || {
-                    let counter = Counter {
-                        control: &control,
-                        thread,
-                    };
-                    load_thread(&url, &spec, plan, counter, &barrier, &failed)
-                })
+                .spawn(move || load_thread(&url, &spec, plan, start_at, &barrier, &failed, &live))
         })
         .collect::<Result<_, _>>()?;
 
@@ -142,20 +104,14 @@ pub fn run(
     })
 }
 
-/// A load thread's handle on the shared control.
-#[derive(Clone, Copy)]
-struct Counter<'a> {
-    control: &'a LoadControl,
-    thread: u32,
-}
-
 fn load_thread(
     url: &str,
     spec: &LoadSpec,
     plan: Vec<Vec<u64>>,
-    counter: Counter<'_>,
+    start_at: Option<SystemTime>,
     barrier: &Barrier,
     failed: &AtomicBool,
+    live: &Live,
 ) -> ThreadResult {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -181,16 +137,16 @@ fn load_thread(
     }
     let runtime = runtime.map_err(|e| DriverError::Thread(e.to_string()))?;
     runtime.block_on(async move {
-        let start_at = counter.control.start_at;
         if let Some(Ok(wait)) = start_at.map(|at| at.duration_since(SystemTime::now())) {
             tokio::time::sleep(wait).await;
         }
         let started = Instant::now();
+        live.mark_started(started.into_std());
         let deadline = spec.duration.map(|d| started + d);
-        let per_connection = channels
-            .into_iter()
-            .zip(plan)
-            .map(|(channel, users)| drive_connection(channel, users, spec, deadline, counter));
+        let per_connection = channels.into_iter().zip(plan).map(|(channel, users)| {
+            let counters = live.register();
+            drive_connection(channel, users, spec, (started, deadline), (counters, live))
+        });
         let mut stats = Stats::default();
         for connection_stats in futures::future::join_all(per_connection).await {
             stats.merge(connection_stats);
@@ -204,16 +160,22 @@ async fn drive_connection(
     channel: Channel,
     users: Vec<u64>,
     spec: &LoadSpec,
-    deadline: Option<Instant>,
-    counter: Counter<'_>,
+    window: (Instant, Option<Instant>),
+    (counters, live): (Arc<Counters>, &Live),
 ) -> Stats {
-    let stats = RefCell::new(Stats::default());
+    let stats = RefCell::new(Stats::with_bucket_ms(series::bucket_ms_for(spec.duration)));
     let client = CheckoutClient::new(channel);
     let mut users: FuturesUnordered<_> = users
         .into_iter()
         .map(|u| {
             let user_id = format!("{}{}", spec.user_prefix, spec.first_user + u);
-            virtual_user(client.clone(), user_id, spec, deadline, counter, &stats)
+            virtual_user(
+                client.clone(),
+                user_id,
+                spec,
+                window,
+                (&stats, &counters, live),
+            )
         })
         .collect();
     while users.next().await.is_some() {}
@@ -221,14 +183,14 @@ async fn drive_connection(
     stats.into_inner()
 }
 
-/// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline`.
+/// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline` (or
+/// until [`Live::stop`]).
 async fn virtual_user(
     mut client: CheckoutClient<Channel>,
     user_id: String,
     spec: &LoadSpec,
-    deadline: Option<Instant>,
-    counter: Counter<'_>,
-    stats: &RefCell<Stats>,
+    (origin, deadline): (Instant, Option<Instant>),
+    (stats, counters, live): (&RefCell<Stats>, &Counters, &Live),
 ) {
     loop {
         let started = Instant::now();
@@ -240,15 +202,13 @@ async fn virtual_user(
             spec.timeout,
         )
         .await;
+        let latency = started.elapsed();
+        counters.record(&outcome);
         stats
             .borrow_mut()
-            .record(outcome, spec.quantity, started.elapsed());
-        counter
-            .control
-            .counter(counter.thread)
-            .fetch_add(1, Ordering::Relaxed);
+            .record_at(origin.elapsed(), outcome, spec.quantity, latency);
         match deadline {
-            Some(deadline) if Instant::now() < deadline && !counter.control.stopped() => continue,
+            Some(deadline) if Instant::now() < deadline && !live.stopped() => continue,
             _ => break,
         }
     }

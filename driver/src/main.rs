@@ -1,14 +1,17 @@
 //! `driver`: parses the command line, sets up logging, runs the library, prints the report and
 //! exits 0 (audit passed), 1 (audit failed) or 2 (usage or connection error).
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use flashsale_driver::cli::{Cli, Command, CoordinatorArgs, OutputFormat, RunArgs};
+use flashsale_driver::cli::{Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs};
 use flashsale_driver::client::normalize_target;
 use flashsale_driver::coordinator::CoordinatorConfig;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
 use flashsale_server::shutdown;
+
+use anyhow::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,15 +47,37 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 EXIT_AUDIT_FAILED
             })
         }
+        Some(Command::Compare(args)) => runtime.block_on(compare(&args)),
     }
+}
+
+/// `driver compare`: exit 0 when every run completed, whatever the verdicts.
+async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
+    let spec = args.to_spec()?;
+    let mut html = args.report.as_deref().map(create_report).transpose()?;
+    let comparison = flashsale_driver::compare::compare(&spec, progress(args.output)).await?;
+    match args.output {
+        OutputFormat::Table => print!("{}", comparison.to_table()),
+        OutputFormat::Json => println!("{}", comparison.to_json()),
+    }
+    if let Some((file, path)) = html.as_mut() {
+        file.write_all(flashsale_driver::html::comparison_page(&comparison).as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    Ok(EXIT_PASS)
 }
 
 async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
-    let report = flashsale_driver::run(&spec).await?;
+    let mut html = args.report.as_deref().map(create_report).transpose()?;
+    let report = flashsale_driver::run_with_progress(&spec, progress(args.output)).await?;
     match args.output {
         OutputFormat::Table => print!("{}", report.to_table()),
         OutputFormat::Json => println!("{}", report.to_json()),
+    }
+    if let Some((file, path)) = html.as_mut() {
+        file.write_all(flashsale_driver::html::report_page(&report).as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     Ok(report.exit_code())
 }
@@ -60,7 +85,7 @@ async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
 async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", args.listen))?;
+        .with_context(|| format!("cannot bind {}", args.listen))?;
     let config = CoordinatorConfig {
         expect_workers: args.expect_workers as usize,
         default_target: args.target.as_deref().map(normalize_target).transpose()?,
@@ -68,4 +93,16 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
     };
     flashsale_driver::coordinator::run(listener, config, shutdown::signal()).await?;
     Ok(EXIT_PASS)
+}
+
+/// Live progress only for people: stdout is a terminal and the output is the table.
+fn progress(output: OutputFormat) -> bool {
+    output == OutputFormat::Table && std::io::stdout().is_terminal()
+}
+
+/// Creates the HTML report file up front, so a bad path fails before the run, not after.
+fn create_report(path: &std::path::Path) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create the report {}", path.display()))?;
+    Ok((file, path.to_path_buf()))
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::stats::{Stats, code_name};
+use crate::timeline::Timeline;
 
 /// Version of the JSON layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -25,6 +26,8 @@ pub struct Report {
     /// Attempts per second over the whole run.
     pub throughput_rps: f64,
     pub latency_ms: Latency,
+    /// The run over time.
+    pub series: Timeline,
     /// Distributed runs only: what each worker did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerSummary>>,

@@ -69,6 +69,27 @@ impl LoadSpec {
     }
 }
 
+impl RunSpec {
+    /// A short name of what runs: the mode, with the strategy it switches to, e.g.
+    /// `safe/mutex`.
+    pub fn label(&self) -> String {
+        match self.strategy {
+            Some(strategy) if self.load.mode == Mode::Safe => {
+                format!("{}/{}", self.load.mode.name(), strategy_name(strategy))
+            }
+            _ => self.load.mode.name().to_string(),
+        }
+    }
+}
+
+/// The name of a safe strategy as the CLI and the report spell it.
+pub fn strategy_name(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Mutex => "mutex",
+        Strategy::Atomic => "atomic",
+    }
+}
+
 /// A whole standalone run: the load plus what happens around it.
 #[derive(Debug, Clone)]
 pub struct RunSpec {

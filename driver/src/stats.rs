@@ -7,6 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tonic::Code;
 
+use crate::series::Series;
+
 /// Highest latency the histograms track exactly (longer ones are clamped): 10 minutes.
 const MAX_LATENCY_US: u64 = 600_000_000;
 
@@ -73,6 +75,8 @@ pub struct Stats {
     pub min_stock_seen: Option<i64>,
     /// Latency of every answered request and of timeouts (at the deadline), in microseconds.
     pub latency: Histogram<u64>,
+    /// The same requests over time (filled by [`Stats::record_at`]).
+    pub series: Series,
 }
 
 impl Default for Stats {
@@ -91,6 +95,7 @@ impl Default for Stats {
             order_hashes: Vec::new(),
             min_stock_seen: None,
             latency: new_histogram(),
+            series: Series::default(),
         }
     }
 }
@@ -101,11 +106,25 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 impl Stats {
+    /// Empty stats whose time series uses buckets of `bucket_ms`.
+    pub fn with_bucket_ms(bucket_ms: u64) -> Self {
+        Self {
+            series: Series::new(bucket_ms),
+            ..Self::default()
+        }
+    }
+
+    /// [`Stats::record`], and into the time series as a request that ended `at` after the
+    /// users' start.
+    pub fn record_at(&mut self, at: Duration, outcome: Outcome, quantity: u32, latency: Duration) {
+        self.series.record(at, &outcome, latency_us(latency));
+        self.record(outcome, quantity, latency);
+    }
+
     /// Records one request that asked for `quantity` units.
     pub fn record(&mut self, outcome: Outcome, quantity: u32, latency: Duration) {
         self.attempts += 1;
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        self.latency.saturating_record(latency_us(latency));
         if outcome.is_indeterminate() {
             self.indeterminate += 1;
             self.indeterminate_units += u64::from(quantity);
@@ -160,6 +179,7 @@ impl Stats {
         self.latency
             .add(&other.latency)
             .expect("histograms share the same bounds");
+        self.series.merge(other.series);
     }
 
     /// Requests that ended in a non-OK status or a timeout.
@@ -173,6 +193,13 @@ impl Stats {
         hashes.sort_unstable();
         hashes.windows(2).filter(|w| w[0] == w[1]).count() as u64
     }
+}
+
+/// A latency in whole microseconds within the histograms' bounds.
+fn latency_us(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_LATENCY_US)
 }
 
 /// The canonical upper-case name of a gRPC status code, e.g. `UNAVAILABLE`.
@@ -243,6 +270,26 @@ mod tests {
         assert_eq!(code_name(Code::Unavailable as i32), "UNAVAILABLE");
         assert_eq!(a.latency.len(), 7);
         assert!(a.latency.max() >= 1_000_000 - 1000);
+        assert!(
+            a.series.buckets.is_empty(),
+            "record() leaves the series alone"
+        );
+    }
+
+    #[test]
+    fn record_at_fills_the_series_and_merge_combines_it() {
+        let ms = Duration::from_millis(1);
+        let mut a = Stats::with_bucket_ms(10);
+        a.record_at(Duration::from_millis(3), purchased("o1"), 2, ms);
+        let mut b = Stats::with_bucket_ms(10);
+        b.record_at(Duration::from_millis(25), Outcome::Timeout, 2, ms);
+        a.merge(b);
+        a.merge(Stats::default());
+        assert_eq!(a.series.bucket_ms, 10);
+        let attempts: Vec<u64> = a.series.buckets.iter().map(|b| b.attempts).collect();
+        assert_eq!(attempts, [1, 0, 1]);
+        assert_eq!(a.series.buckets[2].timeouts, 1);
+        assert_eq!(a.attempts, 2);
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::time::Duration;
 use flashsale::pb;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
+use crate::bins::LatencyBins;
 use crate::error::DriverError;
+use crate::series::{Bucket, Series};
 use crate::spec::{LoadSpec, Mode};
 use crate::stats::Stats;
 
@@ -93,7 +95,54 @@ pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
         order_hashes: stats.order_hashes.clone(),
         min_stock_seen: stats.min_stock_seen,
         latency_hdr,
+        series_bucket_ms: stats.series.bucket_ms,
+        series: stats.series.buckets.iter().map(bucket_to_wire).collect(),
     }
+}
+
+fn bucket_to_wire(bucket: &Bucket) -> pb::SeriesBucket {
+    pb::SeriesBucket {
+        attempts: bucket.attempts,
+        purchased: bucket.purchased,
+        sold_out: bucket.sold_out,
+        bad_replies: bucket.bad_replies,
+        timeouts: bucket.timeouts,
+        statuses: bucket.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
+        latency_bins: bucket
+            .latency
+            .bins
+            .iter()
+            .map(|(i, _)| u32::from(*i))
+            .collect(),
+        latency_counts: bucket.latency.bins.iter().map(|(_, n)| *n).collect(),
+    }
+}
+
+fn bucket_from_wire(wire: &pb::SeriesBucket) -> Result<Bucket, DriverError> {
+    if wire.latency_bins.len() != wire.latency_counts.len() {
+        return Err(DriverError::Invalid(
+            "a series bucket's latency bins and counts differ in length".into(),
+        ));
+    }
+    let bins = wire
+        .latency_bins
+        .iter()
+        .zip(&wire.latency_counts)
+        .map(|(i, n)| {
+            u16::try_from(*i)
+                .map(|i| (i, *n))
+                .map_err(|_| DriverError::Invalid(format!("latency bin {i} out of range")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Bucket {
+        attempts: wire.attempts,
+        purchased: wire.purchased,
+        sold_out: wire.sold_out,
+        bad_replies: wire.bad_replies,
+        timeouts: wire.timeouts,
+        statuses: wire.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
+        latency: LatencyBins { bins },
+    })
 }
 
 /// Stats as received from a worker.
@@ -111,6 +160,14 @@ pub fn stats_from_wire(wire: &pb::LoadStats) -> Result<Stats, DriverError> {
         missing_order_ids: wire.missing_order_ids,
         order_hashes: wire.order_hashes.clone(),
         min_stock_seen: wire.min_stock_seen,
+        series: Series {
+            bucket_ms: wire.series_bucket_ms.max(1),
+            buckets: wire
+                .series
+                .iter()
+                .map(bucket_from_wire)
+                .collect::<Result<_, _>>()?,
+        },
         ..Stats::default()
     };
     if !wire.latency_hdr.is_empty() {
@@ -147,12 +204,20 @@ mod tests {
             Duration::from_micros(300),
         );
         stats.record(Outcome::Timeout, 1, Duration::from_secs(10));
+        stats.record_at(
+            Duration::from_millis(1500),
+            Outcome::SoldOut { stock_after: 0 },
+            1,
+            Duration::from_millis(3),
+        );
         let back = stats_from_wire(&stats_to_wire(&stats)).unwrap();
-        assert_eq!(back.attempts, 3);
+        assert_eq!(back.attempts, 4);
         assert_eq!(back.statuses, stats.statuses);
         assert_eq!(back.order_hashes, stats.order_hashes);
         assert_eq!(back.min_stock_seen, Some(-2));
         assert_eq!(back.latency, stats.latency);
+        assert!(!stats.series.buckets.is_empty());
+        assert_eq!(back.series, stats.series);
     }
 
     #[test]

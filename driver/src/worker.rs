@@ -14,11 +14,12 @@ use tonic::transport::Channel;
 use crate::client;
 use crate::coordinator::{HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, MAX_MESSAGE_BYTES};
 use crate::error::DriverError;
-use crate::load::{self, LoadControl};
+use crate::live::Live;
+use crate::load;
 use crate::wire::{plan_from_wire, stats_to_wire};
 
 /// The run a worker is busy with, for heartbeats and for stopping it.
-type Current = Arc<Mutex<Option<(u64, Arc<LoadControl>)>>>;
+type Current = Arc<Mutex<Option<(u64, Arc<Live>)>>>;
 
 /// Joins `coordinator` (a normalized URL) as `name` and serves runs until `shutdown` resolves
 /// (`Ok`) or the coordinator goes away (`Err`). Retries the first connection until the
@@ -68,11 +69,9 @@ pub async fn run(
         }
     };
     heartbeat.abort();
-    if let Some((run_id, control)) = current.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if let Some((run_id, live)) = current.lock().unwrap_or_else(|p| p.into_inner()).take() {
         tracing::warn!(run_id, "stopping the load of the current run");
-        control
-            .stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        live.stop();
     }
     outcome
 }
@@ -109,7 +108,7 @@ async fn heartbeats(outbox: mpsc::Sender<pb::WorkerMessage>, current: Current) {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map_or((0, 0), |(id, control)| (*id, control.attempts()));
+            .map_or((0, 0), |(id, live)| (*id, live.totals().attempts));
         let beat = pb::WorkerMessage {
             msg: Some(pb::worker_message::Msg::Heartbeat(pb::Heartbeat {
                 run_id,
@@ -139,8 +138,8 @@ async fn carry_out(
         Some(Ok(spec)) => {
             let start_at = UNIX_EPOCH
                 + Duration::from_millis(u64::try_from(assignment.start_at_unix_ms).unwrap_or(0));
-            let control = Arc::new(LoadControl::starting_at(Some(start_at)));
-            *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((run_id, control.clone()));
+            let live = Live::new();
+            *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((run_id, live.clone()));
             tracing::info!(
                 run_id,
                 users = spec.users,
@@ -148,8 +147,10 @@ async fn carry_out(
                 "run assigned"
             );
             let target = assignment.target.clone();
-            let load =
-                tokio::task::spawn_blocking(move || load::run(&target, &spec, &control)).await;
+            let load = tokio::task::spawn_blocking(move || {
+                load::run_observed(&target, &spec, Some(start_at), &live)
+            })
+            .await;
             current.lock().unwrap_or_else(|p| p.into_inner()).take();
             match load {
                 Ok(Ok(load)) => {

@@ -134,6 +134,9 @@ async fn merged_audit_matches_standalone() {
             .all(|w| !w.lost && w.error.is_none() && w.attempts == u64::from(w.users))
     );
     assert_eq!(distributed.exit_code(), 0);
+    // The workers' time series arrive merged.
+    let series_attempts: u64 = distributed.series.buckets.iter().map(|b| b.attempts).sum();
+    assert_eq!(series_attempts, 1000);
 
     let distributed = cluster.run(&["--mode", "buggy"]).await;
     let standalone = cluster.standalone(&["--mode", "buggy"]).await;

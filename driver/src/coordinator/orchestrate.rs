@@ -143,7 +143,7 @@ pub async fn run(
     };
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    registry.begin_run(run_id, events_tx);
+    let routing = registry.begin_run(run_id, events_tx);
     let start_at = SystemTime::now() + START_DELAY;
     let assigned = Instant::now();
     let start_ms = start_at
@@ -189,7 +189,7 @@ pub async fn run(
 
     let longest = START_DELAY + spec.duration.unwrap_or_default() + spec.timeout + GRACE;
     collect(&mut shares, &mut events, Instant::now() + longest).await;
-    registry.end_run();
+    drop(routing);
     let elapsed_s = SystemTime::now()
         .duration_since(start_at)
         .unwrap_or_default()

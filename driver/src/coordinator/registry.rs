@@ -152,9 +152,11 @@ impl Registry {
         }
     }
 
-    /// Routes run events of `run_id` to `events` until [`Registry::end_run`].
-    pub fn begin_run(&self, run_id: u64, events: mpsc::UnboundedSender<RunEvent>) {
+    /// Routes run events of `run_id` to `events` until the returned guard is dropped (also
+    /// when the submitting client goes away and the run's future is dropped midway).
+    pub fn begin_run(&self, run_id: u64, events: mpsc::UnboundedSender<RunEvent>) -> RunGuard<'_> {
         self.lock().run = Some((run_id, events));
+        RunGuard(self)
     }
 
     /// Drops every worker, which ends their Join streams (used at shutdown).
@@ -162,8 +164,14 @@ impl Registry {
         self.lock().workers.clear();
         self.changed.send_replace(());
     }
+}
 
-    pub fn end_run(&self) {
-        self.lock().run = None;
+/// Ends event routing for a run when dropped.
+#[must_use = "events stop flowing when the guard is dropped"]
+pub struct RunGuard<'a>(&'a Registry);
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().run = None;
     }
 }
