@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# End-to-end test of the Docker Compose setup: builds the static binaries and the FROM scratch
+# image, starts server + coordinator + 3 workers, runs buggy and safe through the coordinator
+# with the `driver` service and checks exit codes and JSON reports, then stops one worker in the
+# middle of a sustained run and checks the run still finishes, reporting that worker lost, and
+# that workers rejoin by themselves (Docker's restart policy) when the coordinator restarts.
+#
+# Needs Rust, Docker (with `docker compose` or `docker-compose`) and python3. Runs as its own
+# compose project with a throwaway image tag and free host ports, so it never touches a
+# `docker compose up` of yours; everything it creates is removed on exit, pass or fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if docker compose version >/dev/null 2>&1; then
+    dc=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+    dc=(docker-compose)
+else
+    echo "compose.sh: needs the docker compose plugin or docker-compose" >&2
+    exit 2
+fi
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+export COMPOSE_PROJECT_NAME="flashsale-test-$$"
+export FLASHSALE_IMAGE="flashsale:test-$$"
+FLASHSALE_SERVER_PORT=$(free_port)
+FLASHSALE_COORDINATOR_PORT=$(free_port)
+export FLASHSALE_SERVER_PORT FLASHSALE_COORDINATOR_PORT
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/flashsale-compose.XXXXXX")
+
+step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
+fail() { echo "compose.sh: FAIL: $*" >&2; exit 1; }
+
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    if [ "$rc" -ne 0 ]; then
+        echo "=== compose.sh failed (exit $rc); containers and their logs:" >&2
+        "${dc[@]}" ps -a >&2 || true
+        "${dc[@]}" logs --no-color --timestamps >&2 || true
+    fi
+    "${dc[@]}" down -v --remove-orphans --rmi all >/dev/null 2>&1 || true
+    # One-off `run` containers left behind by an interrupted run.
+    docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" |
+        xargs -r docker rm -f >/dev/null 2>&1 || true
+    docker image rm "$FLASHSALE_IMAGE" >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_until LIMIT_S WHAT CMD...: polls CMD every 0.5 s until it succeeds or LIMIT_S pass.
+wait_until() {
+    local limit=$1 what=$2 start=$SECONDS
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS - start >= limit)); then
+            fail "timed out after ${limit}s waiting for $what"
+        fi
+        sleep 0.5
+    done
+    echo "  $what: after $((SECONDS - start))s"
+}
+healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$("${dc[@]}" ps -q "$1")")" = healthy ]; }
+coordinator_id() { "${dc[@]}" ps -q coordinator; }
+# The coordinator's own health service is SERVING only while all expected workers are connected.
+all_workers_joined() {
+    docker exec "$(coordinator_id)" /driver probe localhost:7000 --service flashsale.v1.Coordinator
+}
+# run_driver OUT ARGS...: `docker compose run --rm driver ARGS`, JSON report into OUT; returns
+# the driver's exit status.
+run_driver() {
+    local out=$1
+    shift
+    timeout 180 "${dc[@]}" run --rm -T driver --output json "$@" >"$out"
+}
+# check_json FILE PYTHON_EXPR...: each expression, with `r` the parsed report, must be true.
+check_json() {
+    python3 - "$@" <<'EOF'
+import json, sys
+path, exprs = sys.argv[1], sys.argv[2:]
+with open(path) as f:
+    r = json.load(f)
+bad = [e for e in exprs if not eval(e, {"r": r})]
+for e in bad:
+    print(f"compose.sh: FAIL: {path}: expected {e}", file=sys.stderr)
+if bad:
+    print(json.dumps(r, indent=2), file=sys.stderr)
+    sys.exit(1)
+print(f"  {path.rsplit('/', 1)[-1]}: " + "; ".join(exprs))
+EOF
+}
+
+step "static binaries (scripts/build-static.sh)"
+scripts/build-static.sh
+
+step "image $FLASHSALE_IMAGE"
+build_start=$SECONDS
+docker build -q -t "$FLASHSALE_IMAGE" . >/dev/null
+echo "  built in $((SECONDS - build_start))s; $(docker image inspect -f '{{.Size}}' "$FLASHSALE_IMAGE") bytes"
+
+step "compose up (${dc[*]}, project $COMPOSE_PROJECT_NAME)"
+timeout 120 "${dc[@]}" up -d --no-build
+wait_until 60 "server healthy" healthy server
+wait_until 60 "coordinator healthy" healthy coordinator
+mapfile -t workers < <("${dc[@]}" ps -q worker)
+[ "${#workers[@]}" -eq 3 ] || fail "expected 3 worker containers, found ${#workers[@]}"
+wait_until 60 "3 workers joined the coordinator" all_workers_joined
+
+step "from the host: the published server port; from a container: service-name DNS"
+dist/driver probe "127.0.0.1:$FLASHSALE_SERVER_PORT"
+timeout 60 "${dc[@]}" run --rm -T --no-deps driver probe server:50051
+echo "  ok"
+
+step "safe run through the coordinator: exit 0, pass, 100 sold, stock 0"
+rc=0
+run_driver "$tmp/safe.json" --mode safe || rc=$?
+[ "$rc" -eq 0 ] || fail "safe run exited $rc, expected 0"
+check_json "$tmp/safe.json" \
+    'r["verdict"] == "pass" and r["audit"]["passed"]' \
+    'r["outcomes"]["purchased"] == 100' \
+    'r["audit"]["final_stock"] == 0' \
+    'len(r["workers"]) == 3' \
+    'not any(w["lost"] for w in r["workers"])'
+
+step "buggy run through the coordinator: exit 1, oversold"
+rc=0
+run_driver "$tmp/buggy.json" --mode buggy || rc=$?
+[ "$rc" -eq 1 ] || fail "buggy run exited $rc, expected 1"
+check_json "$tmp/buggy.json" \
+    'r["verdict"] == "fail"' \
+    'r["audit"]["oversold_units"] > 0'
+
+step "sustained safe run (8s), one worker stopped ~2s in: finishes, that worker lost (exit 3)"
+wait_until 30 "3 workers joined the coordinator" all_workers_joined
+mapfile -t workers < <("${dc[@]}" ps -q worker)
+victim=${workers[0]}
+victim_name=$(docker inspect -f '{{.Config.Hostname}}' "$victim") # a worker's default name
+# Workers log "run assigned" (info) when they receive their share of a run.
+assignments() { docker logs "$victim" 2>&1 | grep -c 'run assigned' || true; }
+assignments_before=$(assignments)
+victim_has_run() { [ "$(assignments)" -gt "$assignments_before" ]; }
+rc=0
+run_driver "$tmp/lost.json" --mode safe --duration 8s &
+run_pid=$!
+wait_until 60 "worker $victim_name assigned its share" victim_has_run
+sleep 3.5 # the coordinator starts the load 1.5 s after the assignment: stop ~2 s into it
+docker stop -t 5 "$victim" >/dev/null
+echo "  stopped worker $victim_name at ${SECONDS}s"
+wait "$run_pid" || rc=$?
+# 3: the audit held but a worker was lost (1 would be a failed audit, 2 no audit at all).
+[ "$rc" -eq 3 ] || fail "run with a lost worker exited $rc, expected 3"
+check_json "$tmp/lost.json" \
+    'r["verdict"] == "pass" and r["audit"]["passed"]' \
+    'r["audit"]["oversold_units"] == 0' \
+    'len(r["workers"]) == 3' \
+    "[w['name'] for w in r['workers'] if w['lost']] == ['$victim_name']"
+
+step "the stopped worker rejoins when started again"
+docker start "$victim" >/dev/null
+wait_until 60 "3 workers joined the coordinator" all_workers_joined
+
+step "coordinator restarted: workers exit non-zero, Docker restarts them (on-failure), they rejoin"
+docker restart -t 5 "$(coordinator_id)" >/dev/null
+wait_until 60 "coordinator healthy" healthy coordinator
+wait_until 60 "3 workers joined the coordinator" all_workers_joined
+for w in $("${dc[@]}" ps -q worker); do
+    restarts=$(docker inspect -f '{{.RestartCount}}' "$w")
+    [ "$restarts" -ge 1 ] || fail "worker ${w:0:12} was not restarted by Docker"
+done
+echo "  every worker restarted by Docker and rejoined"
+
+step "done"
