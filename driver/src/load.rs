@@ -137,8 +137,15 @@ fn load_thread(
     }
     let runtime = runtime.map_err(|e| DriverError::Thread(e.to_string()))?;
     runtime.block_on(async move {
-        if let Some(Ok(wait)) = start_at.map(|at| at.duration_since(SystemTime::now())) {
-            tokio::time::sleep(wait).await;
+        if let Some(at) = start_at {
+            if let Ok(wait) = at.duration_since(SystemTime::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            let late = SystemTime::now().duration_since(at).unwrap_or_default();
+            tracing::debug!(
+                late_us = late.as_micros() as u64,
+                "users released at the shared start"
+            );
         }
         let started = Instant::now();
         live.mark_started(started.into_std());
