@@ -2,7 +2,8 @@
 # End-to-end test of the Docker Compose setup: builds the static binaries and the FROM scratch
 # image, starts server + coordinator + 3 workers, runs buggy and safe through the coordinator
 # with the `driver` service and checks exit codes and JSON reports, then stops one worker in the
-# middle of a sustained run and checks the run still finishes, reporting that worker lost, and
+# middle of a sustained run (and cuts another off the network in a second one) and checks the
+# run still finishes, reporting that worker lost, and
 # that workers rejoin by themselves (Docker's restart policy) when the coordinator restarts.
 #
 # Needs Rust, Docker (with `docker compose` or `docker-compose`) and python3. Runs as its own
@@ -160,6 +161,31 @@ check_json "$tmp/lost.json" \
 step "the stopped worker rejoins when started again"
 docker start "$victim" >/dev/null
 wait_until 60 "3 workers joined the coordinator" all_workers_joined
+
+step "sustained safe run (8s), one worker cut off the network ~2s in: finishes, that worker lost (exit 3)"
+wait_until 30 "3 workers joined the coordinator" all_workers_joined
+mapfile -t workers < <("${dc[@]}" ps -q worker)
+for w in "${workers[@]}"; do [ "$w" != "$victim" ] && cut=$w && break; done
+cut_name=$(docker inspect -f '{{.Config.Hostname}}' "$cut")
+network="${COMPOSE_PROJECT_NAME}_flashsale"
+cut_assignments() { docker logs "$cut" 2>&1 | grep -c 'run assigned' || true; }
+cut_before=$(cut_assignments)
+cut_has_run() { [ "$(cut_assignments)" -gt "$cut_before" ]; }
+rc=0
+run_driver "$tmp/cut.json" --mode safe --duration 8s &
+run_pid=$!
+wait_until 60 "worker $cut_name assigned its share" cut_has_run
+sleep 3.5
+docker network disconnect "$network" "$cut"
+echo "  cut worker $cut_name off $network at ${SECONDS}s"
+wait "$run_pid" || rc=$?
+[ "$rc" -eq 3 ] || fail "run with a cut-off worker exited $rc, expected 3"
+check_json "$tmp/cut.json" \
+    'r["verdict"] == "pass" and r["audit"]["passed"]' \
+    'r["audit"]["oversold_units"] == 0' \
+    "[w['name'] for w in r['workers'] if w['lost']] == ['$cut_name']"
+docker network connect "$network" "$cut"
+echo "  reconnected $cut_name"
 
 step "coordinator restarted: workers exit non-zero, Docker restarts them (on-failure), they rejoin"
 docker restart -t 5 "$(coordinator_id)" >/dev/null
