@@ -1,0 +1,157 @@
+//! The JSON report's shape is a contract (README, "JSON report"): this test pins every field
+//! path of a real run's report, and checks that the README documents each of them.
+
+use std::collections::BTreeSet;
+
+use clap::Parser;
+use flashsale_driver::cli::Cli;
+use flashsale_server::{ServerConfig, spawn};
+use serde_json::Value;
+
+/// Every leaf of `value` as a dotted path; arrays as `[]`, status maps as `<STATUS>`.
+fn paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) if prefix.ends_with("by_status") => {
+            assert!(
+                map.keys()
+                    .all(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            );
+            out.insert(format!("{prefix}.<STATUS>"));
+        }
+        Value::Object(map) => {
+            for (key, v) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                paths(v, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+}
+
+const EXPECTED: &[&str] = &[
+    "audit.checks[].detail",
+    "audit.checks[].name",
+    "audit.checks[].ok",
+    "audit.conservation.expected_max",
+    "audit.conservation.expected_min",
+    "audit.conservation.holds",
+    "audit.conservation.observed",
+    "audit.duplicate_order_ids",
+    "audit.final_stock",
+    "audit.initial_stock",
+    "audit.ledger.holds",
+    "audit.ledger.orders",
+    "audit.ledger.units_sold",
+    "audit.min_stock_seen",
+    "audit.missing_order_ids",
+    "audit.oversold_units",
+    "audit.passed",
+    "audit.units_sold",
+    "latency_ms.max",
+    "latency_ms.mean",
+    "latency_ms.p50",
+    "latency_ms.p90",
+    "latency_ms.p99",
+    "latency_ms.p999",
+    "outcomes.attempts",
+    "outcomes.bad_replies",
+    "outcomes.by_status.<STATUS>",
+    "outcomes.errors",
+    "outcomes.indeterminate",
+    "outcomes.indeterminate_units",
+    "outcomes.purchased",
+    "outcomes.sold_out",
+    "outcomes.timeouts",
+    "outcomes.units_purchased",
+    "run.connections",
+    "run.coordinator",
+    "run.duration_s",
+    "run.elapsed_s",
+    "run.embedded",
+    "run.mode",
+    "run.quantity",
+    "run.rpc",
+    "run.strategy",
+    "run.target",
+    "run.threads",
+    "run.timeout_ms",
+    "run.users",
+    "schema_version",
+    "series.bucket_s",
+    "series.buckets[].attempts",
+    "series.buckets[].by_status.<STATUS>",
+    "series.buckets[].errors",
+    "series.buckets[].latency_ms.max",
+    "series.buckets[].latency_ms.p50",
+    "series.buckets[].latency_ms.p90",
+    "series.buckets[].latency_ms.p99",
+    "series.buckets[].purchased",
+    "series.buckets[].requests_per_s",
+    "series.buckets[].sold_out",
+    "series.buckets[].t_s",
+    "series.buckets[].timeouts",
+    "series.stock[].stock",
+    "series.stock[].t_s",
+    "throughput_rps",
+    "verdict",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_report_fields_are_stable_and_documented() {
+    // Unstable mode at a high failure rate, so `by_status` maps are filled.
+    let server = spawn(ServerConfig {
+        failure_rate: 0.5,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = server.url();
+    let argv = [
+        "driver",
+        "--target",
+        &url,
+        "--mode",
+        "unstable",
+        "--users",
+        "200",
+        "--duration",
+        "300ms",
+    ];
+    let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
+    let report = flashsale_driver::run(&spec).await.unwrap();
+    server.shutdown().await.unwrap();
+
+    let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    let mut found = BTreeSet::new();
+    paths(&json, "", &mut found);
+    let expected: BTreeSet<String> = EXPECTED.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        found, expected,
+        "the JSON report's fields changed: update README and schema_version"
+    );
+
+    // Every field, or the group it belongs to, is named in the README's JSON table.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    for path in &found {
+        let plain = path.replace("[]", "").replace(".<STATUS>", "");
+        let segments: Vec<&str> = plain.split('.').collect();
+        let documented = (1..=segments.len())
+            .rev()
+            .map(|n| format!("`{}`", segments[..n].join(".")))
+            .any(|name| readme.contains(&name));
+        assert!(documented, "README does not document {path}");
+    }
+}
