@@ -8,6 +8,7 @@ use flashsale_server::Strategy;
 use serde::Serialize;
 
 use crate::error::DriverError;
+use crate::interrupt::Interrupt;
 use crate::report::{Report, SCHEMA_VERSION};
 use crate::spec::{LoadSpec, Mode, RunSpec};
 
@@ -83,9 +84,14 @@ pub struct ComparedRun {
 
 /// Runs every run of `spec` in turn against its target (or one embedded server started for
 /// the whole comparison). A failed audit is a result, not an error.
-pub async fn compare(spec: &CompareSpec, progress: bool) -> Result<Comparison, DriverError> {
+/// When `interrupt` fires, the current run winds down and the remaining ones are skipped.
+pub async fn compare(
+    spec: &CompareSpec,
+    progress: bool,
+    interrupt: Interrupt,
+) -> Result<Comparison, DriverError> {
     crate::with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
-        compare_against(url, spec, embedded, progress).await
+        compare_against(url, spec, embedded, progress, interrupt).await
     })
     .await
 }
@@ -95,10 +101,14 @@ async fn compare_against(
     spec: &CompareSpec,
     embedded: bool,
     progress: bool,
+    interrupt: Interrupt,
 ) -> Result<Comparison, DriverError> {
     let mut runs = Vec::with_capacity(spec.runs.len());
     for run in &spec.runs {
-        let report = crate::run_against(url, run, embedded, progress).await?;
+        if interrupt.fired() {
+            break;
+        }
+        let report = crate::run_against(url, run, embedded, progress, interrupt.clone()).await?;
         runs.push(ComparedRun {
             label: run.label(),
             report,

@@ -14,6 +14,7 @@ pub mod coordinator;
 pub mod distributed;
 pub mod error;
 pub mod html;
+pub mod interrupt;
 pub mod live;
 pub mod load;
 pub mod probe;
@@ -36,6 +37,7 @@ pub use report::Report;
 pub use spec::{LoadSpec, Mode, RunSpec};
 
 use crate::client::Control;
+use crate::interrupt::Interrupt;
 use crate::live::Live;
 use crate::load::LoadResult;
 use crate::report::{Latency, Outcomes, RunInfo};
@@ -68,16 +70,21 @@ impl Report {
 /// server if no target, Reset, load, GetStock, audit. A failed audit is a normal result
 /// (`report.audit.passed == false`).
 pub async fn run(spec: &RunSpec) -> Result<Report, DriverError> {
-    run_with_progress(spec, false).await
+    run_with_progress(spec, false, Interrupt::never()).await
 }
 
-/// [`run`], showing live progress on stderr when `progress` is set (standalone runs).
-pub async fn run_with_progress(spec: &RunSpec, progress: bool) -> Result<Report, DriverError> {
+/// [`run`], showing live progress on stderr when `progress` is set, and winding the load down
+/// early when `interrupt` fires (standalone runs).
+pub async fn run_with_progress(
+    spec: &RunSpec,
+    progress: bool,
+    interrupt: Interrupt,
+) -> Result<Report, DriverError> {
     if let Some(coordinator) = &spec.coordinator {
         return distributed::run(coordinator, spec).await;
     }
     with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
-        run_against(url, spec, embedded, progress).await
+        run_against(url, spec, embedded, progress, interrupt).await
     })
     .await
 }
@@ -110,6 +117,7 @@ pub(crate) async fn run_against(
     spec: &RunSpec,
     embedded: bool,
     progress: bool,
+    interrupt: Interrupt,
 ) -> Result<Report, DriverError> {
     let mut control = Control::connect(url).await?;
     let before = if spec.reset {
@@ -131,12 +139,20 @@ pub(crate) async fn run_against(
         watch::poll_interval(spec.load.duration),
         progress.then(|| spec.label()),
     );
+    let stopper = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            interrupt.wait().await;
+            live.stop();
+        })
+    };
     let load = {
         let (url, load_spec, live) = (url.to_string(), spec.load.clone(), live.clone());
         tokio::task::spawn_blocking(move || load::run_observed(&url, &load_spec, None, &live))
             .await
             .map_err(|e| DriverError::Thread(e.to_string()))
     };
+    stopper.abort();
     let polls = watcher.finish(&live).await;
     let load = load??;
     let after = control.stock().await?;

@@ -9,6 +9,7 @@ use clap::Parser;
 use flashsale_driver::cli::{Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs};
 use flashsale_driver::client::normalize_target;
 use flashsale_driver::coordinator::CoordinatorConfig;
+use flashsale_driver::interrupt::Interrupt;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
 use flashsale_server::shutdown;
 
@@ -56,7 +57,8 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
-    let comparison = flashsale_driver::compare::compare(&spec, progress(args.load.output)).await?;
+    let comparison =
+        flashsale_driver::compare::compare(&spec, progress(args.load.output), on_ctrl_c()).await?;
     match args.load.output {
         OutputFormat::Table => print!("{}", comparison.to_table()),
         OutputFormat::Json => println!("{}", comparison.to_json()),
@@ -71,7 +73,8 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
 async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
-    let report = flashsale_driver::run_with_progress(&spec, progress(args.load.output)).await?;
+    let report =
+        flashsale_driver::run_with_progress(&spec, progress(args.load.output), on_ctrl_c()).await?;
     match args.load.output {
         OutputFormat::Table => print!("{}", report.to_table()),
         OutputFormat::Json => println!("{}", report.to_json()),
@@ -94,6 +97,22 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
     };
     flashsale_driver::coordinator::run(listener, config, shutdown::signal()).await?;
     Ok(EXIT_PASS)
+}
+
+/// The first Ctrl-C winds the run down (users stop after their current attempt; the report
+/// and audit cover what happened); a second one quits at once with status 130.
+fn on_ctrl_c() -> Interrupt {
+    let (trigger, interrupt) = Interrupt::new();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("driver: interrupted: finishing in-flight requests (Ctrl-C again to quit)");
+            trigger.fire();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    interrupt
 }
 
 /// Live progress only for people: stdout is a terminal and the output is the table.

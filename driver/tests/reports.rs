@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use flashsale_driver::cli::{Cli, Command as Sub};
 use flashsale_driver::compare::compare;
+use flashsale_driver::interrupt::Interrupt;
 use flashsale_driver::{Report, html, run};
 use flashsale_server::{ServerConfig, spawn};
 
@@ -93,7 +94,9 @@ async fn compare_runs_every_mode_with_the_same_users_and_stock() {
     let Some(Sub::Compare(args)) = Cli::try_parse_from(argv).unwrap().command else {
         panic!("not compare");
     };
-    let cmp = compare(&args.to_spec().unwrap(), false).await.unwrap();
+    let cmp = compare(&args.to_spec().unwrap(), false, Interrupt::never())
+        .await
+        .unwrap();
     server.shutdown().await.unwrap();
 
     let labels: Vec<&str> = cmp.runs.iter().map(|r| r.label.as_str()).collect();

@@ -191,3 +191,45 @@ async fn sustained_run_keeps_users_buying_until_the_deadline() {
     assert!(report.run.elapsed_s >= 0.3);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_sustained_run_still_reports_and_audits() {
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let url = server.url();
+    let argv = [
+        "driver",
+        "--target",
+        &url,
+        "--mode",
+        "safe",
+        "--users",
+        "100",
+        "--stock",
+        "1000000",
+        "--duration",
+        "60s",
+    ];
+    let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
+    let (trigger, interrupt) = flashsale_driver::interrupt::Interrupt::new();
+    let run =
+        tokio::spawn(
+            async move { flashsale_driver::run_with_progress(&spec, false, interrupt).await },
+        );
+    // Interrupt once the users are buying.
+    let mut control = flashsale_driver::client::Control::connect(&url)
+        .await
+        .unwrap();
+    while control.stock().await.unwrap().stock == 1_000_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    trigger.fire();
+    let report = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("the run winds down long before its 60 s")
+        .unwrap()
+        .unwrap();
+    assert!(report.run.elapsed_s < 20.0, "{}", report.run.elapsed_s);
+    assert!(report.outcomes.attempts > 0);
+    assert!(report.audit.passed, "{}", report.to_table());
+    server.shutdown().await.unwrap();
+}
