@@ -40,6 +40,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// Serves the checkout, reflection and health on `listener` until `shutdown` resolves, then
