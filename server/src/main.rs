@@ -17,9 +17,10 @@ struct Cli {
     #[arg(long, env = "FLASHSALE_LISTEN", default_value = "0.0.0.0:50051")]
     listen: SocketAddr,
 
-    /// Runtime worker threads [default: available cores]. 1 runs a single-threaded runtime,
-    /// which on one pinned core serves more requests with fairer tails; the buggy path races
-    /// either way (its simulated latency is an await point).
+    /// Runtime worker threads [default: available cores]. 1 (also the default on a single
+    /// available core, e.g. under `taskset -c 0`) runs a single-threaded runtime: on one core
+    /// it serves as many requests with much fairer tails (no LIFO-slot starvation). The buggy
+    /// path races either way (its simulated latency is an await point).
     #[arg(long, env = "FLASHSALE_WORKER_THREADS",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: Option<u16>,
