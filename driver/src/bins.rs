@@ -1,5 +1,5 @@
 //! A small sparse latency histogram with 2 significant digits, cheap enough to keep one per
-//! time bucket per connection (a dense HDR histogram would be ~24 KB each).
+//! time bucket per load thread (a dense HDR histogram would be ~24 KB each).
 //!
 //! Values below 100 µs are exact; above, each bin covers one 2-digit mantissa of a power of ten
 //! (e.g. 12 000-12 999 µs), so a percentile is within 5% of the true value. Only bins that saw

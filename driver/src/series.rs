@@ -1,5 +1,5 @@
 //! Time series of a run: outcomes and latency per time bucket relative to the users' start.
-//! Plain data kept per connection next to its [`Stats`](crate::stats::Stats) and merged with
+//! Plain data kept per load thread next to its [`Stats`](crate::stats::Stats) and merged with
 //! it; memory is bounded because past [`MAX_BUCKETS`] buckets the series coarsens (adjacent
 //! buckets merge, the width doubles).
 
