@@ -187,7 +187,7 @@ async fn drive_connection(
                 user_id,
                 spec,
                 window,
-                (&stats, &counters, live),
+                (stats, &counters, live),
             )
         })
         .collect();
