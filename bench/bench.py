@@ -510,6 +510,12 @@ def build(args) -> dict[str, Path]:
     meta = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
     target_dir = Path(json.loads(meta.stdout)["target_directory"])
+    if args.bin_dir:
+        # A/B comparisons: server and driver from elsewhere (e.g. a patched build).
+        bins = {b: target_dir / "release" / b for b in ("server", "driver", "getstock-load")}
+        bins.update({b: args.bin_dir / b for b in ("server", "driver")
+                     if (args.bin_dir / b).exists()})
+        return bins
     if not args.skip_build:
         print("building release binaries ...", file=sys.stderr, flush=True)
         subprocess.run(["cargo", "build", "--release", "--bin", "server", "--bin", "driver",
@@ -532,6 +538,8 @@ def main() -> int:
     p.add_argument("--scale-users", type=int, default=10_000, help="streams of case 4")
     p.add_argument("--cases", default="1,2,3,4,5")
     p.add_argument("--skip-build", action="store_true")
+    p.add_argument("--bin-dir", type=Path,
+                   help="take server and driver from this directory (A/B runs; no build)")
     p.add_argument("--out", type=Path, help="directory for raw results and logs")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = p.parse_args()
