@@ -355,14 +355,14 @@ def plan(args: argparse.Namespace) -> list[dict]:
             var(2, "GetStock", "getstock", "0ms"),
             var(2, "buggy", "driver", "0ms", mode="buggy"),
             var(2, "unstable (rate 0)", "driver", "0ms", mode="unstable"),
-            var(2, "safe/mutex", "driver", "0ms", mode="safe", strategy="mutex"),
             var(2, "safe/atomic", "driver", "0ms", mode="safe", strategy="atomic"),
+            var(2, "safe/mutex", "driver", "0ms", mode="safe", strategy="mutex"),
         ],
         3: [
             var(3, "buggy", "driver", "10ms", mode="buggy", timeout=slow),
-            var(3, "safe/mutex", "driver", "10ms", mode="safe", strategy="mutex", timeout=slow),
             var(3, "safe/atomic", "driver", "10ms", mode="safe", strategy="atomic",
                 timeout=slow),
+            var(3, "safe/mutex", "driver", "10ms", mode="safe", strategy="mutex", timeout=slow),
         ],
         4: [var(4, f"{big} streams", "driver", "10ms", users=big, mode="safe",
                 strategy="atomic")],
@@ -483,6 +483,18 @@ def summarize(variants: list[dict], results: dict[str, list[dict]], args) -> tup
     return "\n".join(lines), targets
 
 
+def busy_processes() -> int:
+    """Compilers and linkers running on the machine: other people's builds skew the numbers."""
+    names = {"rustc", "cargo", "cc1", "cc1plus", "ld", "clippy-driver", "rust-lld"}
+    count = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            count += comm.read_text().strip() in names
+        except OSError:
+            pass
+    return count
+
+
 def machine() -> dict:
     def sh(cmd):
         try:
@@ -492,13 +504,12 @@ def machine() -> dict:
 
     model = next((line.split(":", 1)[1].strip() for line in sh(["lscpu"]).splitlines()
                   if line.startswith("Model name")), platform.processor())
-    busy = sh(["pgrep", "-c", "-x", "rustc|cargo|cc|ld"]) or "0"
     return {
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "nproc": sh(["nproc"]), "cpu": model, "kernel": platform.release(),
         "commit": sh(["git", "rev-parse", "HEAD"]),
         "dirty": bool(sh(["git", "status", "--porcelain", "--untracked-files=no"])),
-        "loadavg": os.getloadavg(), "compilers_running": int(busy),
+        "loadavg": os.getloadavg(), "compilers_running": busy_processes(),
         "server_core": SERVER_CORE, "load_core": LOAD_CORE,
     }
 
@@ -569,7 +580,10 @@ def main() -> int:
     measure_started = time.monotonic()
     try:
         for rep in range(args.repeats):
-            for v in variants:
+            # Variants compared by a ratio run next to each other; every other repeat runs the
+            # list backwards, so a drift in background load does not always favour one side.
+            for v in (variants if rep % 2 == 0 else variants[::-1]):
+                busy = busy_processes()
                 tag = f"r{rep + 1}-c{v['case']}-{v['name'].split()[0].replace('/', '-')}"
                 t0 = time.monotonic()
                 try:
@@ -578,21 +592,27 @@ def main() -> int:
                     failures.append(f"{tag}: {e}")
                     print(f"  {tag}: FAILED: {e}", file=sys.stderr, flush=True)
                     continue
+                m.update(repeat=rep + 1, busy_before=busy, loadavg=os.getloadavg()[0])
                 results.setdefault(f"{v['case']}:{v['name']}", []).append(m)
                 print(f"  {tag}: {m['rps']:,.0f} req/s, p99 {m['p99_ms']:.1f} ms, "
                       f"server {m['server_us_per_req']:.1f} µs/req "
-                      f"({time.monotonic() - t0:.1f}s)", file=sys.stderr, flush=True)
+                      f"({time.monotonic() - t0:.1f}s; {busy} compiler processes before, "
+                      f"load {m['loadavg']:.1f})", file=sys.stderr, flush=True)
     finally:
         Daemon.stop_all()
 
     table, targets = summarize(variants, results, args)
     info["loadavg_end"] = os.getloadavg()
     info["measure_s"] = time.monotonic() - measure_started
+    all_runs = [r for runs in results.values() for r in runs]
+    info["runs_with_compilers"] = sum(1 for r in all_runs if r.get("busy_before", 0) > 0)
     header = (f"{info['date_utc']} UTC, commit {info['commit'][:12]}"
               f"{' (dirty)' if info['dirty'] else ''}, {info['nproc']} cores ({info['cpu']}), "
               f"{args.repeats} repeat(s) x {args.duration:g}s after {args.warmup:g}s warm-up, "
               f"load average {info['loadavg'][0]:.2f} -> {info['loadavg_end'][0]:.2f}, "
-              f"measuring took {info['measure_s']:.0f}s")
+              f"measuring took {info['measure_s']:.0f}s, "
+              f"{info['runs_with_compilers']} of {len(all_runs)} runs started while other "
+              f"compilers ran")
     print(header)
     print()
     print(table)
