@@ -32,15 +32,16 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init("info");
-    let runtime = match cli.worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
+    let threads = cli.worker_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let runtime = match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(usize::from(n))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
             .enable_all()
             .build(),
     };
