@@ -133,59 +133,51 @@ check_json "$tmp/buggy.json" \
     'r["verdict"] == "fail"' \
     'r["audit"]["oversold_units"] > 0'
 
+# lose_mid_run OUT WORKER ACTION...: an 8 s sustained safe run through the coordinator; about 2 s
+# into the load, `ACTION... WORKER`. The run must still finish with exit 3 (the audit held but a
+# worker was lost; 1 would be a failed audit, 2 no audit at all) and WORKER, by name, the only
+# one reported lost.
+lose_mid_run() {
+    local out=$1 worker=$2
+    shift 2
+    local name before rc=0 run_pid
+    name=$(docker inspect -f '{{.Config.Hostname}}' "$worker") # a worker's default name
+    before=$(assignments "$worker")
+    run_driver "$out" --mode safe --duration 8s &
+    run_pid=$!
+    wait_until 60 "worker $name assigned its share" has_new_assignment "$worker" "$before"
+    sleep 3.5 # the coordinator starts the load 1.5 s after the assignment: act ~2 s into it
+    "$@" "$worker" >/dev/null
+    echo "  $* $name at ${SECONDS}s"
+    wait "$run_pid" || rc=$?
+    [ "$rc" -eq 3 ] || fail "run with a lost worker ($*) exited $rc, expected 3"
+    check_json "$out" \
+        'r["verdict"] == "pass" and r["audit"]["passed"]' \
+        'r["audit"]["oversold_units"] == 0' \
+        'len(r["workers"]) == 3' \
+        "[w['name'] for w in r['workers'] if w['lost']] == ['$name']"
+}
+# Workers log "run assigned" (info) when they receive their share of a run.
+assignments() { docker logs "$1" 2>&1 | grep -c 'run assigned' || true; }
+has_new_assignment() { [ "$(assignments "$1")" -gt "$2" ]; }
+
 step "sustained safe run (8s), one worker stopped ~2s in: finishes, that worker lost (exit 3)"
 wait_until 30 "3 workers joined the coordinator" all_workers_joined
 mapfile -t workers < <("${dc[@]}" ps -q worker)
 victim=${workers[0]}
-victim_name=$(docker inspect -f '{{.Config.Hostname}}' "$victim") # a worker's default name
-# Workers log "run assigned" (info) when they receive their share of a run.
-assignments() { docker logs "$victim" 2>&1 | grep -c 'run assigned' || true; }
-assignments_before=$(assignments)
-victim_has_run() { [ "$(assignments)" -gt "$assignments_before" ]; }
-rc=0
-run_driver "$tmp/lost.json" --mode safe --duration 8s &
-run_pid=$!
-wait_until 60 "worker $victim_name assigned its share" victim_has_run
-sleep 3.5 # the coordinator starts the load 1.5 s after the assignment: stop ~2 s into it
-docker stop -t 5 "$victim" >/dev/null
-echo "  stopped worker $victim_name at ${SECONDS}s"
-wait "$run_pid" || rc=$?
-# 3: the audit held but a worker was lost (1 would be a failed audit, 2 no audit at all).
-[ "$rc" -eq 3 ] || fail "run with a lost worker exited $rc, expected 3"
-check_json "$tmp/lost.json" \
-    'r["verdict"] == "pass" and r["audit"]["passed"]' \
-    'r["audit"]["oversold_units"] == 0' \
-    'len(r["workers"]) == 3' \
-    "[w['name'] for w in r['workers'] if w['lost']] == ['$victim_name']"
+lose_mid_run "$tmp/lost.json" "$victim" docker stop -t 5
 
 step "the stopped worker rejoins when started again"
 docker start "$victim" >/dev/null
 wait_until 60 "3 workers joined the coordinator" all_workers_joined
 
 step "sustained safe run (8s), one worker cut off the network ~2s in: finishes, that worker lost (exit 3)"
-wait_until 30 "3 workers joined the coordinator" all_workers_joined
+network="${COMPOSE_PROJECT_NAME}_flashsale"
 mapfile -t workers < <("${dc[@]}" ps -q worker)
 for w in "${workers[@]}"; do [ "$w" != "$victim" ] && cut=$w && break; done
-cut_name=$(docker inspect -f '{{.Config.Hostname}}' "$cut")
-network="${COMPOSE_PROJECT_NAME}_flashsale"
-cut_assignments() { docker logs "$cut" 2>&1 | grep -c 'run assigned' || true; }
-cut_before=$(cut_assignments)
-cut_has_run() { [ "$(cut_assignments)" -gt "$cut_before" ]; }
-rc=0
-run_driver "$tmp/cut.json" --mode safe --duration 8s &
-run_pid=$!
-wait_until 60 "worker $cut_name assigned its share" cut_has_run
-sleep 3.5
-docker network disconnect "$network" "$cut"
-echo "  cut worker $cut_name off $network at ${SECONDS}s"
-wait "$run_pid" || rc=$?
-[ "$rc" -eq 3 ] || fail "run with a cut-off worker exited $rc, expected 3"
-check_json "$tmp/cut.json" \
-    'r["verdict"] == "pass" and r["audit"]["passed"]' \
-    'r["audit"]["oversold_units"] == 0' \
-    "[w['name'] for w in r['workers'] if w['lost']] == ['$cut_name']"
+lose_mid_run "$tmp/cut.json" "$cut" docker network disconnect "$network"
 docker network connect "$network" "$cut"
-echo "  reconnected $cut_name"
+echo "  reconnected it"
 
 step "coordinator restarted: workers exit non-zero, Docker restarts them (on-failure), they rejoin"
 docker restart -t 5 "$(coordinator_id)" >/dev/null

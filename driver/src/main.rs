@@ -6,8 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use flashsale_driver::Report;
 use flashsale_driver::cli::{Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs};
 use flashsale_driver::client::normalize_target;
+use flashsale_driver::compare::Comparison;
 use flashsale_driver::coordinator::CoordinatorConfig;
 use flashsale_driver::interrupt::Interrupt;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
@@ -59,14 +61,7 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
     let comparison =
         flashsale_driver::compare::compare(&spec, progress(args.load.output), on_ctrl_c()).await?;
-    match args.load.output {
-        OutputFormat::Table => print!("{}", comparison.to_table()),
-        OutputFormat::Json => println!("{}", comparison.to_json()),
-    }
-    if let Some((file, path)) = html.as_mut() {
-        file.write_all(flashsale_driver::html::comparison_page(&comparison).as_bytes())
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
+    emit(&comparison, args.load.output, html.as_mut())?;
     Ok(EXIT_PASS)
 }
 
@@ -75,14 +70,7 @@ async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
     let report =
         flashsale_driver::run_with_progress(&spec, progress(args.load.output), on_ctrl_c()).await?;
-    match args.load.output {
-        OutputFormat::Table => print!("{}", report.to_table()),
-        OutputFormat::Json => println!("{}", report.to_json()),
-    }
-    if let Some((file, path)) = html.as_mut() {
-        file.write_all(flashsale_driver::html::report_page(&report).as_bytes())
-            .with_context(|| format!("cannot write the report {}", path.display()))?;
-    }
+    emit(&report, args.load.output, html.as_mut())?;
     Ok(report.exit_code())
 }
 
@@ -113,6 +101,54 @@ fn on_ctrl_c() -> Interrupt {
         }
     });
     interrupt
+}
+
+/// A result that prints as a table or JSON and renders as an HTML page.
+trait Render {
+    fn table(&self) -> String;
+    fn json(&self) -> String;
+    fn page(&self) -> String;
+}
+
+impl Render for Report {
+    fn table(&self) -> String {
+        self.to_table()
+    }
+    fn json(&self) -> String {
+        self.to_json()
+    }
+    fn page(&self) -> String {
+        flashsale_driver::html::report_page(self)
+    }
+}
+
+impl Render for Comparison {
+    fn table(&self) -> String {
+        self.to_table()
+    }
+    fn json(&self) -> String {
+        self.to_json()
+    }
+    fn page(&self) -> String {
+        flashsale_driver::html::comparison_page(self)
+    }
+}
+
+/// Prints `result` on stdout in `output` form and writes its page to the HTML report, if any.
+fn emit(
+    result: &impl Render,
+    output: OutputFormat,
+    html: Option<&mut (std::fs::File, std::path::PathBuf)>,
+) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Table => print!("{}", result.table()),
+        OutputFormat::Json => println!("{}", result.json()),
+    }
+    if let Some((file, path)) = html {
+        file.write_all(result.page().as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Live progress only for people: stdout is a terminal and the output is the table.
