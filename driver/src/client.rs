@@ -89,14 +89,9 @@ impl Control {
         stock: i64,
         strategy: Option<flashsale_server::Strategy>,
     ) -> Result<pb::StockReply, DriverError> {
-        let safe_strategy = match strategy {
-            None => pb::SafeStrategy::Unspecified,
-            Some(flashsale_server::Strategy::Mutex) => pb::SafeStrategy::Mutex,
-            Some(flashsale_server::Strategy::Atomic) => pb::SafeStrategy::Atomic,
-        };
         let mut request = tonic::Request::new(pb::ResetRequest {
             stock: Some(stock),
-            safe_strategy: safe_strategy.into(),
+            safe_strategy: flashsale_server::Strategy::to_wire(strategy),
         });
         request.set_timeout(CONTROL_TIMEOUT);
         self.client

@@ -18,11 +18,6 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
     let mut client = CoordinatorClient::new(connect(url).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let safe_strategy = match spec.strategy {
-        None => pb::SafeStrategy::Unspecified,
-        Some(flashsale_server::Strategy::Mutex) => pb::SafeStrategy::Mutex,
-        Some(flashsale_server::Strategy::Atomic) => pb::SafeStrategy::Atomic,
-    };
     let mut plan = plan_to_wire(&spec.load);
     // Each worker picks its own connection and thread counts for its share.
     plan.connections = 0;
@@ -32,7 +27,7 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         target: spec.target.clone().unwrap_or_default(),
         reset: spec.reset,
         stock: spec.stock,
-        safe_strategy: safe_strategy.into(),
+        safe_strategy: flashsale_server::Strategy::to_wire(spec.strategy),
         plan: Some(plan),
     };
     let result = client

@@ -187,11 +187,10 @@ pub fn build_report(
             duration_s: spec.duration.map(|d| d.as_secs_f64()),
             quantity: spec.quantity,
             timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
-            strategy: match pb::SafeStrategy::try_from(after.safe_strategy) {
-                Ok(pb::SafeStrategy::Mutex) => Some("mutex"),
-                Ok(pb::SafeStrategy::Atomic) => Some("atomic"),
-                _ => None,
-            },
+            strategy: flashsale_server::Strategy::from_wire(after.safe_strategy)
+                .ok()
+                .flatten()
+                .map(flashsale_server::Strategy::name),
             elapsed_s,
         },
         outcomes: Outcomes::from_stats(&load.stats),

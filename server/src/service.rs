@@ -141,11 +141,7 @@ fn stock_reply(snapshot: Snapshot) -> pb::StockReply {
         orders: snapshot.orders,
         units_sold: snapshot.units_sold,
         round: snapshot.round,
-        safe_strategy: match snapshot.strategy {
-            Strategy::Mutex => pb::SafeStrategy::Mutex,
-            Strategy::Atomic => pb::SafeStrategy::Atomic,
-        }
-        .into(),
+        safe_strategy: Strategy::to_wire(Some(snapshot.strategy)),
     }
 }
 

@@ -36,12 +36,8 @@ pub fn reset(
     if stock < 0 {
         return Err(CheckoutError::NegativeStock(stock));
     }
-    let strategy = match pb::SafeStrategy::try_from(req.safe_strategy) {
-        Ok(pb::SafeStrategy::Unspecified) => None,
-        Ok(pb::SafeStrategy::Mutex) => Some(Strategy::Mutex),
-        Ok(pb::SafeStrategy::Atomic) => Some(Strategy::Atomic),
-        Err(_) => return Err(CheckoutError::UnknownStrategy(req.safe_strategy)),
-    };
+    let strategy =
+        Strategy::from_wire(req.safe_strategy).map_err(CheckoutError::UnknownStrategy)?;
     Ok((stock, strategy))
 }
 

@@ -132,11 +132,9 @@ pub async fn run(
 
     let mut control = Control::connect(&target).await?;
     let before = if request.reset {
-        let strategy = match pb::SafeStrategy::try_from(request.safe_strategy) {
-            Ok(pb::SafeStrategy::Mutex) => Some(flashsale_server::Strategy::Mutex),
-            Ok(pb::SafeStrategy::Atomic) => Some(flashsale_server::Strategy::Atomic),
-            _ => None,
-        };
+        let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
+            .ok()
+            .flatten();
         control.reset(request.stock, strategy).await?
     } else {
         control.stock().await?

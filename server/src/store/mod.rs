@@ -8,6 +8,8 @@ mod mutex;
 
 use std::fmt;
 
+use flashsale::pb;
+
 pub use ledger::{Ledger, LedgerEntry};
 pub use memory::MemoryStore;
 
@@ -58,12 +60,40 @@ pub enum Strategy {
     Atomic,
 }
 
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Strategy {
+    /// The flag value: "mutex" or "atomic".
+    pub fn name(self) -> &'static str {
+        match self {
             Strategy::Mutex => "mutex",
             Strategy::Atomic => "atomic",
-        })
+        }
+    }
+
+    /// A `safe_strategy` field of the contract: `Ok(None)` for UNSPECIFIED, `Err(raw)` for a
+    /// value the contract does not define.
+    pub fn from_wire(raw: i32) -> Result<Option<Self>, i32> {
+        match pb::SafeStrategy::try_from(raw) {
+            Ok(pb::SafeStrategy::Unspecified) => Ok(None),
+            Ok(pb::SafeStrategy::Mutex) => Ok(Some(Strategy::Mutex)),
+            Ok(pb::SafeStrategy::Atomic) => Ok(Some(Strategy::Atomic)),
+            Err(_) => Err(raw),
+        }
+    }
+
+    /// The contract's value for `strategy`; `None` is UNSPECIFIED ("keep the current one").
+    pub fn to_wire(strategy: Option<Self>) -> i32 {
+        let wire = match strategy {
+            None => pb::SafeStrategy::Unspecified,
+            Some(Strategy::Mutex) => pb::SafeStrategy::Mutex,
+            Some(Strategy::Atomic) => pb::SafeStrategy::Atomic,
+        };
+        wire.into()
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -92,4 +122,21 @@ pub trait Store: Send + Sync + 'static {
     async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError>;
     /// The current round's state.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Strategy;
+
+    #[test]
+    fn wire_round_trip() {
+        for strategy in [None, Some(Strategy::Mutex), Some(Strategy::Atomic)] {
+            assert_eq!(
+                Strategy::from_wire(Strategy::to_wire(strategy)),
+                Ok(strategy)
+            );
+        }
+        assert_eq!(Strategy::from_wire(9), Err(9));
+        assert_eq!(Strategy::Mutex.to_string(), "mutex");
+    }
 }
