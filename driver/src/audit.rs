@@ -202,6 +202,7 @@ mod tests {
             units_sold: units,
             round: 1,
             safe_strategy: 0,
+            ..Default::default()
         }
     }
 

@@ -236,6 +236,7 @@ pub async fn purchase(
     let mut request = tonic::Request::new(pb::PurchaseRequest {
         user_id: user_id.to_string(),
         quantity,
+        ..Default::default()
     });
     request.set_timeout(timeout);
     let call = async {
@@ -262,6 +263,6 @@ fn classify(reply: pb::PurchaseReply, quantity: u32) -> Outcome {
         Ok(pb::Outcome::SoldOut) => Outcome::SoldOut {
             stock_after: reply.stock_after,
         },
-        Ok(pb::Outcome::Unspecified) | Err(_) => Outcome::BadReply,
+        Ok(pb::Outcome::Unspecified | pb::Outcome::LimitReached) | Err(_) => Outcome::BadReply,
     }
 }

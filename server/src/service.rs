@@ -124,12 +124,14 @@ fn reply(purchase: Purchase, quantity: u32) -> pb::PurchaseReply {
             order_id: receipt.order_id,
             stock_after: receipt.stock_after,
             quantity,
+            round: 0,
         },
         Purchase::SoldOut { stock } => pb::PurchaseReply {
             outcome: pb::Outcome::SoldOut.into(),
             order_id: String::new(),
             stock_after: stock,
             quantity,
+            round: 0,
         },
     }
 }
@@ -142,11 +144,22 @@ fn stock_reply(snapshot: Snapshot) -> pb::StockReply {
         units_sold: snapshot.units_sold,
         round: snapshot.round,
         safe_strategy: Strategy::to_wire(Some(snapshot.strategy)),
+        ..Default::default()
     }
 }
 
 #[tonic::async_trait]
 impl Checkout for CheckoutService {
+    type ListOrdersStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::OrderBatch, Status>> + Send>>;
+
+    async fn list_orders(
+        &self,
+        _request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<Self::ListOrdersStream>, Status> {
+        Err(Status::unimplemented("ListOrders is not implemented yet"))
+    }
+
     async fn purchase_buggy(
         &self,
         request: Request<pb::PurchaseRequest>,

@@ -49,6 +49,7 @@ mod tests {
         pb::PurchaseRequest {
             user_id: user.into(),
             quantity,
+            ..Default::default()
         }
     }
 

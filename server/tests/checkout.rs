@@ -22,6 +22,7 @@ fn purchase(user: &str, quantity: u32) -> Request<pb::PurchaseRequest> {
     Request::new(pb::PurchaseRequest {
         user_id: user.into(),
         quantity,
+        ..Default::default()
     })
 }
 

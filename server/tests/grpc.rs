@@ -99,6 +99,7 @@ async fn shutdown_finishes_in_flight_calls() {
             .purchase_safe(pb::PurchaseRequest {
                 user_id: "late".into(),
                 quantity: 1,
+                ..Default::default()
             })
             .await
     });

@@ -242,6 +242,7 @@ async fn call(
                 let mut request = tonic::Request::new(pb::PurchaseRequest {
                     user_id: user_id.to_string(),
                     quantity: 1,
+                    ..Default::default()
                 });
                 request.set_timeout(timeout);
                 client.purchase_safe(request).await.is_ok()
