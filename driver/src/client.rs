@@ -6,12 +6,34 @@ use std::time::Duration;
 use flashsale::pb::{self, checkout_client::CheckoutClient};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::audit::book::{Book, BookState};
 use crate::error::DriverError;
 
 /// How long establishing one connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline of a control call.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline of reading the whole order book.
+const LIST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time between GetStock readings while waiting for the server to settle.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+fn same_state(a: &pb::StockReply, b: &pb::StockReply) -> bool {
+    (a.stock, a.orders, a.units_sold, a.round) == (b.stock, b.orders, b.units_sold, b.round)
+}
+
+/// Why the book could not be read, in words.
+fn book_refused(status: &tonic::Status) -> String {
+    match status.code() {
+        tonic::Code::Unimplemented => {
+            "the server does not implement ListOrders (no order book)".to_string()
+        }
+        code => format!(
+            "ListOrders failed: {} ({code:?})",
+            status.message()
+        ),
+    }
+}
 
 /// Turns `host:port` or `http://host:port` into a URL tonic accepts.
 pub fn normalize_target(target: &str) -> Result<String, DriverError> {
@@ -99,6 +121,133 @@ impl Control {
             .await
             .map(tonic::Response::into_inner)
             .map_err(|status| self.rpc_error("Reset", status))
+    }
+
+    /// Starts a new round with `stock` units and checks that it took effect: the round moved
+    /// on and GetStock shows exactly that stock and an empty book. A checkout whose Reset does
+    /// nothing would otherwise be audited against whatever state it happens to be in.
+    pub async fn reset_verified(
+        &mut self,
+        stock: i64,
+        strategy: Option<flashsale_server::Strategy>,
+    ) -> Result<pb::StockReply, DriverError> {
+        let previous = self.stock().await?;
+        let reply = self.reset(stock, strategy).await?;
+        let now = self.stock().await?;
+        let mut wrong = Vec::new();
+        if reply.round == previous.round || now.round != reply.round {
+            wrong.push(format!(
+                "round {} before Reset, {} in its reply, {} now",
+                previous.round, reply.round, now.round
+            ));
+        }
+        if now.stock != stock || now.initial_stock != stock {
+            wrong.push(format!(
+                "stock {} (initial {}) instead of {stock}",
+                now.stock, now.initial_stock
+            ));
+        }
+        if now.orders != 0 || now.units_sold != 0 {
+            wrong.push(format!(
+                "{} orders / {} units already booked instead of none",
+                now.orders, now.units_sold
+            ));
+        }
+        let wanted = flashsale_server::Strategy::to_wire(strategy);
+        if strategy.is_some() && now.safe_strategy != wanted {
+            wrong.push(format!(
+                "safe strategy {} instead of {}",
+                now.safe_strategy, wanted
+            ));
+        }
+        if wrong.is_empty() {
+            Ok(now)
+        } else {
+            Err(DriverError::ResetNotApplied {
+                target: self.url.clone(),
+                what: wrong.join("; "),
+            })
+        }
+    }
+
+    /// Polls GetStock until stock, counters and round stop changing (three equal readings
+    /// [`SETTLE_POLL`] apart) or `within` passes. Returns the last reading and, when it did not
+    /// settle, what was still moving.
+    pub async fn settle(
+        &mut self,
+        within: Duration,
+    ) -> Result<(pb::StockReply, Option<String>), DriverError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let first = self.stock().await?;
+        let mut last = first.clone();
+        let mut stable = 1;
+        while stable < 3 {
+            if tokio::time::Instant::now() + SETTLE_POLL > deadline {
+                let what = format!(
+                    "the server was still changing {:.1} s after the last reply (stock {} -> {}, orders {} -> {}); raise --settle",
+                    within.as_secs_f64(),
+                    first.stock,
+                    last.stock,
+                    first.orders,
+                    last.orders
+                );
+                return Ok((last, Some(what)));
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+            let now = self.stock().await?;
+            stable = if same_state(&now, &last) { stable + 1 } else { 1 };
+            last = now;
+        }
+        Ok((last, None))
+    }
+
+    /// Streams the order book of `round` into a [`Book`], reading request and user ids with
+    /// the run's `prefix`. `expected` is what GetStock counts: a book much longer than that is
+    /// not read to the end (memory stays bounded). A server without `ListOrders` or a book that
+    /// overflowed its cap gives [`BookState::Unavailable`], with the reason.
+    pub async fn book(
+        &mut self,
+        after: &pb::StockReply,
+        prefix: &str,
+    ) -> Result<BookState, DriverError> {
+        if after.book_overflow > 0 {
+            return Ok(BookState::Unavailable(format!(
+                "the server's book reached its cap of {} orders and left {} orders out, so it can only be reconciled in part",
+                after.book_cap, after.book_overflow
+            )));
+        }
+        let limit = after.orders.saturating_mul(2).saturating_add(100_000);
+        let mut request = tonic::Request::new(pb::ListOrdersRequest { round: after.round });
+        request.set_timeout(LIST_TIMEOUT);
+        let mut stream = match self.client.list_orders(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Ok(BookState::Unavailable(book_refused(&status))),
+        };
+        let mut book = Book {
+            round: after.round,
+            entries: Vec::new(),
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(batch)) => {
+                    if batch.round != after.round {
+                        return Ok(BookState::Unavailable(format!(
+                            "ListOrders for round {} sent orders of round {}",
+                            after.round, batch.round
+                        )));
+                    }
+                    book.extend(prefix, &batch.orders);
+                    if book.entries.len() as u64 > limit {
+                        return Ok(BookState::Unavailable(format!(
+                            "ListOrders sent more than {limit} orders while GetStock counts {}; stopped reading",
+                            after.orders
+                        )));
+                    }
+                }
+                Ok(None) => return Ok(BookState::Complete(book)),
+                Err(status) => return Ok(BookState::Unavailable(book_refused(&status))),
+            }
+        }
     }
 
     /// Reads the stock and ledger totals.

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use flashsale_server::Strategy;
 use serde::Serialize;
 
+use crate::audit::policy::Policy;
 use crate::error::DriverError;
 use crate::interrupt::Interrupt;
 use crate::report::{Report, SCHEMA_VERSION};
@@ -34,7 +35,13 @@ pub struct CompareSpec {
 impl CompareSpec {
     /// The four runs of [`PLAN`] with `load` (its mode is replaced; each run gets its own
     /// user-id prefix so no two runs share a user).
-    pub fn new(target: Option<String>, stock: i64, load: &LoadSpec) -> Self {
+    pub fn new(
+        target: Option<String>,
+        stock: i64,
+        load: &LoadSpec,
+        policy: &Policy,
+        settle: std::time::Duration,
+    ) -> Self {
         let runs = PLAN
             .iter()
             .map(|&(mode, strategy)| {
@@ -47,8 +54,11 @@ impl CompareSpec {
                     stock,
                     reset: true,
                     strategy,
+                    policy: policy.clone(),
+                    settle,
                 };
                 run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
+                run.policy.user_prefix = run.load.user_prefix.clone();
                 run
             })
             .collect();

@@ -11,7 +11,9 @@ use crate::load::LoadResult;
 use crate::report::{Report, WorkerSummary};
 use crate::spec::RunSpec;
 use crate::stats::Stats;
-use crate::wire::{plan_to_wire, stats_from_wire};
+use crate::audit::Evidence;
+use crate::audit::book::BookState;
+use crate::wire::{book_from_wire, plan_to_wire, stats_from_wire};
 
 /// Runs `spec` through the coordinator at `url` (normalized) and builds the report.
 pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
@@ -29,6 +31,7 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         stock: spec.stock,
         safe_strategy: flashsale_server::Strategy::to_wire(spec.strategy),
         plan: Some(plan),
+        settle_ms: u64::try_from(spec.settle.as_millis()).unwrap_or(u64::MAX),
     };
     let result = client
         .submit_run(request)
@@ -58,8 +61,15 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         let unreported = worker.unreported_attempts;
         workers.push(WorkerSummary::new(worker, &stats, unreported));
         merged.merge(stats);
-        merged.indeterminate += unreported;
-        merged.indeterminate_units += unreported * u64::from(spec.load.quantity);
+        if worker.lost || unreported > 0 {
+            let first = u32::try_from(worker.first_user).unwrap_or(u32::MAX);
+            let end = first.saturating_add(worker.users);
+            merged.history.unreported.push(first..end);
+        }
+        merged.indeterminate = merged.indeterminate.saturating_add(unreported);
+        merged.indeterminate_units = merged
+            .indeterminate_units
+            .saturating_add(unreported.saturating_mul(u64::from(spec.load.quantity.max())));
     }
     let load = LoadResult {
         stats: merged,
@@ -67,7 +77,22 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         connections: result.workers.iter().map(|w| w.connections).sum(),
         threads: result.workers.iter().map(|w| w.threads).sum(),
     };
-    let mut report = crate::build_report(&result.target, false, &spec.load, before, after, &load);
+    let book = match &result.book {
+        Some(columns) => BookState::Complete(book_from_wire(after.round, columns)?),
+        None => BookState::Unavailable(if result.book_unavailable.is_empty() {
+            "the coordinator sent no order book".to_string()
+        } else {
+            result.book_unavailable.clone()
+        }),
+    };
+    let evidence = Evidence {
+        before,
+        after,
+        book: &book,
+        unsettled: (!result.unsettled.is_empty()).then(|| result.unsettled.clone()),
+        policy: &spec.policy,
+    };
+    let mut report = crate::build_report(&result.target, false, &spec.load, &evidence, &load);
     report.run.coordinator = Some(url.to_string());
     report.workers = Some(workers);
     Ok(report)

@@ -18,6 +18,8 @@ pub enum DriverError {
         target: String,
         status: Box<tonic::Status>,
     },
+    #[error("Reset did not take effect on {target}: {what}")]
+    ResetNotApplied { target: String, what: String },
     #[error("embedded server: {0}")]
     Server(#[from] flashsale_server::ServerError),
     #[error("{0}")]

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::chart::{Chart, Line};
+use crate::audit::{Status, Verdict};
 use crate::compare::Comparison;
 use crate::report::Report;
 use crate::timeline::TimeBucket;
@@ -16,6 +17,7 @@ const PALETTE: [&str; 6] = [
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1340px;\
 padding:0 16px;color:#222}h1,h2,h3{margin:.6em 0 .3em}.verdict{padding:12px 18px;\
 border-radius:6px;color:#fff}.verdict.pass{background:#2e7d32}.verdict.fail{background:#c62828}\
+.verdict.inconclusive{background:#8a6d00}\
 .verdict h1{margin:0}.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{margin:0;\
 border:1px solid #ddd;border-radius:6px;padding:8px}.chart figcaption{font-weight:600}\
 .legend{list-style:none;padding:0;margin:4px 0 0;display:flex;gap:14px;font-size:12px}\
@@ -101,29 +103,31 @@ pub fn comparison_page(cmp: &Comparison) -> String {
     page(&title, &body)
 }
 
-/// PASS or FAIL with the failed checks, as a section with element id `id`.
+/// PASS, FAIL or INCONCLUSIVE with the checks that decided it, as a section with element id
+/// `id`.
 pub fn verdict_banner(report: &Report, id: &str) -> String {
-    let failed: Vec<&str> = failed_checks(report);
-    let (class, word, detail) = if failed.is_empty() {
-        ("pass", "PASS", "every invariant held".to_string())
-    } else {
-        (
+    let a = &report.audit;
+    let (class, word, detail) = match a.verdict {
+        Verdict::Pass => ("pass", "PASS", "every invariant held".to_string()),
+        Verdict::Fail => (
             "fail",
             "FAIL",
-            format!("failed checks: {}", failed.join(", ")),
-        )
+            format!("failed checks: {}", a.with_status(Status::Fail).join(", ")),
+        ),
+        Verdict::Inconclusive => (
+            "inconclusive",
+            "INCONCLUSIVE",
+            format!(
+                "nothing failed, but not proven: {}",
+                a.with_status(Status::Inconclusive).join(", ")
+            ),
+        ),
     };
     format!(
         r#"<section id="{}" class="verdict {class}"><h1>{word}</h1><p>{}</p></section>"#,
         escape(id),
         escape(&detail)
     )
-}
-
-/// Names of the audit checks that failed.
-pub fn failed_checks(report: &Report) -> Vec<&'static str> {
-    let checks = report.audit.checks.iter();
-    checks.filter(|c| !c.ok).map(|c| c.name).collect()
 }
 
 /// Charts and summary tables of one run.
@@ -259,8 +263,30 @@ fn summary_tables(report: &Report) -> String {
             a.min_stock_seen.map_or("-".into(), |m| m.to_string()),
         ),
         (
-            "ledger",
+            "server counters",
             format!("{} orders, {} units", a.ledger.orders, a.ledger.units_sold),
+        ),
+        (
+            "order book",
+            if a.reconciliation.available {
+                format!(
+                    "{} orders, {} units; lost {}, phantom {}, ghost {}",
+                    a.reconciliation.book_orders,
+                    a.reconciliation.book_units,
+                    a.reconciliation.lost,
+                    a.reconciliation.phantom,
+                    a.reconciliation.ghost
+                )
+            } else {
+                format!(
+                    "not reconciled: {}",
+                    a.reconciliation.reason.as_deref().unwrap_or("-")
+                )
+            },
+        ),
+        (
+            "undersold answers",
+            a.reconciliation.undersold_attempts.to_string(),
         ),
     ];
     let latency = [
@@ -305,11 +331,11 @@ fn summary_tables(report: &Report) -> String {
     s.push_str(&table("Run", &run));
     s.push_str("<div><h3>Audit checks</h3><table class=\"checks\"><tr><th>check</th><th>result</th><th>detail</th></tr>");
     for c in &a.checks {
-        let mark = if c.ok { "ok" } else { "FAIL" };
+        let mark = c.status.mark();
         let _ = write!(
             s,
             r#"<tr><td>{}</td><td class="{mark}">{mark}</td><td>{}</td></tr>"#,
-            escape(c.name),
+            escape(&c.name),
             escape(&c.detail)
         );
     }

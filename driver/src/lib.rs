@@ -28,14 +28,14 @@ pub mod watch;
 pub mod wire;
 pub mod worker;
 
-use flashsale::pb;
 use flashsale_server::ServerConfig;
 
-pub use audit::Audit;
+pub use audit::{Audit, Verdict};
 pub use error::DriverError;
 pub use report::Report;
 pub use spec::{LoadSpec, Mode, RunSpec};
 
+use crate::audit::Evidence;
 use crate::client::Control;
 use crate::interrupt::Interrupt;
 use crate::live::Live;
@@ -52,23 +52,25 @@ pub const EXIT_AUDIT_FAILED: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 /// Exit status when the audit held but a distributed run lost or failed workers.
 pub const EXIT_INCOMPLETE: u8 = 3;
+/// Exit status when nothing failed but the run could not prove what it claims (a check not
+/// exercised, attempts left unresolved).
+pub const EXIT_INCONCLUSIVE: u8 = 4;
 
 impl Report {
     /// The process exit status this report calls for.
     pub fn exit_code(&self) -> u8 {
-        if !self.audit.passed {
-            EXIT_AUDIT_FAILED
-        } else if !self.incomplete_workers().is_empty() {
-            EXIT_INCOMPLETE
-        } else {
-            EXIT_PASS
+        match self.audit.verdict {
+            Verdict::Fail => EXIT_AUDIT_FAILED,
+            _ if !self.incomplete_workers().is_empty() => EXIT_INCOMPLETE,
+            Verdict::Inconclusive => EXIT_INCONCLUSIVE,
+            Verdict::Pass => EXIT_PASS,
         }
     }
 }
 
 /// Runs `spec` from start to report: through the coordinator if one is given, else embedded
-/// server if no target, Reset, load, GetStock, audit. A failed audit is a normal result
-/// (`report.audit.passed == false`).
+/// server if no target, verified Reset, load, wait until the server settles, GetStock,
+/// ListOrders, audit. A failed audit is a normal result (`report.audit.verdict`).
 pub async fn run(spec: &RunSpec) -> Result<Report, DriverError> {
     run_with_progress(spec, false, Interrupt::never()).await
 }
@@ -121,7 +123,7 @@ pub(crate) async fn run_against(
 ) -> Result<Report, DriverError> {
     let mut control = Control::connect(url).await?;
     let before = if spec.reset {
-        control.reset(spec.stock, spec.strategy).await?
+        control.reset_verified(spec.stock, spec.strategy).await?
     } else {
         control.stock().await?
     };
@@ -130,6 +132,7 @@ pub(crate) async fn run_against(
         mode = spec.load.mode.name(),
         users = spec.load.users,
         stock = before.stock,
+        round = before.round,
         "starting run"
     );
     let live = Live::new();
@@ -147,7 +150,12 @@ pub(crate) async fn run_against(
         })
     };
     let load = {
-        let (url, load_spec, live) = (url.to_string(), spec.load.clone(), live.clone());
+        let url = url.to_string();
+        let load_spec = LoadSpec {
+            round: before.round,
+            ..spec.load.clone()
+        };
+        let live = live.clone();
         tokio::task::spawn_blocking(move || load::run_observed(&url, &load_spec, None, &live))
             .await
             .map_err(|e| DriverError::Thread(e.to_string()))
@@ -155,8 +163,16 @@ pub(crate) async fn run_against(
     stopper.abort();
     let polls = watcher.finish(&live).await;
     let load = load??;
-    let after = control.stock().await?;
-    let mut report = build_report(url, embedded, &spec.load, &before, &after, &load);
+    let (after, unsettled) = control.settle(spec.settle).await?;
+    let book = control.book(&after, &spec.load.user_prefix).await?;
+    let evidence = Evidence {
+        before: &before,
+        after: &after,
+        book: &book,
+        unsettled,
+        policy: &spec.policy,
+    };
+    let mut report = build_report(url, embedded, &spec.load, &evidence, &load);
     report.series.add_stock_polls(&polls);
     Ok(report)
 }
@@ -166,15 +182,15 @@ pub fn build_report(
     target: &str,
     embedded: bool,
     spec: &LoadSpec,
-    before: &pb::StockReply,
-    after: &pb::StockReply,
+    evidence: &Evidence<'_>,
     load: &LoadResult,
 ) -> Report {
-    let audit = Audit::new(before, after, &load.stats);
+    let audit = Audit::new(&load.stats, evidence);
     let elapsed_s = load.elapsed.as_secs_f64();
+    let (before, after) = (evidence.before, evidence.after);
     Report {
         schema_version: report::SCHEMA_VERSION,
-        verdict: if audit.passed { "pass" } else { "fail" },
+        verdict: audit.verdict.name(),
         run: RunInfo {
             mode: spec.mode.name(),
             rpc: spec.mode.rpc(),
@@ -182,15 +198,18 @@ pub fn build_report(
             embedded,
             coordinator: None,
             users: spec.users,
+            clicks: spec.clicks,
             connections: load.connections,
             threads: load.threads,
             duration_s: spec.duration.map(|d| d.as_secs_f64()),
-            quantity: spec.quantity,
+            quantity: spec.quantity.clone(),
             timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
             strategy: flashsale_server::Strategy::from_wire(after.safe_strategy)
                 .ok()
                 .flatten()
                 .map(flashsale_server::Strategy::name),
+            round: before.round,
+            per_user_limit: after.per_user_limit,
             elapsed_s,
         },
         outcomes: Outcomes::from_stats(&load.stats),

@@ -24,7 +24,7 @@ impl Counters {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         let counter = match outcome {
             Outcome::Purchased { .. } => &self.purchased,
-            Outcome::SoldOut { .. } => &self.sold_out,
+            Outcome::SoldOut { .. } | Outcome::LimitReached { .. } => &self.sold_out,
             Outcome::Status(_) | Outcome::Timeout => &self.errors,
             Outcome::BadReply => return,
         };

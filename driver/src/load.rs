@@ -12,6 +12,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use crate::audit::history::{AttemptKey, request_id};
 use crate::client;
 use crate::error::DriverError;
 use crate::live::{Counters, Live};
@@ -32,19 +33,11 @@ pub struct LoadResult {
 /// Per-thread result: merged stats and when its users started and finished.
 type ThreadResult = Result<(Stats, std::time::Instant, std::time::Instant), DriverError>;
 
-/// Runs `spec` against `url`, blocking the calling thread until every user is done.
+/// Runs `spec` against `url`, blocking the calling thread until every user is done, and
+/// publishes live counters and the users' start into `live` for a watcher.
 ///
 /// Every connection is established before any user starts; then all threads release their
 /// users together (or at `start_at`, a wall-clock instant shared by distributed workers).
-pub fn run(
-    url: &str,
-    spec: &LoadSpec,
-    start_at: Option<SystemTime>,
-) -> Result<LoadResult, DriverError> {
-    run_observed(url, spec, start_at, &Live::new())
-}
-
-/// [`run`], publishing live counters and the users' start into `live` for a watcher.
 pub fn run_observed(
     url: &str,
     spec: &LoadSpec,
@@ -178,46 +171,65 @@ async fn drive_connection(
     stats: &RefCell<Stats>,
 ) {
     let client = CheckoutClient::new(channel);
-    let mut users: FuturesUnordered<_> = users
+    let clicks = spec.clicks.max(1);
+    let mut buyers: FuturesUnordered<_> = users
         .into_iter()
-        .map(|u| {
-            let user_id = format!("{}{}", spec.user_prefix, spec.first_user + u);
-            virtual_user(
-                client.clone(),
-                user_id,
-                spec,
-                window,
-                (stats, &counters, live),
-            )
+        .filter_map(|u| u32::try_from(spec.first_user + u).ok())
+        .flat_map(|user| (0..clicks).map(move |click| (user, click)))
+        .map(|(user, click)| {
+            let buyer = Buyer {
+                user,
+                user_id: format!("{}{user}", spec.user_prefix),
+                click,
+                clicks,
+            };
+            virtual_user(client.clone(), buyer, spec, window, (stats, &counters, live))
         })
         .collect();
-    while users.next().await.is_some() {}
+    while buyers.next().await.is_some() {}
+}
+
+/// One of a user's concurrent clicks: its attempts are numbered `click`, `click + clicks`, ...
+struct Buyer {
+    user: u32,
+    user_id: String,
+    click: u32,
+    clicks: u32,
 }
 
 /// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline` (or
 /// until [`Live::stop`]).
 async fn virtual_user(
     mut client: CheckoutClient<Channel>,
-    user_id: String,
+    buyer: Buyer,
     spec: &LoadSpec,
     (origin, deadline): (Instant, Option<Instant>),
     (stats, counters, live): (&RefCell<Stats>, &Counters, &Live),
 ) {
+    let mut seq = buyer.click;
     loop {
+        let key = AttemptKey {
+            user: buyer.user,
+            seq,
+        };
+        let quantity = spec.quantity.pick(buyer.user, seq);
+        let request = pb::PurchaseRequest {
+            user_id: buyer.user_id.clone(),
+            quantity,
+            request_id: request_id(&buyer.user_id, seq),
+            round: spec.round,
+        };
         let started = Instant::now();
-        let outcome = purchase(
-            &mut client,
-            spec.mode,
-            &user_id,
-            spec.quantity,
-            spec.timeout,
-        )
-        .await;
+        let outcome = purchase(&mut client, spec.mode, request, spec.timeout).await;
         let latency = started.elapsed();
         counters.record(&outcome);
         stats
             .borrow_mut()
-            .record_at(origin.elapsed(), outcome, spec.quantity, latency);
+            .record_at(origin.elapsed(), key, quantity, outcome, latency);
+        let Some(next) = seq.checked_add(buyer.clicks) else {
+            break;
+        };
+        seq = next;
         match deadline {
             Some(deadline) if Instant::now() < deadline && !live.stopped() => continue,
             _ => break,
@@ -229,15 +241,11 @@ async fn virtual_user(
 pub async fn purchase(
     client: &mut CheckoutClient<Channel>,
     mode: Mode,
-    user_id: &str,
-    quantity: u32,
+    request: pb::PurchaseRequest,
     timeout: Duration,
 ) -> Outcome {
-    let mut request = tonic::Request::new(pb::PurchaseRequest {
-        user_id: user_id.to_string(),
-        quantity,
-        ..Default::default()
-    });
+    let quantity = request.quantity;
+    let mut request = tonic::Request::new(request);
     request.set_timeout(timeout);
     let call = async {
         match mode {
@@ -254,6 +262,10 @@ pub async fn purchase(
 }
 
 fn classify(reply: pb::PurchaseReply, quantity: u32) -> Outcome {
+    // A reply that accounts for other units than were asked for breaks the contract.
+    if reply.quantity != 0 && reply.quantity != quantity {
+        return Outcome::BadReply;
+    }
     match pb::Outcome::try_from(reply.outcome) {
         Ok(pb::Outcome::Purchased) => Outcome::Purchased {
             order_id: reply.order_id,
@@ -263,6 +275,9 @@ fn classify(reply: pb::PurchaseReply, quantity: u32) -> Outcome {
         Ok(pb::Outcome::SoldOut) => Outcome::SoldOut {
             stock_after: reply.stock_after,
         },
-        Ok(pb::Outcome::Unspecified | pb::Outcome::LimitReached) | Err(_) => Outcome::BadReply,
+        Ok(pb::Outcome::LimitReached) => Outcome::LimitReached {
+            stock_after: reply.stock_after,
+        },
+        Ok(pb::Outcome::Unspecified) | Err(_) => Outcome::BadReply,
     }
 }

@@ -7,18 +7,19 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::audit::Audit;
+use crate::audit::{Audit, Status};
+use crate::spec::Quantities;
 use crate::stats::{Stats, code_name};
 use crate::timeline::Timeline;
 
 /// Version of the JSON layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything known about one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema_version: u32,
-    /// "pass" when every audit check held, else "fail".
+    /// "pass" when every check held, "fail" when one failed, else "inconclusive".
     pub verdict: &'static str,
     pub run: RunInfo,
     pub outcomes: Outcomes,
@@ -83,14 +84,21 @@ pub struct RunInfo {
     /// The coordinator a distributed run went through (`null` for standalone runs).
     pub coordinator: Option<String>,
     pub users: u32,
+    /// Concurrent purchases per user.
+    pub clicks: u32,
     pub connections: u32,
     pub threads: u32,
     /// `null` for a flash-sale burst (one attempt per user), else the sustained duration.
     pub duration_s: Option<f64>,
-    pub quantity: u32,
+    /// Units per purchase: the values attempts cycle through.
+    pub quantity: Quantities,
     pub timeout_ms: u64,
     /// The server's safe strategy as GetStock reported it ("mutex", "atomic" or null).
     pub strategy: Option<&'static str>,
+    /// The round the purchases were for.
+    pub round: u64,
+    /// The server's per-customer limit (0: none).
+    pub per_user_limit: u32,
     /// Wall time from the users' start to the last answer.
     pub elapsed_s: f64,
 }
@@ -102,6 +110,9 @@ pub struct Outcomes {
     pub purchased: u64,
     pub units_purchased: u64,
     pub sold_out: u64,
+    pub limit_reached: u64,
+    /// Units all attempts asked for.
+    pub units_requested: u64,
     /// Non-OK statuses plus timeouts.
     pub errors: u64,
     pub timeouts: u64,
@@ -121,6 +132,8 @@ impl Outcomes {
             purchased: stats.purchased,
             units_purchased: stats.units_purchased,
             sold_out: stats.sold_out,
+            limit_reached: stats.limit_reached,
+            units_requested: stats.units_requested,
             errors: stats.errors(),
             timeouts: stats.timeouts,
             bad_replies: stats.bad_replies,
@@ -180,6 +193,19 @@ impl Report {
             .collect()
     }
 
+    /// `PASS: ...`, `FAIL: checks` or `INCONCLUSIVE: checks`.
+    pub fn verdict_line(&self) -> String {
+        let a = &self.audit;
+        match a.verdict {
+            crate::Verdict::Pass => "PASS: every invariant held".to_string(),
+            crate::Verdict::Fail => format!("FAIL: {}", a.with_status(Status::Fail).join(", ")),
+            crate::Verdict::Inconclusive => format!(
+                "INCONCLUSIVE: {} (nothing failed, but the run did not prove it)",
+                a.with_status(Status::Inconclusive).join(", ")
+            ),
+        }
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serializes")
@@ -205,8 +231,13 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  {} users over {} connections on {} threads, {shape}, quantity {}{}",
+            "  {} users{} over {} connections on {} threads, {shape}, quantity {}{}",
             r.users,
+            if r.clicks > 1 {
+                format!(" x {} clicks", r.clicks)
+            } else {
+                String::new()
+            },
             r.connections,
             r.threads,
             r.quantity,
@@ -224,6 +255,9 @@ impl Report {
             format!("{} ({} units)", o.purchased, o.units_purchased),
         );
         row(&mut s, "sold out", o.sold_out.to_string());
+        if o.limit_reached > 0 {
+            row(&mut s, "limit reached", o.limit_reached.to_string());
+        }
         row(&mut s, "errors", o.errors.to_string());
         for (name, n) in &o.by_status {
             row(&mut s, &format!("  {name}"), n.to_string());
@@ -246,9 +280,53 @@ impl Report {
         }
         row(
             &mut s,
-            "server ledger",
+            "server counters",
             format!("{} orders, {} units", a.ledger.orders, a.ledger.units_sold),
         );
+        let rec = &a.reconciliation;
+        let _ = writeln!(s, "  reconciliation");
+        if rec.available {
+            row(
+                &mut s,
+                "order book",
+                format!("{} orders, {} units", rec.book_orders, rec.book_units),
+            );
+            row(
+                &mut s,
+                "lost / phantom / ghost",
+                format!("{} / {} / {}", rec.lost, rec.phantom, rec.ghost),
+            );
+            row(
+                &mut s,
+                "unknown resolved",
+                format!(
+                    "{} applied, {} not applied",
+                    rec.resolved_applied, rec.resolved_not_applied
+                ),
+            );
+        } else {
+            row(
+                &mut s,
+                "not possible",
+                rec.reason.clone().unwrap_or_default(),
+            );
+            row(&mut s, "unresolved", rec.unresolved.to_string());
+        }
+        row(
+            &mut s,
+            "undersold answers",
+            rec.undersold_attempts.to_string(),
+        );
+        if r.per_user_limit > 0 || rec.wrong_limit_refusals > 0 {
+            row(
+                &mut s,
+                "per-user violations",
+                format!(
+                    "{} over the limit of {}, {} wrong refusals",
+                    rec.per_user_violations, r.per_user_limit, rec.wrong_limit_refusals
+                ),
+            );
+        }
         let _ = writeln!(s, "  performance");
         row(
             &mut s,
@@ -287,17 +365,16 @@ impl Report {
         }
         let _ = writeln!(s, "  checks");
         for check in &a.checks {
-            let mark = if check.ok { "ok  " } else { "FAIL" };
-            let _ = writeln!(s, "    {mark}  {:<20} {}", check.name, check.detail);
+            let _ = writeln!(
+                s,
+                "    {:<4}  {:<20} {}",
+                check.status.mark(),
+                check.name,
+                check.detail
+            );
         }
         let _ = writeln!(s);
-        let verdict = if a.passed {
-            "PASS: every invariant held".to_string()
-        } else {
-            let failed: Vec<_> = a.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-            format!("FAIL: {}", failed.join(", "))
-        };
-        let _ = writeln!(s, "verdict: {verdict}");
+        let _ = writeln!(s, "verdict: {}", self.verdict_line());
         let incomplete = self.incomplete_workers();
         if !incomplete.is_empty() {
             let names: Vec<_> = incomplete.iter().map(|w| w.name.as_str()).collect();

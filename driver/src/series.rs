@@ -94,7 +94,7 @@ impl Series {
         bucket.latency.record(latency_us);
         match outcome {
             Outcome::Purchased { .. } => bucket.purchased += 1,
-            Outcome::SoldOut { .. } => bucket.sold_out += 1,
+            Outcome::SoldOut { .. } | Outcome::LimitReached { .. } => bucket.sold_out += 1,
             Outcome::BadReply => bucket.bad_replies += 1,
             Outcome::Status(code) => *bucket.statuses.entry(*code as i32).or_default() += 1,
             Outcome::Timeout => bucket.timeouts += 1,

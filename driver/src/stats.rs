@@ -1,5 +1,5 @@
-//! Outcome counters and latency histogram of a set of requests. Each connection keeps its own
-//! (no lock, no channel on the hot path); they are merged once at the end.
+//! Outcome counters, latency histogram and history of a set of requests. Each load thread
+//! keeps its own (no lock, no channel on the hot path); they are merged once at the end.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tonic::Code;
 
+use crate::audit::history::{Answer, Attempt, AttemptKey, History};
 use crate::series::Series;
 
 /// Highest latency the histograms track exactly (longer ones are clamped): 10 minutes.
@@ -23,6 +24,8 @@ pub enum Outcome {
     },
     /// Status OK, outcome SOLD_OUT.
     SoldOut { stock_after: i64 },
+    /// Status OK, outcome LIMIT_REACHED (the customer's per-user limit).
+    LimitReached { stock_after: i64 },
     /// Status OK but the reply breaks the contract (unknown outcome).
     BadReply,
     /// A gRPC status other than OK.
@@ -59,8 +62,11 @@ pub struct Stats {
     pub purchased: u64,
     pub units_purchased: u64,
     pub sold_out: u64,
+    pub limit_reached: u64,
     pub bad_replies: u64,
     pub timeouts: u64,
+    /// Units all the attempts asked for.
+    pub units_requested: u64,
     /// Requests per non-OK status code (its number).
     pub statuses: BTreeMap<i32, u64>,
     /// Requests whose effect is unknown (timeouts and indeterminate statuses).
@@ -69,8 +75,8 @@ pub struct Stats {
     pub indeterminate_units: u64,
     /// Purchases acknowledged without an order id.
     pub missing_order_ids: u64,
-    /// 64-bit FNV-1a hashes of every acknowledged order id (bounded by the stock sold).
-    pub order_hashes: Vec<u64>,
+    /// Every attempt, compactly (24 bytes each), for the reconciliation.
+    pub history: History,
     /// Lowest `stock_after` any reply reported.
     pub min_stock_seen: Option<i64>,
     /// Latency of every answered request and of timeouts (at the deadline), in microseconds.
@@ -86,13 +92,15 @@ impl Default for Stats {
             purchased: 0,
             units_purchased: 0,
             sold_out: 0,
+            limit_reached: 0,
             bad_replies: 0,
             timeouts: 0,
+            units_requested: 0,
             statuses: BTreeMap::new(),
             indeterminate: 0,
             indeterminate_units: 0,
             missing_order_ids: 0,
-            order_hashes: Vec::new(),
+            history: History::default(),
             min_stock_seen: None,
             latency: new_histogram(),
             series: Series::default(),
@@ -116,19 +124,29 @@ impl Stats {
 
     /// [`Stats::record`], and into the time series as a request that ended `at` after the
     /// users' start.
-    pub fn record_at(&mut self, at: Duration, outcome: Outcome, quantity: u32, latency: Duration) {
+    pub fn record_at(
+        &mut self,
+        at: Duration,
+        key: AttemptKey,
+        quantity: u32,
+        outcome: Outcome,
+        latency: Duration,
+    ) {
         self.series.record(at, &outcome, latency_us(latency));
-        self.record(outcome, quantity, latency);
+        self.record(key, quantity, outcome, latency);
     }
 
-    /// Records one request that asked for `quantity` units.
-    pub fn record(&mut self, outcome: Outcome, quantity: u32, latency: Duration) {
+    /// Records attempt `key`, which asked for `quantity` units.
+    pub fn record(&mut self, key: AttemptKey, quantity: u32, outcome: Outcome, latency: Duration) {
         self.attempts += 1;
+        self.units_requested += u64::from(quantity);
         self.latency.saturating_record(latency_us(latency));
         if outcome.is_indeterminate() {
             self.indeterminate += 1;
             self.indeterminate_units += u64::from(quantity);
         }
+        let answer = Answer::of(&outcome);
+        let mut order = 0;
         match outcome {
             Outcome::Purchased {
                 order_id,
@@ -141,17 +159,27 @@ impl Stats {
                 if order_id.is_empty() {
                     self.missing_order_ids += 1;
                 } else {
-                    self.order_hashes.push(fnv1a(order_id.as_bytes()));
+                    order = fnv1a(order_id.as_bytes());
                 }
             }
             Outcome::SoldOut { stock_after } => {
                 self.sold_out += 1;
                 self.see_stock(stock_after);
             }
+            Outcome::LimitReached { stock_after } => {
+                self.limit_reached += 1;
+                self.see_stock(stock_after);
+            }
             Outcome::BadReply => self.bad_replies += 1,
             Outcome::Status(code) => *self.statuses.entry(code as i32).or_default() += 1,
             Outcome::Timeout => self.timeouts += 1,
         }
+        self.history.push(Attempt {
+            key,
+            quantity,
+            answer,
+            order,
+        });
     }
 
     fn see_stock(&mut self, stock: i64) {
@@ -164,15 +192,17 @@ impl Stats {
         self.purchased += other.purchased;
         self.units_purchased += other.units_purchased;
         self.sold_out += other.sold_out;
+        self.limit_reached += other.limit_reached;
         self.bad_replies += other.bad_replies;
         self.timeouts += other.timeouts;
+        self.units_requested += other.units_requested;
         for (code, n) in other.statuses {
             *self.statuses.entry(code).or_default() += n;
         }
         self.indeterminate += other.indeterminate;
         self.indeterminate_units += other.indeterminate_units;
         self.missing_order_ids += other.missing_order_ids;
-        self.order_hashes.extend(other.order_hashes);
+        self.history.merge(other.history);
         if let Some(stock) = other.min_stock_seen {
             self.see_stock(stock);
         }
@@ -187,11 +217,33 @@ impl Stats {
         self.statuses.values().sum::<u64>() + self.timeouts
     }
 
-    /// Order ids acknowledged more than once (each extra occurrence counts).
-    pub fn duplicate_order_ids(&self) -> u64 {
-        let mut hashes = self.order_hashes.clone();
-        hashes.sort_unstable();
-        hashes.windows(2).filter(|w| w[0] == w[1]).count() as u64
+    /// Attempts that ran past their deadline: the client's own, or DEADLINE_EXCEEDED.
+    pub fn deadline_expiries(&self) -> u64 {
+        self.timeouts + self.status_count(Code::DeadlineExceeded)
+    }
+
+    /// Share of attempts answered with an error status, deadline expiries excluded (an
+    /// overloaded server is measured by `timeout_rate` and latency thresholds instead).
+    pub fn error_rate(&self) -> f64 {
+        let errors = self.statuses.values().sum::<u64>() - self.status_count(Code::DeadlineExceeded);
+        share(errors, self.attempts)
+    }
+
+    /// Share of attempts that ran past their deadline.
+    pub fn timeout_rate(&self) -> f64 {
+        share(self.deadline_expiries(), self.attempts)
+    }
+
+    fn status_count(&self, code: Code) -> u64 {
+        self.statuses.get(&(code as i32)).copied().unwrap_or(0)
+    }
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
     }
 }
 
@@ -236,6 +288,10 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    fn k(user: u32) -> AttemptKey {
+        AttemptKey { user, seq: 0 }
+    }
+
     fn purchased(id: &str) -> Outcome {
         Outcome::Purchased {
             order_id: id.into(),
@@ -248,14 +304,14 @@ mod tests {
     fn records_and_merges() {
         let ms = Duration::from_millis(1);
         let mut a = Stats::default();
-        a.record(purchased("o1"), 2, ms);
-        a.record(Outcome::SoldOut { stock_after: -3 }, 2, ms);
-        a.record(Outcome::Status(Code::Unavailable), 2, ms);
+        a.record(k(1), 2, purchased("o1"), ms);
+        a.record(k(2), 2, Outcome::SoldOut { stock_after: -3 }, ms);
+        a.record(k(3), 2, Outcome::Status(Code::Unavailable), ms);
         let mut b = Stats::default();
-        b.record(purchased("o1"), 2, ms);
-        b.record(purchased(""), 2, ms);
-        b.record(Outcome::Timeout, 2, Duration::from_secs(1));
-        b.record(Outcome::Status(Code::DeadlineExceeded), 1, ms);
+        b.record(k(4), 2, purchased("o1"), ms);
+        b.record(k(5), 2, purchased(""), ms);
+        b.record(k(6), 2, Outcome::Timeout, Duration::from_secs(1));
+        b.record(k(7), 1, Outcome::Status(Code::DeadlineExceeded), ms);
         a.merge(b);
         assert_eq!(a.attempts, 7);
         assert_eq!((a.purchased, a.units_purchased), (3, 6));
@@ -264,7 +320,10 @@ mod tests {
         assert_eq!(a.errors(), 3);
         assert_eq!((a.indeterminate, a.indeterminate_units), (2, 3));
         assert_eq!(a.missing_order_ids, 1);
-        assert_eq!(a.duplicate_order_ids(), 1);
+        assert_eq!(a.history.len(), 7);
+        assert_eq!(a.units_requested, 13);
+        assert_eq!(a.deadline_expiries(), 2);
+        assert!((a.error_rate() - 1.0 / 7.0).abs() < 1e-9);
         assert_eq!(a.min_stock_seen, Some(-3));
         assert_eq!(a.statuses.get(&(Code::Unavailable as i32)), Some(&1));
         assert_eq!(code_name(Code::Unavailable as i32), "UNAVAILABLE");
@@ -280,9 +339,9 @@ mod tests {
     fn record_at_fills_the_series_and_merge_combines_it() {
         let ms = Duration::from_millis(1);
         let mut a = Stats::with_bucket_ms(10);
-        a.record_at(Duration::from_millis(3), purchased("o1"), 2, ms);
+        a.record_at(Duration::from_millis(3), k(9), 2, purchased("o1"), ms);
         let mut b = Stats::with_bucket_ms(10);
-        b.record_at(Duration::from_millis(25), Outcome::Timeout, 2, ms);
+        b.record_at(Duration::from_millis(25), k(9), 2, Outcome::Timeout, ms);
         a.merge(b);
         a.merge(Stats::default());
         assert_eq!(a.series.bucket_ms, 10);

@@ -8,7 +8,9 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use crate::bins::LatencyBins;
 use crate::error::DriverError;
 use crate::series::{Bucket, Series};
-use crate::spec::{LoadSpec, Mode};
+use crate::audit::book::{Book, BookEntry};
+use crate::audit::history::{Answer, Attempt, AttemptKey, History};
+use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities};
 use crate::stats::Stats;
 
 impl From<Mode> for pb::Mode {
@@ -39,7 +41,10 @@ pub fn plan_to_wire(spec: &LoadSpec) -> pb::LoadPlan {
         connections: spec.connections,
         threads: spec.threads,
         duration_ms: spec.duration.map_or(0, millis),
-        quantity: spec.quantity,
+        quantity: spec.quantity.values()[0],
+        quantities: spec.quantity.values().to_vec(),
+        clicks: spec.clicks,
+        round: spec.round,
         timeout_ms: millis(spec.timeout),
         user_prefix: spec.user_prefix.clone(),
     }
@@ -47,10 +52,17 @@ pub fn plan_to_wire(spec: &LoadSpec) -> pb::LoadPlan {
 
 /// A load spec as a worker runs it; zero connections or threads mean "choose".
 pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
-    if plan.users == 0 || plan.quantity == 0 || plan.timeout_ms == 0 {
+    if plan.users == 0 || plan.timeout_ms == 0 {
         return Err(DriverError::Invalid(
-            "a plan needs users, quantity and timeout above zero".into(),
+            "a plan needs users and a timeout above zero".into(),
         ));
+    }
+    if plan.first_user.saturating_add(u64::from(plan.users)) > u64::from(u32::MAX) {
+        return Err(DriverError::Invalid(format!(
+            "user numbers {}..{} do not fit in 32 bits",
+            plan.first_user,
+            plan.first_user.saturating_add(u64::from(plan.users))
+        )));
     }
     Ok(LoadSpec {
         mode: mode_from_wire(plan.mode)?,
@@ -64,7 +76,22 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
             n => n,
         },
         duration: (plan.duration_ms > 0).then(|| Duration::from_millis(plan.duration_ms)),
-        quantity: plan.quantity,
+        quantity: if plan.quantities.is_empty() {
+            Quantities::new(vec![plan.quantity], MAX_QUANTITY)
+        } else {
+            Quantities::new(plan.quantities.clone(), MAX_QUANTITY)
+        }
+        .map_err(|e| DriverError::Invalid(format!("bad quantities in a plan: {e}")))?,
+        clicks: match plan.clicks {
+            0 => 1,
+            n if n <= MAX_CLICKS => n,
+            n => {
+                return Err(DriverError::Invalid(format!(
+                    "a plan asks for {n} clicks per user; at most {MAX_CLICKS}"
+                )));
+            }
+        },
+        round: plan.round,
         timeout: Duration::from_millis(plan.timeout_ms),
         user_prefix: plan.user_prefix.clone(),
         first_user: plan.first_user,
@@ -77,6 +104,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Stats as sent by a worker.
 pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
+    let attempts = &stats.history.attempts;
     let mut latency_hdr = Vec::new();
     V2Serializer::new()
         .serialize(&stats.latency, &mut latency_hdr)
@@ -86,18 +114,108 @@ pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
         purchased: stats.purchased,
         units_purchased: stats.units_purchased,
         sold_out: stats.sold_out,
+        limit_reached: stats.limit_reached,
+        units_requested: stats.units_requested,
         bad_replies: stats.bad_replies,
         timeouts: stats.timeouts,
         statuses: stats.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
         indeterminate: stats.indeterminate,
         indeterminate_units: stats.indeterminate_units,
         missing_order_ids: stats.missing_order_ids,
-        order_hashes: stats.order_hashes.clone(),
         min_stock_seen: stats.min_stock_seen,
         latency_hdr,
         series_bucket_ms: stats.series.bucket_ms,
         series: stats.series.buckets.iter().map(bucket_to_wire).collect(),
+        history_user: attempts.iter().map(|a| a.key.user).collect(),
+        history_seq: attempts.iter().map(|a| a.key.seq).collect(),
+        history_quantity: attempts.iter().map(|a| a.quantity).collect(),
+        history_answer: attempts.iter().map(|a| a.answer.code()).collect(),
+        history_order: attempts.iter().map(|a| a.order).collect(),
     }
+}
+
+fn history_from_wire(wire: &pb::LoadStats) -> Result<History, DriverError> {
+    let n = wire.history_user.len();
+    let columns = [
+        wire.history_seq.len(),
+        wire.history_quantity.len(),
+        wire.history_answer.len(),
+        wire.history_order.len(),
+    ];
+    if columns.iter().any(|&len| len != n) || n as u64 != wire.attempts {
+        return Err(DriverError::Invalid(format!(
+            "a history of {n} attempts ({columns:?} in the other columns) for {} attempts",
+            wire.attempts
+        )));
+    }
+    let attempts = (0..n)
+        .map(|i| {
+            let answer = Answer::from_code(wire.history_answer[i]).ok_or_else(|| {
+                DriverError::Invalid(format!("unknown answer {}", wire.history_answer[i]))
+            })?;
+            Ok(Attempt {
+                key: AttemptKey {
+                    user: wire.history_user[i],
+                    seq: wire.history_seq[i],
+                },
+                quantity: wire.history_quantity[i],
+                answer,
+                order: wire.history_order[i],
+            })
+        })
+        .collect::<Result<_, DriverError>>()?;
+    Ok(History {
+        attempts,
+        ..History::default()
+    })
+}
+
+/// A book as the coordinator sends it to the client.
+pub fn book_to_wire(book: &Book) -> pb::BookColumns {
+    let e = &book.entries;
+    pb::BookColumns {
+        request: e
+            .iter()
+            .map(|e| {
+                e.request
+                    .map_or(0, |k| ((u64::from(k.user) << 32) | u64::from(k.seq)) + 1)
+            })
+            .collect(),
+        user: e.iter().map(|e| e.user.map_or(0, |u| u64::from(u) + 1)).collect(),
+        quantity: e.iter().map(|e| e.quantity).collect(),
+        order: e.iter().map(|e| e.order).collect(),
+    }
+}
+
+/// A book as the client receives it.
+pub fn book_from_wire(round: u64, wire: &pb::BookColumns) -> Result<Book, DriverError> {
+    let n = wire.request.len();
+    if wire.user.len() != n || wire.quantity.len() != n || wire.order.len() != n {
+        return Err(DriverError::Invalid(
+            "the book's columns differ in length".into(),
+        ));
+    }
+    let entries = (0..n)
+        .map(|i| {
+            let request = wire.request[i].checked_sub(1).map(|r| AttemptKey {
+                user: (r >> 32) as u32,
+                seq: r as u32,
+            });
+            let user = match wire.user[i].checked_sub(1) {
+                None => None,
+                Some(u) => Some(u32::try_from(u).map_err(|_| {
+                    DriverError::Invalid(format!("user number {u} out of range in the book"))
+                })?),
+            };
+            Ok(BookEntry {
+                request,
+                user,
+                quantity: wire.quantity[i],
+                order: wire.order[i],
+            })
+        })
+        .collect::<Result<_, DriverError>>()?;
+    Ok(Book { round, entries })
 }
 
 fn bucket_to_wire(bucket: &Bucket) -> pb::SeriesBucket {
@@ -152,13 +270,15 @@ pub fn stats_from_wire(wire: &pb::LoadStats) -> Result<Stats, DriverError> {
         purchased: wire.purchased,
         units_purchased: wire.units_purchased,
         sold_out: wire.sold_out,
+        limit_reached: wire.limit_reached,
+        units_requested: wire.units_requested,
         bad_replies: wire.bad_replies,
         timeouts: wire.timeouts,
         statuses: wire.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
         indeterminate: wire.indeterminate,
         indeterminate_units: wire.indeterminate_units,
         missing_order_ids: wire.missing_order_ids,
-        order_hashes: wire.order_hashes.clone(),
+        history: history_from_wire(wire)?,
         min_stock_seen: wire.min_stock_seen,
         series: Series {
             bucket_ms: wire.series_bucket_ms.max(1),
@@ -197,27 +317,66 @@ mod tests {
             quantity: 1,
             stock_after: -2,
         };
-        stats.record(purchased, 1, Duration::from_millis(12));
+        let k = |user| AttemptKey { user, seq: 7 };
+        stats.record(k(1), 1, purchased, Duration::from_millis(12));
         stats.record(
-            Outcome::Status(tonic::Code::Unavailable),
+            k(2),
             1,
+            Outcome::Status(tonic::Code::Unavailable),
             Duration::from_micros(300),
         );
-        stats.record(Outcome::Timeout, 1, Duration::from_secs(10));
+        stats.record(k(3), 1, Outcome::Timeout, Duration::from_secs(10));
         stats.record_at(
             Duration::from_millis(1500),
+            k(4),
+            2,
             Outcome::SoldOut { stock_after: 0 },
-            1,
             Duration::from_millis(3),
         );
-        let back = stats_from_wire(&stats_to_wire(&stats)).unwrap();
+        let wire = stats_to_wire(&stats);
+        let back = stats_from_wire(&wire).unwrap();
         assert_eq!(back.attempts, 4);
         assert_eq!(back.statuses, stats.statuses);
-        assert_eq!(back.order_hashes, stats.order_hashes);
+        assert_eq!(back.history, stats.history);
+        assert_eq!(back.units_requested, 5);
+        let mut short = wire.clone();
+        short.history_seq.pop();
+        assert!(stats_from_wire(&short).is_err());
+        let mut inflated = wire;
+        inflated.attempts += 1;
+        assert!(stats_from_wire(&inflated).is_err());
         assert_eq!(back.min_stock_seen, Some(-2));
         assert_eq!(back.latency, stats.latency);
         assert!(!stats.series.buckets.is_empty());
         assert_eq!(back.series, stats.series);
+    }
+
+    #[test]
+    fn book_round_trip() {
+        let book = Book {
+            round: 4,
+            entries: vec![
+                BookEntry {
+                    request: Some(AttemptKey {
+                        user: u32::MAX,
+                        seq: 0,
+                    }),
+                    user: Some(0),
+                    quantity: 3,
+                    order: 77,
+                },
+                BookEntry {
+                    request: None,
+                    user: None,
+                    quantity: 1,
+                    order: 0,
+                },
+            ],
+        };
+        assert_eq!(book_from_wire(4, &book_to_wire(&book)).unwrap(), book);
+        let mut bad = book_to_wire(&book);
+        bad.order.pop();
+        assert!(book_from_wire(4, &bad).is_err());
     }
 
     #[test]
@@ -228,7 +387,9 @@ mod tests {
             connections: 4,
             threads: 2,
             duration: Some(Duration::from_secs(3)),
-            quantity: 2,
+            quantity: Quantities::parse("1,2").unwrap(),
+            clicks: 2,
+            round: 9,
             timeout: Duration::from_secs(5),
             user_prefix: "p-".into(),
             first_user: 334,
@@ -240,6 +401,17 @@ mod tests {
         assert!(plan_from_wire(&bad).is_err());
         bad.mode = 1;
         bad.users = 0;
+        assert!(plan_from_wire(&bad).is_err());
+        let mut bad = plan_to_wire(&spec);
+        bad.first_user = u64::from(u32::MAX);
+        assert!(plan_from_wire(&bad).is_err());
+        let mut bad = plan_to_wire(&spec);
+        bad.quantities = vec![0];
+        assert!(plan_from_wire(&bad).is_err());
+        bad.quantities = vec![];
+        bad.quantity = 3;
+        assert_eq!(plan_from_wire(&bad).unwrap().quantity, Quantities::single(3));
+        bad.clicks = MAX_CLICKS + 1;
         assert!(plan_from_wire(&bad).is_err());
     }
 }

@@ -119,7 +119,7 @@ async fn compare_runs_every_mode_with_the_same_users_and_stock() {
             (0, 0, 20),
             "{safe}"
         );
-        assert!(a.passed, "{safe}");
+        assert!(a.passed(), "{safe}");
     }
     assert_eq!(by("safe/mutex").run.strategy, Some("mutex"));
     assert_eq!(by("safe/atomic").run.strategy, Some("atomic"));

@@ -10,7 +10,8 @@ use super::{OutputFormat, parse_positive_duration};
 use crate::client::normalize_target;
 use crate::compare::CompareSpec;
 use crate::error::DriverError;
-use crate::spec::{LoadSpec, Mode, RunSpec};
+use crate::audit::policy::{Policy, Threshold, parse_share, parse_threshold};
+use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities, RunSpec};
 
 /// The load's shape and the report's form: shared by a run and a comparison.
 #[derive(Debug, Clone, Args)]
@@ -43,9 +44,32 @@ pub struct LoadArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 
-    /// Units each purchase asks for.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub quantity: u32,
+    /// Units each purchase asks for: one number, or a mix such as 1,2,3 that the attempts
+    /// cycle through (so a checkout that tests `stock > 0` instead of `stock >= quantity`
+    /// is caught) [default: 1 for a run, 1,2,3 for compare].
+    #[arg(long, value_parser = Quantities::parse)]
+    pub quantity: Option<Quantities>,
+
+    /// Concurrent purchases each user sends at once, the double-click of a one-per-customer
+    /// flash sale (checked against the server's per-customer limit).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CLICKS)))]
+    pub clicks: u32,
+
+    /// Largest share of attempts answered with an error status (e.g. 0.1 or 10%) before the
+    /// availability check fails. Deadline expiries are not errors here: bound them with
+    /// --threshold 'timeout_rate<=...'.
+    #[arg(long, default_value = "0.1", value_parser = parse_rate)]
+    pub max_error_rate: f64,
+
+    /// A threshold the run must meet, k6 style; repeatable: p50/p90/p99/p99.9/mean/max with a
+    /// duration (`p99<=500ms`), error_rate or timeout_rate with a share (`error_rate<1%`).
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = parse_threshold)]
+    pub thresholds: Vec<Threshold>,
+
+    /// How long to wait after the last reply for the server's stock and order book to stop
+    /// changing before they are read and reconciled.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    pub settle: Duration,
 
     /// Deadline of each purchase; a purchase past it counts as indeterminate.
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
@@ -61,8 +85,9 @@ pub struct LoadArgs {
 }
 
 impl LoadArgs {
-    /// The load these flags describe, with users named `user_prefix<n>`.
-    fn to_load(&self, mode: Mode, user_prefix: String) -> LoadSpec {
+    /// The load these flags describe, with users named `user_prefix<n>` and
+    /// `default_quantity` unless --quantity says otherwise.
+    fn to_load(&self, mode: Mode, user_prefix: String, default_quantity: Quantities) -> LoadSpec {
         LoadSpec {
             mode,
             users: self.users,
@@ -71,10 +96,21 @@ impl LoadArgs {
                 .unwrap_or_else(|| LoadSpec::auto_connections(self.users)),
             threads: self.threads.unwrap_or_else(available_threads),
             duration: self.duration,
-            quantity: self.quantity,
+            quantity: self.quantity.clone().unwrap_or(default_quantity),
+            clicks: self.clicks,
+            round: 0,
             timeout: self.timeout,
             user_prefix,
             first_user: 0,
+        }
+    }
+
+    /// The audit's demands these flags describe, for users named `user_prefix<n>`.
+    fn to_policy(&self, user_prefix: &str) -> Policy {
+        Policy {
+            max_error_rate: self.max_error_rate,
+            thresholds: self.thresholds.clone(),
+            ..Policy::new(user_prefix)
         }
     }
 
@@ -128,7 +164,9 @@ impl RunArgs {
             None => random_prefix(),
         };
         Ok(RunSpec {
-            load: self.load.to_load(mode, prefix),
+            policy: self.load.to_policy(&prefix),
+            settle: self.load.settle,
+            load: self.load.to_load(mode, prefix, Quantities::single(1)),
             target: self.load.target()?,
             coordinator: self
                 .coordinator
@@ -152,13 +190,26 @@ pub struct CompareArgs {
 impl CompareArgs {
     /// The comparison these flags describe.
     pub fn to_spec(&self) -> Result<CompareSpec, DriverError> {
-        let load = self.load.to_load(Mode::Buggy, random_prefix());
+        let load = self.load.to_load(Mode::Buggy, random_prefix(), compare_quantities());
         Ok(CompareSpec::new(
             self.load.target()?,
             self.load.stock,
             &load,
+            &self.load.to_policy(""),
+            self.load.settle,
         ))
     }
+}
+
+/// The quantity mix of `compare` unless --quantity says otherwise: orders above one unit, so
+/// that a check of `stock > 0` instead of `stock >= quantity` oversells.
+fn compare_quantities() -> Quantities {
+    Quantities::new(vec![1, 2, 3], MAX_QUANTITY).expect("a valid constant mix")
+}
+
+/// A share in [0, 1], as `0.05` or `5%`.
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    parse_share(raw).ok_or_else(|| format!("`{raw}` is not a share between 0 and 1 (0.05 or 5%)"))
 }
 
 /// One thread per available core.

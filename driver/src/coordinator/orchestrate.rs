@@ -11,7 +11,11 @@ use tokio::time::Instant;
 use super::registry::{Member, Registry, RunEvent};
 use super::{CoordinatorConfig, CoordinatorError, HEARTBEAT_TIMEOUT};
 use crate::client::{Control, normalize_target};
-use crate::wire::plan_from_wire;
+use crate::audit::book::BookState;
+use crate::wire::{book_to_wire, plan_from_wire};
+
+/// Longest settle a client may ask for.
+const MAX_SETTLE_MS: u64 = 60_000;
 
 /// Time between handing out assignments and the shared start: enough for every worker to
 /// receive its assignment and open its connections.
@@ -135,7 +139,7 @@ pub async fn run(
         let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
             .ok()
             .flatten();
-        control.reset(request.stock, strategy).await?
+        control.reset_verified(request.stock, strategy).await?
     } else {
         control.stock().await?
     };
@@ -148,6 +152,7 @@ pub async fn run(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let mut shares: BTreeMap<u64, Share> = BTreeMap::new();
+    let mut first_users: BTreeMap<u64, u64> = BTreeMap::new();
     let mut first_user = 0u64;
     for (member, users) in members.iter().zip(split(request.users, members.len())) {
         let assignment = pb::Assignment {
@@ -156,10 +161,12 @@ pub async fn run(
             plan: Some(pb::LoadPlan {
                 users,
                 first_user,
+                round: before.round,
                 ..plan.clone()
             }),
             start_at_unix_ms: start_ms,
         };
+        first_users.insert(member.id, first_user);
         first_user += u64::from(users);
         let message = pb::CoordinatorMessage {
             msg: Some(pb::coordinator_message::Msg::Assignment(assignment)),
@@ -201,7 +208,15 @@ pub async fn run(
     if failures.len() == shares.len() {
         return Err(CoordinatorError::AllWorkersFailed(failures.join("; ")));
     }
-    let after = control.stock().await?;
+    let settle = match request.settle_ms {
+        0 => crate::spec::DEFAULT_SETTLE,
+        ms => Duration::from_millis(ms.min(MAX_SETTLE_MS)),
+    };
+    let (after, unsettled) = control.settle(settle).await?;
+    let (book, book_unavailable) = match control.book(&after, &spec.user_prefix).await? {
+        BookState::Complete(book) => (Some(book_to_wire(&book)), String::new()),
+        BookState::Unavailable(why) => (None, why),
+    };
     let burst = spec.duration.is_none();
     let started = assigned + START_DELAY;
     let peer_rate = shares
@@ -211,6 +226,7 @@ pub async fn run(
     let workers = shares
         .into_values()
         .map(|share| {
+            let first_user = first_users.get(&share.member.id).copied().unwrap_or(0);
             let unreported_attempts = share.unreported(burst, started, peer_rate);
             let result = share.result.unwrap_or_default();
             pb::WorkerReport {
@@ -224,6 +240,7 @@ pub async fn run(
                 unreported_attempts,
                 connections: result.connections,
                 threads: result.threads,
+                first_user,
             }
         })
         .collect();
@@ -233,6 +250,9 @@ pub async fn run(
         after: Some(after),
         workers,
         elapsed_s,
+        book,
+        book_unavailable,
+        unsettled: unsettled.unwrap_or_default(),
     })
 }
 

@@ -1,0 +1,175 @@
+//! The run's history in Jepsen's model: one compact record per attempt saying which user sent
+//! it, its sequence number (together: its request id), the units it asked for, and what the
+//! client learnt — `ok` (purchased, with a hash of the order id), `fail` (sold out, limit
+//! reached, or a status after which nothing can have changed) or `info` (indeterminate: a
+//! timeout or a status after which the purchase may or may not have been applied).
+//!
+//! A record is [`ATTEMPT_BYTES`] bytes, so the driver's memory grows by that much per attempt
+//! and by nothing else; each load thread keeps its own history and they are merged once.
+
+use crate::stats::Outcome;
+
+/// Bytes one attempt costs in the history.
+pub const ATTEMPT_BYTES: usize = std::mem::size_of::<Attempt>();
+
+/// Who sent an attempt: the user's number in the run and the attempt's sequence number for
+/// that user. Together with the run's user prefix it is the request id `PREFIXuser.seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptKey {
+    pub user: u32,
+    pub seq: u32,
+}
+
+/// What the client learnt from one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Answer {
+    /// OK + PURCHASED: the server says it placed the order.
+    Purchased = 0,
+    /// OK + SOLD_OUT.
+    SoldOut = 1,
+    /// OK + LIMIT_REACHED.
+    LimitReached = 2,
+    /// A status after which nothing can have changed (UNAVAILABLE, INVALID_ARGUMENT, ...).
+    Rejected = 3,
+    /// Unknown effect: a timeout, or a status such as INTERNAL or DEADLINE_EXCEEDED.
+    Indeterminate = 4,
+    /// OK with a reply that breaks the contract (no outcome, purchase without order id).
+    BadReply = 5,
+}
+
+impl Answer {
+    /// The history's wire form.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The inverse of [`Answer::code`].
+    pub fn from_code(code: u32) -> Option<Self> {
+        Some(match code {
+            0 => Answer::Purchased,
+            1 => Answer::SoldOut,
+            2 => Answer::LimitReached,
+            3 => Answer::Rejected,
+            4 => Answer::Indeterminate,
+            5 => Answer::BadReply,
+            _ => return None,
+        })
+    }
+
+    /// The answer an outcome amounts to.
+    pub fn of(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Purchased { order_id, .. } if order_id.is_empty() => Answer::BadReply,
+            Outcome::Purchased { .. } => Answer::Purchased,
+            Outcome::SoldOut { .. } => Answer::SoldOut,
+            Outcome::LimitReached { .. } => Answer::LimitReached,
+            Outcome::BadReply => Answer::BadReply,
+            o if o.is_indeterminate() => Answer::Indeterminate,
+            Outcome::Status(_) | Outcome::Timeout => Answer::Rejected,
+        }
+    }
+}
+
+/// One attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub key: AttemptKey,
+    pub quantity: u32,
+    pub answer: Answer,
+    /// 64-bit FNV-1a hash of the order id of a purchase, else 0.
+    pub order: u64,
+}
+
+/// Every attempt of a run (or of one load thread, before the merge).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub attempts: Vec<Attempt>,
+    /// Users whose attempts were not (all) reported, as `first..end` ranges of user numbers: the
+    /// shares of distributed workers that were lost. Their orders in the book are theirs, not
+    /// ghosts.
+    pub unreported: Vec<std::ops::Range<u32>>,
+}
+
+impl History {
+    pub fn push(&mut self, attempt: Attempt) {
+        self.attempts.push(attempt);
+    }
+
+    pub fn merge(&mut self, other: History) {
+        if self.attempts.is_empty() {
+            self.attempts = other.attempts;
+        } else {
+            self.attempts.extend(other.attempts);
+        }
+        self.unreported.extend(other.unreported);
+    }
+
+    /// Whether `user` belongs to a share that was not reported.
+    pub fn is_unreported(&self, user: u32) -> bool {
+        self.unreported.iter().any(|r| r.contains(&user))
+    }
+
+    pub fn len(&self) -> usize {
+        self.attempts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attempts.is_empty()
+    }
+}
+
+/// The request id of attempt `key` in a run whose users are named `prefix<n>`.
+pub fn request_id(user_id: &str, seq: u32) -> String {
+    format!("{user_id}.{seq}")
+}
+
+/// The user number of a user id of this run (`prefix<n>`), if it is one.
+pub fn parse_user(prefix: &str, user_id: &str) -> Option<u32> {
+    let digits = user_id.strip_prefix(prefix)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The attempt a request id of this run names, if it is one.
+pub fn parse_request_id(prefix: &str, request_id: &str) -> Option<AttemptKey> {
+    let (user_id, seq) = request_id.rsplit_once('.')?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(AttemptKey {
+        user: parse_user(prefix, user_id)?,
+        seq: seq.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_round_trip() {
+        let id = request_id("p-17", 3);
+        assert_eq!(id, "p-17.3");
+        assert_eq!(
+            parse_request_id("p-", &id),
+            Some(AttemptKey { user: 17, seq: 3 })
+        );
+        for foreign in ["q-17.3", "p-17", "p-.3", "p-17.", "p-1x.3", "p-17.-1", "p-99999999999.1"] {
+            assert_eq!(parse_request_id("p-", foreign), None, "{foreign}");
+        }
+        assert_eq!(parse_user("p-", "p-0"), Some(0));
+        assert_eq!(parse_user("p-", "p-"), None);
+    }
+
+    #[test]
+    fn answers_and_size() {
+        for code in 0..6 {
+            assert_eq!(Answer::from_code(code).map(Answer::code), Some(code));
+        }
+        assert_eq!(Answer::from_code(6), None);
+        assert_eq!(ATTEMPT_BYTES, 24);
+    }
+}

@@ -1,0 +1,625 @@
+//! The audit: what the server's stock and order book say after the run, checked against what
+//! the clients saw, attempt by attempt.
+//!
+//! Every check ends `pass`, `fail`, `inconclusive` (the run did not exercise what the check is
+//! about, or left it unknown) or `skipped` (not applicable: no book, no limit). The verdict is
+//! FAIL when any check failed, else INCONCLUSIVE when any was inconclusive, else PASS.
+//!
+//! With the server's order book ([`book`]) every acknowledged purchase, refusal and
+//! indeterminate attempt is reconciled order by order ([`reconcile`]); without it (a server
+//! with no `ListOrders`, or a book that overflowed its cap) the audit falls back to ranges:
+//! attempts with unknown effect widen what the stock may be, and leave the verdict
+//! inconclusive.
+
+pub mod book;
+pub mod history;
+pub mod policy;
+pub mod reconcile;
+
+use flashsale::pb;
+use serde::Serialize;
+
+use crate::stats::{Stats, code_name};
+use book::BookState;
+use policy::{LatencyStat, Metric, Policy};
+pub use reconcile::Reconciliation;
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// The run could not tell: not exercised, or left unknown.
+    Inconclusive,
+    /// Does not apply to this run.
+    Skipped,
+}
+
+impl Status {
+    /// The table's mark.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Status::Pass => "ok",
+            Status::Fail => "FAIL",
+            Status::Inconclusive => "??",
+            Status::Skipped => "skip",
+        }
+    }
+}
+
+/// The verdict on a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// One invariant and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: &str, status: Status, detail: String) -> Self {
+        Self {
+            name: name.to_string(),
+            status,
+            detail,
+        }
+    }
+
+    fn holds(name: &str, ok: bool, detail: String) -> Self {
+        Self::new(name, if ok { Status::Pass } else { Status::Fail }, detail)
+    }
+}
+
+/// An inclusive range of allowed values and the one observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RangeCheck {
+    pub holds: bool,
+    pub expected_min: i64,
+    pub expected_max: i64,
+    pub observed: i64,
+}
+
+impl RangeCheck {
+    fn new(observed: i64, expected_min: i64, expected_max: i64) -> Self {
+        Self {
+            holds: (expected_min..=expected_max).contains(&observed),
+            expected_min,
+            expected_max,
+            observed,
+        }
+    }
+
+    fn expected(&self) -> String {
+        if self.expected_min == self.expected_max {
+            self.expected_min.to_string()
+        } else {
+            format!("{}..={}", self.expected_min, self.expected_max)
+        }
+    }
+}
+
+/// The server's own totals (GetStock) for this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LedgerAudit {
+    /// Orders the server's counters gained during the run.
+    pub orders: i64,
+    /// Units the server's counters gained during the run.
+    pub units_sold: i64,
+    /// They agree with the book (or, without one, with the range the clients allow).
+    pub holds: bool,
+}
+
+/// Everything the audit needs besides the clients' statistics.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    /// GetStock when the users started (after a verified Reset).
+    pub before: &'a pb::StockReply,
+    /// GetStock once the server was quiescent after the run.
+    pub after: &'a pb::StockReply,
+    pub book: &'a BookState,
+    /// `None` when stock and book stopped changing before the settle deadline; else what was
+    /// still moving.
+    pub unsettled: Option<String>,
+    pub policy: &'a Policy,
+}
+
+/// The verdict on one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    pub verdict: Verdict,
+    /// Stock when the users started.
+    pub initial_stock: i64,
+    /// Stock read with GetStock once the server was quiescent.
+    pub final_stock: i64,
+    /// Units the server sold in this run: the book's when it was reconciled, else the
+    /// acknowledged ones.
+    pub units_sold: i64,
+    /// Units the users asked for in all their attempts.
+    pub units_demanded: i64,
+    /// `max(0, units_sold - initial_stock)`.
+    pub oversold_units: i64,
+    /// Lowest stock any reply reported.
+    pub min_stock_seen: Option<i64>,
+    /// `initial - final` against what the book (or the clients) account for.
+    pub conservation: RangeCheck,
+    pub ledger: LedgerAudit,
+    pub reconciliation: Reconciliation,
+    pub checks: Vec<Check>,
+}
+
+impl Audit {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
+    }
+
+    /// Names of the checks that ended with `status`.
+    pub fn with_status(&self, status: Status) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == status)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    /// Audits a run from what the clients saw (`stats`) and what the server shows.
+    pub fn new(stats: &Stats, ev: &Evidence<'_>) -> Self {
+        let (before, after) = (ev.before, ev.after);
+        let initial_stock = before.stock;
+        let final_stock = after.stock;
+        let same_round = before.round == after.round;
+        let preexisting = usize::try_from(before.orders).unwrap_or(usize::MAX);
+        let book = ev.book.complete().filter(|_| same_round);
+        let mut rec = reconcile::reconcile(
+            &stats.history,
+            book,
+            preexisting,
+            final_stock,
+            after.per_user_limit,
+        );
+        if !rec.available {
+            rec.reason = Some(match ev.book {
+                BookState::Unavailable(why) => why.clone(),
+                BookState::Complete(_) => "the round changed during the run".into(),
+            });
+        }
+        let acked_units = to_i64(stats.units_purchased);
+        let indeterminate_units = to_i64(stats.indeterminate_units);
+        let units_sold = if rec.available {
+            to_i64(rec.book_units)
+        } else {
+            acked_units
+        };
+        let units_demanded = to_i64(stats.units_requested);
+        let oversold_units = units_sold.saturating_sub(initial_stock).max(0);
+        let dropped = initial_stock.saturating_sub(final_stock);
+        let conservation = if rec.available {
+            RangeCheck::new(dropped, units_sold, units_sold)
+        } else {
+            RangeCheck::new(
+                dropped,
+                acked_units,
+                acked_units.saturating_add(indeterminate_units),
+            )
+        };
+        let ledger_orders = delta(after.orders, before.orders);
+        let ledger_units = delta(after.units_sold, before.units_sold);
+        let ledger = if rec.available {
+            LedgerAudit {
+                orders: ledger_orders,
+                units_sold: ledger_units,
+                holds: ledger_orders == to_i64(rec.book_orders)
+                    && ledger_units == to_i64(rec.book_units),
+            }
+        } else {
+            let orders = RangeCheck::new(
+                ledger_orders,
+                to_i64(stats.purchased),
+                to_i64(stats.purchased.saturating_add(stats.indeterminate)),
+            );
+            let units = RangeCheck::new(
+                ledger_units,
+                acked_units,
+                acked_units.saturating_add(indeterminate_units),
+            );
+            LedgerAudit {
+                orders: ledger_orders,
+                units_sold: ledger_units,
+                holds: same_round && orders.holds && units.holds,
+            }
+        };
+
+        let facts = Facts {
+            stats,
+            ev,
+            rec: &rec,
+            initial_stock,
+            final_stock,
+            units_sold,
+            units_demanded,
+            oversold_units,
+            same_round,
+        };
+        let mut checks = vec![
+            facts.availability(),
+            facts.no_oversell(),
+            Check::holds(
+                "stock_not_negative",
+                final_stock >= 0,
+                format!("final stock {final_stock}"),
+            ),
+            facts.conservation(&conservation),
+            facts.books_balance(&ledger),
+        ];
+        checks.extend(facts.reconciled());
+        checks.push(facts.no_undersell());
+        checks.push(facts.per_user_limit());
+        checks.push(Check::holds(
+            "valid_replies",
+            stats.bad_replies == 0 && stats.missing_order_ids == 0,
+            format!(
+                "{} OK replies without a known outcome, {} purchases without an order id",
+                stats.bad_replies, stats.missing_order_ids
+            ),
+        ));
+        checks.push(facts.all_resolved());
+        checks.push(match &ev.unsettled {
+            None => Check::new(
+                "settled",
+                Status::Pass,
+                "stock and order book stopped changing after the last reply".into(),
+            ),
+            Some(what) => Check::new("settled", Status::Inconclusive, what.clone()),
+        });
+        checks.extend(facts.thresholds());
+
+        let verdict = if checks.iter().any(|c| c.status == Status::Fail) {
+            Verdict::Fail
+        } else if checks.iter().any(|c| c.status == Status::Inconclusive) {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Pass
+        };
+        Audit {
+            verdict,
+            initial_stock,
+            final_stock,
+            units_sold,
+            units_demanded,
+            oversold_units,
+            min_stock_seen: stats.min_stock_seen,
+            conservation,
+            ledger,
+            reconciliation: rec,
+            checks,
+        }
+    }
+}
+
+/// What the checks are computed from.
+struct Facts<'a> {
+    stats: &'a Stats,
+    ev: &'a Evidence<'a>,
+    rec: &'a Reconciliation,
+    initial_stock: i64,
+    final_stock: i64,
+    units_sold: i64,
+    units_demanded: i64,
+    oversold_units: i64,
+    same_round: bool,
+}
+
+impl Facts<'_> {
+    fn availability(&self) -> Check {
+        let s = self.stats;
+        if s.attempts == 0 {
+            return Check::new(
+                "availability",
+                Status::Inconclusive,
+                "no attempt was made".into(),
+            );
+        }
+        if self.units_sold == 0 && self.initial_stock > 0 && self.final_stock > 0 {
+            return Check::new(
+                "availability",
+                Status::Fail,
+                format!(
+                    "no purchase succeeded in {} attempts although {} units were in stock{}",
+                    s.attempts,
+                    self.final_stock,
+                    errors_by_status(s)
+                ),
+            );
+        }
+        let rate = s.error_rate();
+        let max = self.ev.policy.max_error_rate;
+        Check::holds(
+            "availability",
+            rate <= max,
+            format!(
+                "{:.1}% of attempts answered with an error{}; at most {:.1}% allowed (--max-error-rate)",
+                rate * 100.0,
+                errors_by_status(s),
+                max * 100.0
+            ),
+        )
+    }
+
+    fn no_oversell(&self) -> Check {
+        let detail = format!(
+            "{} units sold from a stock of {}: {} oversold",
+            self.units_sold, self.initial_stock, self.oversold_units
+        );
+        if self.oversold_units > 0 {
+            Check::new("no_oversell", Status::Fail, detail)
+        } else if self.units_demanded <= self.initial_stock {
+            Check::new(
+                "no_oversell",
+                Status::Inconclusive,
+                format!(
+                    "not exercised: the users asked for {} units of a stock of {}, so nothing could be oversold; use more users or a smaller --stock",
+                    self.units_demanded, self.initial_stock
+                ),
+            )
+        } else {
+            Check::new("no_oversell", Status::Pass, detail)
+        }
+    }
+
+    fn conservation(&self, range: &RangeCheck) -> Check {
+        let accounted = if self.rec.available {
+            "the order book holds"
+        } else {
+            "acknowledged sales allow"
+        };
+        Check::holds(
+            "conservation",
+            range.holds,
+            format!(
+                "initial - final = {} - {} = {}; {accounted} {}",
+                self.initial_stock,
+                self.final_stock,
+                range.observed,
+                range.expected()
+            ),
+        )
+    }
+
+    fn books_balance(&self, ledger: &LedgerAudit) -> Check {
+        let (before, after) = (self.ev.before, self.ev.after);
+        let detail = if !self.same_round {
+            format!(
+                "the server started a new round during the run ({} -> {}): someone else called Reset",
+                before.round, after.round
+            )
+        } else if self.rec.available {
+            format!(
+                "the server's counters gained {} orders / {} units; its order book lists {} / {}",
+                ledger.orders, ledger.units_sold, self.rec.book_orders, self.rec.book_units
+            )
+        } else {
+            format!(
+                "the server's counters gained {} orders / {} units; clients saw {} purchases / {} units and {} of unknown effect",
+                ledger.orders,
+                ledger.units_sold,
+                self.stats.purchased,
+                self.stats.units_purchased,
+                self.stats.indeterminate
+            )
+        };
+        Check::holds("books_balance", ledger.holds, detail)
+    }
+
+    /// The checks that need the book: lost, phantom, ghost, unique.
+    fn reconciled(&self) -> Vec<Check> {
+        let r = self.rec;
+        let unique = Check::holds(
+            "unique_orders",
+            r.duplicate_order_ids == 0 && r.duplicate_requests == 0,
+            format!(
+                "{} duplicate order ids, {} request ids applied more than once",
+                r.duplicate_order_ids, r.duplicate_requests
+            ),
+        );
+        if !r.available {
+            let why = format!(
+                "no order book: {}",
+                r.reason.as_deref().unwrap_or("unavailable")
+            );
+            return vec![
+                Check::new("no_lost_orders", Status::Skipped, why.clone()),
+                Check::new("no_phantom_sales", Status::Skipped, why.clone()),
+                Check::new("no_ghost_orders", Status::Skipped, why),
+                unique,
+            ];
+        }
+        vec![
+            Check::holds(
+                "no_lost_orders",
+                r.lost == 0,
+                format!(
+                    "{} acknowledged purchases missing from the order book (or there with another order id or quantity)",
+                    r.lost
+                ),
+            ),
+            Check::holds(
+                "no_phantom_sales",
+                r.phantom == 0,
+                format!(
+                    "{} attempts answered sold out, limit reached or a definite error are in the order book",
+                    r.phantom
+                ),
+            ),
+            Check::holds(
+                "no_ghost_orders",
+                r.ghost == 0,
+                format!("{} orders in the book that this run did not send", r.ghost),
+            ),
+            unique,
+        ]
+    }
+
+    fn no_undersell(&self) -> Check {
+        let r = self.rec;
+        let turned_away = self.stats.sold_out;
+        if turned_away == 0 {
+            return Check::new(
+                "no_undersell",
+                Status::Pass,
+                "no buyer was told sold out".into(),
+            );
+        }
+        Check::holds(
+            "no_undersell",
+            r.undersold_attempts == 0,
+            if r.undersold_attempts == 0 {
+                format!(
+                    "{turned_away} buyers told sold out, none while the units they asked for were left"
+                )
+            } else {
+                format!(
+                    "{} buyers were told sold out while {} units were still left on the shelf",
+                    r.undersold_attempts,
+                    self.final_stock.max(0)
+                )
+            },
+        )
+    }
+
+    fn per_user_limit(&self) -> Check {
+        let r = self.rec;
+        let limit = self.ev.after.per_user_limit;
+        if limit == 0 && r.wrong_limit_refusals == 0 {
+            return Check::new(
+                "per_user_limit",
+                Status::Skipped,
+                "the server declares no per-customer limit".into(),
+            );
+        }
+        let source = if r.available {
+            "per the order book"
+        } else {
+            "acknowledged (no order book)"
+        };
+        Check::holds(
+            "per_user_limit",
+            r.per_user_violations == 0 && r.wrong_limit_refusals == 0,
+            format!(
+                "{} customers got more than the limit of {limit} units {source}; {} refused with limit reached while below it",
+                r.per_user_violations, r.wrong_limit_refusals
+            ),
+        )
+    }
+
+    fn all_resolved(&self) -> Check {
+        let r = self.rec;
+        let unknown = self.stats.indeterminate;
+        if unknown == 0 {
+            return Check::new(
+                "all_resolved",
+                Status::Pass,
+                "no attempt had an unknown effect".into(),
+            );
+        }
+        if r.available {
+            return Check::new(
+                "all_resolved",
+                Status::Pass,
+                format!(
+                    "{unknown} attempts of unknown effect resolved by the order book: {} applied, {} not",
+                    r.resolved_applied, r.resolved_not_applied
+                ),
+            );
+        }
+        Check::new(
+            "all_resolved",
+            Status::Inconclusive,
+            format!(
+                "{unknown} attempts ({} units) have an unknown effect and nothing resolves them: {}",
+                self.stats.indeterminate_units,
+                r.reason.as_deref().unwrap_or("no order book")
+            ),
+        )
+    }
+
+    fn thresholds(&self) -> Vec<Check> {
+        let s = self.stats;
+        self.ev
+            .policy
+            .thresholds
+            .iter()
+            .map(|t| {
+                let (value, shown) = match t.metric {
+                    Metric::Latency(stat) => {
+                        let us = if s.latency.is_empty() {
+                            0.0
+                        } else {
+                            match stat {
+                                LatencyStat::Mean => s.latency.mean(),
+                                LatencyStat::Max => s.latency.max() as f64,
+                                LatencyStat::Quantile(pm) => {
+                                    s.latency.value_at_quantile(f64::from(pm) / 1000.0) as f64
+                                }
+                            }
+                        };
+                        (us / 1000.0, format!("{:.2} ms", us / 1000.0))
+                    }
+                    Metric::ErrorRate => {
+                        (s.error_rate(), format!("{:.2}%", s.error_rate() * 100.0))
+                    }
+                    Metric::TimeoutRate => {
+                        (s.timeout_rate(), format!("{:.2}%", s.timeout_rate() * 100.0))
+                    }
+                };
+                Check::holds(
+                    &format!("threshold {t}"),
+                    t.holds(value),
+                    format!("measured {shown}"),
+                )
+            })
+            .collect()
+    }
+}
+
+/// ` (UNAVAILABLE 900, INTERNAL 3)`, or nothing when no status was an error.
+fn errors_by_status(stats: &Stats) -> String {
+    let parts: Vec<String> = stats
+        .statuses
+        .iter()
+        .map(|(code, n)| format!("{} {n}", code_name(*code)))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn delta(after: u64, before: u64) -> i64 {
+    to_i64(after).saturating_sub(to_i64(before))
+}
+
+#[cfg(test)]
+mod tests;
