@@ -28,10 +28,7 @@ fn book_refused(status: &tonic::Status) -> String {
         tonic::Code::Unimplemented => {
             "the server does not implement ListOrders (no order book)".to_string()
         }
-        code => format!(
-            "ListOrders failed: {} ({code:?})",
-            status.message()
-        ),
+        code => format!("ListOrders failed: {} ({code:?})", status.message()),
     }
 }
 
@@ -195,7 +192,11 @@ impl Control {
             }
             tokio::time::sleep(SETTLE_POLL).await;
             let now = self.stock().await?;
-            stable = if same_state(&now, &last) { stable + 1 } else { 1 };
+            stable = if same_state(&now, &last) {
+                stable + 1
+            } else {
+                1
+            };
             last = now;
         }
         Ok((last, None))

@@ -4,6 +4,8 @@
 
 use flashsale::pb::{self, coordinator_client::CoordinatorClient};
 
+use crate::audit::Evidence;
+use crate::audit::book::BookState;
 use crate::client::connect;
 use crate::coordinator::MAX_MESSAGE_BYTES;
 use crate::error::DriverError;
@@ -11,8 +13,6 @@ use crate::load::LoadResult;
 use crate::report::{Report, WorkerSummary};
 use crate::spec::RunSpec;
 use crate::stats::Stats;
-use crate::audit::Evidence;
-use crate::audit::book::BookState;
 use crate::wire::{book_from_wire, plan_to_wire, stats_from_wire};
 
 /// Runs `spec` through the coordinator at `url` (normalized) and builds the report.

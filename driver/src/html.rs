@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::chart::{Chart, Line};
 use crate::audit::{Status, Verdict};
+use crate::chart::{Chart, Line};
 use crate::compare::Comparison;
 use crate::report::Report;
 use crate::timeline::TimeBucket;

@@ -183,7 +183,13 @@ async fn drive_connection(
                 click,
                 clicks,
             };
-            virtual_user(client.clone(), buyer, spec, window, (stats, &counters, live))
+            virtual_user(
+                client.clone(),
+                buyer,
+                spec,
+                window,
+                (stats, &counters, live),
+            )
         })
         .collect();
     while buyers.next().await.is_some() {}

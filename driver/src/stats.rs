@@ -225,7 +225,8 @@ impl Stats {
     /// Share of attempts answered with an error status, deadline expiries excluded (an
     /// overloaded server is measured by `timeout_rate` and latency thresholds instead).
     pub fn error_rate(&self) -> f64 {
-        let errors = self.statuses.values().sum::<u64>() - self.status_count(Code::DeadlineExceeded);
+        let errors =
+            self.statuses.values().sum::<u64>() - self.status_count(Code::DeadlineExceeded);
         share(errors, self.attempts)
     }
 

@@ -5,11 +5,11 @@ use std::time::Duration;
 use flashsale::pb;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
+use crate::audit::book::{Book, BookEntry};
+use crate::audit::history::{Answer, Attempt, AttemptKey, History};
 use crate::bins::LatencyBins;
 use crate::error::DriverError;
 use crate::series::{Bucket, Series};
-use crate::audit::book::{Book, BookEntry};
-use crate::audit::history::{Answer, Attempt, AttemptKey, History};
 use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities};
 use crate::stats::Stats;
 
@@ -181,7 +181,10 @@ pub fn book_to_wire(book: &Book) -> pb::BookColumns {
                     .map_or(0, |k| ((u64::from(k.user) << 32) | u64::from(k.seq)) + 1)
             })
             .collect(),
-        user: e.iter().map(|e| e.user.map_or(0, |u| u64::from(u) + 1)).collect(),
+        user: e
+            .iter()
+            .map(|e| e.user.map_or(0, |u| u64::from(u) + 1))
+            .collect(),
         quantity: e.iter().map(|e| e.quantity).collect(),
         order: e.iter().map(|e| e.order).collect(),
     }
@@ -410,7 +413,10 @@ mod tests {
         assert!(plan_from_wire(&bad).is_err());
         bad.quantities = vec![];
         bad.quantity = 3;
-        assert_eq!(plan_from_wire(&bad).unwrap().quantity, Quantities::single(3));
+        assert_eq!(
+            plan_from_wire(&bad).unwrap().quantity,
+            Quantities::single(3)
+        );
         bad.clicks = MAX_CLICKS + 1;
         assert!(plan_from_wire(&bad).is_err());
     }

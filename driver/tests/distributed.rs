@@ -97,7 +97,9 @@ impl Drop for Cluster {
 }
 
 fn failed_checks(report: &Report) -> Vec<&str> {
-    report.audit.with_status(flashsale_driver::audit::Status::Fail)
+    report
+        .audit
+        .with_status(flashsale_driver::audit::Status::Fail)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,8 +190,9 @@ async fn losing_a_worker_mid_run_finishes_the_run() {
     assert!(lost[0].unreported_attempts > 0);
     assert!(report.to_table().contains("LOST"), "{}", report.to_table());
     // The survivors' attempts are all accounted; the lost worker's work lies inside the
-    // indeterminate range, so conservation and the ledger still hold.
-    assert!(report.audit.passed(), "{}", report.to_table());
+    // indeterminate range (or in the book), so conservation and the ledger still hold. The
+    // huge stock never sells out, so the oversell check is not exercised: not a pass either.
+    assert!(failed_checks(&report).is_empty(), "{}", report.to_table());
     assert!(report.outcomes.indeterminate >= lost[0].unreported_attempts);
     assert_eq!(report.exit_code(), EXIT_INCOMPLETE);
 

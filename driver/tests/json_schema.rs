@@ -1,5 +1,5 @@
-//! The JSON report's shape is a contract (README, "JSON report"): this test pins every field
-//! path of a real run's report, and checks that the README documents each of them.
+//! The JSON report's shape is a contract (docs/json-report.md): this test pins every field
+//! path of a real run's report, and checks that docs/json-report.md documents each of them.
 
 use std::collections::BTreeSet;
 
@@ -39,25 +39,40 @@ fn paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Every field path of a report (a distributed run adds `workers`).
 const EXPECTED: &[&str] = &[
     "audit.checks[].detail",
     "audit.checks[].name",
-    "audit.checks[].ok",
+    "audit.checks[].status",
     "audit.conservation.expected_max",
     "audit.conservation.expected_min",
     "audit.conservation.holds",
     "audit.conservation.observed",
-    "audit.duplicate_order_ids",
     "audit.final_stock",
     "audit.initial_stock",
     "audit.ledger.holds",
     "audit.ledger.orders",
     "audit.ledger.units_sold",
     "audit.min_stock_seen",
-    "audit.missing_order_ids",
     "audit.oversold_units",
-    "audit.passed",
+    "audit.reconciliation.available",
+    "audit.reconciliation.book_orders",
+    "audit.reconciliation.book_units",
+    "audit.reconciliation.duplicate_order_ids",
+    "audit.reconciliation.duplicate_requests",
+    "audit.reconciliation.ghost",
+    "audit.reconciliation.lost",
+    "audit.reconciliation.per_user_violations",
+    "audit.reconciliation.phantom",
+    "audit.reconciliation.reason",
+    "audit.reconciliation.resolved_applied",
+    "audit.reconciliation.resolved_not_applied",
+    "audit.reconciliation.undersold_attempts",
+    "audit.reconciliation.unresolved",
+    "audit.reconciliation.wrong_limit_refusals",
+    "audit.units_demanded",
     "audit.units_sold",
+    "audit.verdict",
     "latency_ms.max",
     "latency_ms.mean",
     "latency_ms.p50",
@@ -70,17 +85,22 @@ const EXPECTED: &[&str] = &[
     "outcomes.errors",
     "outcomes.indeterminate",
     "outcomes.indeterminate_units",
+    "outcomes.limit_reached",
     "outcomes.purchased",
     "outcomes.sold_out",
     "outcomes.timeouts",
     "outcomes.units_purchased",
+    "outcomes.units_requested",
+    "run.clicks",
     "run.connections",
     "run.coordinator",
     "run.duration_s",
     "run.elapsed_s",
     "run.embedded",
     "run.mode",
-    "run.quantity",
+    "run.per_user_limit",
+    "run.quantity[]",
+    "run.round",
     "run.rpc",
     "run.strategy",
     "run.target",
@@ -133,18 +153,21 @@ async fn json_report_fields_are_stable_and_documented() {
     server.shutdown().await.unwrap();
 
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     let mut found = BTreeSet::new();
     paths(&json, "", &mut found);
     let expected: BTreeSet<String> = EXPECTED.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         found, expected,
-        "the JSON report's fields changed: update README and schema_version"
+        "the JSON report's fields changed: update docs/json-report.md and schema_version"
     );
 
-    // Every field, or the group it belongs to, is named in the README's JSON table.
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    // Every field, or the group it belongs to, is named in docs/json-report.md.
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/json-report.md"
+    ))
+    .unwrap();
     for path in &found {
         let plain = path.replace("[]", "").replace(".<STATUS>", "");
         let segments: Vec<&str> = plain.split('.').collect();
@@ -152,6 +175,6 @@ async fn json_report_fields_are_stable_and_documented() {
             .rev()
             .map(|n| format!("`{}`", segments[..n].join(".")))
             .any(|name| readme.contains(&name));
-        assert!(documented, "README does not document {path}");
+        assert!(documented, "docs/json-report.md does not document {path}");
     }
 }

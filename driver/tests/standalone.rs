@@ -150,7 +150,7 @@ async fn unstable_errors_are_counted_and_every_attempt_accounted() {
     assert_eq!(o.errors, unavailable);
     assert_eq!(o.attempts, 2000);
     assert_eq!(o.purchased + o.sold_out + o.errors, o.attempts);
-    assert!(report.audit.passed(), "{}", report.to_table());
+    assert_held_unexercised(&report);
     assert_eq!(report.audit.units_sold, 2000 - unavailable as i64);
     server.shutdown().await.unwrap();
 }
@@ -177,7 +177,7 @@ async fn sustained_run_keeps_users_buying_until_the_deadline() {
         ],
     )
     .await;
-    assert!(report.audit.passed(), "{}", report.to_table());
+    assert_held_unexercised(&report);
     assert!(
         report.outcomes.attempts > 50,
         "{}",
@@ -226,6 +226,24 @@ async fn an_interrupted_sustained_run_still_reports_and_audits() {
         .unwrap();
     assert!(report.run.elapsed_s < 20.0, "{}", report.run.elapsed_s);
     assert!(report.outcomes.attempts > 0);
-    assert!(report.audit.passed(), "{}", report.to_table());
+    assert_held_unexercised(&report);
     server.shutdown().await.unwrap();
+}
+
+/// Nothing failed, but a stock that never ran out leaves the oversell check unexercised: the
+/// verdict is inconclusive (exit 4), never a pass.
+fn assert_held_unexercised(report: &flashsale_driver::Report) {
+    use flashsale_driver::audit::Status;
+    assert!(
+        report.audit.with_status(Status::Fail).is_empty(),
+        "{}",
+        report.to_table()
+    );
+    assert_eq!(
+        report.audit.with_status(Status::Inconclusive),
+        ["no_oversell"],
+        "{}",
+        report.to_table()
+    );
+    assert_eq!(report.exit_code(), flashsale_driver::EXIT_INCONCLUSIVE);
 }

@@ -157,7 +157,15 @@ mod tests {
             parse_request_id("p-", &id),
             Some(AttemptKey { user: 17, seq: 3 })
         );
-        for foreign in ["q-17.3", "p-17", "p-.3", "p-17.", "p-1x.3", "p-17.-1", "p-99999999999.1"] {
+        for foreign in [
+            "q-17.3",
+            "p-17",
+            "p-.3",
+            "p-17.",
+            "p-1x.3",
+            "p-17.-1",
+            "p-99999999999.1",
+        ] {
             assert_eq!(parse_request_id("p-", foreign), None, "{foreign}");
         }
         assert_eq!(parse_user("p-", "p-0"), Some(0));

@@ -585,9 +585,10 @@ impl Facts<'_> {
                     Metric::ErrorRate => {
                         (s.error_rate(), format!("{:.2}%", s.error_rate() * 100.0))
                     }
-                    Metric::TimeoutRate => {
-                        (s.timeout_rate(), format!("{:.2}%", s.timeout_rate() * 100.0))
-                    }
+                    Metric::TimeoutRate => (
+                        s.timeout_rate(),
+                        format!("{:.2}%", s.timeout_rate() * 100.0),
+                    ),
                 };
                 Check::holds(
                     &format!("threshold {t}"),

@@ -148,7 +148,10 @@ mod tests {
     fn parses_thresholds() {
         let t = parse_threshold("p99 <= 500ms").unwrap();
         assert_eq!(t.metric, Metric::Latency(LatencyStat::Quantile(990)));
-        assert_eq!((t.op, t.limit, t.text.as_str()), (Op::Le, 500.0, "p99<=500ms"));
+        assert_eq!(
+            (t.op, t.limit, t.text.as_str()),
+            (Op::Le, 500.0, "p99<=500ms")
+        );
         assert!(t.holds(500.0) && !t.holds(500.1));
         let t = parse_threshold("p99.9<2s").unwrap();
         assert_eq!(t.metric, Metric::Latency(LatencyStat::Quantile(999)));
@@ -162,7 +165,16 @@ mod tests {
             parse_threshold("max<=1s").unwrap().metric,
             Metric::Latency(LatencyStat::Max)
         );
-        for bad in ["p99", "p99>=1s", "p0<=1s", "p101<=1s", "pxx<=1s", "speed<=1", "p99<=fast", "error_rate<=2"] {
+        for bad in [
+            "p99",
+            "p99>=1s",
+            "p0<=1s",
+            "p101<=1s",
+            "pxx<=1s",
+            "speed<=1",
+            "p99<=fast",
+            "error_rate<=2",
+        ] {
             assert!(parse_threshold(bad).is_err(), "{bad}");
         }
     }

@@ -73,9 +73,8 @@ pub fn reconcile(
                 if !orders_seen.insert(entry.order) {
                     r.duplicate_order_ids += 1;
                 }
-                let Some((key, &index)) = entry
-                    .request
-                    .and_then(|k| attempts.get(&k).map(|i| (k, i)))
+                let Some((key, &index)) =
+                    entry.request.and_then(|k| attempts.get(&k).map(|i| (k, i)))
                 else {
                     match entry.request {
                         // An attempt of a lost worker: applied, never reported.
@@ -166,8 +165,7 @@ pub fn reconcile(
         .filter(|a| a.answer == Answer::LimitReached)
         .filter(|a| {
             limit == 0
-                || per_user.get(&a.key.user).copied().unwrap_or(0) + u64::from(a.quantity)
-                    <= limit
+                || per_user.get(&a.key.user).copied().unwrap_or(0) + u64::from(a.quantity) <= limit
         })
         .count() as u64;
     r
@@ -256,7 +254,11 @@ mod tests {
     fn orders_of_lost_workers_are_theirs_not_ghosts() {
         let mut h = history(vec![attempt(0, 0, 1, Answer::Purchased, 1)]);
         h.unreported.push(5..10);
-        let b = book(vec![entry(0, 0, 1, 1), entry(7, 0, 2, 2), entry(12, 0, 1, 3)]);
+        let b = book(vec![
+            entry(0, 0, 1, 1),
+            entry(7, 0, 2, 2),
+            entry(12, 0, 1, 3),
+        ]);
         let r = reconcile(&h, Some(&b), 0, 0, 0);
         assert_eq!((r.ghost, r.resolved_applied, r.book_units), (1, 1, 4));
     }
@@ -299,7 +301,11 @@ mod tests {
             attempt(1, 1, 1, Answer::LimitReached, 0), // user 1 holds 1 of 2: wrong
             attempt(0, 2, 1, Answer::LimitReached, 0), // user 0 holds 2 of 2: right
         ]);
-        let b = book(vec![entry(0, 0, 1, 1), entry(0, 1, 1, 2), entry(1, 0, 1, 3)]);
+        let b = book(vec![
+            entry(0, 0, 1, 1),
+            entry(0, 1, 1, 2),
+            entry(1, 0, 1, 3),
+        ]);
         let r = reconcile(&h, Some(&b), 0, 5, 2);
         assert_eq!((r.per_user_violations, r.wrong_limit_refusals), (0, 1));
         let r = reconcile(&h, Some(&b), 0, 5, 1);

@@ -7,10 +7,10 @@ use clap::Args;
 use flashsale_server::Strategy;
 
 use super::{OutputFormat, parse_positive_duration};
+use crate::audit::policy::{Policy, Threshold, parse_share, parse_threshold};
 use crate::client::normalize_target;
 use crate::compare::CompareSpec;
 use crate::error::DriverError;
-use crate::audit::policy::{Policy, Threshold, parse_share, parse_threshold};
 use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities, RunSpec};
 
 /// The load's shape and the report's form: shared by a run and a comparison.
@@ -190,7 +190,9 @@ pub struct CompareArgs {
 impl CompareArgs {
     /// The comparison these flags describe.
     pub fn to_spec(&self) -> Result<CompareSpec, DriverError> {
-        let load = self.load.to_load(Mode::Buggy, random_prefix(), compare_quantities());
+        let load = self
+            .load
+            .to_load(Mode::Buggy, random_prefix(), compare_quantities());
         Ok(CompareSpec::new(
             self.load.target()?,
             self.load.stock,

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use super::registry::{Member, Registry, RunEvent};
 use super::{CoordinatorConfig, CoordinatorError, HEARTBEAT_TIMEOUT};
-use crate::client::{Control, normalize_target};
 use crate::audit::book::BookState;
+use crate::client::{Control, normalize_target};
 use crate::wire::{book_to_wire, plan_from_wire};
 
 /// Longest settle a client may ask for.
