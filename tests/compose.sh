@@ -119,7 +119,7 @@ rc=0
 run_driver "$tmp/safe.json" --mode safe || rc=$?
 [ "$rc" -eq 0 ] || fail "safe run exited $rc, expected 0"
 check_json "$tmp/safe.json" \
-    'r["verdict"] == "pass" and r["audit"]["passed"]' \
+    'r["verdict"] == "pass" and r["audit"]["verdict"] == "pass"' \
     'r["outcomes"]["purchased"] == 100' \
     'r["audit"]["final_stock"] == 0' \
     'len(r["workers"]) == 3' \
@@ -152,7 +152,7 @@ lose_mid_run() {
     wait "$run_pid" || rc=$?
     [ "$rc" -eq 3 ] || fail "run with a lost worker ($*) exited $rc, expected 3"
     check_json "$out" \
-        'r["verdict"] == "pass" and r["audit"]["passed"]' \
+        'r["verdict"] == "pass" and r["audit"]["verdict"] == "pass"' \
         'r["audit"]["oversold_units"] == 0' \
         'len(r["workers"]) == 3' \
         "[w['name'] for w in r['workers'] if w['lost']] == ['$name']"
