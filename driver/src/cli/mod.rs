@@ -12,14 +12,17 @@ pub use run::{CompareArgs, LoadArgs, RunArgs};
 
 /// Load driver that proves whether a gRPC checkout oversells under concurrency.
 ///
-/// Starts N virtual users together against flashsale.v1.Checkout, records every outcome, then
-/// audits the server: units sold vs. initial stock, final stock, conservation
-/// (initial - final == units sold), the server's ledger, duplicate order ids, errors.
+/// Starts N virtual users together against flashsale.v1.Checkout (Reset first, verified),
+/// records every attempt with its request id, waits for the server to settle, then audits it
+/// order by order against the server's book (ListOrders): oversell, undersell, conservation,
+/// lost / phantom / ghost / duplicate orders, the per-customer limit, availability, thresholds.
 ///
 /// Without --target it starts the checkout server inside the driver on a loopback port.
 ///
-/// Exit status: 0 every invariant held, 1 the audit failed (oversell or inconsistency),
-/// 2 usage or connection error, 3 (distributed) the audit held but a worker was lost.
+/// Exit status: 0 every check held, 1 a check failed, 2 usage or connection error (or a Reset
+/// that did not take effect), 3 (distributed) nothing failed but a worker was lost,
+/// 4 inconclusive: nothing failed but the run did not prove it (e.g. the stock never ran out,
+/// or attempts of unknown effect and no order book to resolve them).
 #[derive(Debug, Parser)]
 #[command(
     name = "driver",
