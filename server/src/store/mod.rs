@@ -20,8 +20,10 @@ pub use latency::round_trip;
 pub use memory::MemoryStore;
 
 /// Most orders a round's book keeps by default. A flash sale places at most a few thousand
-/// orders; 1M also holds minutes of a sustained benchmark, and costs at most ~60 MB with
-/// UUID request ids (measured bytes per order: see `book`).
+/// orders; 1M also holds a sustained benchmark run at tens of thousands of orders per second
+/// for long enough to reconcile, while bounding the book to ~17 MB without request ids and
+/// ~56 MB with UUID request ids (measured bytes per order: see `book`; at most ~150 MB with
+/// 128-byte request ids).
 pub const DEFAULT_BOOK_CAP: u64 = 1_000_000;
 
 /// One order as the store sees it: already validated.

@@ -6,6 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::chunks::{Arena, Chunks};
+
+/// Entries per chunk: 64 KiB.
+const ENTRY_CHUNK: usize = 4096;
+
 /// Longest request id the arena encodes (its length is one byte).
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
@@ -37,12 +42,12 @@ pub(super) struct Row {
 /// Entries, interned users, their unit totals and the request-id arena of one shard.
 #[derive(Debug, Default)]
 pub(super) struct Shard {
-    entries: Vec<Entry>,
+    entries: Chunks<Entry, ENTRY_CHUNK>,
     users: Vec<Arc<str>>,
     index: HashMap<Arc<str>, u32>,
     /// Units bought this round, per interned user (kept only while a limit applies).
     units: Vec<u64>,
-    arena: Vec<u8>,
+    arena: Arena,
 }
 
 impl Shard {
@@ -83,30 +88,19 @@ impl Shard {
         let Ok(seq) = u32::try_from(seq) else {
             return false;
         };
+        if request_id.len() > MAX_REQUEST_ID_BYTES {
+            return false;
+        }
+        let Some(user) = self.intern(user) else {
+            return false;
+        };
         let request = if request_id.is_empty() {
             NO_REQUEST_ID
         } else {
-            let Ok(len) = u8::try_from(request_id.len()) else {
-                return false;
-            };
-            if request_id.len() > MAX_REQUEST_ID_BYTES {
-                return false;
+            match self.arena.push(request_id.as_bytes()) {
+                Some(offset) => offset,
+                None => return false,
             }
-            // The entry must point below NO_REQUEST_ID and the arena must stay addressable.
-            let end = self.arena.len().saturating_add(1 + request_id.len());
-            let Ok(offset) = u32::try_from(self.arena.len()) else {
-                return false;
-            };
-            if u32::try_from(end).is_err() || offset == NO_REQUEST_ID {
-                return false;
-            }
-            self.arena.push(len);
-            self.arena.extend_from_slice(request_id.as_bytes());
-            offset
-        };
-        let Some(user) = self.intern(user) else {
-            self.arena.truncate(request as usize);
-            return false;
         };
         self.entries.push(Entry {
             seq,
@@ -124,10 +118,8 @@ impl Shard {
 
     /// Decodes entries `from..to` (clamped to what the shard holds).
     pub fn rows(&self, from: usize, to: usize) -> Vec<Row> {
-        let to = to.min(self.entries.len());
-        let from = from.min(to);
-        self.entries[from..to]
-            .iter()
+        (from..to.min(self.entries.len()))
+            .filter_map(|i| self.entries.get(i))
             .map(|e| Row {
                 seq: e.seq,
                 user: self
@@ -145,13 +137,10 @@ impl Shard {
         if offset == NO_REQUEST_ID {
             return String::new();
         }
-        let start = offset as usize + 1;
-        let bytes = self.arena.get(offset as usize).and_then(|&len| {
-            self.arena
-                .get(start..start.saturating_add(usize::from(len)))
-        });
         // The bytes were copied from a `&str`, so this never replaces anything.
-        bytes.map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
+        self.arena
+            .get(offset)
+            .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
     }
 
     fn intern(&mut self, user: &str) -> Option<u32> {
@@ -201,7 +190,7 @@ mod tests {
         // Two users interned once each; the arena holds a length byte plus the bytes, and
         // nothing at all for an empty request id.
         assert_eq!(shard.users.len(), 2);
-        assert_eq!(shard.arena.len(), (1 + 5) + (1 + 128) + (1 + "é✓".len()));
+        assert_eq!(shard.arena.used(), (1 + 5) + (1 + 128) + (1 + "é✓".len()));
         assert_eq!(shard.rows(1, 3).len(), 2);
         assert!(shard.rows(7, 3).is_empty());
     }
@@ -212,7 +201,7 @@ mod tests {
         assert!(!shard.push(u64::from(u32::MAX) + 1, "u", 1, ""));
         assert!(!shard.push(1, "u", 1, &"x".repeat(MAX_REQUEST_ID_BYTES + 1)));
         assert!(!shard.push(1, "u", 1, &"x".repeat(300)));
-        assert_eq!((shard.len(), shard.arena.len()), (0, 0));
+        assert_eq!((shard.len(), shard.arena.used()), (0, 0));
     }
 
     #[test]
