@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::store::Strategy;
+use crate::store::{DEFAULT_BOOK_CAP, Policy, Strategy};
 
 /// Initial stock of a round when nobody says otherwise.
 pub const DEFAULT_STOCK: i64 = 100;
@@ -40,6 +40,27 @@ pub struct ServerConfig {
     #[arg(long, env = "FLASHSALE_MAX_QUANTITY", default_value_t = DEFAULT_MAX_QUANTITY,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_quantity: u32,
+
+    /// Most units one user_id may buy per round (refused with OUTCOME_LIMIT_REACHED); 0: no
+    /// limit.
+    #[arg(long, env = "FLASHSALE_PER_USER_LIMIT", default_value_t = 0)]
+    pub per_user_limit: u32,
+
+    /// Most orders a round's book keeps for ListOrders; later orders are placed and counted
+    /// (StockReply.book_overflow) but not listed.
+    #[arg(long, env = "FLASHSALE_BOOK_CAP", default_value_t = DEFAULT_BOOK_CAP,
+          value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    pub book_cap: u64,
+}
+
+impl ServerConfig {
+    /// The store's share of the configuration.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            per_user_limit: self.per_user_limit,
+            book_cap: self.book_cap,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -50,6 +71,8 @@ impl Default for ServerConfig {
             failure_rate: DEFAULT_FAILURE_RATE,
             strategy: Strategy::Atomic,
             max_quantity: DEFAULT_MAX_QUANTITY,
+            per_user_limit: 0,
+            book_cap: DEFAULT_BOOK_CAP,
         }
     }
 }
@@ -91,6 +114,18 @@ mod tests {
         assert!(Cli::try_parse_from(["server", "--stock", "-1"]).is_err());
         assert!(Cli::try_parse_from(["server", "--max-quantity", "0"]).is_err());
         assert!(Cli::try_parse_from(["server", "--latency", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["server", "--book-cap", "0"]).is_err());
+        assert!(Cli::try_parse_from(["server", "--book-cap", "4294967296"]).is_err());
+        assert!(Cli::try_parse_from(["server", "--per-user-limit", "-1"]).is_err());
+        let cli =
+            Cli::try_parse_from(["server", "--per-user-limit", "2", "--book-cap", "5"]).unwrap();
+        assert_eq!(
+            cli.config.policy(),
+            Policy {
+                per_user_limit: 2,
+                book_cap: 5
+            }
+        );
         let cli =
             Cli::try_parse_from(["server", "--latency", "0ms", "--strategy", "mutex"]).unwrap();
         assert_eq!(cli.config.latency, Duration::ZERO);

@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::store::StoreError;
+use crate::store::book::MAX_REQUEST_ID_BYTES;
 
 /// Longest accepted `user_id`, in bytes.
 pub const MAX_USER_ID_BYTES: usize = 128;
@@ -14,6 +15,8 @@ pub enum CheckoutError {
     MissingUserId,
     #[error("user_id is {0} bytes long; at most {MAX_USER_ID_BYTES} bytes are allowed")]
     UserIdTooLong(usize),
+    #[error("request_id is {0} bytes long; at most {MAX_REQUEST_ID_BYTES} bytes are allowed")]
+    RequestIdTooLong(usize),
     #[error("quantity {requested} exceeds the per-order maximum of {max}")]
     QuantityTooLarge { requested: u32, max: u32 },
     #[error("stock must be 0 or more, got {0}")]
@@ -31,11 +34,17 @@ impl From<CheckoutError> for Status {
         let code = match &err {
             CheckoutError::MissingUserId
             | CheckoutError::UserIdTooLong(_)
+            | CheckoutError::RequestIdTooLong(_)
             | CheckoutError::QuantityTooLarge { .. }
             | CheckoutError::NegativeStock(_)
             | CheckoutError::UnknownStrategy(_) => Code::InvalidArgument,
             CheckoutError::InjectedFailure(_)
             | CheckoutError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+            // The client named a round that is not (or no longer) the current one.
+            CheckoutError::Store(StoreError::RoundMismatch { .. }) => Code::FailedPrecondition,
+            // A Reset raced with the purchase; nothing changed, a retry in the new round may
+            // succeed.
+            CheckoutError::Store(StoreError::RoundEnded { .. }) => Code::Aborted,
         };
         Status::new(code, err.to_string())
     }

@@ -1,16 +1,17 @@
-//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase paths, stock reads
-//! and the admin reset, each call in its own `tracing` span.
+//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase paths, stock reads,
+//! the order book listing and the admin reset, each call in its own `tracing` span.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flashsale::pb::{self, checkout_server::Checkout};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, field};
 
 use crate::config::ServerConfig;
 use crate::error::CheckoutError;
-use crate::store::{Order, Purchase, Snapshot, Store, Strategy};
+use crate::store::{self, Order, OrderPage, Purchase, Snapshot, Store, Strategy, book};
 use crate::validate;
 
 /// Which purchase path a call took.
@@ -40,8 +41,13 @@ pub struct CheckoutService {
     default_stock: i64,
 }
 
+/// Most orders in one `OrderBatch` of `ListOrders` (the contract's bound).
+pub const LIST_BATCH: usize = 1024;
+
 impl CheckoutService {
+    /// The checkout over `store`, which gets the configuration's [`store::Policy`].
     pub fn new(store: Arc<dyn Store>, config: &ServerConfig) -> Self {
+        store.configure(config.policy());
         Self {
             store,
             latency: config.latency,
@@ -67,6 +73,7 @@ impl CheckoutService {
             let outcome = match &result {
                 Ok((Purchase::Purchased(_), _)) => "purchased",
                 Ok((Purchase::SoldOut { .. }, _)) => "sold_out",
+                Ok((Purchase::LimitReached { .. }, _)) => "limit_reached",
                 Err(_) => "error",
             };
             tracing::Span::current().record("outcome", outcome);
@@ -102,15 +109,27 @@ impl CheckoutService {
     }
 
     /// The naive purchase of the original demo: check, wait for the "database", decrement.
-    /// Nothing stops other calls from passing the same check in the meantime.
+    /// Nothing stops other calls from passing the same checks (per-user limit, then stock) in
+    /// the meantime. The decrement only lands in the round the checks saw.
     async fn check_then_act(&self, order: Order<'_>) -> Result<Purchase, CheckoutError> {
-        let stock = self.store.read_stock().await?;
-        if stock < i64::from(order.quantity) {
-            return Ok(Purchase::SoldOut { stock });
+        let peek = self.store.peek(order).await?;
+        if !book::within_limit(peek.user_units, order.quantity, peek.per_user_limit) {
+            return Ok(Purchase::LimitReached {
+                stock: peek.stock,
+                round: peek.round,
+            });
         }
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+        if peek.stock < i64::from(order.quantity) {
+            return Ok(Purchase::SoldOut {
+                stock: peek.stock,
+                round: peek.round,
+            });
         }
+        store::round_trip(self.latency).await;
+        let order = Order {
+            round: peek.round,
+            ..order
+        };
         Ok(Purchase::Purchased(
             self.store.decrement_unchecked(order).await?,
         ))
@@ -118,25 +137,43 @@ impl CheckoutService {
 }
 
 fn reply(purchase: Purchase, quantity: u32) -> pb::PurchaseReply {
-    match purchase {
-        Purchase::Purchased(receipt) => pb::PurchaseReply {
-            outcome: pb::Outcome::Purchased.into(),
-            order_id: receipt.order_id,
-            stock_after: receipt.stock_after,
-            quantity,
-            round: 0,
-        },
-        Purchase::SoldOut { stock } => pb::PurchaseReply {
-            outcome: pb::Outcome::SoldOut.into(),
-            order_id: String::new(),
-            stock_after: stock,
-            quantity,
-            round: 0,
-        },
+    let round = purchase.round();
+    let (outcome, order_id, stock_after) = match purchase {
+        Purchase::Purchased(receipt) => (
+            pb::Outcome::Purchased,
+            receipt.order_id,
+            receipt.stock_after,
+        ),
+        Purchase::SoldOut { stock, .. } => (pb::Outcome::SoldOut, String::new(), stock),
+        Purchase::LimitReached { stock, .. } => (pb::Outcome::LimitReached, String::new(), stock),
+    };
+    pb::PurchaseReply {
+        outcome: outcome.into(),
+        order_id,
+        stock_after,
+        quantity,
+        round,
     }
 }
 
-fn stock_reply(snapshot: Snapshot) -> pb::StockReply {
+fn order_batch(page: OrderPage) -> pb::OrderBatch {
+    let round = page.round;
+    pb::OrderBatch {
+        round,
+        orders: page
+            .orders
+            .into_iter()
+            .map(|o| pb::Order {
+                order_id: format!("r{round}-{}", o.seq),
+                user_id: o.user_id,
+                quantity: o.quantity,
+                request_id: o.request_id,
+            })
+            .collect(),
+    }
+}
+
+fn stock_reply(snapshot: Snapshot, max_quantity: u32) -> pb::StockReply {
     pb::StockReply {
         stock: snapshot.stock,
         initial_stock: snapshot.initial_stock,
@@ -144,7 +181,10 @@ fn stock_reply(snapshot: Snapshot) -> pb::StockReply {
         units_sold: snapshot.units_sold,
         round: snapshot.round,
         safe_strategy: Strategy::to_wire(Some(snapshot.strategy)),
-        ..Default::default()
+        per_user_limit: snapshot.per_user_limit,
+        book_cap: snapshot.book_cap,
+        book_overflow: snapshot.book_overflow,
+        max_quantity,
     }
 }
 
@@ -155,9 +195,19 @@ impl Checkout for CheckoutService {
 
     async fn list_orders(
         &self,
-        _request: Request<pb::ListOrdersRequest>,
+        request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<Self::ListOrdersStream>, Status> {
-        Err(Status::unimplemented("ListOrders is not implemented yet"))
+        let round = request.get_ref().round;
+        let pages = self
+            .store
+            .list_orders(round, LIST_BATCH)
+            .await
+            .map_err(CheckoutError::from)?;
+        let batches = pages.map(|page| {
+            page.map(order_batch)
+                .map_err(|err| CheckoutError::from(err).into())
+        });
+        Ok(Response::new(Box::pin(batches)))
     }
 
     async fn purchase_buggy(
@@ -192,7 +242,7 @@ impl Checkout for CheckoutService {
         _request: Request<pb::GetStockRequest>,
     ) -> Result<Response<pb::StockReply>, Status> {
         let snapshot = self.store.snapshot().await.map_err(CheckoutError::from)?;
-        Ok(Response::new(stock_reply(snapshot)))
+        Ok(Response::new(stock_reply(snapshot, self.max_quantity)))
     }
 
     async fn reset(
@@ -211,6 +261,6 @@ impl Checkout for CheckoutService {
             round = snapshot.round,
             "reset: new round"
         );
-        Ok(Response::new(stock_reply(snapshot)))
+        Ok(Response::new(stock_reply(snapshot, self.max_quantity)))
     }
 }

@@ -3,16 +3,21 @@
 use flashsale::pb;
 
 use crate::error::{CheckoutError, MAX_USER_ID_BYTES};
+use crate::store::book::MAX_REQUEST_ID_BYTES;
 use crate::store::{Order, Strategy};
 
-/// Checks a purchase request: a non-empty `user_id` of at most 128 bytes, and a quantity of at
-/// most `max_quantity` (0 means 1).
+/// Checks a purchase request: a non-empty `user_id` of at most 128 bytes, a quantity of at
+/// most `max_quantity` (0 means 1) and a `request_id` of at most 128 bytes (empty: none).
+/// The round is the store's to check.
 pub fn order(req: &pb::PurchaseRequest, max_quantity: u32) -> Result<Order<'_>, CheckoutError> {
     if req.user_id.is_empty() {
         return Err(CheckoutError::MissingUserId);
     }
     if req.user_id.len() > MAX_USER_ID_BYTES {
         return Err(CheckoutError::UserIdTooLong(req.user_id.len()));
+    }
+    if req.request_id.len() > MAX_REQUEST_ID_BYTES {
+        return Err(CheckoutError::RequestIdTooLong(req.request_id.len()));
     }
     let quantity = req.quantity.max(1);
     if quantity > max_quantity {
@@ -24,6 +29,8 @@ pub fn order(req: &pb::PurchaseRequest, max_quantity: u32) -> Result<Order<'_>, 
     Ok(Order {
         user: &req.user_id,
         quantity,
+        request_id: &req.request_id,
+        round: req.round,
     })
 }
 
@@ -69,6 +76,18 @@ mod tests {
             })
         ));
         assert!(order(&req(&"x".repeat(128), 1), 10).is_ok());
+        let with_id = |id: &str| pb::PurchaseRequest {
+            request_id: id.into(),
+            round: 7,
+            ..req("u", 1)
+        };
+        let ok = with_id(&"r".repeat(128));
+        let order_ok = order(&ok, 10).unwrap();
+        assert_eq!((order_ok.request_id.len(), order_ok.round), (128, 7));
+        assert!(matches!(
+            order(&with_id(&"r".repeat(129)), 10),
+            Err(CheckoutError::RequestIdTooLong(129))
+        ));
         assert!(matches!(
             order(&req(&"x".repeat(129), 1), 10),
             Err(CheckoutError::UserIdTooLong(129))

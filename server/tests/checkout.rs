@@ -1,11 +1,13 @@
 //! The checkout service called directly (no network), on a paused clock: the buggy path
-//! oversells, both safe strategies never do, invalid requests change nothing.
+//! oversells, both safe strategies never do, invalid requests change nothing, the stock totals
+//! agree with the order book. Rounds, the book and the per-user limit: `book.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flashsale::pb::{self, checkout_server::Checkout};
 use flashsale_server::{CheckoutService, MemoryStore, ServerConfig, Store, Strategy};
+use tokio_stream::StreamExt;
 use tonic::{Code, Request};
 
 fn service(config: &ServerConfig) -> (Arc<CheckoutService>, Arc<MemoryStore>) {
@@ -16,6 +18,20 @@ fn service(config: &ServerConfig) -> (Arc<CheckoutService>, Arc<MemoryStore>) {
     ));
     let svc = Arc::new(CheckoutService::new(store.clone(), config));
     (svc, store)
+}
+
+/// The whole book of the current round, through ListOrders.
+async fn list(svc: &CheckoutService) -> Vec<pb::Order> {
+    let mut stream = svc
+        .list_orders(Request::new(pb::ListOrdersRequest { round: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut orders = Vec::new();
+    while let Some(batch) = stream.next().await {
+        orders.extend(batch.unwrap().orders);
+    }
+    orders
 }
 
 fn purchase(user: &str, quantity: u32) -> Request<pb::PurchaseRequest> {
@@ -71,6 +87,12 @@ async fn buggy_path_oversells() {
     let snap = store.snapshot().await.unwrap();
     assert_eq!(snap.stock, 100 - 1000);
     assert_eq!((snap.orders, snap.units_sold), (1000, 1000));
+    let book = list(&svc).await;
+    assert_eq!(book.len(), 1000);
+    assert_eq!(
+        book.iter().map(|o| u64::from(o.quantity)).sum::<u64>(),
+        1000
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -96,12 +118,8 @@ async fn safe_strategies_never_oversell() {
             Strategy::Mutex => assert!(elapsed >= Duration::from_millis(100 * 10), "{elapsed:?}"),
             Strategy::Atomic => assert!(elapsed < Duration::from_millis(100), "{elapsed:?}"),
         }
-        let ids: std::collections::HashSet<_> = store
-            .ledger()
-            .entries()
-            .into_iter()
-            .map(|e| e.seq)
-            .collect();
+        let ids: std::collections::HashSet<_> =
+            list(&svc).await.into_iter().map(|o| o.order_id).collect();
         assert_eq!(ids.len(), 100);
     }
 }
@@ -121,6 +139,7 @@ async fn unstable_fails_at_the_configured_rate_before_touching_state() {
     assert_eq!(purchased + errors, 2000);
     assert_eq!(snap.units_sold, purchased);
     assert_eq!(snap.stock, 100_000 - purchased as i64);
+    assert_eq!(list(&svc).await.len() as u64, snap.orders);
 }
 
 #[tokio::test]
@@ -128,15 +147,31 @@ async fn invalid_requests_are_rejected_and_change_nothing() {
     let (svc, store) = service(&ServerConfig::default());
     let before = store.snapshot().await.unwrap();
     let long = "x".repeat(129);
-    for (user, quantity, needle) in [
-        ("", 1, "user_id is required"),
-        (long.as_str(), 1, "at most 128 bytes"),
-        ("u", 11, "exceeds the per-order maximum of 10"),
+    for (user, quantity, request_id, needle) in [
+        ("", 1, "", "user_id is required"),
+        (
+            long.as_str(),
+            1,
+            "",
+            "user_id is 129 bytes long; at most 128 bytes",
+        ),
+        ("u", 11, "", "exceeds the per-order maximum of 10"),
+        (
+            "u",
+            1,
+            long.as_str(),
+            "request_id is 129 bytes long; at most 128 bytes",
+        ),
     ] {
+        let req = || {
+            let mut req = purchase(user, quantity);
+            req.get_mut().request_id = request_id.into();
+            req
+        };
         for result in [
-            svc.purchase_buggy(purchase(user, quantity)).await,
-            svc.purchase_unstable(purchase(user, quantity)).await,
-            svc.purchase_safe(purchase(user, quantity)).await,
+            svc.purchase_buggy(req()).await,
+            svc.purchase_unstable(req()).await,
+            svc.purchase_safe(req()).await,
         ] {
             let status = result.unwrap_err();
             assert_eq!(status.code(), Code::InvalidArgument);

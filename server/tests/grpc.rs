@@ -5,7 +5,9 @@ use std::time::Duration;
 use flashsale::pb::{self, checkout_client::CheckoutClient};
 use std::sync::Arc;
 
-use flashsale_server::store::{Order, Purchase, Receipt, Snapshot, StoreError};
+use flashsale_server::store::{
+    Order, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot, StoreError,
+};
 use flashsale_server::{MemoryStore, ServerConfig, Store, Strategy, run_with_store, spawn};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -44,8 +46,8 @@ struct GateStore {
 
 #[tonic::async_trait]
 impl Store for GateStore {
-    async fn read_stock(&self) -> Result<i64, StoreError> {
-        self.inner.read_stock().await
+    async fn peek(&self, order: Order<'_>) -> Result<Peek, StoreError> {
+        self.inner.peek(order).await
     }
     async fn decrement_unchecked(&self, order: Order<'_>) -> Result<Receipt, StoreError> {
         self.inner.decrement_unchecked(order).await
@@ -60,6 +62,12 @@ impl Store for GateStore {
     }
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         self.inner.snapshot().await
+    }
+    async fn list_orders(&self, round: u64, batch: usize) -> Result<OrderStream, StoreError> {
+        self.inner.list_orders(round, batch).await
+    }
+    fn configure(&self, policy: Policy) {
+        self.inner.configure(policy);
     }
 }
 

@@ -1,126 +1,191 @@
-//! The in-memory store: an atomic stock counter, the round's bookkeeping and the ledger.
-//! The safe purchase dispatches to the strategy chosen for the round (`mutex.rs`, `atomic.rs`).
+//! The in-memory store: the current [`Round`] behind an epoch lock, and the policy (per-user
+//! limit, book cap). The safe purchase dispatches to the round's strategy (`mutex.rs`,
+//! `atomic.rs`).
+//!
+//! Rounds and Reset: every purchase *acts* (takes stock, reserves units, records the order)
+//! inside [`MemoryStore::act`], under a read lock of the current round, after checking that
+//! the round it was checked against is still the current one. A Reset swaps the round under
+//! the write lock. So an act either completes in its round before the Reset, or sees the new
+//! round and changes nothing (`StoreError::RoundEnded`, ABORTED). Readers do not exclude each
+//! other and hold the lock only for the synchronous act, never across the simulated latency:
+//! purchases of one round still overlap, and the buggy path still races on the stock.
 
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use super::{Ledger, Order, Purchase, Receipt, Snapshot, Store, StoreError, Strategy};
+use super::book::Listing;
+use super::round::Round;
+use super::{
+    Order, OrderPage, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot, Store, StoreError,
+    Strategy,
+};
 
-/// Stock, ledger and safe-path strategy of one server process.
+/// Stock, order book and safe-path strategy of one server process.
 #[derive(Debug)]
 pub struct MemoryStore {
-    pub(super) stock: AtomicI64,
-    initial: AtomicI64,
-    round: AtomicU64,
-    strategy: AtomicU8,
+    current: RwLock<Arc<Round>>,
     /// Simulated database round trip spent by the safe strategies.
     pub(super) latency: Duration,
-    /// Held by the mutex strategy across check, latency and decrement.
-    pub(super) lock: tokio::sync::Mutex<()>,
-    pub(super) ledger: Ledger,
+    per_user_limit: AtomicU32,
+    book_cap: AtomicU64,
 }
 
 impl MemoryStore {
-    /// A store holding `stock` units in round 1.
+    /// A store holding `stock` units in round 1, with the default [`Policy`] (no per-user
+    /// limit, the default book cap) until [`Store::configure`] says otherwise.
     pub fn new(stock: i64, strategy: Strategy, latency: Duration) -> Self {
+        let policy = Policy::default();
         Self {
-            stock: AtomicI64::new(stock),
-            initial: AtomicI64::new(stock),
-            round: AtomicU64::new(1),
-            strategy: AtomicU8::new(encode(strategy)),
+            current: RwLock::new(Arc::new(Round::new(1, stock, strategy, policy.book_cap))),
             latency,
-            lock: tokio::sync::Mutex::new(()),
-            ledger: Ledger::default(),
+            per_user_limit: AtomicU32::new(policy.per_user_limit),
+            book_cap: AtomicU64::new(policy.book_cap),
         }
-    }
-
-    /// The ledger of the current round.
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
     }
 
     /// The strategy the safe path uses now.
     pub fn strategy(&self) -> Strategy {
-        decode(self.strategy.load(Ordering::Relaxed))
+        self.current().strategy
     }
 
-    /// Takes the units and records the order: the "act" of every path.
-    pub(super) fn take(&self, order: Order<'_>) -> Receipt {
-        let stock_after = self
-            .stock
-            .fetch_sub(i64::from(order.quantity), Ordering::AcqRel)
-            - i64::from(order.quantity);
-        self.receipt(order, stock_after)
+    /// The per-user limit now (0: none).
+    pub(super) fn limit(&self) -> u32 {
+        self.per_user_limit.load(Ordering::Relaxed)
     }
 
-    /// Records an order whose units were already taken off the stock.
-    pub(super) fn receipt(&self, order: Order<'_>, stock_after: i64) -> Receipt {
-        let seq = self.ledger.record(order.user, order.quantity);
-        let round = self.round.load(Ordering::Relaxed);
-        Receipt {
-            order_id: format!("r{round}-{seq}"),
-            stock_after,
+    /// The current round.
+    pub(super) fn current(&self) -> Arc<Round> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current round, if `requested` names it (0: whatever is current).
+    pub(super) fn pin(&self, requested: u64) -> Result<Arc<Round>, StoreError> {
+        let round = self.current();
+        check_round(requested, round.number)?;
+        Ok(round)
+    }
+
+    /// Runs `act` on the current round if it is still round `round` (0: any), with Reset held
+    /// off until it returns. `act` must not block.
+    pub(super) fn act<T>(
+        &self,
+        round: u64,
+        act: impl FnOnce(&Round) -> T,
+    ) -> Result<T, StoreError> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        if round != 0 && round != current.number {
+            return Err(StoreError::RoundEnded {
+                round,
+                current: current.number,
+            });
         }
+        Ok(act(&current))
     }
 
-    fn snapshot_now(&self) -> Snapshot {
+    fn snapshot_of(&self, round: &Round) -> Snapshot {
         Snapshot {
-            stock: self.stock.load(Ordering::Acquire),
-            initial_stock: self.initial.load(Ordering::Relaxed),
-            orders: self.ledger.orders(),
-            units_sold: self.ledger.units(),
-            round: self.round.load(Ordering::Relaxed),
-            strategy: self.strategy(),
+            stock: round.stock(),
+            initial_stock: round.initial,
+            orders: round.book.orders(),
+            units_sold: round.book.units(),
+            round: round.number,
+            strategy: round.strategy,
+            per_user_limit: self.limit(),
+            book_cap: round.book.cap(),
+            book_overflow: round.book.overflow(),
         }
     }
+}
+
+/// `requested` (0: any) against the current round number.
+fn check_round(requested: u64, current: u64) -> Result<(), StoreError> {
+    if requested != 0 && requested != current {
+        return Err(StoreError::RoundMismatch { requested, current });
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
 impl Store for MemoryStore {
-    async fn read_stock(&self) -> Result<i64, StoreError> {
-        Ok(self.stock.load(Ordering::Acquire))
-    }
-
-    async fn decrement_unchecked(&self, order: Order<'_>) -> Result<Receipt, StoreError> {
-        Ok(self.take(order))
-    }
-
-    async fn purchase(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
-        Ok(match self.strategy() {
-            Strategy::Mutex => self.purchase_mutex(order).await,
-            Strategy::Atomic => self.purchase_atomic(order).await,
+    async fn peek(&self, order: Order<'_>) -> Result<Peek, StoreError> {
+        let round = self.pin(order.round)?;
+        let per_user_limit = self.limit();
+        Ok(Peek {
+            round: round.number,
+            stock: round.stock(),
+            user_units: if per_user_limit == 0 {
+                0
+            } else {
+                round.book.units_of(order.user)
+            },
+            per_user_limit,
         })
     }
 
-    async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
-        // Taking the mutex strategy's lock lets an in-flight locked purchase finish first.
-        let _guard = self.lock.lock().await;
-        if let Some(strategy) = strategy {
-            self.strategy.store(encode(strategy), Ordering::Relaxed);
+    async fn decrement_unchecked(&self, order: Order<'_>) -> Result<Receipt, StoreError> {
+        let track = self.limit() != 0;
+        self.act(order.round, |round| {
+            let stock_after = round.take(order.quantity);
+            round.place(order, stock_after, track)
+        })
+    }
+
+    async fn purchase(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
+        let round = self.pin(order.round)?;
+        match round.strategy {
+            Strategy::Mutex => self.purchase_mutex(round, order).await,
+            Strategy::Atomic => {
+                let number = round.number;
+                drop(round);
+                self.purchase_atomic(number, order).await
+            }
         }
-        self.ledger.clear();
-        self.initial.store(stock, Ordering::Relaxed);
-        self.stock.store(stock, Ordering::Release);
-        self.round.fetch_add(1, Ordering::Relaxed);
-        Ok(self.snapshot_now())
+    }
+
+    async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
+        let round = {
+            let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+            let next = Round::new(
+                current.number.saturating_add(1),
+                stock,
+                strategy.unwrap_or(current.strategy),
+                self.book_cap.load(Ordering::Relaxed),
+            );
+            *current = Arc::new(next);
+            current.clone()
+        };
+        Ok(self.snapshot_of(&round))
     }
 
     async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        Ok(self.snapshot_now())
+        Ok(self.snapshot_of(&self.current()))
     }
-}
 
-fn encode(strategy: Strategy) -> u8 {
-    match strategy {
-        Strategy::Mutex => 0,
-        Strategy::Atomic => 1,
+    async fn list_orders(&self, round: u64, batch: usize) -> Result<OrderStream, StoreError> {
+        // The write lock waits for acts in progress and holds new ones off while each shard's
+        // length is read: the snapshot is exactly the orders placed before this point.
+        let (number, book, ends) = {
+            let current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+            check_round(round, current.number)?;
+            (current.number, current.book.clone(), current.book.lens())
+        };
+        let pages = Listing::new(book, ends, batch).map(move |orders| {
+            Ok(OrderPage {
+                round: number,
+                orders,
+            })
+        });
+        Ok(Box::pin(tokio_stream::iter(pages)))
     }
-}
 
-fn decode(raw: u8) -> Strategy {
-    if raw == 0 {
-        Strategy::Mutex
-    } else {
-        Strategy::Atomic
+    fn configure(&self, policy: Policy) {
+        self.per_user_limit
+            .store(policy.per_user_limit, Ordering::Relaxed);
+        self.book_cap.store(policy.book_cap, Ordering::Relaxed);
+        self.current().book.set_cap(policy.book_cap);
     }
 }

@@ -1,21 +1,40 @@
-//! The original fix: check, simulated database latency and decrement under one lock.
-//! Never oversells; purchases serialise, so throughput is capped at one per round trip.
+//! The original fix: check, simulated database latency and decrement under one lock (per
+//! round). Never oversells nor passes the per-user limit; purchases serialise, so throughput
+//! is capped at one per round trip.
 
-use super::{MemoryStore, Order, Purchase};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::book::within_limit;
+use super::latency::round_trip;
+use super::round::Round;
+use super::{MemoryStore, Order, Purchase, StoreError};
 
 impl MemoryStore {
-    pub(super) async fn purchase_mutex(&self, order: Order<'_>) -> Purchase {
-        let _guard = self.lock.lock().await;
-        let stock = self.stock.load(Ordering::Acquire);
+    pub(super) async fn purchase_mutex(
+        &self,
+        round: Arc<Round>,
+        order: Order<'_>,
+    ) -> Result<Purchase, StoreError> {
+        let _guard = round.lock.lock().await;
+        let limit = self.limit();
+        let stock = round.stock();
+        // Limit first, then stock: see `Store::purchase`.
+        if limit != 0 && !within_limit(round.book.units_of(order.user), order.quantity, limit) {
+            return Ok(Purchase::LimitReached {
+                stock,
+                round: round.number,
+            });
+        }
         if stock < i64::from(order.quantity) {
-            return Purchase::SoldOut { stock };
+            return Ok(Purchase::SoldOut {
+                stock,
+                round: round.number,
+            });
         }
-        // tokio rounds every sleep up to the next millisecond tick: skip a zero one, or the
-        // lock would be held ~1 ms per purchase at --latency 0ms.
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
-        }
-        Purchase::Purchased(self.take(order))
+        round_trip(self.latency).await;
+        self.act(round.number, |current| {
+            let stock_after = current.take(order.quantity);
+            Purchase::Purchased(current.place(order, stock_after, limit != 0))
+        })
     }
 }
