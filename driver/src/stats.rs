@@ -217,16 +217,19 @@ impl Stats {
         self.statuses.values().sum::<u64>() + self.timeouts
     }
 
-    /// Attempts that ran past their deadline: the client's own, or DEADLINE_EXCEEDED.
+    /// Attempts that ran past their deadline: the client's own timeout, DEADLINE_EXCEEDED, or
+    /// CANCELLED (what a tonic server answers when it enforces the request's deadline itself).
     pub fn deadline_expiries(&self) -> u64 {
-        self.timeouts + self.status_count(Code::DeadlineExceeded)
+        self.timeouts
+            + self.status_count(Code::DeadlineExceeded)
+            + self.status_count(Code::Cancelled)
     }
 
     /// Share of attempts answered with an error status, deadline expiries excluded (an
     /// overloaded server is measured by `timeout_rate` and latency thresholds instead).
     pub fn error_rate(&self) -> f64 {
-        let errors =
-            self.statuses.values().sum::<u64>() - self.status_count(Code::DeadlineExceeded);
+        let expired = self.deadline_expiries() - self.timeouts;
+        let errors = self.statuses.values().sum::<u64>().saturating_sub(expired);
         share(errors, self.attempts)
     }
 

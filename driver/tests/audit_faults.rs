@@ -276,7 +276,8 @@ fn no_order_book_with_timeouts_is_inconclusive() {
 // --- stragglers of one run and the next run -----------------------------------------------
 
 /// A run whose deadline (50 ms) is far shorter than the double's queue (200 purchases of
-/// 10 ms each, processed even after their client gave up), reconciled without waiting for the
+/// 25 ms each: five seconds of stragglers, more than a loaded machine needs to start the
+/// second run; processed even after their client gave up), reconciled without waiting for the
 /// queue to drain; then at once a second run with deadlines long enough for everything.
 fn two_runs(config: Config) -> faults::harness::Run {
     let double = start(config);
@@ -313,13 +314,13 @@ fn two_runs(config: Config) -> faults::harness::Run {
 #[test]
 fn stragglers_of_a_previous_run_are_refused_by_a_round_checking_server() {
     let _one = exclusive();
-    let config = serial_ms(Fault::Correct, 10).finish_abandoned();
+    let config = serial_ms(Fault::Correct, 25).finish_abandoned();
     two_runs(config).expect_pass();
 }
 
 #[test]
 fn stragglers_of_a_previous_run_leak_into_a_server_that_ignores_rounds() {
     let _one = exclusive();
-    let run = two_runs(serial_ms(Fault::IgnoresRound, 10));
+    let run = two_runs(serial_ms(Fault::IgnoresRound, 25));
     run.expect_fails("no_ghost_orders");
 }
