@@ -461,3 +461,49 @@ async fn the_limit_is_checked_before_the_stock_and_a_sold_out_order_reserves_not
         );
     }
 }
+
+/// The stream over real gRPC (127.0.0.1:0): batches arrive in order and bounded.
+#[tokio::test]
+async fn list_orders_streams_over_grpc() {
+    use flashsale::pb::checkout_client::CheckoutClient;
+    let server = flashsale_server::spawn(Path::Atomic.config(ServerConfig {
+        stock: 5000,
+        latency: Duration::ZERO,
+        ..ServerConfig::default()
+    }))
+    .await
+    .unwrap();
+    let mut client = CheckoutClient::connect(server.url()).await.unwrap();
+    for i in 0..1500 {
+        let reply = client
+            .purchase_safe(req(&format!("u{}", i % 10), 1, &format!("id-{i}"), 1))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.order_id, format!("r1-{}", i + 1));
+    }
+    let mut stream = client
+        .list_orders(pb::ListOrdersRequest { round: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut sizes = Vec::new();
+    let mut ids = Vec::new();
+    while let Some(batch) = stream.message().await.unwrap() {
+        assert_eq!(batch.round, 1);
+        sizes.push(batch.orders.len());
+        ids.extend(batch.orders.into_iter().map(|o| o.request_id));
+    }
+    assert_eq!(sizes, [1024, 476]);
+    assert!(
+        ids.iter()
+            .enumerate()
+            .all(|(i, id)| *id == format!("id-{i}"))
+    );
+    let status = client
+        .list_orders(pb::ListOrdersRequest { round: 2 })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    server.shutdown().await.unwrap();
+}
