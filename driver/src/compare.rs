@@ -47,6 +47,7 @@ impl CompareSpec {
                     stock,
                     reset: true,
                     strategy,
+                    admin_token: None,
                 };
                 run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
                 run
@@ -57,6 +58,14 @@ impl CompareSpec {
             stock,
             runs,
         }
+    }
+
+    /// Every run sends `token` on its admin calls.
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        for run in &mut self.runs {
+            run.admin_token = token.map(str::to_string);
+        }
+        self
     }
 }
 

@@ -105,4 +105,6 @@ pub struct RunSpec {
     pub reset: bool,
     /// Safe strategy to set with Reset (`None`: keep the server's).
     pub strategy: Option<Strategy>,
+    /// Bearer token for the server's admin calls (Reset, ListOrders).
+    pub admin_token: Option<String>,
 }

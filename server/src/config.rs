@@ -40,6 +40,9 @@ pub struct ServerConfig {
     #[arg(long, env = "FLASHSALE_MAX_QUANTITY", default_value_t = DEFAULT_MAX_QUANTITY,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_quantity: u32,
+
+    #[command(flatten)]
+    pub hardening: crate::hardening::Hardening,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             failure_rate: DEFAULT_FAILURE_RATE,
             strategy: Strategy::Atomic,
             max_quantity: DEFAULT_MAX_QUANTITY,
+            hardening: crate::hardening::Hardening::default(),
         }
     }
 }

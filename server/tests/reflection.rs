@@ -8,12 +8,13 @@ use tonic::transport::Channel;
 
 const CHECKOUT: &str = "flashsale.v1.Checkout";
 const HEALTH: &str = "grpc.health.v1.Health";
-const CHECKOUT_RPCS: [&str; 5] = [
+const CHECKOUT_RPCS: [&str; 6] = [
     "PurchaseBuggy",
     "PurchaseUnstable",
     "PurchaseSafe",
     "GetStock",
     "Reset",
+    "ListOrders",
 ];
 
 async fn connect(server: &RunningServer) -> Channel {

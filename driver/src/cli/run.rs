@@ -58,6 +58,10 @@ pub struct LoadArgs {
     /// Also write a self-contained HTML report (verdict, charts over time, tables) here.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+
+    /// Admin token of the server, sent on Reset (its --admin-token).
+    #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl LoadArgs {
@@ -138,6 +142,7 @@ impl RunArgs {
             stock: self.load.stock,
             reset: !self.no_reset,
             strategy: self.strategy,
+            admin_token: self.load.admin_token.clone(),
         })
     }
 }
@@ -153,11 +158,10 @@ impl CompareArgs {
     /// The comparison these flags describe.
     pub fn to_spec(&self) -> Result<CompareSpec, DriverError> {
         let load = self.load.to_load(Mode::Buggy, random_prefix());
-        Ok(CompareSpec::new(
-            self.load.target()?,
-            self.load.stock,
-            &load,
-        ))
+        Ok(
+            CompareSpec::new(self.load.target()?, self.load.stock, &load)
+                .with_admin_token(self.load.admin_token.as_deref()),
+        )
     }
 }
 
