@@ -116,6 +116,9 @@ pub async fn run_with_store(
         health_reporter
             .set_not_serving::<CheckoutServer<CheckoutService>>()
             .await;
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
     };
     let hardening = &config.hardening;
     let drain = Drain::new();
