@@ -19,11 +19,63 @@ pub mod pb {
 /// The prost codec of every generated client and server, with 256-byte initial buffers instead
 /// of tonic's 8 KiB: each in-flight call holds one, and these messages are tiny (at 10,000
 /// streams the default buffers alone cost the driver ~80 MB). Buffers still grow on demand.
+///
+/// A request that does not decode is the client's fault: servers answer `INVALID_ARGUMENT`
+/// (tonic's prost codec says `INTERNAL`, which clients must treat as "maybe applied"). A reply
+/// that does not decode stays `INTERNAL` on the client. Which side decodes a message type is
+/// said by [`Direction`], implemented for every message an RPC sends.
 pub mod codec {
     use std::marker::PhantomData;
 
-    use tonic::codec::{BufferSettings, Codec};
+    use tonic::Status;
+    use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
     use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+    use crate::pb;
+
+    /// Whether a message travels from client to server (is decoded by servers).
+    pub trait Direction {
+        const REQUEST: bool;
+    }
+
+    macro_rules! direction {
+        ($request:literal: $($message:ty),* $(,)?) => {
+            $(impl Direction for $message {
+                const REQUEST: bool = $request;
+            })*
+        };
+    }
+
+    direction!(true: pb::PurchaseRequest, pb::GetStockRequest, pb::ResetRequest,
+        pb::ListOrdersRequest, pb::WorkerMessage, pb::RunRequest);
+    direction!(false: pb::PurchaseReply, pb::StockReply, pb::OrderBatch,
+        pb::CoordinatorMessage, pb::RunResult);
+
+    /// [`ProstDecoder`] that answers `INVALID_ARGUMENT` for requests that do not decode.
+    #[derive(Debug)]
+    pub struct SmallDecoder<U>(ProstDecoder<U>);
+
+    impl<U: prost::Message + Default + Direction> Decoder for SmallDecoder<U> {
+        type Item = U;
+        type Error = Status;
+
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+            self.0.decode(buf).map_err(|status| {
+                if U::REQUEST && status.code() == tonic::Code::Internal {
+                    Status::invalid_argument(format!(
+                        "the request message does not decode: {}",
+                        status.message()
+                    ))
+                } else {
+                    status
+                }
+            })
+        }
+
+        fn buffer_settings(&self) -> BufferSettings {
+            self.0.buffer_settings()
+        }
+    }
 
     fn settings() -> BufferSettings {
         BufferSettings::new(256, 32 * 1024)
@@ -36,19 +88,19 @@ pub mod codec {
     impl<T, U> Codec for SmallCodec<T, U>
     where
         T: prost::Message + Send + 'static,
-        U: prost::Message + Default + Send + 'static,
+        U: prost::Message + Default + Direction + Send + 'static,
     {
         type Encode = T;
         type Decode = U;
         type Encoder = ProstEncoder<T>;
-        type Decoder = ProstDecoder<U>;
+        type Decoder = SmallDecoder<U>;
 
         fn encoder(&mut self) -> Self::Encoder {
             ProstCodec::<T, U>::raw_encoder(settings())
         }
 
         fn decoder(&mut self) -> Self::Decoder {
-            ProstCodec::<T, U>::raw_decoder(settings())
+            SmallDecoder(ProstCodec::<T, U>::raw_decoder(settings()))
         }
     }
 }

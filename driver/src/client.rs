@@ -1,9 +1,10 @@
 //! Connections to the checkout under test and the control calls around a run (Reset,
-//! GetStock).
+//! GetStock), which carry the admin token when one is given.
 
 use std::time::Duration;
 
 use flashsale::pb::{self, checkout_client::CheckoutClient};
+use flashsale_server::hardening::AdminToken;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::audit::book::{Book, BookState};
@@ -92,6 +93,7 @@ pub async fn connect(url: &str) -> Result<Channel, DriverError> {
 pub struct Control {
     url: String,
     client: CheckoutClient<Channel>,
+    admin_token: Option<AdminToken>,
 }
 
 impl Control {
@@ -99,7 +101,29 @@ impl Control {
         Ok(Self {
             url: url.to_string(),
             client: CheckoutClient::new(connect(url).await?),
+            admin_token: None,
         })
+    }
+
+    /// Sends `token` as `authorization: Bearer <token>` on every control call.
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Result<Self, DriverError> {
+        self.admin_token = token
+            .map(AdminToken::new)
+            .transpose()
+            .map_err(|e| DriverError::Invalid(format!("--admin-token: {e}")))?;
+        Ok(self)
+    }
+
+    /// A control request for `message`: the control deadline and the admin token if any. Use
+    /// it for every call on the control connection (admin calls such as Reset and ListOrders
+    /// need the token).
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(CONTROL_TIMEOUT);
+        if let Some(token) = &self.admin_token {
+            flashsale_server::admin::attach(request.metadata_mut(), token);
+        }
+        request
     }
 
     /// Starts a new round on the server.
@@ -108,11 +132,10 @@ impl Control {
         stock: i64,
         strategy: Option<flashsale_server::Strategy>,
     ) -> Result<pb::StockReply, DriverError> {
-        let mut request = tonic::Request::new(pb::ResetRequest {
+        let request = self.request(pb::ResetRequest {
             stock: Some(stock),
             safe_strategy: flashsale_server::Strategy::to_wire(strategy),
         });
-        request.set_timeout(CONTROL_TIMEOUT);
         self.client
             .reset(request)
             .await
@@ -253,8 +276,7 @@ impl Control {
 
     /// Reads the stock and ledger totals.
     pub async fn stock(&mut self) -> Result<pb::StockReply, DriverError> {
-        let mut request = tonic::Request::new(pb::GetStockRequest {});
-        request.set_timeout(CONTROL_TIMEOUT);
+        let request = self.request(pb::GetStockRequest {});
         self.client
             .get_stock(request)
             .await

@@ -56,6 +56,7 @@ impl CompareSpec {
                     strategy,
                     policy: policy.clone(),
                     settle,
+                    admin_token: None,
                 };
                 run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
                 run.policy.user_prefix = run.load.user_prefix.clone();
@@ -67,6 +68,14 @@ impl CompareSpec {
             stock,
             runs,
         }
+    }
+
+    /// Every run sends `token` on its admin calls.
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        for run in &mut self.runs {
+            run.admin_token = token.map(str::to_string);
+        }
+        self
     }
 }
 

@@ -121,7 +121,9 @@ pub(crate) async fn run_against(
     progress: bool,
     interrupt: Interrupt,
 ) -> Result<Report, DriverError> {
-    let mut control = Control::connect(url).await?;
+    let mut control = Control::connect(url)
+        .await?
+        .with_admin_token(spec.admin_token.as_deref())?;
     let before = if spec.reset {
         control.reset_verified(spec.stock, spec.strategy).await?
     } else {

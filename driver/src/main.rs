@@ -82,8 +82,10 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
         expect_workers: args.expect_workers as usize,
         default_target: args.target.as_deref().map(normalize_target).transpose()?,
         join_timeout: args.join_timeout,
+        admin_token: args.admin_token,
     };
-    flashsale_driver::coordinator::run(listener, config, shutdown::signal()).await?;
+    flashsale_driver::coordinator::run(listener, config, shutdown::signal_then_force_exit())
+        .await?;
     Ok(EXIT_PASS)
 }
 

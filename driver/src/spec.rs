@@ -175,6 +175,8 @@ pub struct RunSpec {
     pub policy: crate::audit::policy::Policy,
     /// How long to wait after the load for the server's stock and book to stop changing.
     pub settle: Duration,
+    /// Bearer token for the server's admin calls (Reset, ListOrders).
+    pub admin_token: Option<String>,
 }
 
 /// Default of `--settle`.

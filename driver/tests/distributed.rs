@@ -32,6 +32,7 @@ impl Cluster {
             expect_workers: workers,
             default_target: Some(server.url()),
             join_timeout: Duration::from_secs(30),
+            admin_token: None,
         };
         tokio::spawn(coordinator::run(listener, config, async {
             let _ = stopped.await;

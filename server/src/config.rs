@@ -51,6 +51,9 @@ pub struct ServerConfig {
     #[arg(long, env = "FLASHSALE_BOOK_CAP", default_value_t = DEFAULT_BOOK_CAP,
           value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
     pub book_cap: u64,
+
+    #[command(flatten)]
+    pub hardening: crate::hardening::Hardening,
 }
 
 impl ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             max_quantity: DEFAULT_MAX_QUANTITY,
             per_user_limit: 0,
             book_cap: DEFAULT_BOOK_CAP,
+            hardening: crate::hardening::Hardening::default(),
         }
     }
 }

@@ -4,12 +4,19 @@
 //! [`run`] serves on a listener until a shutdown future resolves; [`spawn`] starts a server on
 //! an ephemeral loopback port in the background (tests and the driver's embedded mode).
 
+pub mod accept;
+pub mod admin;
 pub mod config;
+pub mod drain;
 pub mod error;
+pub mod guard;
+pub mod hardening;
+pub mod serve;
 pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod validate;
 
 use std::future::Future;
@@ -20,7 +27,9 @@ use flashsale::pb::{self, checkout_server::CheckoutServer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
+
+use crate::drain::Drain;
+use crate::guard::GuardLayer;
 
 pub use config::ServerConfig;
 pub use service::CheckoutService;
@@ -42,10 +51,13 @@ pub enum ServerError {
     Join(#[from] tokio::task::JoinError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Hardening(#[from] hardening::HardeningError),
 }
 
 /// Serves the checkout, reflection and health on `listener` until `shutdown` resolves, then
-/// stops accepting, lets in-flight calls finish and returns.
+/// stops accepting, lets in-flight calls finish within the configured grace period, ends what
+/// is left and returns (see [`serve`]).
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
@@ -66,6 +78,7 @@ pub async fn run_with_store(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    let admin_token = config.hardening.admin_token()?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<CheckoutServer<CheckoutService>>()
@@ -80,29 +93,51 @@ pub async fn run_with_store(
         .build_v1alpha()?;
     let checkout = CheckoutServer::new(CheckoutService::new(store, &config));
 
+    let addr = listener.local_addr().ok();
     tracing::info!(
-        addr = ?listener.local_addr().ok(),
+        ?addr,
         stock = config.stock,
         latency = ?config.latency,
         failure_rate = config.failure_rate,
         strategy = %config.strategy,
+        admin_token = admin_token.is_some(),
         "checkout server listening"
     );
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    if admin_token.is_none() && addr.is_some_and(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            ?addr,
+            "listening beyond loopback without an admin token: anyone who reaches this port \
+             can Reset the sale and list the orders; set --admin-token or --admin-token-file"
+        );
+    }
     let shutdown = async move {
         shutdown.await;
         // Tell load balancers and health checks first, then drain.
         health_reporter
             .set_not_serving::<CheckoutServer<CheckoutService>>()
             .await;
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
     };
-    tonic::transport::Server::builder()
+    let hardening = &config.hardening;
+    let drain = Drain::new();
+    let router = hardening
+        .builder()
+        .layer(GuardLayer::new(admin_token, drain.clone()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(checkout)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .add_service(checkout);
+    serve::serve(
+        router,
+        listener,
+        hardening.into(),
+        drain,
+        hardening.shutdown_grace,
+        shutdown,
+    )
+    .await?;
     tracing::info!("checkout server stopped");
     Ok(())
 }

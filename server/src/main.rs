@@ -14,7 +14,7 @@ use flashsale_server::{ServerConfig, ServerError, run, shutdown, telemetry};
 #[command(version, about, long_about)]
 struct Cli {
     /// Address to listen on.
-    #[arg(long, env = "FLASHSALE_LISTEN", default_value = "0.0.0.0:50051")]
+    #[arg(long, env = "FLASHSALE_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
 
     /// Runtime worker threads [default: available cores]. 1 (also the default on a single
@@ -65,5 +65,5 @@ async fn serve(cli: Cli) -> Result<(), ServerError> {
             addr: cli.listen,
             source,
         })?;
-    run(listener, cli.config, shutdown::signal()).await
+    run(listener, cli.config, shutdown::signal_then_force_exit()).await
 }

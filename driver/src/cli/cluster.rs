@@ -28,6 +28,10 @@ pub struct CoordinatorArgs {
     /// How long a run waits for the expected workers before failing.
     #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     pub join_timeout: Duration,
+
+    /// Admin token of the checkout server (its --admin-token), sent on Reset.
+    #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// Flags of `driver worker`.

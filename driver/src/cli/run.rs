@@ -82,6 +82,10 @@ pub struct LoadArgs {
     /// Also write a self-contained HTML report (verdict, charts over time, tables) here.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+
+    /// Admin token of the server, sent on Reset (its --admin-token).
+    #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl LoadArgs {
@@ -176,6 +180,7 @@ impl RunArgs {
             stock: self.load.stock,
             reset: !self.no_reset,
             strategy: self.strategy,
+            admin_token: self.load.admin_token.clone(),
         })
     }
 }
@@ -199,7 +204,8 @@ impl CompareArgs {
             &load,
             &self.load.to_policy(""),
             self.load.settle,
-        ))
+        )
+        .with_admin_token(self.load.admin_token.as_deref()))
     }
 }
 

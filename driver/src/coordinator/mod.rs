@@ -14,11 +14,14 @@ use flashsale::pb::{
     self,
     coordinator_server::{Coordinator, CoordinatorServer},
 };
+use flashsale_server::accept::AcceptLimits;
+use flashsale_server::drain::Drain;
+use flashsale_server::guard::GuardLayer;
+use flashsale_server::hardening;
 use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::DriverError;
@@ -32,6 +35,10 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest message of the coordinator protocol (order-id hashes of big runs).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// After SIGTERM/SIGINT: how long a submitted run may take to finish before it is ended with
+/// UNAVAILABLE and the coordinator exits.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// How a coordinator behaves.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -41,6 +48,8 @@ pub struct CoordinatorConfig {
     pub default_target: Option<String>,
     /// How long a run waits for the expected workers.
     pub join_timeout: Duration,
+    /// Admin token of the checkout server, sent on Reset.
+    pub admin_token: Option<String>,
 }
 
 /// Why a submitted run was refused or failed.
@@ -226,23 +235,31 @@ pub async fn run(
         }
     });
     tracing::info!(?addr, expected, "coordinator listening");
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = async move {
         shutdown.await;
         // Workers' Join streams would keep a graceful shutdown waiting forever: end them.
         closer.close_all();
     };
-    let served = tonic::transport::Server::builder()
+    // The checkout server's limits, except the request deadline: a submitted run lasts as long
+    // as the run.
+    let drain = Drain::new();
+    let limits = AcceptLimits::from(&hardening::Hardening::default());
+    let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(hardening::DEFAULT_MAX_STREAMS)
         .http2_keepalive_interval(Some(HEARTBEAT_INTERVAL))
         .http2_keepalive_timeout(Some(HEARTBEAT_TIMEOUT))
+        .http2_max_pending_accept_reset_streams(Some(hardening::MAX_PENDING_ACCEPT_RESET_STREAMS))
+        .http2_max_local_error_reset_streams(Some(hardening::MAX_LOCAL_ERROR_RESET_STREAMS))
+        .layer(GuardLayer::new(None, drain.clone()))
         .add_service(health)
         .add_service(
             CoordinatorServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        );
+    let served =
+        flashsale_server::serve::serve(router, listener, limits, drain, SHUTDOWN_GRACE, shutdown)
+            .await;
     health_task.abort();
     served.map_err(|e| DriverError::Invalid(format!("coordinator transport error: {e}")))
 }

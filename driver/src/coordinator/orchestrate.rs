@@ -134,7 +134,9 @@ pub async fn run(
         )));
     }
 
-    let mut control = Control::connect(&target).await?;
+    let mut control = Control::connect(&target)
+        .await?
+        .with_admin_token(config.admin_token.as_deref())?;
     let before = if request.reset {
         let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
             .ok()

@@ -1,0 +1,384 @@
+//! The tower layer in front of every service of a hardened server. For each request it:
+//!
+//! - refuses what is not gRPC: a method other than POST gets HTTP 405, a content-type other
+//!   than `application/grpc` or `application/grpc+proto` HTTP 415 (as the gRPC HTTP/2 spec
+//!   asks), before any service decodes a byte;
+//! - checks the admin token on admin paths ([`crate::admin`]);
+//! - refuses a second request message on calls that take one (unary and server-streaming):
+//!   `INVALID_ARGUMENT` instead of tonic's silent discard;
+//! - counts the call as in flight on its connection until its response body ends (the idle
+//!   timeout of [`crate::accept`] only closes connections with nothing in flight);
+//! - ends health watches when the shutdown starts and every other call or stream still open
+//!   when the grace period is over, with `UNAVAILABLE` ([`crate::drain`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body::Frame;
+use tonic::Status;
+use tonic::body::Body;
+
+use crate::accept::{ActiveCall, ConnInfo};
+use crate::admin::{self, AdminError};
+use crate::drain::{Drain, Phase};
+use crate::hardening::AdminToken;
+use crate::throttle::Throttle;
+
+/// Calls whose client sends a stream of messages; every other call takes exactly one.
+const CLIENT_STREAMING: &[&str] = &[
+    "/flashsale.v1.Coordinator/Join",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// Streams that end as soon as the shutdown starts (after their last update went out).
+const ENDS_ON_DRAIN: &[&str] = &["/grpc.health.v1.Health/Watch"];
+
+static REFUSALS: Throttle = Throttle::new(crate::throttle::LOG_INTERVAL);
+
+/// Why a request was refused before reaching a service.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("method {0} not allowed: gRPC uses POST")]
+    Method(Method),
+    #[error("content-type {0:?} is not gRPC (application/grpc or application/grpc+proto)")]
+    ContentType(String),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+}
+
+impl Refusal {
+    fn into_response(self) -> Response<Body> {
+        let plain = |code: StatusCode, allow: bool| {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = code;
+            if allow {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+            }
+            response
+        };
+        match self {
+            Refusal::Method(_) => plain(StatusCode::METHOD_NOT_ALLOWED, true),
+            Refusal::ContentType(_) => plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, false),
+            Refusal::Admin(err) => Status::from(err).into_http(),
+        }
+    }
+}
+
+/// Whether `value` names gRPC with the protobuf codec.
+fn is_grpc_proto(value: &[u8]) -> bool {
+    let media = value.split(|&b| b == b';').next().unwrap_or_default();
+    let media = media.trim_ascii();
+    media.eq_ignore_ascii_case(b"application/grpc")
+        || media.eq_ignore_ascii_case(b"application/grpc+proto")
+}
+
+fn check(
+    token: Option<&AdminToken>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), Refusal> {
+    if method != Method::POST {
+        return Err(Refusal::Method(method.clone()));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !is_grpc_proto(content_type) {
+        return Err(Refusal::ContentType(
+            String::from_utf8_lossy(content_type).into_owned(),
+        ));
+    }
+    admin::authorize(token, path, headers)?;
+    Ok(())
+}
+
+/// Adds a [`Guard`] in front of every service.
+#[derive(Debug, Clone)]
+pub struct GuardLayer {
+    token: Option<Arc<AdminToken>>,
+    drain: Drain,
+}
+
+impl GuardLayer {
+    pub fn new(token: Option<AdminToken>, drain: Drain) -> Self {
+        Self {
+            token: token.map(Arc::new),
+            drain,
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct Guard<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower_service::Service<Request<Body>> for Guard<S>
+where
+    S: tower_service::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<GuardedBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let path = request.uri().path().to_string();
+        if let Err(refusal) = check(
+            self.layer.token.as_deref(),
+            request.method(),
+            &path,
+            request.headers(),
+        ) {
+            if let Some(n) = REFUSALS.hit() {
+                tracing::info!(refused = n, %path, reason = %refusal, "refusing requests");
+            }
+            let response = refusal.into_response().map(GuardedBody::plain);
+            return Box::pin(async move { Ok(response) });
+        }
+        let conn = request.extensions().get::<ConnInfo>().cloned();
+        let active = conn.map(|conn| {
+            // Keep `Request::remote_addr()` working for the services.
+            request.extensions_mut().insert(conn.tcp.clone());
+            conn.state.begin()
+        });
+        if !CLIENT_STREAMING.contains(&path.as_str()) {
+            request = request.map(|body| Body::new(OneMessage::new(body)));
+        }
+        let ends_at = if ENDS_ON_DRAIN.contains(&path.as_str()) {
+            Phase::Draining
+        } else {
+            Phase::Closing
+        };
+        let drain = self.layer.drain.clone();
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        Box::pin(async move {
+            tokio::select! {
+                response = inner.call(request) => response.map(|response| {
+                    response.map(|body| GuardedBody::new(body, active, drain.reached(ends_at)))
+                }),
+                () = drain.reached(Phase::Closing) => {
+                    Ok(shutting_down().into_http().map(GuardedBody::plain))
+                }
+            }
+        })
+    }
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable("server shutting down")
+}
+
+/// A response body that keeps its call counted as in flight and ends with `UNAVAILABLE` when
+/// its shutdown phase comes.
+pub struct GuardedBody {
+    inner: Body,
+    end: Option<BoxFuture<()>>,
+    ended: bool,
+    _active: Option<ActiveCall>,
+}
+
+impl GuardedBody {
+    fn new(
+        inner: Body,
+        active: Option<ActiveCall>,
+        end: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        Self {
+            inner,
+            end: Some(Box::pin(end)),
+            ended: false,
+            _active: active,
+        }
+    }
+
+    fn plain(inner: Body) -> Self {
+        Self {
+            inner,
+            end: None,
+            ended: false,
+            _active: None,
+        }
+    }
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let Some(end) = self.end.as_mut() else {
+            return Poll::Pending;
+        };
+        if end.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.ended = true;
+        let mut trailers = HeaderMap::new();
+        let _ = shutting_down().add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that fails with `INVALID_ARGUMENT` when a second gRPC message starts.
+struct OneMessage {
+    inner: Body,
+    header: [u8; 5],
+    have: usize,
+    remaining: u64,
+    messages: u32,
+}
+
+impl OneMessage {
+    fn new(inner: Body) -> Self {
+        Self {
+            inner,
+            header: [0; 5],
+            have: 0,
+            remaining: 0,
+            messages: 0,
+        }
+    }
+
+    /// Follows the length-prefixed framing through `data`.
+    fn scan(&mut self, mut data: &[u8]) -> Result<(), Status> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let take = data
+                    .len()
+                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                self.remaining -= take as u64;
+                data = &data[take..];
+                continue;
+            }
+            self.header[self.have] = data[0];
+            self.have += 1;
+            data = &data[1..];
+            if self.have == self.header.len() {
+                self.have = 0;
+                self.messages += 1;
+                if self.messages > 1 {
+                    return Err(Status::invalid_argument(
+                        "this call takes exactly one request message; got more",
+                    ));
+                }
+                let [_, a, b, c, d] = self.header;
+                self.remaining = u64::from(u32::from_be_bytes([a, b, c, d]));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl http_body::Body for OneMessage {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+            && let Err(status) = self.scan(data)
+        {
+            return Poll::Ready(Some(Err(status)));
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC; charset=utf-8",
+        ] {
+            assert!(is_grpc_proto(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "text/plain",
+            "application/json",
+            "application/grpc+json",
+            "application/grpc-web",
+        ] {
+            assert!(!is_grpc_proto(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn framing() {
+        let mut one = OneMessage::new(Body::empty());
+        // One 3-byte message split across chunks, then the start of a second one.
+        assert!(one.scan(&[0, 0, 0]).is_ok());
+        assert!(one.scan(&[0, 3, 1, 2]).is_ok());
+        assert!(one.scan(&[3]).is_ok());
+        assert!(one.scan(&[0, 0]).is_ok());
+        assert!(one.scan(&[0, 0, 0]).is_err());
+        let mut empty = OneMessage::new(Body::empty());
+        assert!(empty.scan(&[0, 0, 0, 0, 0]).is_ok());
+        assert!(empty.scan(&[0, 0, 0, 0, 0]).is_err());
+    }
+}

@@ -1,0 +1,280 @@
+//! The real `server` binary: a stream flood (memory), signals with streams open (shutdown
+//! time), file-descriptor exhaustion (CPU time while accept fails).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use flashsale::pb::{self, checkout_client::CheckoutClient};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::support::{Server, frame, h2_connect, raw_call};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn get_stock(addr: SocketAddr) -> Result<pb::StockReply, String> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    CheckoutClient::new(channel)
+        .get_stock(pb::GetStockRequest {})
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|e| e.to_string())
+}
+
+/// The HPACK block of a purchase's request headers (static-table names, literal values).
+fn purchase_headers() -> Vec<u8> {
+    let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+    let mut literal = |prefix: &[u8], value: &str| {
+        block.extend_from_slice(prefix);
+        block.push(u8::try_from(value.len()).unwrap());
+        block.extend_from_slice(value.as_bytes());
+    };
+    literal(&[0x04], "/flashsale.v1.Checkout/PurchaseSafe"); // :path
+    literal(&[0x01], "x"); // :authority
+    literal(&[0x0f, 0x10], "application/grpc"); // content-type (index 31)
+    block.extend_from_slice(&[0x00, 2, b't', b'e']);
+    block.push(8);
+    block.extend_from_slice(b"trailers");
+    block
+}
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Opens `streams` request streams on one raw connection without ever sending their bodies,
+/// ignoring the server's stream limit, then waits until the server has read them all (the
+/// answer to a PING sent last) or closed the connection.
+fn half_open_flood(addr: SocketAddr, streams: u32) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[]));
+    let headers = purchase_headers();
+    for i in 0..streams {
+        out.extend(h2_frame(0x1, 0x4, 2 * i + 1, &headers));
+    }
+    out.extend(h2_frame(0x6, 0, 0, b"floodend"));
+    let reader = tcp.try_clone().unwrap();
+    let drain = std::thread::spawn(move || read_until_ping_ack(reader));
+    let _ = tcp.write_all(&out);
+    drain.join().unwrap();
+    tcp
+}
+
+fn read_until_ping_ack(mut tcp: TcpStream) {
+    let mut header = [0u8; 9];
+    loop {
+        if tcp.read_exact(&mut header).is_err() {
+            return; // closed by the server
+        }
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if tcp.read_exact(&mut payload).is_err() {
+            return;
+        }
+        if header[3] == 0x6 && header[4] & 0x1 == 1 && payload == b"floodend" {
+            return;
+        }
+    }
+}
+
+#[test]
+fn half_open_stream_flood_stays_bounded() {
+    let server = Server::spawn(&[], None);
+    let addr = server.addr();
+    let rt = runtime();
+    rt.block_on(get_stock(addr)).unwrap();
+    let before = server.rss_kib();
+    let floods: Vec<TcpStream> = (0..2).map(|_| half_open_flood(addr, 10_000)).collect();
+    let after = server.rss_kib();
+    let reply = rt.block_on(get_stock(addr));
+    assert!(reply.is_ok(), "others are still served: {reply:?}");
+    eprintln!("20,000 half-open streams on 2 connections: server RSS {before} KiB -> {after} KiB");
+    assert!(after < 32 * 1024, "RSS {after} KiB after the flood");
+    assert!(
+        after - before.min(after) < 16 * 1024,
+        "RSS grew by {} KiB",
+        after - before
+    );
+    drop(floods);
+}
+
+#[test]
+fn sigterm_ends_streams_and_exits_within_the_grace_period() {
+    let grace = Duration::from_secs(1);
+    let mut server = Server::spawn(&["--shutdown-grace", "1s"], None);
+    let addr = server.addr();
+    let rt = runtime();
+    let signalled = rt.block_on(async {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut watch = HealthClient::new(channel)
+            .watch(HealthCheckRequest {
+                service: "flashsale.v1.Checkout".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = watch.message().await.unwrap().unwrap();
+        assert_eq!(first.status, ServingStatus::Serving as i32);
+
+        // A call whose client never sends its request: it holds a stream open.
+        let h2 = h2_connect(addr).await;
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}/flashsale.v1.Checkout/PurchaseSafe"))
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let (held, _body) = h2
+            .clone()
+            .ready()
+            .await
+            .unwrap()
+            .send_request(request, false)
+            .unwrap();
+        // Same connection, later stream: once it is answered the server has the held one.
+        let stock = raw_call(
+            &h2,
+            addr,
+            "POST",
+            "/flashsale.v1.Checkout/GetStock",
+            "application/grpc",
+            frame(&[]),
+        )
+        .await;
+        assert_eq!(stock.grpc_status, Some(0));
+
+        server.signal(libc::SIGTERM);
+        let signalled = Instant::now();
+        let mut statuses = Vec::new();
+        while let Ok(Some(update)) = watch.message().await {
+            statuses.push(update.status);
+        }
+        assert_eq!(statuses.last(), Some(&(ServingStatus::NotServing as i32)));
+        let watch_ended = signalled.elapsed();
+        assert!(watch_ended < grace, "watch ended after {watch_ended:?}");
+        let held = held.await.unwrap();
+        let status = held
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(
+            status.as_deref(),
+            Some("14"),
+            "held call ended with UNAVAILABLE"
+        );
+        eprintln!(
+            "health watch ended {watch_ended:?} after SIGTERM; held call ended {:?} after",
+            signalled.elapsed()
+        );
+        signalled
+    });
+    let (code, _) = server.wait_exit(Duration::from_secs(10));
+    let took = signalled.elapsed();
+    eprintln!("server exited {took:?} after SIGTERM (grace {grace:?}), status {code:?}");
+    assert_eq!(code, Some(0));
+    assert!(
+        took < grace + Duration::from_millis(1500),
+        "exit took {took:?}"
+    );
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut server = Server::spawn(&["--shutdown-grace", "60s"], None);
+    let addr = server.addr();
+    let rt = runtime();
+    let _held = rt.block_on(async {
+        let h2 = h2_connect(addr).await;
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}/flashsale.v1.Checkout/PurchaseSafe"))
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let held = h2
+            .clone()
+            .ready()
+            .await
+            .unwrap()
+            .send_request(request, false)
+            .unwrap();
+        let stock = raw_call(
+            &h2,
+            addr,
+            "POST",
+            "/flashsale.v1.Checkout/GetStock",
+            "application/grpc",
+            frame(&[]),
+        )
+        .await;
+        assert_eq!(stock.grpc_status, Some(0));
+        (h2, held)
+    });
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("shutting down", Duration::from_secs(10));
+    let second = Instant::now();
+    server.signal(libc::SIGINT);
+    let (code, _) = server.wait_exit(Duration::from_secs(10));
+    let took = second.elapsed();
+    eprintln!("exited {took:?} after the second signal, status {code:?}");
+    assert_eq!(code, Some(flashsale_server::shutdown::FORCED_EXIT_STATUS));
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn fd_exhaustion_backs_off_instead_of_spinning() {
+    let server = Server::spawn(&["--handshake-timeout", "60s"], Some(64));
+    let addr = server.addr();
+    let clients: Vec<TcpStream> = (0..120)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    server.wait_for_log("cannot accept connections", Duration::from_secs(10));
+    let window = Duration::from_millis(1500);
+    let cpu_before = server.cpu_time();
+    let lines_before = server.count_log("cannot accept connections");
+    std::thread::sleep(window);
+    let cpu = server.cpu_time() - cpu_before;
+    let lines = server.count_log("cannot accept connections") - lines_before;
+    eprintln!("at the fd limit: {cpu:?} CPU over {window:?}, {lines} log lines");
+    assert!(
+        cpu < Duration::from_millis(150),
+        "{cpu:?} CPU over {window:?}"
+    );
+    assert!(lines <= 1, "{lines} log lines over {window:?}");
+
+    // Once the clients go, it serves again.
+    drop(clients);
+    let rt = runtime();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match rt.block_on(get_stock(addr)) {
+            Ok(_) => break,
+            Err(err) => assert!(Instant::now() < deadline, "not serving again: {err}"),
+        }
+    }
+}
