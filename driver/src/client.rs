@@ -199,7 +199,7 @@ impl Control {
     ) -> Result<(pb::StockReply, Option<String>), DriverError> {
         let deadline = tokio::time::Instant::now() + within;
         let first = self.stock().await?;
-        let mut last = first.clone();
+        let mut last = first;
         let mut stable = 1;
         while stable < 3 {
             if tokio::time::Instant::now() + SETTLE_POLL > deadline {

@@ -293,7 +293,7 @@ fn per_user_limit_violations_fail() {
     });
     let mut after = stock(0, 2, 2);
     after.per_user_limit = 1;
-    let audit = run.audit(stock(2, 0, 0), after.clone(), true);
+    let audit = run.audit(stock(2, 0, 0), after, true);
     assert_eq!(failed(&audit), ["per_user_limit"]);
     after.per_user_limit = 0;
     let audit = run.audit(stock(2, 0, 0), after, true);
