@@ -293,7 +293,7 @@ impl Report {
             );
             row(
                 &mut s,
-                "lost / phantom / ghost",
+                "lost/phantom/ghost",
                 format!("{} / {} / {}", rec.lost, rec.phantom, rec.ghost),
             );
             row(

@@ -1,4 +1,5 @@
-//! Logging setup shared by the binaries: `tracing` to stderr, filtered by `RUST_LOG`.
+//! Logging setup shared by the binaries: `tracing` to stderr, filtered by `RUST_LOG`, coloured
+//! only when stderr is a terminal.
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,8 +13,10 @@ pub fn init(default: &str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIET_H2}")));
     // A second call (tests, embedded use) keeps the first subscriber.
+    // Colour only for a person watching a terminal, never into a file or a pipe.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
