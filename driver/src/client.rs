@@ -241,7 +241,7 @@ impl Control {
             )));
         }
         let limit = after.orders.saturating_mul(2).saturating_add(100_000);
-        let mut request = tonic::Request::new(pb::ListOrdersRequest { round: after.round });
+        let mut request = self.request(pb::ListOrdersRequest { round: after.round });
         request.set_timeout(LIST_TIMEOUT);
         let mut stream = match self.client.list_orders(request).await {
             Ok(response) => response.into_inner(),
