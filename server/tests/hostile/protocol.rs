@@ -148,3 +148,36 @@ async fn silent_and_idle_connections_are_closed() {
     eprintln!("idle connection closed after {idle:?} (idle timeout 500ms)");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_at_once() {
+    let server = Local::start(Hardening {
+        max_connections: 2,
+        ..Hardening::default()
+    })
+    .await;
+    let first = h2_connect(server.addr).await;
+    let second = h2_connect(server.addr).await;
+    // The third is accepted and closed without a byte of HTTP/2.
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+        .await
+        .expect("closed by the server");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // The first two are still served.
+    for h2 in [&first, &second] {
+        let reply = raw_call(
+            h2,
+            server.addr,
+            "POST",
+            PURCHASE,
+            "application/grpc",
+            frame(&purchase()),
+        )
+        .await;
+        assert_eq!(reply.grpc_status, Some(0));
+    }
+    drop((first, second));
+    server.stop().await;
+}
