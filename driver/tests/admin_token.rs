@@ -1,8 +1,10 @@
 //! The driver's control calls carry the server's admin token: Reset is refused without it and
-//! works with it.
+//! works with it, and a run with it reconciles against the (admin-only) order book.
 
 use std::time::Duration;
 
+use clap::Parser;
+use flashsale_driver::cli::Cli;
 use flashsale_driver::client::Control;
 use flashsale_driver::error::DriverError;
 use flashsale_server::hardening::{AdminToken, Hardening};
@@ -46,6 +48,28 @@ async fn control_sends_the_admin_token() {
     let mut admin = anonymous.with_admin_token(Some("driver-token")).unwrap();
     assert_eq!(admin.reset(5, None).await.unwrap().stock, 5);
     assert_eq!(admin.stock().await.unwrap().stock, 5);
+
+    // A whole run with the token: Reset verified, and the order book (ListOrders is admin)
+    // read and reconciled. Without the token the run stops before any load.
+    let argv = [
+        "driver", "--target", &url, "--mode", "safe", "-u", "50", "--stock", "20",
+    ];
+    let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
+    assert!(flashsale_driver::run(&spec).await.is_err());
+    let with_token = [&argv[..], &["--admin-token", "driver-token"]].concat();
+    let spec = Cli::try_parse_from(with_token)
+        .unwrap()
+        .run
+        .to_spec()
+        .unwrap();
+    let report = flashsale_driver::run(&spec).await.unwrap();
+    assert!(report.audit.passed(), "{}", report.to_table());
+    assert!(
+        report.audit.reconciliation.available,
+        "{}",
+        report.to_table()
+    );
+    assert_eq!(report.audit.reconciliation.book_orders, 20);
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
