@@ -98,6 +98,38 @@ fn read_until_ping_ack(mut tcp: TcpStream) {
     }
 }
 
+/// A purchase whose client never sends its request, holding a stream open on `h2`. Returns
+/// once the server has it: a later stream on the same connection (GetStock) was answered.
+async fn hold_call(
+    h2: &h2::client::SendRequest<bytes::Bytes>,
+    addr: SocketAddr,
+) -> (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>) {
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/flashsale.v1.Checkout/PurchaseSafe"))
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    let held = h2
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request, false)
+        .unwrap();
+    let stock = raw_call(
+        h2,
+        addr,
+        "POST",
+        "/flashsale.v1.Checkout/GetStock",
+        "application/grpc",
+        frame(&[]),
+    )
+    .await;
+    assert_eq!(stock.grpc_status, Some(0));
+    held
+}
+
 #[test]
 fn half_open_stream_flood_stays_bounded() {
     let server = Server::spawn(&[], None);
@@ -143,30 +175,7 @@ fn sigterm_ends_streams_and_exits_within_the_grace_period() {
 
         // A call whose client never sends its request: it holds a stream open.
         let h2 = h2_connect(addr).await;
-        let request = http::Request::builder()
-            .method("POST")
-            .uri(format!("http://{addr}/flashsale.v1.Checkout/PurchaseSafe"))
-            .header("content-type", "application/grpc")
-            .body(())
-            .unwrap();
-        let (held, _body) = h2
-            .clone()
-            .ready()
-            .await
-            .unwrap()
-            .send_request(request, false)
-            .unwrap();
-        // Same connection, later stream: once it is answered the server has the held one.
-        let stock = raw_call(
-            &h2,
-            addr,
-            "POST",
-            "/flashsale.v1.Checkout/GetStock",
-            "application/grpc",
-            frame(&[]),
-        )
-        .await;
-        assert_eq!(stock.grpc_status, Some(0));
+        let (held, _body) = hold_call(&h2, addr).await;
 
         server.signal(libc::SIGTERM);
         let signalled = Instant::now();
@@ -210,29 +219,7 @@ fn a_second_signal_exits_at_once() {
     let rt = runtime();
     let _held = rt.block_on(async {
         let h2 = h2_connect(addr).await;
-        let request = http::Request::builder()
-            .method("POST")
-            .uri(format!("http://{addr}/flashsale.v1.Checkout/PurchaseSafe"))
-            .header("content-type", "application/grpc")
-            .body(())
-            .unwrap();
-        let held = h2
-            .clone()
-            .ready()
-            .await
-            .unwrap()
-            .send_request(request, false)
-            .unwrap();
-        let stock = raw_call(
-            &h2,
-            addr,
-            "POST",
-            "/flashsale.v1.Checkout/GetStock",
-            "application/grpc",
-            frame(&[]),
-        )
-        .await;
-        assert_eq!(stock.grpc_status, Some(0));
+        let held = hold_call(&h2, addr).await;
         (h2, held)
     });
     server.signal(libc::SIGTERM);
