@@ -63,11 +63,7 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let store = Arc::new(MemoryStore::new(
-        config.stock,
-        config.strategy,
-        config.latency,
-    ));
+    let store = Arc::new(MemoryStore::from_config(&config));
     run_with_store(listener, store, config, shutdown).await
 }
 

@@ -45,9 +45,8 @@ pub struct CheckoutService {
 pub const LIST_BATCH: usize = 1024;
 
 impl CheckoutService {
-    /// The checkout over `store`, which gets the configuration's [`store::Policy`].
+    /// The checkout over `store` (built with the configuration's [`store::Policy`]).
     pub fn new(store: Arc<dyn Store>, config: &ServerConfig) -> Self {
-        store.configure(config.policy());
         Self {
             store,
             latency: config.latency,

@@ -13,11 +13,7 @@ use tokio_stream::StreamExt;
 use tonic::{Code, Request, Status};
 
 fn service(config: &ServerConfig) -> (Arc<CheckoutService>, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::new(
-        config.stock,
-        config.strategy,
-        config.latency,
-    ));
+    let store = Arc::new(MemoryStore::from_config(config));
     let svc = Arc::new(CheckoutService::new(store.clone(), config));
     (svc, store)
 }

@@ -5,9 +5,7 @@ use std::time::Duration;
 use flashsale::pb::{self, checkout_client::CheckoutClient};
 use std::sync::Arc;
 
-use flashsale_server::store::{
-    Order, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot, StoreError,
-};
+use flashsale_server::store::{Order, OrderStream, Peek, Purchase, Receipt, Snapshot, StoreError};
 use flashsale_server::{MemoryStore, ServerConfig, Store, Strategy, run_with_store, spawn};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -66,9 +64,6 @@ impl Store for GateStore {
     async fn list_orders(&self, round: u64, batch: usize) -> Result<OrderStream, StoreError> {
         self.inner.list_orders(round, batch).await
     }
-    fn configure(&self, policy: Policy) {
-        self.inner.configure(policy);
-    }
 }
 
 #[tokio::test]
@@ -78,7 +73,7 @@ async fn shutdown_finishes_in_flight_calls() {
         ..ServerConfig::default()
     };
     let store = Arc::new(GateStore {
-        inner: MemoryStore::new(config.stock, config.strategy, config.latency),
+        inner: MemoryStore::from_config(&config),
         entered: Notify::new(),
         gate: Notify::new(),
     });

@@ -10,7 +10,6 @@
 //! other and hold the lock only for the synchronous act, never across the simulated latency:
 //! purchases of one round still overlap, and the buggy path still races on the stock.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use super::{
     Order, OrderPage, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot, Store, StoreError,
     Strategy,
 };
+use crate::config::ServerConfig;
 
 /// Stock, order book and safe-path strategy of one server process.
 #[derive(Debug)]
@@ -27,21 +27,28 @@ pub struct MemoryStore {
     current: RwLock<Arc<Round>>,
     /// Simulated database round trip spent by the safe strategies.
     pub(super) latency: Duration,
-    per_user_limit: AtomicU32,
-    book_cap: AtomicU64,
+    /// The per-user limit and book cap of every round.
+    policy: Policy,
 }
 
 impl MemoryStore {
-    /// A store holding `stock` units in round 1, with the default [`Policy`] (no per-user
-    /// limit, the default book cap) until [`Store::configure`] says otherwise.
-    pub fn new(stock: i64, strategy: Strategy, latency: Duration) -> Self {
-        let policy = Policy::default();
+    /// A store holding `stock` units in round 1, with `policy`'s per-user limit and book cap.
+    pub fn new(stock: i64, strategy: Strategy, latency: Duration, policy: Policy) -> Self {
         Self {
             current: RwLock::new(Arc::new(Round::new(1, stock, strategy, policy.book_cap))),
             latency,
-            per_user_limit: AtomicU32::new(policy.per_user_limit),
-            book_cap: AtomicU64::new(policy.book_cap),
+            policy,
         }
+    }
+
+    /// The store a server with `config` starts with.
+    pub fn from_config(config: &ServerConfig) -> Self {
+        Self::new(
+            config.stock,
+            config.strategy,
+            config.latency,
+            config.policy(),
+        )
     }
 
     /// The strategy the safe path uses now.
@@ -51,7 +58,7 @@ impl MemoryStore {
 
     /// The per-user limit now (0: none).
     pub(super) fn limit(&self) -> u32 {
-        self.per_user_limit.load(Ordering::Relaxed)
+        self.policy.per_user_limit
     }
 
     /// The current round.
@@ -153,7 +160,7 @@ impl Store for MemoryStore {
                 current.number.saturating_add(1),
                 stock,
                 strategy.unwrap_or(current.strategy),
-                self.book_cap.load(Ordering::Relaxed),
+                self.policy.book_cap,
             );
             *current = Arc::new(next);
             current.clone()
@@ -180,12 +187,5 @@ impl Store for MemoryStore {
             })
         });
         Ok(Box::pin(tokio_stream::iter(pages)))
-    }
-
-    fn configure(&self, policy: Policy) {
-        self.per_user_limit
-            .store(policy.per_user_limit, Ordering::Relaxed);
-        self.book_cap.store(policy.book_cap, Ordering::Relaxed);
-        self.current().book.set_cap(policy.book_cap);
     }
 }

@@ -216,8 +216,6 @@ pub trait Store: Send + Sync + 'static {
     /// A snapshot of round `round`'s book (0: the current round), in sequence order, in pages
     /// of at most `batch` orders. Only the current round can be listed.
     async fn list_orders(&self, round: u64, batch: usize) -> Result<OrderStream, StoreError>;
-    /// Applies the server's policy (per-user limit, book cap), before serving.
-    fn configure(&self, policy: Policy);
 }
 
 #[cfg(test)]

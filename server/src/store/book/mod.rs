@@ -38,7 +38,7 @@ pub struct Recorded {
 /// Sharded order log with exact totals.
 #[derive(Debug)]
 pub struct Book {
-    cap: AtomicU64,
+    cap: u64,
     next_seq: AtomicU64,
     orders: AtomicU64,
     units: AtomicU64,
@@ -51,7 +51,7 @@ impl Book {
     /// An empty book that keeps at most `cap` orders (those with sequence numbers 1..=cap).
     pub fn new(cap: u64) -> Self {
         Self {
-            cap: AtomicU64::new(cap),
+            cap,
             next_seq: AtomicU64::new(0),
             orders: AtomicU64::new(0),
             units: AtomicU64::new(0),
@@ -63,12 +63,7 @@ impl Book {
 
     /// Most orders this book keeps.
     pub fn cap(&self) -> u64 {
-        self.cap.load(Ordering::Relaxed)
-    }
-
-    /// Changes the cap for orders recorded from now on.
-    pub fn set_cap(&self, cap: u64) {
-        self.cap.store(cap, Ordering::Relaxed);
+        self.cap
     }
 
     /// Records a placed order and returns its sequence number. With `add_units`, the user's
