@@ -59,54 +59,58 @@ pub fn reconcile(
         .enumerate()
         .map(|(i, a)| (a.key, i))
         .collect();
-    let mut orders_seen: HashSet<u64> = HashSet::new();
     let mut applied: HashSet<AttemptKey> = HashSet::new();
     // Units per user: from the book when there is one, else from acknowledgements.
     let mut per_user: HashMap<u32, u64> = HashMap::new();
 
+    // Acknowledgements that share an order id, whether or not the book lists it once.
+    let mut acked: HashSet<u64> = HashSet::new();
+    for attempt in history.attempts.iter() {
+        if attempt.answer == Answer::Purchased && !acked.insert(attempt.order) {
+            r.duplicate_order_ids += 1;
+        }
+    }
+
     match book {
         Some(book) => {
             r.available = true;
+            let mut booked: HashSet<u64> = HashSet::new();
             for entry in book.entries.iter().skip(preexisting) {
                 r.book_orders += 1;
                 r.book_units += u64::from(entry.quantity);
-                if !orders_seen.insert(entry.order) {
+                if !booked.insert(entry.order) {
                     r.duplicate_order_ids += 1;
                 }
-                let Some((key, &index)) =
-                    entry.request.and_then(|k| attempts.get(&k).map(|i| (k, i)))
-                else {
-                    match entry.request {
-                        // An attempt of a lost worker: applied, never reported.
-                        Some(k) if history.is_unreported(k.user) => {
-                            if applied.insert(k) {
-                                r.resolved_applied += 1;
-                                *per_user.entry(k.user).or_default() += u64::from(entry.quantity);
-                            } else {
-                                r.duplicate_requests += 1;
-                            }
-                        }
-                        _ => r.ghost += 1,
-                    }
+                let Some(key) = entry.request else {
+                    r.ghost += 1;
                     continue;
                 };
+                let attempt = attempts.get(&key).map(|&i| &history.attempts[i]);
+                if attempt.is_none() && !history.is_unreported(key.user) {
+                    r.ghost += 1;
+                    continue;
+                }
                 if !applied.insert(key) {
                     r.duplicate_requests += 1;
                     continue;
                 }
-                let attempt = &history.attempts[index];
-                if let Some(user) = entry.user.or(Some(key.user)) {
-                    *per_user.entry(user).or_default() += u64::from(entry.quantity);
-                }
-                match attempt.answer {
-                    Answer::Purchased => {
-                        if attempt.order != entry.order || attempt.quantity != entry.quantity {
-                            r.lost += 1;
+                *per_user.entry(entry.user.unwrap_or(key.user)).or_default() +=
+                    u64::from(entry.quantity);
+                match attempt {
+                    // An attempt of a lost worker: applied, never reported.
+                    None => r.resolved_applied += 1,
+                    Some(a) => match a.answer {
+                        Answer::Purchased => {
+                            if a.order != entry.order || a.quantity != entry.quantity {
+                                r.lost += 1;
+                            }
                         }
-                    }
-                    Answer::SoldOut | Answer::LimitReached | Answer::Rejected => r.phantom += 1,
-                    Answer::Indeterminate => r.resolved_applied += 1,
-                    Answer::BadReply => {}
+                        Answer::SoldOut | Answer::LimitReached | Answer::Rejected => {
+                            r.phantom += 1;
+                        }
+                        Answer::Indeterminate => r.resolved_applied += 1,
+                        Answer::BadReply => {}
+                    },
                 }
             }
             for attempt in &history.attempts {
@@ -123,24 +127,12 @@ pub fn reconcile(
             for attempt in &history.attempts {
                 match attempt.answer {
                     Answer::Purchased => {
-                        if !orders_seen.insert(attempt.order) {
-                            r.duplicate_order_ids += 1;
-                        }
                         *per_user.entry(attempt.key.user).or_default() +=
                             u64::from(attempt.quantity);
                     }
                     Answer::Indeterminate => r.unresolved += 1,
                     _ => {}
                 }
-            }
-        }
-    }
-    if r.available {
-        // Acknowledgements that share an order id, even if the book lists it once.
-        let mut acked: HashSet<u64> = HashSet::new();
-        for attempt in history.attempts.iter() {
-            if attempt.answer == Answer::Purchased && !acked.insert(attempt.order) {
-                r.duplicate_order_ids += 1;
             }
         }
     }
