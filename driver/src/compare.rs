@@ -59,7 +59,6 @@ impl CompareSpec {
                     admin_token: None,
                 };
                 run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
-                run.policy.user_prefix = run.load.user_prefix.clone();
                 run
             })
             .collect();

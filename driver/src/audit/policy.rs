@@ -12,16 +12,13 @@ pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.1;
 /// The audit's settings that come from the user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// Prefix of the run's user ids, to recognise its request ids in the book.
-    pub user_prefix: String,
     pub max_error_rate: f64,
     pub thresholds: Vec<Threshold>,
 }
 
-impl Policy {
-    pub fn new(user_prefix: impl Into<String>) -> Self {
+impl Default for Policy {
+    fn default() -> Self {
         Self {
-            user_prefix: user_prefix.into(),
             max_error_rate: DEFAULT_MAX_ERROR_RATE,
             thresholds: Vec::new(),
         }

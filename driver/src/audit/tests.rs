@@ -10,8 +10,6 @@ use super::policy::{Policy, parse_threshold};
 use super::*;
 use crate::stats::{Outcome, Stats};
 
-const PREFIX: &str = "t-";
-
 fn stock(stock: i64, orders: u64, units: u64) -> pb::StockReply {
     pb::StockReply {
         stock,
@@ -60,7 +58,7 @@ impl Run {
     }
 
     fn audit(&self, before: pb::StockReply, after: pb::StockReply, book: bool) -> Audit {
-        self.audit_with(before, after, book, &Policy::new(PREFIX))
+        self.audit_with(before, after, book, &Policy::default())
     }
 
     fn audit_with(
@@ -263,8 +261,10 @@ fn indeterminate_attempts_are_resolved_by_the_book() {
         order: 7,
     });
     run.answer(2, 1, Outcome::Status(tonic::Code::Internal));
-    let mut policy = Policy::new(PREFIX);
-    policy.max_error_rate = 0.5;
+    let policy = Policy {
+        max_error_rate: 0.5,
+        ..Policy::default()
+    };
     let audit = run.audit_with(stock(2, 0, 0), stock(0, 2, 2), true, &policy);
     assert_eq!(audit.verdict, Verdict::Pass, "{:#?}", audit.checks);
     let r = &audit.reconciliation;
@@ -311,11 +311,13 @@ fn thresholds_and_error_rate_policy() {
     run.buy(0, 1)
         .answer(1, 1, sold_out())
         .answer(2, 1, Outcome::Status(tonic::Code::Unavailable));
-    let mut policy = Policy::new(PREFIX);
-    policy.thresholds = vec![
-        parse_threshold("p99<=1s").unwrap(),
-        parse_threshold("max<1us").unwrap(),
-    ];
+    let mut policy = Policy {
+        thresholds: vec![
+            parse_threshold("p99<=1s").unwrap(),
+            parse_threshold("max<1us").unwrap(),
+        ],
+        ..Policy::default()
+    };
     let audit = run.audit_with(stock(1, 0, 0), stock(0, 1, 1), true, &policy);
     assert_eq!(failed(&audit), ["availability", "threshold max<1us"]);
     policy.max_error_rate = 0.5;
@@ -332,7 +334,7 @@ fn unsettled_server_is_inconclusive() {
         round: 1,
         entries: run.book.clone(),
     });
-    let policy = Policy::new(PREFIX);
+    let policy = Policy::default();
     let (before, after) = (stock(1, 0, 0), stock(0, 1, 1));
     let audit = Audit::new(
         &run.stats,

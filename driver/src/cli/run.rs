@@ -109,12 +109,11 @@ impl LoadArgs {
         }
     }
 
-    /// The audit's demands these flags describe, for users named `user_prefix<n>`.
-    fn to_policy(&self, user_prefix: &str) -> Policy {
+    /// The audit's demands these flags describe.
+    fn to_policy(&self) -> Policy {
         Policy {
             max_error_rate: self.max_error_rate,
             thresholds: self.thresholds.clone(),
-            ..Policy::new(user_prefix)
         }
     }
 
@@ -168,7 +167,7 @@ impl RunArgs {
             None => random_prefix(),
         };
         Ok(RunSpec {
-            policy: self.load.to_policy(&prefix),
+            policy: self.load.to_policy(),
             settle: self.load.settle,
             load: self.load.to_load(mode, prefix, Quantities::single(1)),
             target: self.load.target()?,
@@ -202,7 +201,7 @@ impl CompareArgs {
             self.load.target()?,
             self.load.stock,
             &load,
-            &self.load.to_policy(""),
+            &self.load.to_policy(),
             self.load.settle,
         )
         .with_admin_token(self.load.admin_token.as_deref()))
