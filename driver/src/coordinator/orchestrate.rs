@@ -27,6 +27,8 @@ const GRACE: Duration = Duration::from_secs(30);
 struct Share {
     member: Member,
     users: u32,
+    /// Its users are `first_user .. first_user + users`.
+    first_user: u64,
     last_heard: Instant,
     attempts_seen: u64,
     /// Highest attempts per second between two heartbeats.
@@ -154,7 +156,6 @@ pub async fn run(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let mut shares: BTreeMap<u64, Share> = BTreeMap::new();
-    let mut first_users: BTreeMap<u64, u64> = BTreeMap::new();
     let mut first_user = 0u64;
     for (member, users) in members.iter().zip(split(request.users, members.len())) {
         let assignment = pb::Assignment {
@@ -168,8 +169,6 @@ pub async fn run(
             }),
             start_at_unix_ms: start_ms,
         };
-        first_users.insert(member.id, first_user);
-        first_user += u64::from(users);
         let message = pb::CoordinatorMessage {
             msg: Some(pb::coordinator_message::Msg::Assignment(assignment)),
         };
@@ -184,6 +183,7 @@ pub async fn run(
             Share {
                 member: member.clone(),
                 users,
+                first_user,
                 last_heard: Instant::now(),
                 attempts_seen: 0,
                 peak_rate: 0.0,
@@ -191,6 +191,7 @@ pub async fn run(
                 lost,
             },
         );
+        first_user += u64::from(users);
     }
     tracing::info!(run_id, %target, users = request.users, workers = shares.len(), "run assigned");
 
@@ -228,7 +229,6 @@ pub async fn run(
     let workers = shares
         .into_values()
         .map(|share| {
-            let first_user = first_users.get(&share.member.id).copied().unwrap_or(0);
             let unreported_attempts = share.unreported(burst, started, peer_rate);
             let result = share.result.unwrap_or_default();
             pb::WorkerReport {
@@ -242,7 +242,7 @@ pub async fn run(
                 unreported_attempts,
                 connections: result.connections,
                 threads: result.threads,
-                first_user,
+                first_user: share.first_user,
             }
         })
         .collect();
