@@ -144,8 +144,9 @@ impl Control {
     }
 
     /// Starts a new round with `stock` units and checks that it took effect: the round moved
-    /// on and GetStock shows exactly that stock and an empty book. A checkout whose Reset does
-    /// nothing would otherwise be audited against whatever state it happens to be in.
+    /// on (and stayed), and Reset's reply shows exactly that stock and an empty book. A checkout
+    /// whose Reset does nothing would otherwise be audited against whatever state it happens
+    /// to be in. Returns that reply: the run's starting point.
     pub async fn reset_verified(
         &mut self,
         stock: i64,
@@ -238,9 +239,9 @@ impl Control {
         Ok((last, None))
     }
 
-    /// Streams the order book of `round` into a [`Book`], reading request and user ids with
-    /// the run's `prefix`. `expected` is what GetStock counts: a book much longer than that is
-    /// not read to the end (memory stays bounded). A server without `ListOrders` or a book that
+    /// Streams the order book of `after.round` into a [`Book`], reading request and user ids
+    /// with the run's `prefix`. A book much longer than `after.orders` (what GetStock counts)
+    /// is not read to the end (memory stays bounded). A server without `ListOrders` or a book that
     /// overflowed its cap gives [`BookState::Unavailable`], with the reason.
     pub async fn book(
         &mut self,
