@@ -247,3 +247,25 @@ fn assert_held_unexercised(report: &flashsale_driver::Report) {
     );
     assert_eq!(report.exit_code(), flashsale_driver::EXIT_INCONCLUSIVE);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_book_past_the_servers_cap_is_not_reconciled_and_says_why() {
+    let server = spawn(ServerConfig {
+        book_cap: 10,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let report = run_args(&server.url(), &["--mode", "safe", "--users", "300"]).await;
+    let rec = &report.audit.reconciliation;
+    assert!(!rec.available, "{}", report.to_table());
+    let reason = rec.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("cap of 10 orders") && reason.contains("90 orders"),
+        "{reason}"
+    );
+    // Nothing had an unknown effect, so the range audit still decides: 100 sold of 100.
+    assert!(report.audit.passed(), "{}", report.to_table());
+    assert_eq!(report.audit.units_sold, 100);
+    server.shutdown().await.unwrap();
+}
