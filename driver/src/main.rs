@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use flashsale_driver::Report;
+use flashsale_driver::checkout::normalize_target;
 use flashsale_driver::cli::{Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs};
-use flashsale_driver::client::normalize_target;
-use flashsale_driver::compare::Comparison;
-use flashsale_driver::coordinator::CoordinatorConfig;
-use flashsale_driver::interrupt::Interrupt;
+use flashsale_driver::cluster::coordinator::CoordinatorConfig;
+use flashsale_driver::report::comparison::Comparison;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
 use flashsale_server::shutdown;
+use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
 
@@ -36,7 +36,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Coordinator(args)) => runtime.block_on(coordinator(args)),
         Some(Command::Worker(args)) => {
             let url = normalize_target(&args.coordinator)?;
-            runtime.block_on(flashsale_driver::worker::run(
+            runtime.block_on(flashsale_driver::cluster::worker::run(
                 &url,
                 &args.name(),
                 shutdown::signal(),
@@ -44,7 +44,11 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(EXIT_PASS)
         }
         Some(Command::Probe(args)) => {
-            let serving = runtime.block_on(flashsale_driver::probe::probe(&args))?;
+            let serving = runtime.block_on(flashsale_driver::checkout::probe::probe(
+                &args.target,
+                &args.service,
+                args.timeout,
+            ))?;
             Ok(if serving {
                 EXIT_PASS
             } else {
@@ -60,7 +64,8 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
     let comparison =
-        flashsale_driver::compare::compare(&spec, progress(args.load.output), on_ctrl_c()).await?;
+        flashsale_driver::run::compare::compare(&spec, progress(args.load.output), on_ctrl_c())
+            .await?;
     emit(&comparison, args.load.output, html.as_mut())?;
     Ok(EXIT_PASS)
 }
@@ -84,25 +89,30 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
         join_timeout: args.join_timeout,
         admin_token: args.admin_token,
     };
-    flashsale_driver::coordinator::run(listener, config, shutdown::signal_then_force_exit())
-        .await?;
+    flashsale_driver::cluster::coordinator::run(
+        listener,
+        config,
+        shutdown::signal_then_force_exit(),
+    )
+    .await?;
     Ok(EXIT_PASS)
 }
 
 /// The first Ctrl-C winds the run down (users stop after their current attempt; the report
 /// and audit cover what happened); a second one quits at once with status 130.
-fn on_ctrl_c() -> Interrupt {
-    let (trigger, interrupt) = Interrupt::new();
+fn on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("driver: interrupted: finishing in-flight requests (Ctrl-C again to quit)");
-            trigger.fire();
+            trigger.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
             }
         }
     });
-    interrupt
+    cancel
 }
 
 /// A result that prints as a table or JSON and renders as an HTML page.
@@ -120,7 +130,7 @@ impl Render for Report {
         self.to_json()
     }
     fn page(&self) -> String {
-        flashsale_driver::html::report_page(self)
+        flashsale_driver::report::html::report_page(self)
     }
 }
 
@@ -132,7 +142,7 @@ impl Render for Comparison {
         self.to_json()
     }
     fn page(&self) -> String {
-        flashsale_driver::html::comparison_page(self)
+        flashsale_driver::report::html::comparison_page(self)
     }
 }
 

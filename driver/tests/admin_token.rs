@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use clap::Parser;
+use flashsale_driver::checkout::Control;
 use flashsale_driver::cli::Cli;
-use flashsale_driver::client::Control;
 use flashsale_driver::error::DriverError;
 use flashsale_server::hardening::{AdminToken, Hardening};
 use flashsale_server::{ServerConfig, run};

@@ -6,9 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
+use flashsale_driver::checkout::Control;
 use flashsale_driver::cli::Cli;
-use flashsale_driver::client::Control;
-use flashsale_driver::coordinator::{self, CoordinatorConfig};
+use flashsale_driver::cluster::coordinator::{self, CoordinatorConfig};
 use flashsale_driver::{EXIT_INCOMPLETE, Report, run};
 use flashsale_server::{RunningServer, ServerConfig, spawn};
 use tokio::net::TcpListener;

@@ -206,19 +206,20 @@ async fn an_interrupted_sustained_run_still_reports_and_audits() {
         "60s",
     ];
     let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
-    let (trigger, interrupt) = flashsale_driver::interrupt::Interrupt::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let interrupt = cancel.clone();
     let run =
         tokio::spawn(
             async move { flashsale_driver::run_with_progress(&spec, false, interrupt).await },
         );
     // Interrupt once the users are buying.
-    let mut control = flashsale_driver::client::Control::connect(&url)
+    let mut control = flashsale_driver::checkout::Control::connect(&url)
         .await
         .unwrap();
     while control.stock().await.unwrap().stock == 1_000_000 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    trigger.fire();
+    cancel.cancel();
     let report = tokio::time::timeout(std::time::Duration::from_secs(20), run)
         .await
         .expect("the run winds down long before its 60 s")

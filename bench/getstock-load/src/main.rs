@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use flashsale::pb::{self, checkout_client::CheckoutClient};
+use flashsale_driver::checkout::{connect, normalize_target};
 use flashsale_driver::cli::parse_positive_duration;
-use flashsale_driver::client::{connect, normalize_target};
 use futures::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::time::Instant;

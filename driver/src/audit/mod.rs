@@ -11,17 +11,15 @@
 //! attempts with unknown effect widen what the stock may be, and leave the verdict
 //! inconclusive.
 
-pub mod book;
-pub mod history;
-pub mod policy;
 pub mod reconcile;
 
 use flashsale::pb;
 use serde::Serialize;
 
-use crate::stats::{Stats, code_name};
-use book::BookState;
-use policy::{LatencyStat, Metric, Policy};
+use crate::checkout::book::BookState;
+use crate::engine::outcome::code_name;
+use crate::engine::stats::Stats;
+use crate::spec::policy::{LatencyStat, Metric, Policy};
 pub use reconcile::Reconciliation;
 
 /// How one check ended.

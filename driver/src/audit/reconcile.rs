@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::book::Book;
-use super::history::{Answer, AttemptKey, History};
+use crate::checkout::book::Book;
+use crate::engine::history::{Answer, AttemptKey, History};
 
 /// What comparing the history with the book found. Every count is zero when the book was
 /// not available (`available == false`) except those that need no book.
@@ -166,8 +166,8 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::book::BookEntry;
-    use crate::audit::history::Attempt;
+    use crate::checkout::book::BookEntry;
+    use crate::engine::history::Attempt;
 
     fn attempt(user: u32, seq: u32, quantity: u32, answer: Answer, order: u64) -> Attempt {
         Attempt {

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use flashsale::pb;
 
-use super::book::{Book, BookEntry, BookState};
-use super::history::AttemptKey;
-use super::policy::{Policy, parse_threshold};
 use super::*;
-use crate::stats::{Outcome, Stats};
+use crate::checkout::book::{Book, BookEntry, BookState};
+use crate::engine::history::AttemptKey;
+use crate::engine::outcome::Outcome;
+use crate::engine::stats::Stats;
+use crate::spec::policy::{Policy, parse_threshold};
 
 fn stock(stock: i64, orders: u64, units: u64) -> pb::StockReply {
     pb::StockReply {
@@ -41,7 +42,7 @@ impl Run {
             request: Some(key(user)),
             user: Some(user),
             quantity,
-            order: crate::stats::fnv1a(order_id.as_bytes()),
+            order: crate::spec::ids::fnv1a(order_id.as_bytes()),
         });
         let outcome = Outcome::Purchased {
             order_id,
@@ -289,7 +290,7 @@ fn per_user_limit_violations_fail() {
         request: Some(AttemptKey { user: 0, seq: 1 }),
         user: Some(0),
         quantity: 1,
-        order: crate::stats::fnv1a(b"x"),
+        order: crate::spec::ids::fnv1a(b"x"),
     });
     let mut after = stock(0, 2, 2);
     after.per_user_limit = 1;

@@ -7,10 +7,10 @@ use clap::Args;
 use flashsale_server::Strategy;
 
 use super::{OutputFormat, parse_positive_duration};
-use crate::audit::policy::{Policy, Threshold, parse_share, parse_threshold};
-use crate::client::normalize_target;
-use crate::compare::CompareSpec;
+use crate::checkout::normalize_target;
 use crate::error::DriverError;
+use crate::run::compare::CompareSpec;
+use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
 use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities, RunSpec};
 
 /// The load's shape and the report's form: shared by a run and a comparison.

@@ -7,18 +7,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
-use flashsale::pb::{self, checkout_client::CheckoutClient};
-use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
-use crate::audit::history::{AttemptKey, request_id};
-use crate::client;
+pub mod bins;
+pub mod history;
+pub mod live;
+pub mod outcome;
+pub mod series;
+pub mod stats;
+mod user;
+
+use crate::checkout;
 use crate::error::DriverError;
-use crate::live::{Counters, Live};
-use crate::series;
-use crate::spec::{LoadSpec, Mode};
-use crate::stats::{Outcome, Stats};
+use crate::spec::LoadSpec;
+use live::Live;
+use stats::Stats;
+use user::drive_connection;
 
 /// What a load run produced.
 #[derive(Debug, Clone)]
@@ -111,7 +115,7 @@ fn load_thread(
         .build();
     let connected = match &runtime {
         Ok(rt) => rt.block_on(async {
-            futures::future::try_join_all(plan.iter().map(|_| client::connect(url))).await
+            futures::future::try_join_all(plan.iter().map(|_| checkout::connect(url))).await
         }),
         Err(err) => Err(DriverError::Thread(format!(
             "cannot start a runtime: {err}"
@@ -159,131 +163,4 @@ fn load_thread(
             std::time::Instant::now(),
         ))
     })
-}
-
-/// All users of one connection, polled by one task; they record into their thread's `Stats`.
-async fn drive_connection(
-    channel: Channel,
-    users: Vec<u64>,
-    spec: &LoadSpec,
-    window: (Instant, Option<Instant>),
-    (counters, live): (Arc<Counters>, &Live),
-    stats: &RefCell<Stats>,
-) {
-    let client = CheckoutClient::new(channel);
-    let clicks = spec.clicks.max(1);
-    let mut buyers: FuturesUnordered<_> = users
-        .into_iter()
-        .filter_map(|u| u32::try_from(spec.first_user + u).ok())
-        .flat_map(|user| (0..clicks).map(move |click| (user, click)))
-        .map(|(user, click)| {
-            let buyer = Buyer {
-                user,
-                user_id: format!("{}{user}", spec.user_prefix),
-                click,
-                clicks,
-            };
-            virtual_user(
-                client.clone(),
-                buyer,
-                spec,
-                window,
-                (stats, &counters, live),
-            )
-        })
-        .collect();
-    while buyers.next().await.is_some() {}
-}
-
-/// One of a user's concurrent clicks: its attempts are numbered `click`, `click + clicks`, ...
-struct Buyer {
-    user: u32,
-    user_id: String,
-    click: u32,
-    clicks: u32,
-}
-
-/// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline` (or
-/// until [`Live::stop`]).
-async fn virtual_user(
-    mut client: CheckoutClient<Channel>,
-    buyer: Buyer,
-    spec: &LoadSpec,
-    (origin, deadline): (Instant, Option<Instant>),
-    (stats, counters, live): (&RefCell<Stats>, &Counters, &Live),
-) {
-    let mut seq = buyer.click;
-    loop {
-        let key = AttemptKey {
-            user: buyer.user,
-            seq,
-        };
-        let quantity = spec.quantity.pick(buyer.user, seq);
-        let request = pb::PurchaseRequest {
-            user_id: buyer.user_id.clone(),
-            quantity,
-            request_id: request_id(&buyer.user_id, seq),
-            round: spec.round,
-        };
-        let started = Instant::now();
-        let outcome = purchase(&mut client, spec.mode, request, spec.timeout).await;
-        let latency = started.elapsed();
-        counters.record(&outcome);
-        stats
-            .borrow_mut()
-            .record_at(origin.elapsed(), key, quantity, outcome, latency);
-        let Some(next) = seq.checked_add(buyer.clicks) else {
-            break;
-        };
-        seq = next;
-        match deadline {
-            Some(deadline) if Instant::now() < deadline && !live.stopped() => continue,
-            _ => break,
-        }
-    }
-}
-
-/// One purchase call and what it came to.
-pub async fn purchase(
-    client: &mut CheckoutClient<Channel>,
-    mode: Mode,
-    request: pb::PurchaseRequest,
-    timeout: Duration,
-) -> Outcome {
-    let quantity = request.quantity;
-    let mut request = tonic::Request::new(request);
-    request.set_timeout(timeout);
-    let call = async {
-        match mode {
-            Mode::Buggy => client.purchase_buggy(request).await,
-            Mode::Unstable => client.purchase_unstable(request).await,
-            Mode::Safe => client.purchase_safe(request).await,
-        }
-    };
-    match tokio::time::timeout(timeout, call).await {
-        Err(_) => Outcome::Timeout,
-        Ok(Err(status)) => Outcome::Status(status.code()),
-        Ok(Ok(reply)) => classify(reply.into_inner(), quantity),
-    }
-}
-
-fn classify(reply: pb::PurchaseReply, quantity: u32) -> Outcome {
-    // A reply that accounts for other units than were asked for breaks the contract.
-    if reply.quantity != 0 && reply.quantity != quantity {
-        return Outcome::BadReply;
-    }
-    match pb::Outcome::try_from(reply.outcome) {
-        Ok(pb::Outcome::Purchased) => Outcome::Purchased {
-            order_id: reply.order_id,
-            quantity,
-            stock_after: reply.stock_after,
-        },
-        Ok(pb::Outcome::SoldOut) => Outcome::SoldOut {
-            stock_after: reply.stock_after,
-        },
-        Ok(pb::Outcome::LimitReached) => Outcome::LimitReached {
-            stock_after: reply.stock_after,
-        },
-        Ok(pb::Outcome::Unspecified) | Err(_) => Outcome::BadReply,
-    }
 }

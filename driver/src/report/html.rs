@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 
 use crate::audit::{Status, Verdict};
-use crate::chart::{Chart, Line};
-use crate::compare::Comparison;
 use crate::report::Report;
-use crate::timeline::TimeBucket;
+use crate::report::chart::{Chart, Line};
+use crate::report::comparison::Comparison;
+use crate::report::markup::escape;
+use crate::report::timeline::TimeBucket;
 
 /// Colours of the chart lines, in order.
 const PALETTE: [&str; 6] = [
@@ -26,22 +27,6 @@ table{border-collapse:collapse;margin:6px 0 14px}td,th{border:1px solid #ddd;pad
 text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}.ok{color:#2e7d32}\
 .FAIL,.fail-text{color:#c62828;font-weight:600}.tables{display:flex;flex-wrap:wrap;gap:28px}\
 section.run{border-top:2px solid #ddd;margin-top:20px}";
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A whole HTML document around `body`.
 pub fn page(title: &str, body: &str) -> String {

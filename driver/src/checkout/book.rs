@@ -4,8 +4,8 @@
 
 use flashsale::pb;
 
-use super::history::{AttemptKey, parse_request_id, parse_user};
-use crate::stats::fnv1a;
+use crate::spec::ids::fnv1a;
+use crate::spec::ids::{AttemptKey, parse_request_id, parse_user};
 
 /// One order of the book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

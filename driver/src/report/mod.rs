@@ -1,16 +1,24 @@
 //! The run report: one structure rendered as a human table or as JSON (`--output json`).
 //! Field names of the JSON form are stable and documented in the README.
 
+pub mod chart;
+pub mod comparison;
+pub mod html;
+mod markup;
+pub mod timeline;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::audit::{Audit, Status};
-use crate::spec::Quantities;
-use crate::stats::{Stats, code_name};
-use crate::timeline::Timeline;
+use crate::audit::{Audit, Evidence, Status};
+use crate::engine::LoadResult;
+use crate::engine::outcome::code_name;
+use crate::engine::stats::Stats;
+use crate::report::timeline::Timeline;
+use crate::spec::{LoadSpec, Quantities};
 
 /// Version of the JSON layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -390,4 +398,54 @@ impl Report {
 
 fn row(s: &mut String, label: &str, value: String) {
     let _ = writeln!(s, "    {label:<20} {value}");
+}
+
+impl Report {
+    /// Assembles the report of a finished run.
+    pub fn build(
+        target: &str,
+        embedded: bool,
+        spec: &LoadSpec,
+        evidence: &Evidence<'_>,
+        load: &LoadResult,
+    ) -> Report {
+        let audit = Audit::new(&load.stats, evidence);
+        let elapsed_s = load.elapsed.as_secs_f64();
+        let (before, after) = (evidence.before, evidence.after);
+        Report {
+            schema_version: crate::report::SCHEMA_VERSION,
+            verdict: audit.verdict.name(),
+            run: RunInfo {
+                mode: spec.mode.name(),
+                rpc: spec.mode.rpc(),
+                target: target.to_string(),
+                embedded,
+                coordinator: None,
+                users: spec.users,
+                clicks: spec.clicks,
+                connections: load.connections,
+                threads: load.threads,
+                duration_s: spec.duration.map(|d| d.as_secs_f64()),
+                quantity: spec.quantity.clone(),
+                timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
+                strategy: flashsale_server::Strategy::from_wire(after.safe_strategy)
+                    .ok()
+                    .flatten()
+                    .map(flashsale_server::Strategy::name),
+                round: before.round,
+                per_user_limit: after.per_user_limit,
+                elapsed_s,
+            },
+            outcomes: Outcomes::from_stats(&load.stats),
+            audit,
+            throughput_rps: if elapsed_s > 0.0 {
+                load.stats.attempts as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            latency_ms: Latency::from_histogram(&load.stats.latency),
+            series: Timeline::new(&load.stats.series, load.elapsed, before.stock, after.stock),
+            workers: None,
+        }
+    }
 }

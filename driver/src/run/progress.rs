@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::live::Live;
+use crate::engine::live::Live;
 
 /// How often the line is redrawn.
 const REFRESH: Duration = Duration::from_millis(100);
 /// Window of the requests/s figure.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
-/// Shows progress for `live` until `stopped` changes, then clears the line.
-pub async fn show(live: Arc<Live>, label: String, mut stopped: watch::Receiver<bool>) {
+/// Shows progress for `live` until `stopped` is cancelled, then clears the line.
+pub async fn show(live: Arc<Live>, label: String, stopped: CancellationToken) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
         ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -26,7 +26,7 @@ pub async fn show(live: Arc<Live>, label: String, mut stopped: watch::Receiver<b
     let mut ticks = tokio::time::interval(REFRESH);
     loop {
         tokio::select! {
-            _ = stopped.changed() => break,
+            () = stopped.cancelled() => break,
             _ = ticks.tick() => {}
         }
         let now = Instant::now();

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::series::{Bucket, Series};
-use crate::stats::code_name;
+use crate::engine::outcome::code_name;
+use crate::engine::series::{Bucket, Series};
 
 /// The run over time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,7 +125,7 @@ fn time_bucket(t_s: f64, covered_s: f64, b: &Bucket) -> TimeBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Outcome;
+    use crate::engine::outcome::Outcome;
     use tonic::Code;
 
     #[test]

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
-use crate::client::Control;
-use crate::live::Live;
-use crate::progress;
-use crate::timeline::StockPoint;
+use crate::checkout::Control;
+use crate::engine::live::Live;
+use crate::report::timeline::StockPoint;
+use crate::run::progress;
 
 /// Stock poll interval of a sustained run.
 pub const SUSTAINED_POLL: Duration = Duration::from_millis(200);
@@ -29,7 +29,7 @@ pub fn poll_interval(duration: Option<Duration>) -> Duration {
 
 /// A running watcher; [`Watcher::finish`] stops it and hands back the stock polls.
 pub struct Watcher {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     poller: JoinHandle<Vec<(Instant, i64)>>,
     progress: Option<JoinHandle<()>>,
 }
@@ -43,10 +43,10 @@ impl Watcher {
         every: Duration,
         progress: Option<String>,
     ) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        let progress = progress
-            .map(|label| tokio::spawn(progress::show(live.clone(), label, stopped.clone())));
-        let poller = tokio::spawn(poll_stock(control, live, every, stopped));
+        let stop = CancellationToken::new();
+        let progress =
+            progress.map(|label| tokio::spawn(progress::show(live.clone(), label, stop.clone())));
+        let poller = tokio::spawn(poll_stock(control, live, every, stop.clone()));
         Self {
             stop,
             poller,
@@ -57,7 +57,7 @@ impl Watcher {
     /// Stops watching; returns the stock polls in seconds after the users' start (polls
     /// before it are dropped).
     pub async fn finish(self, live: &Live) -> Vec<StockPoint> {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         if let Some(progress) = self.progress {
             let _ = progress.await;
         }
@@ -80,19 +80,19 @@ async fn poll_stock(
     mut control: Control,
     live: Arc<Live>,
     every: Duration,
-    mut stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
 ) -> Vec<(Instant, i64)> {
     let mut polls = Vec::new();
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stopped.changed() => return polls,
+            () = stopped.cancelled() => return polls,
             _ = ticks.tick() => {}
         }
         let sent = Instant::now();
         tokio::select! {
-            _ = stopped.changed() => return polls,
+            () = stopped.cancelled() => return polls,
             reply = control.stock() => match reply {
                 Ok(reply) => {
                     // The reading is from somewhere during the call; take its middle.

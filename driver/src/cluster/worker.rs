@@ -9,14 +9,15 @@ use std::time::{Duration, UNIX_EPOCH};
 use flashsale::pb::{self, coordinator_client::CoordinatorClient};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::client;
-use crate::coordinator::{HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, MAX_MESSAGE_BYTES};
+use crate::checkout;
+use crate::cluster::coordinator::{HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, MAX_MESSAGE_BYTES};
+use crate::cluster::wire::{plan_from_wire, stats_to_wire};
+use crate::engine;
+use crate::engine::live::Live;
 use crate::error::DriverError;
-use crate::live::Live;
-use crate::load;
-use crate::wire::{plan_from_wire, stats_to_wire};
 
 /// The run a worker is busy with, for heartbeats and for stopping it.
 type Current = Arc<Mutex<Option<(u64, Arc<Live>)>>>;
@@ -51,6 +52,8 @@ pub async fn run(
         .into_inner();
 
     let current: Current = Arc::default();
+    // Every run's load is a child of the session: leaving the coordinator stops it.
+    let session = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeats(outbox.clone(), current.clone()));
     let outcome = loop {
         tokio::select! {
@@ -59,7 +62,7 @@ pub async fn run(
                     tracing::info!(worker_id = w.worker_id, %coordinator, "joined the coordinator");
                 }
                 Ok(Some(pb::CoordinatorMessage { msg: Some(pb::coordinator_message::Msg::Assignment(a)) })) => {
-                    tokio::spawn(carry_out(a, outbox.clone(), current.clone()));
+                    tokio::spawn(carry_out(a, outbox.clone(), current.clone(), session.child_token()));
                 }
                 Ok(Some(_)) => tracing::warn!("ignoring an unknown message from the coordinator"),
                 Ok(None) => break Err(lost("the coordinator closed the stream")),
@@ -69,10 +72,10 @@ pub async fn run(
         }
     };
     heartbeat.abort();
-    if let Some((run_id, live)) = current.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if let Some((run_id, _)) = current.lock().unwrap_or_else(|p| p.into_inner()).take() {
         tracing::warn!(run_id, "stopping the load of the current run");
-        live.stop();
     }
+    session.cancel();
     outcome
 }
 
@@ -82,7 +85,7 @@ fn lost(why: &str) -> DriverError {
 
 /// Connects with HTTP/2 keepalive (so a cut network is noticed), retrying until it works.
 async fn connect_with_retry(url: &str) -> Result<Channel, DriverError> {
-    let endpoint = client::endpoint(url)?
+    let endpoint = checkout::endpoint(url)?
         .http2_keep_alive_interval(HEARTBEAT_INTERVAL)
         .keep_alive_timeout(HEARTBEAT_TIMEOUT)
         .keep_alive_while_idle(true);
@@ -126,6 +129,7 @@ async fn carry_out(
     assignment: pb::Assignment,
     outbox: mpsc::Sender<pb::WorkerMessage>,
     current: Current,
+    cancel: CancellationToken,
 ) {
     let run_id = assignment.run_id;
     let mut result = pb::WorkerResult {
@@ -138,7 +142,7 @@ async fn carry_out(
         Some(Ok(spec)) => {
             let start_at = UNIX_EPOCH
                 + Duration::from_millis(u64::try_from(assignment.start_at_unix_ms).unwrap_or(0));
-            let live = Live::new();
+            let live = Live::new(cancel);
             *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((run_id, live.clone()));
             tracing::info!(
                 run_id,
@@ -148,7 +152,7 @@ async fn carry_out(
             );
             let target = assignment.target.clone();
             let load = tokio::task::spawn_blocking(move || {
-                load::run_observed(&target, &spec, Some(start_at), &live)
+                engine::run_observed(&target, &spec, Some(start_at), &live)
             })
             .await;
             current.lock().unwrap_or_else(|p| p.into_inner()).take();

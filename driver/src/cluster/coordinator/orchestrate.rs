@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 use super::registry::{Member, Registry, RunEvent};
 use super::{CoordinatorConfig, CoordinatorError, HEARTBEAT_TIMEOUT};
-use crate::audit::book::BookState;
-use crate::client::{Control, normalize_target};
-use crate::wire::{book_to_wire, plan_from_wire};
+use crate::checkout::book::BookState;
+use crate::checkout::{Control, normalize_target};
+use crate::cluster::wire::{book_to_wire, plan_from_wire};
 
 /// Longest settle a client may ask for.
 const MAX_SETTLE_MS: u64 = 60_000;

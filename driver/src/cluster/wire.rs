@@ -5,13 +5,13 @@ use std::time::Duration;
 use flashsale::pb;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-use crate::audit::book::{Book, BookEntry};
-use crate::audit::history::{Answer, Attempt, AttemptKey, History};
-use crate::bins::LatencyBins;
+use crate::checkout::book::{Book, BookEntry};
+use crate::engine::bins::LatencyBins;
+use crate::engine::history::{Answer, Attempt, AttemptKey, History};
+use crate::engine::series::{Bucket, Series};
+use crate::engine::stats::Stats;
 use crate::error::DriverError;
-use crate::series::{Bucket, Series};
 use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities};
-use crate::stats::Stats;
 
 impl From<Mode> for pb::Mode {
     fn from(mode: Mode) -> Self {
@@ -310,7 +310,7 @@ pub fn stats_from_wire(wire: &pb::LoadStats) -> Result<Stats, DriverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Outcome;
+    use crate::engine::outcome::Outcome;
 
     #[test]
     fn stats_round_trip() {

@@ -7,53 +7,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tonic::Code;
 
-use crate::audit::history::{Answer, Attempt, AttemptKey, History};
-use crate::series::Series;
+use crate::engine::history::{Answer, Attempt, AttemptKey, History};
+use crate::engine::outcome::Outcome;
+use crate::engine::series::Series;
 
 /// Highest latency the histograms track exactly (longer ones are clamped): 10 minutes.
 const MAX_LATENCY_US: u64 = 600_000_000;
-
-/// What one request came to, as the client saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Status OK, outcome PURCHASED.
-    Purchased {
-        order_id: String,
-        quantity: u32,
-        stock_after: i64,
-    },
-    /// Status OK, outcome SOLD_OUT.
-    SoldOut { stock_after: i64 },
-    /// Status OK, outcome LIMIT_REACHED (the customer's per-user limit).
-    LimitReached { stock_after: i64 },
-    /// Status OK but the reply breaks the contract (unknown outcome).
-    BadReply,
-    /// A gRPC status other than OK.
-    Status(Code),
-    /// No answer within the client's deadline.
-    Timeout,
-}
-
-impl Outcome {
-    /// Whether the purchase may or may not have happened: the audit counts these as a range.
-    pub fn is_indeterminate(&self) -> bool {
-        match self {
-            Outcome::Timeout => true,
-            Outcome::Status(code) => is_indeterminate_code(*code),
-            _ => false,
-        }
-    }
-}
-
-/// Statuses after which a purchase may have been applied. `UNAVAILABLE` (the server refused
-/// before doing anything, the gRPC form of HTTP 503), `INVALID_ARGUMENT` and the other
-/// "rejected" codes are counted as not applied.
-pub fn is_indeterminate_code(code: Code) -> bool {
-    matches!(
-        code,
-        Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss
-    )
-}
 
 /// Counters and latencies of a set of requests.
 #[derive(Debug, Clone)]
@@ -159,7 +118,7 @@ impl Stats {
                 if order_id.is_empty() {
                     self.missing_order_ids += 1;
                 } else {
-                    order = fnv1a(order_id.as_bytes());
+                    order = crate::spec::ids::fnv1a(order_id.as_bytes());
                 }
             }
             Outcome::SoldOut { stock_after } => {
@@ -258,36 +217,6 @@ fn latency_us(latency: Duration) -> u64 {
         .clamp(1, MAX_LATENCY_US)
 }
 
-/// The canonical upper-case name of a gRPC status code, e.g. `UNAVAILABLE`.
-pub fn code_name(code: i32) -> &'static str {
-    match Code::from(code) {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// 64-bit FNV-1a: stable across processes and versions, so workers' hashes can be merged.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +259,10 @@ mod tests {
         assert!((a.error_rate() - 1.0 / 7.0).abs() < 1e-9);
         assert_eq!(a.min_stock_seen, Some(-3));
         assert_eq!(a.statuses.get(&(Code::Unavailable as i32)), Some(&1));
-        assert_eq!(code_name(Code::Unavailable as i32), "UNAVAILABLE");
+        assert_eq!(
+            crate::engine::outcome::code_name(Code::Unavailable as i32),
+            "UNAVAILABLE"
+        );
         assert_eq!(a.latency.len(), 7);
         assert!(a.latency.max() >= 1_000_000 - 1000);
         assert!(
@@ -353,11 +285,5 @@ mod tests {
         assert_eq!(attempts, [1, 0, 1]);
         assert_eq!(a.series.buckets[2].timeouts, 1);
         assert_eq!(a.attempts, 2);
-    }
-
-    #[test]
-    fn fnv_is_stable() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

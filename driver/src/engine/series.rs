@@ -1,13 +1,13 @@
 //! Time series of a run: outcomes and latency per time bucket relative to the users' start.
-//! Plain data kept per load thread next to its [`Stats`](crate::stats::Stats) and merged with
+//! Plain data kept per load thread next to its [`Stats`](crate::engine::stats::Stats) and merged with
 //! it; memory is bounded because past [`MAX_BUCKETS`] buckets the series coarsens (adjacent
 //! buckets merge, the width doubles).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::bins::LatencyBins;
-use crate::stats::Outcome;
+use crate::engine::bins::LatencyBins;
+use crate::engine::outcome::Outcome;
 
 /// Most buckets a series keeps; one more doubles the bucket width.
 pub const MAX_BUCKETS: usize = 600;

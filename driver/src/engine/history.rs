@@ -7,18 +7,11 @@
 //! A record is [`ATTEMPT_BYTES`] bytes, so the driver's memory grows by that much per attempt
 //! and by nothing else; each load thread keeps its own history and they are merged once.
 
-use crate::stats::Outcome;
+use crate::engine::outcome::Outcome;
+pub use crate::spec::ids::AttemptKey;
 
 /// Bytes one attempt costs in the history.
 pub const ATTEMPT_BYTES: usize = std::mem::size_of::<Attempt>();
-
-/// Who sent an attempt: the user's number in the run and the attempt's sequence number for
-/// that user. Together with the run's user prefix it is the request id `PREFIXuser.seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AttemptKey {
-    pub user: u32,
-    pub seq: u32,
-}
 
 /// What the client learnt from one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,58 +112,9 @@ impl History {
     }
 }
 
-/// The request id of attempt `key` in a run whose users are named `prefix<n>`.
-pub fn request_id(user_id: &str, seq: u32) -> String {
-    format!("{user_id}.{seq}")
-}
-
-/// The user number of a user id of this run (`prefix<n>`), if it is one.
-pub fn parse_user(prefix: &str, user_id: &str) -> Option<u32> {
-    let digits = user_id.strip_prefix(prefix)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// The attempt a request id of this run names, if it is one.
-pub fn parse_request_id(prefix: &str, request_id: &str) -> Option<AttemptKey> {
-    let (user_id, seq) = request_id.rsplit_once('.')?;
-    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(AttemptKey {
-        user: parse_user(prefix, user_id)?,
-        seq: seq.parse().ok()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_round_trip() {
-        let id = request_id("p-17", 3);
-        assert_eq!(id, "p-17.3");
-        assert_eq!(
-            parse_request_id("p-", &id),
-            Some(AttemptKey { user: 17, seq: 3 })
-        );
-        for foreign in [
-            "q-17.3",
-            "p-17",
-            "p-.3",
-            "p-17.",
-            "p-1x.3",
-            "p-17.-1",
-            "p-99999999999.1",
-        ] {
-            assert_eq!(parse_request_id("p-", foreign), None, "{foreign}");
-        }
-        assert_eq!(parse_user("p-", "p-0"), Some(0));
-        assert_eq!(parse_user("p-", "p-"), None);
-    }
 
     #[test]
     fn answers_and_size() {

@@ -2,11 +2,13 @@
 //! connection (written only by that connection's task, so never contended on the request
 //! path), summed by whoever watches. Also the users' start instant and the last stock polled.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use crate::stats::Outcome;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::outcome::Outcome;
 
 /// One connection's counters, on its own cache line.
 #[derive(Debug, Default)]
@@ -49,8 +51,8 @@ pub struct Live {
     started: OnceLock<Instant>,
     /// Last stock read with GetStock; `i64::MIN` until the first read.
     stock: StockCell,
-    /// Set to make looping users stop after their current attempt.
-    stop: AtomicBool,
+    /// Cancelled to make looping users stop after their current attempt.
+    cancel: CancellationToken,
 }
 
 /// `AtomicI64` starting at `i64::MIN` ("not read yet").
@@ -64,8 +66,12 @@ impl Default for StockCell {
 }
 
 impl Live {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// Live state of a load that winds down when `cancel` is cancelled.
+    pub fn new(cancel: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            cancel,
+            ..Self::default()
+        })
     }
 
     /// Counters for one more connection; the connection keeps the `Arc` and writes lock-free.
@@ -99,14 +105,9 @@ impl Live {
         self.started.get().copied()
     }
 
-    /// Asks looping users to stop after their current attempt (a worker that lost its
-    /// coordinator).
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
+    /// Whether the load was asked to wind down (looping users stop after their current attempt).
     pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.cancel.is_cancelled()
     }
 
     pub fn set_stock(&self, stock: i64) {
@@ -126,7 +127,7 @@ mod tests {
 
     #[test]
     fn sums_connections() {
-        let live = Live::new();
+        let live = Live::new(CancellationToken::new());
         let (a, b) = (live.register(), live.register());
         a.record(&Outcome::SoldOut { stock_after: 0 });
         b.record(&Outcome::Timeout);

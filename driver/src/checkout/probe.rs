@@ -1,22 +1,24 @@
 //! `driver probe`: one `grpc.health.v1.Health/Check` call, for container healthchecks in
 //! images that hold nothing but our binaries.
 
+use std::time::Duration;
+
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::cli::ProbeArgs;
-use crate::client::{connect, normalize_target};
+use crate::checkout::{connect, normalize_target};
 use crate::error::DriverError;
 
-/// Asks the target's health service about `args.service`; `Ok(true)` when SERVING.
-pub async fn probe(args: &ProbeArgs) -> Result<bool, DriverError> {
-    let url = normalize_target(&args.target)?;
+/// Asks the health service of `target` about `service` (empty: the whole server), giving up
+/// after `timeout`; `Ok(true)` when SERVING.
+pub async fn probe(target: &str, service: &str, timeout: Duration) -> Result<bool, DriverError> {
+    let url = normalize_target(target)?;
     let check = async {
         let mut client = HealthClient::new(connect(&url).await?);
         let reply = client
             .check(HealthCheckRequest {
-                service: args.service.clone(),
+                service: service.to_string(),
             })
             .await
             .map_err(|status| DriverError::Rpc {
@@ -26,7 +28,7 @@ pub async fn probe(args: &ProbeArgs) -> Result<bool, DriverError> {
             })?;
         Ok(reply.into_inner().status == ServingStatus::Serving as i32)
     };
-    tokio::time::timeout(args.timeout, check)
+    tokio::time::timeout(timeout, check)
         .await
         .map_err(|_| DriverError::Invalid(format!("health check of {url} timed out")))?
 }

@@ -5,15 +5,15 @@
 use flashsale::pb::{self, coordinator_client::CoordinatorClient};
 
 use crate::audit::Evidence;
-use crate::audit::book::BookState;
-use crate::client::connect;
-use crate::coordinator::MAX_MESSAGE_BYTES;
+use crate::checkout::book::BookState;
+use crate::checkout::connect;
+use crate::cluster::coordinator::MAX_MESSAGE_BYTES;
+use crate::cluster::wire::{book_from_wire, plan_to_wire, stats_from_wire};
+use crate::engine::LoadResult;
+use crate::engine::stats::Stats;
 use crate::error::DriverError;
-use crate::load::LoadResult;
 use crate::report::{Report, WorkerSummary};
 use crate::spec::RunSpec;
-use crate::stats::Stats;
-use crate::wire::{book_from_wire, plan_to_wire, stats_from_wire};
 
 /// Runs `spec` through the coordinator at `url` (normalized) and builds the report.
 pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
@@ -92,7 +92,7 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         unsettled: (!result.unsettled.is_empty()).then(|| result.unsettled.clone()),
         policy: &spec.policy,
     };
-    let mut report = crate::build_report(&result.target, false, &spec.load, &evidence, &load);
+    let mut report = Report::build(&result.target, false, &spec.load, &evidence, &load);
     report.run.coordinator = Some(url.to_string());
     report.workers = Some(workers);
     Ok(report)

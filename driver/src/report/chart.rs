@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::html::escape;
+use crate::report::markup::escape;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 220.0;

@@ -1,0 +1,69 @@
+//! What one request came to as the client saw it, and the vocabulary of gRPC status codes the
+//! rest of the driver speaks about it.
+
+use tonic::Code;
+
+/// What one request came to, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Status OK, outcome PURCHASED.
+    Purchased {
+        order_id: String,
+        quantity: u32,
+        stock_after: i64,
+    },
+    /// Status OK, outcome SOLD_OUT.
+    SoldOut { stock_after: i64 },
+    /// Status OK, outcome LIMIT_REACHED (the customer's per-user limit).
+    LimitReached { stock_after: i64 },
+    /// Status OK but the reply breaks the contract (unknown outcome).
+    BadReply,
+    /// A gRPC status other than OK.
+    Status(Code),
+    /// No answer within the client's deadline.
+    Timeout,
+}
+
+impl Outcome {
+    /// Whether the purchase may or may not have happened: the audit counts these as a range.
+    pub fn is_indeterminate(&self) -> bool {
+        match self {
+            Outcome::Timeout => true,
+            Outcome::Status(code) => is_indeterminate_code(*code),
+            _ => false,
+        }
+    }
+}
+
+/// Statuses after which a purchase may have been applied. `UNAVAILABLE` (the server refused
+/// before doing anything, the gRPC form of HTTP 503), `INVALID_ARGUMENT` and the other
+/// "rejected" codes are counted as not applied.
+pub fn is_indeterminate_code(code: Code) -> bool {
+    matches!(
+        code,
+        Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss
+    )
+}
+
+/// The canonical upper-case name of a gRPC status code, e.g. `UNAVAILABLE`.
+pub fn code_name(code: i32) -> &'static str {
+    match Code::from(code) {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,121 @@
+//! `driver compare`: the modes back to back against one target with the same users and stock
+//! (buggy, unstable, safe with the mutex strategy, safe with the atomic strategy), Reset before
+//! each, and one side-by-side comparison of what they did.
+
+use flashsale_server::Strategy;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::DriverError;
+use crate::report::SCHEMA_VERSION;
+use crate::report::comparison::{ComparedRun, Comparison};
+use crate::spec::policy::Policy;
+use crate::spec::{LoadSpec, Mode, RunSpec};
+
+/// The runs of a comparison, in order: mode and the safe strategy Reset switches to.
+pub const PLAN: [(Mode, Option<Strategy>); 4] = [
+    (Mode::Buggy, None),
+    (Mode::Unstable, None),
+    (Mode::Safe, Some(Strategy::Mutex)),
+    (Mode::Safe, Some(Strategy::Atomic)),
+];
+
+/// What to compare, and where.
+#[derive(Debug, Clone)]
+pub struct CompareSpec {
+    /// `http://host:port`; `None` starts one embedded server for every run.
+    pub target: Option<String>,
+    /// Stock every run starts with (Reset before each).
+    pub stock: i64,
+    /// One run per [`PLAN`] entry, with the same load shape.
+    pub runs: Vec<RunSpec>,
+}
+
+impl CompareSpec {
+    /// The four runs of [`PLAN`] with `load` (its mode is replaced; each run gets its own
+    /// user-id prefix so no two runs share a user).
+    pub fn new(
+        target: Option<String>,
+        stock: i64,
+        load: &LoadSpec,
+        policy: &Policy,
+        settle: std::time::Duration,
+    ) -> Self {
+        let runs = PLAN
+            .iter()
+            .map(|&(mode, strategy)| {
+                let mut load = load.clone();
+                load.mode = mode;
+                let mut run = RunSpec {
+                    load,
+                    target: target.clone(),
+                    coordinator: None,
+                    stock,
+                    reset: true,
+                    strategy,
+                    policy: policy.clone(),
+                    settle,
+                    admin_token: None,
+                };
+                run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
+                run
+            })
+            .collect();
+        Self {
+            target,
+            stock,
+            runs,
+        }
+    }
+
+    /// Every run sends `token` on its admin calls.
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        for run in &mut self.runs {
+            run.admin_token = token.map(str::to_string);
+        }
+        self
+    }
+}
+
+/// Runs every run of `spec` in turn against its target (or one embedded server started for
+/// the whole comparison). A failed audit is a result, not an error.
+/// When `cancel` is cancelled, the current run winds down and the remaining ones are skipped.
+pub async fn compare(
+    spec: &CompareSpec,
+    progress: bool,
+    cancel: CancellationToken,
+) -> Result<Comparison, DriverError> {
+    super::with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
+        compare_against(url, spec, embedded, progress, cancel).await
+    })
+    .await
+}
+
+async fn compare_against(
+    url: &str,
+    spec: &CompareSpec,
+    embedded: bool,
+    progress: bool,
+    cancel: CancellationToken,
+) -> Result<Comparison, DriverError> {
+    let mut runs = Vec::with_capacity(spec.runs.len());
+    for run in &spec.runs {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let report = super::run_against(url, run, embedded, progress, cancel.clone()).await?;
+        runs.push(ComparedRun {
+            label: run.label(),
+            report,
+        });
+    }
+    let first = spec.runs.first().map(|r| &r.load);
+    Ok(Comparison {
+        schema_version: SCHEMA_VERSION,
+        target: url.to_string(),
+        embedded,
+        users: first.map_or(0, |l| l.users),
+        stock: spec.stock,
+        duration_s: first.and_then(|l| l.duration).map(|d| d.as_secs_f64()),
+        runs,
+    })
+}
