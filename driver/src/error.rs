@@ -22,6 +22,8 @@ pub enum DriverError {
     ResetNotApplied { target: String, what: String },
     #[error("embedded server: {0}")]
     Server(#[from] flashsale_server::ServerError),
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
     #[error("{0}")]
     Invalid(String),
     #[error("load thread failed: {0}")]

@@ -155,7 +155,7 @@ impl Control {
         &mut self,
         within: Duration,
     ) -> Result<(pb::StockReply, Option<String>), DriverError> {
-        let deadline = tokio::time::Instant::now() + within;
+        let deadline = tokio::time::Instant::now() + within.min(crate::spec::MAX_SETTLE);
         let first = self.stock().await?;
         let mut last = first;
         let mut stable = 1;

@@ -11,14 +11,17 @@ use crate::checkout::normalize_target;
 use crate::error::DriverError;
 use crate::run::compare::CompareSpec;
 use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
-use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities, RunSpec};
+use crate::spec::{
+    LoadSpec, MAX_CLICKS, MAX_CONNECTIONS, MAX_QUANTITY, MAX_THREADS, MAX_USERS, Mode, Quantities,
+    RunSpec,
+};
 
 /// The load's shape and the report's form: shared by a run and a comparison.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
     /// Concurrent virtual users; they start together.
     #[arg(short, long, default_value_t = 1000,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_USERS)))]
     pub users: u32,
 
     /// Stock to start the round with (applied through Reset).
@@ -31,17 +34,17 @@ pub struct LoadArgs {
     #[arg(long, env = "FLASHSALE_TARGET")]
     pub target: Option<String>,
 
-    /// Sustained run: users buy back to back for this long (e.g. 10s, 1m). Without it, a
-    /// flash-sale burst: each user tries once.
+    /// Sustained run: users buy back to back for this long (e.g. 10s, 1m; at most 1h).
+    /// Without it, a flash-sale burst: each user tries once.
     #[arg(long, value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
 
     /// HTTP/2 connections to spread the users over [default: one per 100 users].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECTIONS)))]
     pub connections: Option<u32>,
 
     /// OS threads driving the connections [default: available cores].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_THREADS)))]
     pub threads: Option<u32>,
 
     /// Units each purchase asks for: one number, or a mix such as 1,2,3 that the attempts
@@ -67,11 +70,11 @@ pub struct LoadArgs {
     pub thresholds: Vec<Threshold>,
 
     /// How long to wait after the last reply for the server's stock and order book to stop
-    /// changing before they are read and reconciled.
+    /// changing before they are read and reconciled (at most 1m).
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub settle: Duration,
 
-    /// Deadline of each purchase; a purchase past it counts as indeterminate.
+    /// Deadline of each purchase; a purchase past it counts as indeterminate (at most 1h).
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
@@ -145,7 +148,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["strategy"])]
     pub no_reset: bool,
 
-    /// Prefix of the virtual users' ids [default: random per run].
+    /// Prefix of the virtual users' ids: at most 100 bytes of printable ASCII without '.'
+    /// [default: random per run].
     #[arg(long)]
     pub user_prefix: Option<String>,
 }
@@ -156,17 +160,8 @@ impl RunArgs {
         let mode = self
             .mode
             .ok_or_else(|| DriverError::Invalid("--mode is required for a run".into()))?;
-        let prefix = match &self.user_prefix {
-            Some(p) if p.len() > 100 => {
-                return Err(DriverError::Invalid(format!(
-                    "--user-prefix is {} bytes; at most 100 leave room for the user number",
-                    p.len()
-                )));
-            }
-            Some(p) => p.clone(),
-            None => random_prefix(),
-        };
-        Ok(RunSpec {
+        let prefix = self.user_prefix.clone().unwrap_or_else(random_prefix);
+        let spec = RunSpec {
             policy: self.load.to_policy(),
             settle: self.load.settle,
             load: self.load.to_load(mode, prefix, Quantities::single(1)),
@@ -180,7 +175,10 @@ impl RunArgs {
             reset: !self.no_reset,
             strategy: self.strategy,
             admin_token: self.load.admin_token.clone(),
-        })
+        };
+        // Before anything happens: no Reset, no connection for a plan that is refused.
+        spec.validate()?;
+        Ok(spec)
     }
 }
 
@@ -197,14 +195,18 @@ impl CompareArgs {
         let load = self
             .load
             .to_load(Mode::Buggy, random_prefix(), compare_quantities());
-        Ok(CompareSpec::new(
+        let spec = CompareSpec::new(
             self.load.target()?,
             self.load.stock,
             &load,
             &self.load.to_policy(),
             self.load.settle,
         )
-        .with_admin_token(self.load.admin_token.as_deref()))
+        .with_admin_token(self.load.admin_token.as_deref());
+        for run in &spec.runs {
+            run.validate()?;
+        }
+        Ok(spec)
     }
 }
 
@@ -221,7 +223,7 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
 
 /// One thread per available core.
 fn available_threads() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32).min(MAX_THREADS)
 }
 
 /// A short prefix that differs between runs, so user ids never repeat across rounds.

@@ -11,7 +11,10 @@ use crate::engine::history::{Answer, Attempt, AttemptKey, History};
 use crate::engine::series::{Bucket, Series};
 use crate::engine::stats::Stats;
 use crate::error::DriverError;
-use crate::spec::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, Mode, Quantities};
+use crate::spec::{
+    LoadSpec, MAX_QUANTITY, MAX_QUANTITY_MIX, MAX_THREADS, Mode, Quantities, SpecError,
+    validate_prefix,
+};
 
 impl From<Mode> for pb::Mode {
     fn from(mode: Mode) -> Self {
@@ -50,29 +53,31 @@ pub fn plan_to_wire(spec: &LoadSpec) -> pb::LoadPlan {
     }
 }
 
-/// A load spec as a worker runs it; zero connections or threads mean "choose".
+/// A load spec as a worker runs it; zero connections or threads mean "choose", zero clicks
+/// means 1, no quantities means `quantity`. Checked with [`LoadSpec::validate`], the same
+/// limits as the command line's, so a plan the CLI would refuse never reaches load threads.
 pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
-    if plan.users == 0 || plan.timeout_ms == 0 {
-        return Err(DriverError::Invalid(
-            "a plan needs users and a timeout above zero".into(),
-        ));
+    let mode = mode_from_wire(plan.mode)?;
+    // Refuse a huge prefix or quantity mix before copying it.
+    validate_prefix(&plan.user_prefix)?;
+    if plan.quantities.len() > MAX_QUANTITY_MIX {
+        return Err(SpecError::Quantity(format!(
+            "give 1 to {MAX_QUANTITY_MIX} quantities, got {}",
+            plan.quantities.len()
+        ))
+        .into());
     }
-    if plan.first_user.saturating_add(u64::from(plan.users)) > u64::from(u32::MAX) {
-        return Err(DriverError::Invalid(format!(
-            "user numbers {}..{} do not fit in 32 bits",
-            plan.first_user,
-            plan.first_user.saturating_add(u64::from(plan.users))
-        )));
-    }
-    Ok(LoadSpec {
-        mode: mode_from_wire(plan.mode)?,
+    let spec = LoadSpec {
+        mode,
         users: plan.users,
         connections: match plan.connections {
             0 => LoadSpec::auto_connections(plan.users),
             n => n,
         },
         threads: match plan.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get() as u32)
+                .min(MAX_THREADS),
             n => n,
         },
         duration: (plan.duration_ms > 0).then(|| Duration::from_millis(plan.duration_ms)),
@@ -81,21 +86,15 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
         } else {
             Quantities::new(plan.quantities.clone(), MAX_QUANTITY)
         }
-        .map_err(|e| DriverError::Invalid(format!("bad quantities in a plan: {e}")))?,
-        clicks: match plan.clicks {
-            0 => 1,
-            n if n <= MAX_CLICKS => n,
-            n => {
-                return Err(DriverError::Invalid(format!(
-                    "a plan asks for {n} clicks per user; at most {MAX_CLICKS}"
-                )));
-            }
-        },
+        .map_err(SpecError::Quantity)?,
+        clicks: plan.clicks.max(1),
         round: plan.round,
         timeout: Duration::from_millis(plan.timeout_ms),
         user_prefix: plan.user_prefix.clone(),
         first_user: plan.first_user,
-    })
+    };
+    spec.validate()?;
+    Ok(spec)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -417,7 +416,25 @@ mod tests {
             plan_from_wire(&bad).unwrap().quantity,
             Quantities::single(3)
         );
-        bad.clicks = MAX_CLICKS + 1;
+        bad.clicks = crate::spec::MAX_CLICKS + 1;
+        assert!(plan_from_wire(&bad).is_err());
+        let mut bad = plan_to_wire(&spec);
+        bad.timeout_ms = u64::MAX;
+        assert!(matches!(
+            plan_from_wire(&bad),
+            Err(DriverError::Spec(SpecError::Timeout(_)))
+        ));
+        let mut bad = plan_to_wire(&spec);
+        bad.user_prefix = "x".repeat(1 << 20);
+        assert!(matches!(
+            plan_from_wire(&bad),
+            Err(DriverError::Spec(SpecError::PrefixTooLong(_)))
+        ));
+        let mut bad = plan_to_wire(&spec);
+        bad.duration_ms = u64::MAX;
+        assert!(plan_from_wire(&bad).is_err());
+        bad.duration_ms = 0;
+        bad.quantities = vec![1; 1 << 20];
         assert!(plan_from_wire(&bad).is_err());
     }
 }

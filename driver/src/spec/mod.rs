@@ -3,12 +3,17 @@
 use std::time::Duration;
 
 pub mod ids;
+mod limits;
 pub mod policy;
 mod quantities;
 
 use flashsale_server::Strategy;
 use serde::Serialize;
 
+pub use limits::{
+    MAX_CONNECTIONS, MAX_DURATION, MAX_IN_FLIGHT, MAX_SETTLE, MAX_THREADS, MAX_TIMEOUT,
+    MAX_USER_PREFIX_BYTES, MAX_USERS, SpecError, validate_prefix, validate_settle,
+};
 pub use quantities::{MAX_QUANTITY, MAX_QUANTITY_MIX, Quantities};
 
 /// Which purchase RPC the virtual users call.

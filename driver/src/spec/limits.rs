@@ -1,0 +1,255 @@
+//! The limits of a run plan, checked in one place for the command line and the wire alike:
+//! [`LoadSpec::validate`] and [`RunSpec::validate`] run before any side effect (no Reset, no
+//! connection, no worker assignment happens for a plan they refuse), and everything downstream
+//! can rely on them (no deadline that overflows an `Instant`, no prefix that bloats every
+//! request id, no user number past 32 bits).
+
+use std::time::Duration;
+
+use super::{LoadSpec, MAX_CLICKS, MAX_QUANTITY, MAX_QUANTITY_MIX, RunSpec};
+
+/// Most virtual users of one run.
+pub const MAX_USERS: u32 = 1_000_000;
+/// Most purchases in flight at once (users × clicks): each is a future with its own request.
+pub const MAX_IN_FLIGHT: u64 = 1_000_000;
+/// Most HTTP/2 connections of one run (or one worker's share).
+pub const MAX_CONNECTIONS: u32 = 100_000;
+/// Most load threads.
+pub const MAX_THREADS: u32 = 1024;
+/// Longest per-purchase deadline.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest sustained run.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Longest wait for the server to settle after the load (the same on the wire).
+pub const MAX_SETTLE: Duration = Duration::from_secs(60);
+/// Longest user prefix, in bytes: user ids and request ids stay short.
+pub const MAX_USER_PREFIX_BYTES: usize = 100;
+
+/// Why a run plan is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("users must be 1 to {MAX_USERS}, got {0}")]
+    Users(u32),
+    #[error("{users} users × {clicks} clicks is {} purchases in flight; at most {MAX_IN_FLIGHT}", u64::from(*users) * u64::from(*clicks))]
+    InFlight { users: u32, clicks: u32 },
+    #[error("connections must be 1 to {MAX_CONNECTIONS}, got {0}")]
+    Connections(u32),
+    #[error("threads must be 1 to {MAX_THREADS}, got {0}")]
+    Threads(u32),
+    #[error("clicks must be 1 to {MAX_CLICKS}, got {0}")]
+    Clicks(u32),
+    #[error("quantities: {0}")]
+    Quantity(String),
+    #[error("the user prefix is {0} bytes; at most {MAX_USER_PREFIX_BYTES} leave room for the user number")]
+    PrefixTooLong(usize),
+    #[error(
+        "the user prefix may only hold printable ASCII other than '.' (it is part of every request id); byte {byte:#04x} at {at} is not"
+    )]
+    PrefixByte { byte: u8, at: usize },
+    #[error("the timeout must be above zero and at most {}, got {}", human(MAX_TIMEOUT), human(*.0))]
+    Timeout(Duration),
+    #[error("the duration must be above zero and at most {}, got {}", human(MAX_DURATION), human(*.0))]
+    Duration(Duration),
+    #[error("the settle time must be above zero and at most {}, got {}", human(MAX_SETTLE), human(*.0))]
+    Settle(Duration),
+    #[error("user numbers {first}..{first}+{users} do not fit in 32 bits")]
+    UserRange { first: u64, users: u32 },
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+impl LoadSpec {
+    /// Checks every limit of the load; the first one broken is the error.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !(1..=MAX_USERS).contains(&self.users) {
+            return Err(SpecError::Users(self.users));
+        }
+        if !(1..=MAX_CLICKS).contains(&self.clicks) {
+            return Err(SpecError::Clicks(self.clicks));
+        }
+        if u64::from(self.users) * u64::from(self.clicks) > MAX_IN_FLIGHT {
+            return Err(SpecError::InFlight {
+                users: self.users,
+                clicks: self.clicks,
+            });
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
+            return Err(SpecError::Connections(self.connections));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(SpecError::Threads(self.threads));
+        }
+        let values = self.quantity.values();
+        if values.is_empty() || values.len() > MAX_QUANTITY_MIX {
+            return Err(SpecError::Quantity(format!(
+                "give 1 to {MAX_QUANTITY_MIX} quantities, got {}",
+                values.len()
+            )));
+        }
+        if let Some(bad) = values.iter().find(|&&q| q == 0 || q > MAX_QUANTITY) {
+            return Err(SpecError::Quantity(format!(
+                "quantity {bad} is outside 1..={MAX_QUANTITY}"
+            )));
+        }
+        validate_prefix(&self.user_prefix)?;
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(SpecError::Timeout(self.timeout));
+        }
+        if let Some(d) = self.duration
+            && (d.is_zero() || d > MAX_DURATION)
+        {
+            return Err(SpecError::Duration(d));
+        }
+        if self.first_user.saturating_add(u64::from(self.users)) > u64::from(u32::MAX) {
+            return Err(SpecError::UserRange {
+                first: self.first_user,
+                users: self.users,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl RunSpec {
+    /// Checks the load and the settle time.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        self.load.validate()?;
+        validate_settle(self.settle)
+    }
+}
+
+/// A user prefix: at most [`MAX_USER_PREFIX_BYTES`] of printable ASCII without '.' (the
+/// separator of request ids).
+pub fn validate_prefix(prefix: &str) -> Result<(), SpecError> {
+    if prefix.len() > MAX_USER_PREFIX_BYTES {
+        return Err(SpecError::PrefixTooLong(prefix.len()));
+    }
+    match prefix
+        .bytes()
+        .enumerate()
+        .find(|&(_, b)| !b.is_ascii_graphic() || b == b'.')
+    {
+        Some((at, byte)) => Err(SpecError::PrefixByte { byte, at }),
+        None => Ok(()),
+    }
+}
+
+/// A settle time: above zero, at most [`MAX_SETTLE`].
+pub fn validate_settle(settle: Duration) -> Result<(), SpecError> {
+    if settle.is_zero() || settle > MAX_SETTLE {
+        return Err(SpecError::Settle(settle));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Mode, Quantities};
+
+    fn spec() -> LoadSpec {
+        LoadSpec {
+            mode: Mode::Safe,
+            users: 100,
+            connections: 1,
+            threads: 1,
+            duration: None,
+            quantity: Quantities::single(1),
+            clicks: 1,
+            round: 0,
+            timeout: Duration::from_secs(10),
+            user_prefix: "p-".into(),
+            first_user: 0,
+        }
+    }
+
+    #[test]
+    fn every_limit_is_its_own_error() {
+        assert_eq!(spec().validate(), Ok(()));
+        let cases: Vec<(Box<dyn Fn(&mut LoadSpec)>, SpecError)> = vec![
+            (Box::new(|s| s.users = 0), SpecError::Users(0)),
+            (
+                Box::new(|s| s.users = MAX_USERS + 1),
+                SpecError::Users(MAX_USERS + 1),
+            ),
+            (Box::new(|s| s.clicks = 0), SpecError::Clicks(0)),
+            (
+                Box::new(|s| s.clicks = MAX_CLICKS + 1),
+                SpecError::Clicks(MAX_CLICKS + 1),
+            ),
+            (
+                Box::new(|s| {
+                    s.users = MAX_USERS;
+                    s.clicks = 2;
+                }),
+                SpecError::InFlight {
+                    users: MAX_USERS,
+                    clicks: 2,
+                },
+            ),
+            (Box::new(|s| s.connections = 0), SpecError::Connections(0)),
+            (
+                Box::new(|s| s.threads = MAX_THREADS + 1),
+                SpecError::Threads(MAX_THREADS + 1),
+            ),
+            (
+                Box::new(|s| s.quantity = Quantities::single(MAX_QUANTITY + 1)),
+                SpecError::Quantity(format!(
+                    "quantity {} is outside 1..={MAX_QUANTITY}",
+                    MAX_QUANTITY + 1
+                )),
+            ),
+            (
+                Box::new(|s| s.user_prefix = "x".repeat(1 << 20)),
+                SpecError::PrefixTooLong(1 << 20),
+            ),
+            (
+                Box::new(|s| s.user_prefix = "a.b".into()),
+                SpecError::PrefixByte { byte: b'.', at: 1 },
+            ),
+            (
+                Box::new(|s| s.user_prefix = "\x1b[31m".into()),
+                SpecError::PrefixByte { byte: 0x1b, at: 0 },
+            ),
+            (
+                Box::new(|s| s.timeout = Duration::from_millis(u64::MAX)),
+                SpecError::Timeout(Duration::from_millis(u64::MAX)),
+            ),
+            (
+                Box::new(|s| s.timeout = Duration::ZERO),
+                SpecError::Timeout(Duration::ZERO),
+            ),
+            (
+                Box::new(|s| s.duration = Some(MAX_DURATION + Duration::from_millis(1))),
+                SpecError::Duration(MAX_DURATION + Duration::from_millis(1)),
+            ),
+            (
+                Box::new(|s| s.first_user = u64::from(u32::MAX) - 99),
+                SpecError::UserRange {
+                    first: u64::from(u32::MAX) - 99,
+                    users: 100,
+                },
+            ),
+        ];
+        for (change, expected) in cases {
+            let mut s = spec();
+            change(&mut s);
+            assert_eq!(s.validate(), Err(expected.clone()), "{expected}");
+        }
+        let mut edge = spec();
+        edge.timeout = MAX_TIMEOUT;
+        edge.duration = Some(MAX_DURATION);
+        edge.first_user = u64::from(u32::MAX) - 100;
+        edge.user_prefix = "~".repeat(MAX_USER_PREFIX_BYTES);
+        assert_eq!(edge.validate(), Ok(()));
+    }
+
+    #[test]
+    fn settle() {
+        assert!(validate_settle(MAX_SETTLE).is_ok());
+        assert!(validate_settle(MAX_SETTLE + Duration::from_millis(1)).is_err());
+        assert!(validate_settle(Duration::ZERO).is_err());
+    }
+}
