@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod coordinator;
+pub mod verify;
 pub mod wire;
 pub mod worker;
