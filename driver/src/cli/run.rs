@@ -223,7 +223,9 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
 
 /// One thread per available core.
 fn available_threads() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32).min(MAX_THREADS)
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get() as u32)
+        .min(MAX_THREADS)
 }
 
 /// A short prefix that differs between runs, so user ids never repeat across rounds.

@@ -139,7 +139,11 @@ pub enum Fault {
     /// An attempt by a user outside the share.
     UserOutside { user: u32 },
     /// A sequence number the user's clicks cannot produce, or one seen twice.
-    Seq { user: u32, seq: u32, why: &'static str },
+    Seq {
+        user: u32,
+        seq: u32,
+        why: &'static str,
+    },
     /// An attempt asked for other units than the plan's quantity mix gives it.
     Quantity {
         user: u32,
@@ -203,14 +207,12 @@ impl fmt::Display for Fault {
                 f,
                 "history columns differ in length ({users} users, {other:?} in the others)"
             ),
-            Fault::HistoryLength { history, attempts } => write!(
-                f,
-                "a history of {history} attempts for {attempts} attempts"
-            ),
-            Fault::TooManyAttempts { attempts, bound } => write!(
-                f,
-                "{attempts} attempts; its users can make at most {bound}"
-            ),
+            Fault::HistoryLength { history, attempts } => {
+                write!(f, "a history of {history} attempts for {attempts} attempts")
+            }
+            Fault::TooManyAttempts { attempts, bound } => {
+                write!(f, "{attempts} attempts; its users can make at most {bound}")
+            }
             Fault::UserOutside { user } => write!(f, "an attempt by user {user}, not in its share"),
             Fault::Seq { user, seq, why } => {
                 write!(f, "attempt {seq} of user {user}: {why}")
@@ -394,9 +396,8 @@ fn history(
     let first = share.first_user;
     let end = first.saturating_add(u64::from(share.users));
     let clicks = share.clicks.max(1);
-    let seq_end = u64::from(clicks).saturating_mul(
-        bounds.per_buyer(window.saturating_add(WINDOW_SLACK)),
-    );
+    let seq_end =
+        u64::from(clicks).saturating_mul(bounds.per_buyer(window.saturating_add(WINDOW_SLACK)));
     let mut seen: HashSet<(u32, u32)> = HashSet::with_capacity(n.min(1 << 20));
     let mut tally = Tally::default();
     // One fault of each kind is enough to name the worker faulty.
@@ -447,7 +448,14 @@ fn history(
         // The counters cannot be compared with a history of another length or unknown answers.
         return;
     }
-    let [purchased, sold_out, limit_reached, rejected, indeterminate, bad] = tally.by_answer;
+    let [
+        purchased,
+        sold_out,
+        limit_reached,
+        rejected,
+        indeterminate,
+        bad,
+    ] = tally.by_answer;
     let units = tally.units;
     let mut expect = |name, reported: u64, history: u64| {
         if reported != history {
@@ -520,7 +528,8 @@ fn series(share: &LoadSpec, window: Duration, stats: &pb::LoadStats, faults: &mu
     let span_ms = (buckets.len() as u64)
         .saturating_sub(1)
         .saturating_mul(width);
-    let window_ms = u64::try_from(window.saturating_add(WINDOW_SLACK).as_millis()).unwrap_or(u64::MAX);
+    let window_ms =
+        u64::try_from(window.saturating_add(WINDOW_SLACK).as_millis()).unwrap_or(u64::MAX);
     if span_ms > window_ms {
         why(format!(
             "buckets reach {span_ms} ms after the start, the result came after {window_ms} ms"
@@ -541,7 +550,9 @@ fn series(share: &LoadSpec, window: Duration, stats: &pb::LoadStats, faults: &mu
             return;
         }
         if b.latency_bins.len() != b.latency_counts.len() {
-            why(format!("bucket {i}: latency bins and counts differ in length"));
+            why(format!(
+                "bucket {i}: latency bins and counts differ in length"
+            ));
             return;
         }
         if b.latency_bins.windows(2).any(|w| w[0] >= w[1])
@@ -584,7 +595,11 @@ fn histogram(share: &LoadSpec, stats: &pb::LoadStats, faults: &mut Vec<Fault>) {
         return;
     }
     if bytes.len() as u64 > max_histogram_bytes() {
-        why(format!("{} bytes; at most {}", bytes.len(), max_histogram_bytes()));
+        why(format!(
+            "{} bytes; at most {}",
+            bytes.len(),
+            max_histogram_bytes()
+        ));
         return;
     }
     // The V2 header names the histogram's bounds, which size what deserializing allocates:
@@ -688,13 +703,19 @@ mod tests {
                         },
                         Duration::from_millis(3),
                     ),
-                    2 => (Outcome::SoldOut { stock_after: 0 }, Duration::from_millis(1)),
+                    2 => (
+                        Outcome::SoldOut { stock_after: 0 },
+                        Duration::from_millis(1),
+                    ),
                     3 => (
                         Outcome::LimitReached { stock_after: 0 },
                         Duration::from_millis(1),
                     ),
                     4 => (Outcome::BadReply, Duration::from_millis(2)),
-                    5 => (Outcome::Status(Code::Unavailable), Duration::from_micros(400)),
+                    5 => (
+                        Outcome::Status(Code::Unavailable),
+                        Duration::from_micros(400),
+                    ),
                     6 => (Outcome::Status(Code::Internal), Duration::from_millis(7)),
                     _ => (Outcome::Timeout, TIMEOUT),
                 };
@@ -800,7 +821,9 @@ mod tests {
                 .series
                 .extend((0..10_000).map(|_| pb::SeriesBucket::default()));
         });
-        only("series", &plan, WINDOW, |r| stats(r).series[0].attempts += 1);
+        only("series", &plan, WINDOW, |r| {
+            stats(r).series[0].attempts += 1
+        });
         only("series", &plan, WINDOW, |r| stats(r).series_bucket_ms = 15);
         only("series", &plan, WINDOW, |r| {
             stats(r).series[0].latency_bins[0] = 60_000;

@@ -40,7 +40,9 @@ pub enum SpecError {
     Clicks(u32),
     #[error("quantities: {0}")]
     Quantity(String),
-    #[error("the user prefix is {0} bytes; at most {MAX_USER_PREFIX_BYTES} leave room for the user number")]
+    #[error(
+        "the user prefix is {0} bytes; at most {MAX_USER_PREFIX_BYTES} leave room for the user number"
+    )]
     PrefixTooLong(usize),
     #[error(
         "the user prefix may only hold printable ASCII other than '.' (it is part of every request id); byte {byte:#04x} at {at} is not"

@@ -14,9 +14,6 @@ use crate::checkout::book::BookState;
 use crate::checkout::{Control, normalize_target};
 use crate::cluster::wire::{book_to_wire, plan_from_wire};
 
-/// Longest settle a client may ask for.
-const MAX_SETTLE_MS: u64 = 60_000;
-
 /// Time between handing out assignments and the shared start: enough for every worker to
 /// receive its assignment and open its connections.
 const START_DELAY: Duration = Duration::from_millis(1500);
@@ -112,6 +109,12 @@ pub async fn run(
         ..plan.clone()
     })
     .map_err(|e| CoordinatorError::InvalidRun(e.to_string()))?;
+    let settle = match request.settle_ms {
+        0 => crate::spec::DEFAULT_SETTLE,
+        ms => Duration::from_millis(ms),
+    };
+    crate::spec::validate_settle(settle)
+        .map_err(|e| CoordinatorError::InvalidRun(e.to_string()))?;
     let target = match (request.target.as_str(), &config.default_target) {
         ("", Some(default)) => default.clone(),
         ("", None) => return Err(CoordinatorError::NoTarget),
@@ -211,10 +214,6 @@ pub async fn run(
     if failures.len() == shares.len() {
         return Err(CoordinatorError::AllWorkersFailed(failures.join("; ")));
     }
-    let settle = match request.settle_ms {
-        0 => crate::spec::DEFAULT_SETTLE,
-        ms => Duration::from_millis(ms.min(MAX_SETTLE_MS)),
-    };
     let (after, unsettled) = control.settle(settle).await?;
     let (book, book_unavailable) = match control.book(&after, &spec.user_prefix).await? {
         BookState::Complete(book) => (Some(book_to_wire(&book)), String::new()),
