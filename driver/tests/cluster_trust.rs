@@ -2,8 +2,18 @@
 //! command line and on the wire alike; a worker whose report is impossible is named faulty and
 //! cannot change the verdict; an oversized report does not grow the coordinator past its bound.
 
-use std::process::{Command, Output};
+mod support {
+    pub mod fake_worker;
+}
+
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+
+use clap::Parser;
+use flashsale_driver::cli::Cli;
+use flashsale_driver::engine::outcome::Outcome;
+use flashsale_driver::{EXIT_AUDIT_FAILED, Report};
+use support::fake_worker::{FakeWorker, consistent, repeated};
 
 use flashsale::pb::{self, coordinator_client::CoordinatorClient};
 use flashsale_driver::checkout::Control;
@@ -99,11 +109,16 @@ async fn the_cli_refuses_impossible_plans_before_any_reset() {
 
 /// A coordinator in this process that expects one worker; stops when the sender is dropped.
 async fn coordinator(target: String) -> (String, oneshot::Sender<()>) {
+    coordinator_for(target, 1).await
+}
+
+/// A coordinator in this process that expects `workers`; stops when the sender is dropped.
+async fn coordinator_for(target: String, workers: usize) -> (String, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let config = CoordinatorConfig {
-        expect_workers: 1,
+        expect_workers: workers,
         default_target: Some(target),
         join_timeout: Duration::from_secs(5),
         admin_token: None,
@@ -190,5 +205,149 @@ async fn the_coordinator_refuses_impossible_plans_with_invalid_argument() {
         before,
         "a refused plan reset the server"
     );
+    server.shutdown().await.unwrap();
+}
+
+/// A real worker process of the `driver` binary; killed when dropped.
+struct RealWorker(Child);
+
+impl RealWorker {
+    fn start(coordinator: &str, name: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_driver"))
+            .args(["worker", "--coordinator", coordinator, "--name", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("worker starts");
+        Self(child)
+    }
+}
+
+impl Drop for RealWorker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A buggy run of 2000 users on a stock of 100 through `coordinator`, whose report `lie`
+/// (given the fake's share) the fake worker sends instead of buying.
+async fn run_with_a_liar(
+    coordinator: &str,
+    fake: &mut FakeWorker,
+    lie: impl FnOnce(&flashsale_driver::spec::LoadSpec) -> pb::LoadStats,
+) -> Report {
+    let argv = [
+        "driver",
+        "--coordinator",
+        coordinator,
+        "--mode",
+        "buggy",
+        "--users",
+        "2000",
+        "--stock",
+        "100",
+        "--settle",
+        "1s",
+    ];
+    let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
+    let run = tokio::spawn(async move { flashsale_driver::run(&spec).await });
+    let (assignment, share) = fake.assignment().await;
+    fake.report(assignment.run_id, lie(&share), 0.2).await;
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run ends")
+        .unwrap()
+        .unwrap()
+}
+
+fn worker<'a>(report: &'a Report, name: &str) -> &'a flashsale_driver::report::WorkerSummary {
+    report
+        .workers
+        .iter()
+        .flatten()
+        .find(|w| w.name == name)
+        .unwrap_or_else(|| panic!("no worker {name}: {}", report.to_table()))
+}
+
+/// A real FAIL stays a FAIL, whatever the fake reports; when its report is impossible, it is
+/// named faulty with `reason` and its users count as unreported.
+fn assert_named_faulty(report: &Report, reason: &str) {
+    let table = report.to_table();
+    assert_eq!(report.verdict, "fail", "{table}");
+    assert_eq!(report.exit_code(), EXIT_AUDIT_FAILED, "{table}");
+    let honest = worker(report, "real");
+    assert!(
+        !honest.faulty && !honest.lost && honest.error.is_none(),
+        "{table}"
+    );
+    let fake = worker(report, "fake");
+    assert!(fake.faulty && !fake.lost, "{table}");
+    let error = fake.error.as_deref().unwrap_or_default();
+    assert!(error.contains(reason), "{reason} not in {error}");
+    assert_eq!((fake.attempts, fake.purchased), (0, 0), "{table}");
+    assert_eq!(fake.unreported_attempts, u64::from(fake.users), "{table}");
+    assert!(
+        report.outcomes.indeterminate >= u64::from(fake.users),
+        "{table}"
+    );
+    assert!(table.contains("FAULTY"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let (url, _stop) = coordinator_for(server.url(), 2).await;
+    let _real = RealWorker::start(&url, "real");
+    let mut fake = FakeWorker::join(&url, "fake").await;
+    let second = Duration::from_secs(1);
+
+    // 100 "indeterminate" attempts (timeouts) instead of its share's, reported long before
+    // any deadline could expire.
+    let report = run_with_a_liar(&url, &mut fake, |share| {
+        consistent(share, 100, Outcome::Timeout, share.timeout)
+    })
+    .await;
+    assert_named_faulty(&report, "timeouts reported");
+
+    // purchased = 2^64 - N: the merged counters would wrap and hide the oversell.
+    let report = run_with_a_liar(&url, &mut fake, |share| {
+        let mut stats = consistent(share, 100, Outcome::SoldOut { stock_after: 0 }, second);
+        stats.purchased = u64::MAX - 99;
+        stats
+    })
+    .await;
+    assert_named_faulty(&report, "overflow");
+
+    // A history longer than its share can produce: three attempts per user in a burst.
+    let report = run_with_a_liar(&url, &mut fake, |share| {
+        repeated(
+            share,
+            share.users,
+            3,
+            Outcome::SoldOut { stock_after: 0 },
+            second,
+        )
+    })
+    .await;
+    assert_named_faulty(&report, "its users can make at most");
+
+    // Counters that do not add up.
+    let report = run_with_a_liar(&url, &mut fake, |share| {
+        let mut stats = consistent(share, 100, Outcome::SoldOut { stock_after: 0 }, second);
+        stats.sold_out += 7;
+        stats
+    })
+    .await;
+    assert_named_faulty(&report, "outcome counters sum to");
+
+    // A lie consistent in every respect (100 INTERNAL answers, physically possible) is merged
+    // like any report, and still cannot turn the real oversell into a pass.
+    let report = run_with_a_liar(&url, &mut fake, |share| {
+        consistent(share, 100, Outcome::Status(tonic::Code::Internal), second)
+    })
+    .await;
+    assert_eq!(report.verdict, "fail", "{}", report.to_table());
+    assert_eq!(report.exit_code(), EXIT_AUDIT_FAILED);
     server.shutdown().await.unwrap();
 }

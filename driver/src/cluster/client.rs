@@ -8,12 +8,14 @@ use crate::audit::Evidence;
 use crate::checkout::book::BookState;
 use crate::checkout::connect;
 use crate::cluster::coordinator::MAX_MESSAGE_BYTES;
+use crate::cluster::verify::{ShareBounds, verify};
 use crate::cluster::wire::{book_from_wire, plan_to_wire, stats_from_wire};
 use crate::engine::LoadResult;
 use crate::engine::stats::Stats;
 use crate::error::DriverError;
 use crate::report::{Report, WorkerSummary};
-use crate::spec::RunSpec;
+use crate::spec::{LoadSpec, RunSpec};
+use std::time::Duration;
 
 /// Runs `spec` through the coordinator at `url` (normalized) and builds the report.
 pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
@@ -33,6 +35,7 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         plan: Some(plan),
         settle_ms: u64::try_from(spec.settle.as_millis()).unwrap_or(u64::MAX),
     };
+    let submitted = std::time::Instant::now();
     let result = client
         .submit_run(request)
         .await
@@ -51,9 +54,12 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         }
     };
 
+    // Every assignment went out after the submission: an upper bound of each worker's window.
+    let window = submitted.elapsed();
     let mut merged = Stats::default();
     let mut workers = Vec::with_capacity(result.workers.len());
     for worker in &result.workers {
+        let worker = &checked(worker, spec, window);
         let stats = match &worker.stats {
             Some(wire) => stats_from_wire(wire)?,
             None => Stats::default(),
@@ -61,7 +67,7 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         let unreported = worker.unreported_attempts;
         workers.push(WorkerSummary::new(worker, &stats, unreported));
         merged.merge(stats);
-        if worker.lost || unreported > 0 {
+        if worker.lost || worker.faulty || unreported > 0 {
             let first = u32::try_from(worker.first_user).unwrap_or(u32::MAX);
             let end = first.saturating_add(worker.users);
             merged.history.unreported.push(first..end);
@@ -96,4 +102,37 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
     report.run.coordinator = Some(url.to_string());
     report.workers = Some(workers);
     Ok(report)
+}
+
+/// `worker`'s report as the coordinator sent it if it is possible for its share, else the same
+/// worker named faulty (its statistics dropped, every attempt its users could have made
+/// unreported): the client does not take the coordinator's word for it either.
+fn checked(worker: &pb::WorkerReport, spec: &RunSpec, window: Duration) -> pb::WorkerReport {
+    let share = LoadSpec {
+        users: worker.users,
+        first_user: worker.first_user,
+        ..spec.load.clone()
+    };
+    let result = pb::WorkerResult {
+        stats: worker.stats.clone(),
+        elapsed_s: worker.elapsed_s,
+        error: worker.error.clone(),
+        ..Default::default()
+    };
+    if worker.faulty || worker.lost || worker.stats.is_none() {
+        return worker.clone();
+    }
+    let faults = verify(&share, window, &result);
+    if faults.is_empty() {
+        return worker.clone();
+    }
+    let reasons: Vec<String> = faults.iter().map(ToString::to_string).collect();
+    tracing::warn!(worker = %worker.name, reasons = %reasons.join("; "), "faulty report dropped");
+    pb::WorkerReport {
+        faulty: true,
+        error: format!("faulty report: {}", reasons.join("; ")),
+        stats: None,
+        unreported_attempts: ShareBounds::new(&share).max_attempts(window),
+        ..worker.clone()
+    }
 }

@@ -518,7 +518,7 @@ fn series(share: &LoadSpec, window: Duration, stats: &pb::LoadStats, faults: &mu
     let base = bucket_ms_for(share.duration);
     let width = stats.series_bucket_ms;
     if !buckets.is_empty()
-        && (width < base || width % base != 0 || !(width / base).is_power_of_two())
+        && (width < base || !width.is_multiple_of(base) || !(width / base).is_power_of_two())
     {
         why(format!(
             "a bucket width of {width} ms is not {base} ms doubled"

@@ -54,7 +54,10 @@ pub struct WorkerSummary {
     pub elapsed_s: f64,
     /// The worker disappeared before reporting.
     pub lost: bool,
-    /// Why it was lost or failed (`null` when it reported normally).
+    /// Its report was impossible for its share (the reasons are in `error`): its statistics
+    /// were dropped and its users count as unreported.
+    pub faulty: bool,
+    /// Why it was lost, failed or is faulty (`null` when it reported normally).
     pub error: Option<String>,
     /// Attempts counted as indeterminate because the worker never reported them.
     pub unreported_attempts: u64,
@@ -75,6 +78,7 @@ impl WorkerSummary {
             },
             elapsed_s: worker.elapsed_s,
             lost: worker.lost,
+            faulty: worker.faulty,
             error: (!worker.error.is_empty()).then(|| worker.error.clone()),
             unreported_attempts: unreported,
         }
@@ -192,12 +196,12 @@ impl Latency {
 }
 
 impl Report {
-    /// Workers that were lost or failed during a distributed run.
+    /// Workers that were lost, failed or faulty during a distributed run.
     pub fn incomplete_workers(&self) -> Vec<&WorkerSummary> {
         self.workers
             .iter()
             .flatten()
-            .filter(|w| w.lost || w.error.is_some())
+            .filter(|w| w.lost || w.faulty || w.error.is_some())
             .collect()
     }
 
@@ -358,6 +362,9 @@ impl Report {
             );
             for w in workers {
                 let state = match (&w.error, w.lost) {
+                    (Some(e), _) if w.faulty => {
+                        format!("FAULTY: {e}; {} attempts unreported", w.unreported_attempts)
+                    }
                     (Some(e), true) => {
                         format!("LOST: {e}; {} attempts unreported", w.unreported_attempts)
                     }
@@ -388,7 +395,7 @@ impl Report {
             let names: Vec<_> = incomplete.iter().map(|w| w.name.as_str()).collect();
             let _ = writeln!(
                 s,
-                "note: incomplete run, worker(s) lost or failed: {}; their unreported attempts are counted as indeterminate",
+                "note: incomplete run, worker(s) lost, failed or faulty: {}; their unreported attempts are counted as indeterminate",
                 names.join(", ")
             );
         }

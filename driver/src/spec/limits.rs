@@ -167,10 +167,12 @@ mod tests {
         }
     }
 
+    type Change = Box<dyn Fn(&mut LoadSpec)>;
+
     #[test]
     fn every_limit_is_its_own_error() {
         assert_eq!(spec().validate(), Ok(()));
-        let cases: Vec<(Box<dyn Fn(&mut LoadSpec)>, SpecError)> = vec![
+        let cases: Vec<(Change, SpecError)> = vec![
             (Box::new(|s| s.users = 0), SpecError::Users(0)),
             (
                 Box::new(|s| s.users = MAX_USERS + 1),

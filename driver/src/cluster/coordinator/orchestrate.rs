@@ -12,7 +12,9 @@ use super::registry::{Member, Registry, RunEvent};
 use super::{CoordinatorConfig, CoordinatorError, HEARTBEAT_TIMEOUT};
 use crate::checkout::book::BookState;
 use crate::checkout::{Control, normalize_target};
+use crate::cluster::verify::verify;
 use crate::cluster::wire::{book_to_wire, plan_from_wire};
+use crate::spec::LoadSpec;
 
 /// Time between handing out assignments and the shared start: enough for every worker to
 /// receive its assignment and open its connections.
@@ -33,6 +35,8 @@ struct Share {
     result: Option<pb::WorkerResult>,
     /// Why it was lost, and when that was noticed.
     lost: Option<(String, Instant)>,
+    /// Its report was impossible for its share: dropped, and `lost` says why.
+    faulty: bool,
 }
 
 impl Share {
@@ -55,6 +59,27 @@ impl Share {
         self.lost = Some((reason, Instant::now()));
     }
 
+    /// Takes the worker's result if it is possible for its share of `spec`, received `window`
+    /// after the assignments went out; else names the worker faulty and treats its share like
+    /// a lost worker's (its statistics are never merged).
+    fn report(&mut self, result: pb::WorkerResult, spec: &LoadSpec, window: Duration) {
+        let share = LoadSpec {
+            users: self.users,
+            first_user: self.first_user,
+            ..spec.clone()
+        };
+        let faults = verify(&share, window, &result);
+        if faults.is_empty() {
+            self.result = Some(result);
+            return;
+        }
+        let reasons: Vec<String> = faults.iter().map(ToString::to_string).collect();
+        let reasons = reasons.join("; ");
+        tracing::warn!(worker = %self.member.name, %reasons, "faulty report dropped");
+        self.faulty = true;
+        self.lose(format!("faulty report: {reasons}"));
+    }
+
     /// Attempts per second per user this worker achieved, if it reported.
     fn rate_per_user(&self) -> Option<f64> {
         let result = self
@@ -69,10 +94,10 @@ impl Share {
     /// per user; in a sustained run, the attempts its heartbeats counted, plus twice the faster
     /// of its own peak rate and its peers' rate over the time it went unheard, plus one in
     /// flight per user.
-    fn unreported(&self, burst: bool, started: Instant, peer_rate_per_user: f64) -> u64 {
+    fn unreported(&self, burst: Option<u32>, started: Instant, peer_rate_per_user: f64) -> u64 {
         match &self.lost {
             None => 0,
-            Some(_) if burst => u64::from(self.users),
+            Some(_) if let Some(clicks) = burst => u64::from(self.users) * u64::from(clicks),
             Some((_, at)) => {
                 let unheard_since = self.last_heard.max(started);
                 let gap = at.saturating_duration_since(unheard_since).as_secs_f64();
@@ -192,6 +217,7 @@ pub async fn run(
                 peak_rate: 0.0,
                 result: None,
                 lost,
+                faulty: false,
             },
         );
         first_user += u64::from(users);
@@ -199,7 +225,13 @@ pub async fn run(
     tracing::info!(run_id, %target, users = request.users, workers = shares.len(), "run assigned");
 
     let longest = START_DELAY + spec.duration.unwrap_or_default() + spec.timeout + GRACE;
-    collect(&mut shares, &mut events, Instant::now() + longest).await;
+    collect(
+        &mut shares,
+        &mut events,
+        (&spec, assigned),
+        Instant::now() + longest,
+    )
+    .await;
     drop(routing);
     let elapsed_s = SystemTime::now()
         .duration_since(start_at)
@@ -219,7 +251,7 @@ pub async fn run(
         BookState::Complete(book) => (Some(book_to_wire(&book)), String::new()),
         BookState::Unavailable(why) => (None, why),
     };
-    let burst = spec.duration.is_none();
+    let burst = spec.duration.is_none().then_some(spec.clicks);
     let started = assigned + START_DELAY;
     let peer_rate = shares
         .values()
@@ -233,7 +265,8 @@ pub async fn run(
             pb::WorkerReport {
                 name: share.member.name,
                 users: share.users,
-                lost: share.lost.is_some(),
+                lost: share.lost.is_some() && !share.faulty,
+                faulty: share.faulty,
                 error: share.lost.map_or(result.error, |(reason, _)| reason),
                 stats: result.stats,
                 elapsed_s: result.elapsed_s,
@@ -257,10 +290,12 @@ pub async fn run(
     })
 }
 
-/// Takes run events until every worker reported or was lost, or `deadline` passes.
+/// Takes run events until every worker reported or was lost, or `deadline` passes; checks
+/// each result against its share of `spec`, the assignments having gone out at `assigned`.
 async fn collect(
     shares: &mut BTreeMap<u64, Share>,
     events: &mut mpsc::UnboundedReceiver<RunEvent>,
+    (spec, assigned): (&LoadSpec, Instant),
     deadline: Instant,
 ) {
     let mut tick = tokio::time::interval(HEARTBEAT_TIMEOUT / 4);
@@ -274,7 +309,7 @@ async fn collect(
                 }
                 Some(RunEvent::Result { worker, result }) => {
                     if let Some(share) = shares.get_mut(&worker).filter(|s| s.pending()) {
-                        share.result = Some(*result);
+                        share.report(*result, spec, assigned.elapsed());
                     }
                 }
                 Some(RunEvent::Gone { worker, reason }) => {
