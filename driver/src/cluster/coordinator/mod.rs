@@ -34,7 +34,7 @@ use crate::cluster::auth::ClusterToken;
 use crate::cluster::wire::worker_name;
 use crate::engine::live::Totals;
 use crate::error::DriverError;
-pub use orchestrate::Updates;
+pub use orchestrate::{RESULT_SLACK, START_DELAY, Updates};
 pub use registry::Registry;
 
 /// Time between worker heartbeats.
