@@ -2,6 +2,7 @@
 //! command line and on the wire alike; a worker whose report is impossible is named faulty and
 //! cannot change the verdict; an oversized report does not grow the coordinator past its bound.
 
+mod faults;
 mod support {
     pub mod fake_worker;
 }
@@ -17,10 +18,14 @@ use support::fake_worker::{FakeWorker, consistent, repeated};
 
 use flashsale::pb::{self, coordinator_client::CoordinatorClient};
 use flashsale_driver::checkout::Control;
+use flashsale_driver::cluster::auth::ClusterToken;
 use flashsale_driver::cluster::coordinator::{self, CoordinatorConfig};
 use flashsale_server::{RunningServer, ServerConfig, spawn};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// The cluster token of these tests (the fake worker holds it too: an insider).
+const TOKEN: &str = "trust-test-token";
 
 fn driver(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_driver"))
@@ -122,6 +127,7 @@ async fn coordinator_for(target: String, workers: usize) -> (String, oneshot::Se
         default_target: Some(target),
         join_timeout: Duration::from_secs(5),
         admin_token: None,
+        token: ClusterToken::new(TOKEN).unwrap(),
     };
     tokio::spawn(coordinator::run(listener, config, async {
         let _ = stopped.await;
@@ -192,6 +198,8 @@ async fn the_coordinator_refuses_impossible_plans_with_invalid_argument() {
         request.users = 10;
         request.reset = true;
         request.stock = 5;
+        let mut request = tonic::Request::new(request);
+        ClusterToken::new(TOKEN).unwrap().attach(&mut request);
         let status = client.submit_run(request).await.unwrap_err();
         assert_eq!(
             status.code(),
@@ -215,6 +223,7 @@ impl RealWorker {
     fn start(coordinator: &str, name: &str) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_driver"))
             .args(["worker", "--coordinator", coordinator, "--name", name])
+            .args(["--token", TOKEN])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -230,8 +239,8 @@ impl Drop for RealWorker {
     }
 }
 
-/// A buggy run of 2000 users on a stock of 100 through `coordinator`, whose report `lie`
-/// (given the fake's share) the fake worker sends instead of buying.
+/// A run of 2000 users buying 3 units each from a stock of 100 through `coordinator`, whose
+/// report `lie` (given the fake's share) the fake worker sends instead of buying.
 async fn run_with_a_liar(
     coordinator: &str,
     fake: &mut FakeWorker,
@@ -242,13 +251,17 @@ async fn run_with_a_liar(
         "--coordinator",
         coordinator,
         "--mode",
-        "buggy",
+        "safe",
+        "--quantity",
+        "3",
         "--users",
         "2000",
         "--stock",
         "100",
         "--settle",
         "1s",
+        "--token",
+        TOKEN,
     ];
     let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
     let run = tokio::spawn(async move { flashsale_driver::run(&spec).await });
@@ -296,10 +309,12 @@ fn assert_named_faulty(report: &Report, reason: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
-    let server = spawn(ServerConfig::default()).await.unwrap();
-    let (url, _stop) = coordinator_for(server.url(), 2).await;
+    // A checkout that tests `stock > 0` instead of `stock >= quantity`: the real worker's
+    // 1000 users oversell it whatever the scheduling (a real FAIL every time).
+    let double = faults::start(faults::Config::new(faults::Fault::GreaterThanZeroCheck));
+    let (url, _stop) = coordinator_for(double.url().to_string(), 2).await;
     let _real = RealWorker::start(&url, "real");
-    let mut fake = FakeWorker::join(&url, "fake").await;
+    let mut fake = FakeWorker::join(&url, "fake", TOKEN).await;
     let second = Duration::from_secs(1);
 
     // 100 "indeterminate" attempts (timeouts) instead of its share's, reported long before
@@ -349,5 +364,4 @@ async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
     .await;
     assert_eq!(report.verdict, "fail", "{}", report.to_table());
     assert_eq!(report.exit_code(), EXIT_AUDIT_FAILED);
-    server.shutdown().await.unwrap();
 }

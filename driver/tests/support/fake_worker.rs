@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use flashsale::pb::{self, coordinator_client::CoordinatorClient};
+use flashsale_driver::cluster::auth::ClusterToken;
 use flashsale_driver::cluster::wire::{plan_from_wire, stats_to_wire};
 use flashsale_driver::engine::history::AttemptKey;
 use flashsale_driver::engine::outcome::Outcome;
@@ -38,8 +39,9 @@ fn msg(msg: pb::worker_message::Msg) -> pb::WorkerMessage {
 }
 
 impl FakeWorker {
-    /// Joins the coordinator at `url` as `name` and heartbeats every 500 ms.
-    pub async fn join(url: &str, name: &str) -> Self {
+    /// Joins the coordinator at `url` as `name` with the cluster `token` (an insider) and
+    /// heartbeats every 500 ms.
+    pub async fn join(url: &str, name: &str, token: &str) -> Self {
         let channel = flashsale_driver::checkout::connect(url).await.unwrap();
         let mut client = CoordinatorClient::new(channel)
             .max_encoding_message_size(usize::MAX)
@@ -51,20 +53,15 @@ impl FakeWorker {
             })))
             .await
             .unwrap();
-        let inbound = client
-            .join(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        ClusterToken::new(token).unwrap().attach(&mut request);
+        let inbound = client.join(request).await.unwrap().into_inner();
         let beats = outbox.clone();
         let heartbeat = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tick.tick().await;
-                let beat = msg(pb::worker_message::Msg::Heartbeat(pb::Heartbeat {
-                    run_id: 0,
-                    attempts: 0,
-                }));
+                let beat = msg(pb::worker_message::Msg::Heartbeat(pb::Heartbeat::default()));
                 if beats.send(beat).await.is_err() {
                     return;
                 }
