@@ -169,7 +169,7 @@ async fn the_coordinator_refuses_impossible_plans_with_invalid_argument() {
             "user prefix",
             pb::RunRequest {
                 plan: Some(pb::LoadPlan {
-                    user_prefix: "x".repeat(1 << 20),
+                    user_prefix: "x".repeat(100_000),
                     ..plan()
                 }),
                 ..Default::default()
@@ -208,6 +208,18 @@ async fn the_coordinator_refuses_impossible_plans_with_invalid_argument() {
         );
         assert!(status.message().contains(what), "{what}: {status:?}");
     }
+    // A 1 MiB prefix does not even decode: past the coordinator's message cap.
+    let mut request = tonic::Request::new(pb::RunRequest {
+        users: 10,
+        plan: Some(pb::LoadPlan {
+            user_prefix: "x".repeat(1 << 20),
+            ..plan()
+        }),
+        ..Default::default()
+    });
+    ClusterToken::new(TOKEN).unwrap().attach(&mut request);
+    let status = client.submit_run(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
     assert_eq!(
         round(&server).await,
         before,

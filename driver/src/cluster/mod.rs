@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod coordinator;
+pub mod parts;
 pub mod verify;
 pub mod wire;
 pub mod worker;

@@ -38,11 +38,22 @@ pub const MAX_SHARE_ATTEMPTS: u64 = 50_000_000;
 pub const ATTEMPT_WIRE_BYTES: u64 = 24;
 /// Bytes of a report besides its history, its series and its histogram.
 const FIXED_REPORT_BYTES: u64 = 4096;
-/// Bytes one series bucket costs at most besides its latency bins: five counters and a status
-/// map of at most 16 codes, decoded.
-const BUCKET_BYTES: u64 = 136 + 16 * 32;
-/// Bytes one latency bin of a series bucket costs at most (index and count, decoded).
+/// Bytes one series bucket costs decoded besides its statuses and latency bins.
+const BUCKET_BYTES: u64 = 136;
+/// Bytes one status entry of a series bucket costs decoded (generously: a hash map entry).
+const STATUS_BYTES: u64 = 32;
+/// Bytes one latency bin of a series bucket costs decoded (index and count).
 const BIN_BYTES: u64 = 12;
+
+/// What one series bucket costs the coordinator once decoded.
+pub fn bucket_bytes(bucket: &pb::SeriesBucket) -> u64 {
+    BUCKET_BYTES
+        .saturating_add((bucket.statuses.len() as u64).saturating_mul(STATUS_BYTES))
+        .saturating_add(
+            (bucket.latency_bins.len().max(bucket.latency_counts.len()) as u64)
+                .saturating_mul(BIN_BYTES),
+        )
+}
 /// Slack on the coordinator's measured window for clocks and scheduling.
 const WINDOW_SLACK: Duration = Duration::from_secs(2);
 
@@ -105,7 +116,7 @@ impl ShareBounds {
         let bins = attempts.min(buckets * u64::from(max_bin() + 1));
         attempts
             .saturating_mul(ATTEMPT_WIRE_BYTES)
-            .saturating_add(buckets * BUCKET_BYTES)
+            .saturating_add(buckets * (BUCKET_BYTES + 16 * STATUS_BYTES))
             .saturating_add(bins.saturating_mul(BIN_BYTES))
             .saturating_add(max_histogram_bytes())
             .saturating_add(FIXED_REPORT_BYTES)
@@ -173,6 +184,8 @@ pub enum Fault {
     Elapsed(f64),
     /// Timeouts reported sooner than the deadline can expire.
     EarlyTimeouts { timeouts: u64, window_ms: u64 },
+    /// More bytes of history and series than the share can produce.
+    TooLarge { bytes: u64, bound: u64 },
 }
 
 impl Fault {
@@ -195,6 +208,7 @@ impl Fault {
             Fault::Histogram(_) => "histogram",
             Fault::Elapsed(_) => "elapsed",
             Fault::EarlyTimeouts { .. } => "early_timeouts",
+            Fault::TooLarge { .. } => "too_large",
         }
     }
 }
@@ -257,6 +271,10 @@ impl fmt::Display for Fault {
             } => write!(
                 f,
                 "{timeouts} timeouts reported {window_ms} ms after the assignment, before any deadline could expire"
+            ),
+            Fault::TooLarge { bytes, bound } => write!(
+                f,
+                "{bytes} bytes of history and series; its share can produce at most {bound}"
             ),
         }
     }

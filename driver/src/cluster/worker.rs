@@ -21,6 +21,7 @@ use tonic::transport::Channel;
 use crate::checkout;
 use crate::cluster::auth::{self, ClusterToken};
 use crate::cluster::coordinator::{HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, MAX_MESSAGE_BYTES};
+use crate::cluster::parts;
 use crate::cluster::wire::{plan_from_wire, stats_to_wire};
 use crate::engine;
 use crate::engine::live::Live;
@@ -291,6 +292,15 @@ async fn carry_out(
     }
     if !result.error.is_empty() {
         tracing::error!(run_id, error = %result.error, "run failed on this worker");
+    }
+    // History and series first, in parts the coordinator accepts; then the result.
+    for part in parts::split(&mut result) {
+        let message = pb::WorkerMessage {
+            msg: Some(pb::worker_message::Msg::Part(part)),
+        };
+        if outbox.send(message).await.is_err() {
+            return;
+        }
     }
     let message = pb::WorkerMessage {
         msg: Some(pb::worker_message::Msg::Result(result)),

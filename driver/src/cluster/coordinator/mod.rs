@@ -42,7 +42,8 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// A worker silent for this long is lost.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Largest message of the coordinator protocol (order-id hashes of big runs).
+/// Largest message the coordinator sends a client (the run's result with every worker's
+/// history); what it accepts is bounded by [`crate::cluster::parts::JOIN_MAX_MESSAGE_BYTES`].
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// After SIGTERM/SIGINT: how long a submitted run may take to finish before it is ended with
@@ -288,6 +289,17 @@ fn forward(registry: &Registry, worker: u64, message: pb::WorkerMessage) {
                 }),
             );
         }
+        Some(Msg::Part(part)) => {
+            let run_id = part.run_id;
+            registry.heard(
+                worker,
+                run_id,
+                Some(registry::RunEvent::Part {
+                    worker,
+                    part: Box::new(part),
+                }),
+            );
+        }
         Some(Msg::Hello(_)) | None => registry.heard(worker, 0, None),
     }
 }
@@ -341,7 +353,9 @@ pub async fn run(
         .add_service(health)
         .add_service(
             CoordinatorServer::new(service)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                // Workers send their results in parts; SubmitRun and CancelRun requests are
+                // small. The result sent to the client holds every worker's history.
+                .max_decoding_message_size(crate::cluster::parts::JOIN_MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     let served =

@@ -16,7 +16,8 @@ use super::registry::{Member, Registry, RunEvent};
 use super::{CoordinatorConfig, CoordinatorError, HEARTBEAT_TIMEOUT};
 use crate::checkout::book::BookState;
 use crate::checkout::{Control, normalize_target};
-use crate::cluster::verify::verify;
+use crate::cluster::parts::Assembly;
+use crate::cluster::verify::{Fault, ShareBounds, verify};
 use crate::cluster::wire::{book_to_wire, plan_from_wire};
 use crate::engine::live::{Live, Totals};
 use crate::run::watch::{self, Watcher};
@@ -118,6 +119,8 @@ struct Share {
     lost: Option<(String, Instant)>,
     /// Its report was impossible for its share: dropped, and `lost` says why.
     faulty: bool,
+    /// The parts of its result received so far (`None` once it is faulty or reported).
+    parts: Option<Assembly>,
 }
 
 impl Share {
@@ -163,21 +166,47 @@ impl Share {
     /// Takes the worker's result if it is possible for its share of `spec`, received `window`
     /// after the assignments went out; else names the worker faulty and treats its share like
     /// a lost worker's (its statistics are never merged).
-    fn report(&mut self, result: pb::WorkerResult, spec: &LoadSpec, window: Duration, run_id: u64) {
+    fn report(
+        &mut self,
+        mut result: pb::WorkerResult,
+        spec: &LoadSpec,
+        window: Duration,
+        run_id: u64,
+    ) {
         let share = LoadSpec {
             users: self.users,
             first_user: self.first_user,
             ..spec.clone()
         };
-        let faults = verify(&share, window, &result);
+        let faults = match self.parts.take().map(|parts| parts.complete(&mut result)) {
+            Some(Err(fault)) => vec![fault],
+            _ => verify(&share, window, &result),
+        };
         if faults.is_empty() {
             self.result = Some(result);
             return;
         }
+        self.faulty_because(&faults, run_id);
+    }
+
+    /// Appends a part of the worker's result, within its share's bound; past it, the worker is
+    /// faulty and what it sent is dropped.
+    fn part(&mut self, part: pb::ResultPart, run_id: u64) {
+        let Some(parts) = self.parts.as_mut() else {
+            return;
+        };
+        if let Err(fault) = parts.add(part) {
+            self.parts = None;
+            self.faulty_because(&[fault], run_id);
+        }
+    }
+
+    fn faulty_because(&mut self, faults: &[Fault], run_id: u64) {
         let reasons: Vec<String> = faults.iter().map(ToString::to_string).collect();
         let reasons = reasons.join("; ");
         tracing::warn!(worker = %self.member.name, %reasons, "faulty report dropped");
         self.faulty = true;
+        self.parts = None;
         self.lose(format!("faulty report: {reasons}"), run_id);
     }
 
@@ -355,6 +384,11 @@ pub async fn run(
                 result: None,
                 lost,
                 faulty: false,
+                parts: Some(Assembly::new(&ShareBounds::new(&LoadSpec {
+                    users,
+                    first_user,
+                    ..spec.clone()
+                }))),
             },
         );
         first_user += u64::from(users);
@@ -504,6 +538,11 @@ async fn collect(
                         // The assignments went out START_DELAY before the start.
                         let window = Instant::now().saturating_duration_since(round.started) + START_DELAY;
                         share.report(*result, round.spec, window, run_id);
+                    }
+                }
+                Some(RunEvent::Part { worker, part }) => {
+                    if let Some(share) = shares.get_mut(&worker).filter(|s| s.pending()) {
+                        share.part(*part, run_id);
                     }
                 }
                 Some(RunEvent::Gone { worker, reason }) => {

@@ -25,6 +25,11 @@ pub enum RunEvent {
         worker: u64,
         result: Box<pb::WorkerResult>,
     },
+    /// A part of a result still to come.
+    Part {
+        worker: u64,
+        part: Box<pb::ResultPart>,
+    },
     Gone {
         worker: u64,
         reason: String,
