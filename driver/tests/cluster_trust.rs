@@ -377,3 +377,167 @@ async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
     assert_eq!(report.verdict, "fail", "{}", report.to_table());
     assert_eq!(report.exit_code(), EXIT_AUDIT_FAILED);
 }
+
+/// A `driver coordinator` child process on 127.0.0.1:0; killed when dropped.
+struct CoordinatorProcess {
+    child: Child,
+    url: String,
+}
+
+impl CoordinatorProcess {
+    fn start(target: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_driver"))
+            .args([
+                "coordinator",
+                "--listen",
+                "127.0.0.1:0",
+                "--expect-workers",
+                "1",
+            ])
+            .args(["--target", target, "--token", TOKEN])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("coordinator starts");
+        // Its log names the address it listens on; the rest of the log is drained.
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("the coordinator logs where it listens")
+                .unwrap();
+            if let Some(at) = line.find("127.0.0.1:") {
+                let digits: String = line[at + 10..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                break digits.parse::<u16>().unwrap();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Peak resident memory so far (VmHWM), in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .expect("VmHWM in /proc/<pid>/status");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+}
+
+impl Drop for CoordinatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the coordinator may hold beyond its idle footprint while one worker floods it: the
+/// share's bound (under 1 MiB for these 1,000 users), plus one message in decode (at most
+/// `JOIN_MAX_MESSAGE_BYTES` = 512 KiB on the wire, ~68 times that decoded at worst), plus the
+/// parts queued for the run's task. Stated in `cluster::parts` and the docs.
+const FLOOD_BOUND: u64 = 128 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_report_does_not_grow_the_coordinator() {
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let coordinator = CoordinatorProcess::start(&server.url());
+    let mut fake = FakeWorker::join(&coordinator.url, "flood", TOKEN).await;
+    let idle = coordinator.peak_rss();
+
+    let argv = [
+        "driver",
+        "--coordinator",
+        &coordinator.url,
+        "--mode",
+        "safe",
+        "--users",
+        "1000",
+        "--settle",
+        "1s",
+        "--token",
+        TOKEN,
+    ];
+    let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
+    let run = tokio::spawn(async move { flashsale_driver::run(&spec).await });
+    let (assignment, share) = fake.assignment().await;
+    let bound = flashsale_driver::cluster::verify::ShareBounds::new(&share).max_report_bytes();
+
+    // 10 x the share's bound in history, then ten million empty series buckets (each 2 bytes
+    // on the wire and 136 decoded: 1.3 GB if the coordinator kept them).
+    let history = consistent(
+        &share,
+        1000,
+        Outcome::SoldOut { stock_after: 0 },
+        Duration::from_millis(1),
+    );
+    let mut sent_history = 0u64;
+    while sent_history < 10 * bound {
+        let part = pb::ResultPart {
+            run_id: assignment.run_id,
+            history_user: history.history_user.clone(),
+            history_seq: history.history_seq.clone(),
+            history_quantity: history.history_quantity.clone(),
+            history_answer: history.history_answer.clone(),
+            history_order: history.history_order.clone(),
+            series: Vec::new(),
+        };
+        sent_history += 1000 * 24;
+        if !fake.send_part(part).await {
+            break;
+        }
+    }
+    let empty = pb::ResultPart {
+        run_id: assignment.run_id,
+        series: vec![pb::SeriesBucket::default(); 200_000],
+        ..Default::default()
+    };
+    for _ in 0..50 {
+        if !fake.send_part(empty.clone()).await {
+            break;
+        }
+    }
+    fake.report(
+        assignment.run_id,
+        consistent(&share, 0, Outcome::Timeout, Duration::ZERO),
+        0.1,
+    )
+    .await;
+    let report = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run ends")
+        .unwrap()
+        .unwrap();
+    let peak = coordinator.peak_rss();
+    eprintln!(
+        "coordinator peak RSS: idle {} MiB, after the flood {} MiB (share bound {} KiB)",
+        idle >> 20,
+        peak >> 20,
+        bound >> 10
+    );
+    assert!(
+        peak <= idle + FLOOD_BOUND,
+        "the coordinator grew from {} MiB to {} MiB",
+        idle >> 20,
+        peak >> 20
+    );
+    let flood = worker(&report, "flood");
+    assert!(flood.faulty, "{}", report.to_table());
+    let error = flood.error.as_deref().unwrap_or_default();
+    assert!(error.contains("at most"), "{error}");
+    server.shutdown().await.unwrap();
+}

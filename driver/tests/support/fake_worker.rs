@@ -107,6 +107,12 @@ impl FakeWorker {
     pub async fn send(&self, message: pb::WorkerMessage) {
         self.outbox.send(message).await.unwrap();
     }
+
+    /// Sends `part` of the result of `run_id`; false once the coordinator stopped listening.
+    pub async fn send_part(&self, part: pb::ResultPart) -> bool {
+        let message = msg(pb::worker_message::Msg::Part(part));
+        self.outbox.send(message).await.is_ok()
+    }
 }
 
 /// A report consistent in itself: the first `n` users of `share` each with one attempt that
