@@ -137,6 +137,8 @@ type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunUpdate, Status>> + Send
 
 /// Updates a run may queue for a slow client before progress messages are dropped.
 const UPDATE_BUFFER: usize = 16;
+/// How long the result may wait for room on a client's stream.
+const RESULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
@@ -229,7 +231,13 @@ impl Coordinator for CoordinatorService {
                     update: Some(pb::run_update::Update::Result(result)),
                 })
                 .map_err(Status::from);
-            let _ = tx.send(last).await;
+            // A client that stops reading must not hold the next run up for ever.
+            if tokio::time::timeout(RESULT_SEND_TIMEOUT, tx.send(last))
+                .await
+                .is_err()
+            {
+                tracing::warn!(run_id, "the client did not take the result; dropped");
+            }
             let mut current = lock(&current);
             if current.as_ref().is_some_and(|(id, _)| *id == run_id) {
                 *current = None;
