@@ -1,7 +1,8 @@
 //! What a SubmitRun stream carries, seen by a raw client with the token: `accepted` first,
 //! `waiting` (joined of expected) at least once a second while a worker is missing, `progress`
 //! with the workers' summed live counters and the coordinator's last stock poll during the
-//! load, and a result that holds the stock polls. Against a coordinator that only sends the
+//! load, and a result that holds the stock polls. A worker's name with terminal escapes comes
+//! back printable and at most 64 bytes long. Against a coordinator that only sends the
 //! result (the old unary SubmitRun), or one that polls no stock, this test fails.
 
 mod cluster_support;
@@ -13,6 +14,11 @@ use flashsale::pb::{self, coordinator_client::CoordinatorClient, run_update::Upd
 use flashsale_server::{ServerConfig, spawn};
 
 const STOCK: i64 = 1_000_000_000;
+
+/// A worker name with terminal escapes, a bell and far more than 64 bytes.
+fn hostile_name() -> String {
+    format!("w2\u{1b}[2J\u{1b}]0;owned\u{7}{}", "x".repeat(200))
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn submit_run_streams_the_wait_progress_and_a_result_with_stock_polls() {
@@ -73,7 +79,7 @@ async fn submit_run_streams_the_wait_progress_and_a_result_with_stock_polls() {
                 assert_eq!(w.expected, 2);
                 assert!(w.joined <= 1);
                 if w.joined == 1 && w2.is_none() {
-                    w2 = Some(worker(&coordinator.url, "w2", Some(TOKEN)));
+                    w2 = Some(worker(&coordinator.url, &hostile_name(), Some(TOKEN)));
                 }
             }
             Update::Progress(p) => {
@@ -92,6 +98,23 @@ async fn submit_run_streams_the_wait_progress_and_a_result_with_stock_polls() {
         .map(|w| w.stats.as_ref().map_or(0, |s| s.attempts))
         .sum();
     assert_eq!(result.workers.len(), 2);
+    // Names are kept printable and short: control characters replaced, cut to 64 bytes.
+    let named = result
+        .workers
+        .iter()
+        .find(|w| w.name.starts_with("w2"))
+        .unwrap();
+    assert!(
+        !named.name.chars().any(char::is_control),
+        "{:?}",
+        named.name
+    );
+    assert!(named.name.len() <= 64, "{:?}", named.name);
+    assert!(
+        named.name.starts_with("w2?[2J?]0;owned?x"),
+        "{:?}",
+        named.name
+    );
     assert!(total > 0);
     // Live counters from the workers' heartbeats, and the stock the coordinator polled.
     let during: Vec<&pb::RunProgress> = progress.iter().filter(|p| p.attempts > 0).collect();

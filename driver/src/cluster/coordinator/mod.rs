@@ -71,6 +71,10 @@ pub enum CoordinatorError {
     Busy,
     #[error("invalid run: {0}")]
     InvalidRun(String),
+    #[error("invalid run: no load plan")]
+    NoPlan,
+    #[error("{users} users cannot be split over {workers} workers")]
+    TooFewUsers { users: u32, workers: usize },
     #[error("no target: start the coordinator with --target or pass --target with the run")]
     NoTarget,
     #[error("only {present} of {expected} workers joined within {waited:?}")]
@@ -85,6 +89,8 @@ pub enum CoordinatorError {
     Cancelled,
     #[error("{0}")]
     Target(#[from] DriverError),
+    #[error("coordinator transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
 }
 
 impl From<CoordinatorError> for Status {
@@ -92,14 +98,15 @@ impl From<CoordinatorError> for Status {
         let message = err.to_string();
         match err {
             CoordinatorError::Busy => Status::failed_precondition(message),
-            CoordinatorError::InvalidRun(_) | CoordinatorError::NoTarget => {
-                Status::invalid_argument(message)
-            }
+            CoordinatorError::InvalidRun(_)
+            | CoordinatorError::NoPlan
+            | CoordinatorError::TooFewUsers { .. }
+            | CoordinatorError::NoTarget => Status::invalid_argument(message),
             CoordinatorError::NotEnoughWorkers { .. } => Status::deadline_exceeded(message),
             CoordinatorError::Cancelled => Status::cancelled(message),
-            CoordinatorError::AllWorkersFailed(_) | CoordinatorError::Target(_) => {
-                Status::unavailable(message)
-            }
+            CoordinatorError::AllWorkersFailed(_)
+            | CoordinatorError::Target(_)
+            | CoordinatorError::Transport(_) => Status::unavailable(message),
         }
     }
 }
@@ -307,7 +314,7 @@ pub async fn run(
     listener: TcpListener,
     config: CoordinatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), DriverError> {
+) -> Result<(), CoordinatorError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let expected = config.expect_workers;
     let service = CoordinatorService::new(config);
@@ -356,5 +363,5 @@ pub async fn run(
         flashsale_server::serve::serve(router, listener, limits, drain, SHUTDOWN_GRACE, shutdown)
             .await;
     health_task.abort();
-    served.map_err(|e| DriverError::Invalid(format!("coordinator transport error: {e}")))
+    Ok(served?)
 }

@@ -67,10 +67,7 @@ pub fn prepare(
     config: &CoordinatorConfig,
     request: pb::RunRequest,
 ) -> Result<Prepared, CoordinatorError> {
-    let plan = request
-        .plan
-        .clone()
-        .ok_or_else(|| CoordinatorError::InvalidRun("no load plan".into()))?;
+    let plan = request.plan.clone().ok_or(CoordinatorError::NoPlan)?;
     let spec = plan_from_wire(&pb::LoadPlan {
         users: request.users,
         ..plan.clone()
@@ -262,11 +259,10 @@ pub async fn run(
     } = prepared;
     let members = wait_for_workers(config, registry, updates, cancel).await?;
     if (request.users as usize) < members.len() {
-        return Err(CoordinatorError::InvalidRun(format!(
-            "{} users cannot be split over {} workers",
-            request.users,
-            members.len()
-        )));
+        return Err(CoordinatorError::TooFewUsers {
+            users: request.users,
+            workers: members.len(),
+        });
     }
 
     let mut control = Control::connect(&target)
