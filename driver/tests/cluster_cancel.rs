@@ -87,13 +87,14 @@ async fn sigint_to_a_distributed_client_stops_the_load_and_still_reports() {
     let (server, _coordinator, _workers, mut client) = running_load().await;
     let interrupted = Instant::now();
     client.signal("INT");
-    assert_load_stopped(
+    let stopped = assert_load_stopped(
         &server.url(),
         interrupted,
         Duration::from_secs(1),
         Duration::from_millis(700),
     )
     .await;
+    eprintln!("SIGINT: last stock change {stopped:?} after the signal");
 
     let status = tokio::task::block_in_place(|| client.wait_exit(Duration::from_secs(30)))
         .expect("the client exits after its report");
@@ -147,12 +148,13 @@ async fn killing_a_distributed_client_stops_the_load() {
     let (server, _coordinator, _workers, mut client) = running_load().await;
     let killed = Instant::now();
     client.signal("KILL");
-    assert_load_stopped(
+    let stopped = assert_load_stopped(
         &server.url(),
         killed,
         Duration::from_secs(1),
         Duration::from_millis(700),
     )
     .await;
+    eprintln!("SIGKILL: last stock change {stopped:?} after the signal");
     let _ = tokio::task::block_in_place(|| client.wait_exit(Duration::from_secs(5)));
 }

@@ -181,7 +181,7 @@ impl Session<'_> {
         let mut cancel_sent = false;
         let mut waiting = None;
         loop {
-            let update = tokio::select! {
+            let message = tokio::select! {
                 message = stream.message() => message.map_err(|status| self.rpc_error("SubmitRun", status))?,
                 () = cancel.cancelled(), if !cancel_sent && run_id.is_some() => {
                     cancel_sent = true;
@@ -189,18 +189,19 @@ impl Session<'_> {
                     continue;
                 }
             };
-            let Some(pb::RunUpdate {
-                update: Some(update),
-            }) = update
-            else {
-                if update.is_none() {
+            use pb::run_update::Update;
+            let update = match message {
+                None => {
                     return Err(DriverError::Invalid(
                         "the coordinator ended the run without a result".into(),
                     ));
                 }
-                continue;
+                // An update this client does not know (a newer coordinator): skip it.
+                Some(pb::RunUpdate { update: None }) => continue,
+                Some(pb::RunUpdate {
+                    update: Some(update),
+                }) => update,
             };
-            use pb::run_update::Update;
             match update {
                 Update::Accepted(accepted) => {
                     tracing::info!(run_id = accepted.run_id, coordinator = %self.url, "run accepted");

@@ -25,6 +25,7 @@ use crate::cluster::parts;
 use crate::cluster::wire::{plan_from_wire, stats_to_wire};
 use crate::engine;
 use crate::engine::live::Live;
+use crate::engine::stats::Stats;
 use crate::error::DriverError;
 
 /// How late after its start instant an assignment may still start (delivery and clock skew
@@ -253,11 +254,15 @@ async fn carry_out(
     let planned = match assignment.plan.as_ref().map(plan_from_wire) {
         None => Err("assignment without a plan".to_string()),
         Some(Err(err)) => Err(err.to_string()),
-        Some(Ok(_)) if live.stopped() => Err("the run was cancelled before it started".into()),
         Some(Ok(spec)) => check_start(start_at, SystemTime::now()).map(|()| spec),
     };
     match planned {
         Err(why) => result.error = why,
+        // Cancelled (or superseded) before it started: nothing was attempted, say so.
+        Ok(_) if live.stopped() => {
+            tracing::info!(run_id, "run cancelled before its start: not started");
+            result.stats = Some(stats_to_wire(&Stats::default()));
+        }
         Ok(spec) => {
             live.set_cutoff(cutoff(start_at, &spec));
             tracing::info!(

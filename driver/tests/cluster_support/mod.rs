@@ -190,23 +190,30 @@ pub async fn wait_for_stock(target: &str, limit: Duration, done: impl Fn(i64) ->
     }
 }
 
-/// Asserts that the stock at `target` no longer moves from `at + settle_within` to
-/// `at + settle_within + watch`: the load stopped within `settle_within` of `at`.
+/// Asserts that the stock at `target` stops moving within `settle_within` of `at`: polled every
+/// 10 ms until `at + settle_within + watch`, its last change must come before
+/// `at + settle_within`. Returns how long after `at` that last change was seen.
 pub async fn assert_load_stopped(
     target: &str,
     at: Instant,
     settle_within: Duration,
     watch: Duration,
-) {
+) -> Duration {
     let mut control = Control::connect(target).await.unwrap();
-    tokio::time::sleep_until((at + settle_within).into()).await;
-    let first = control.stock().await.unwrap().stock;
-    tokio::time::sleep_until((at + settle_within + watch).into()).await;
-    let second = control.stock().await.unwrap().stock;
-    assert_eq!(
-        first,
-        second,
-        "the stock still moved {settle_within:?} after the signal: {} units in {watch:?}",
-        first - second
+    let end = at + settle_within + watch;
+    let mut last = control.stock().await.unwrap().stock;
+    let mut changed = Duration::ZERO;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let stock = control.stock().await.unwrap().stock;
+        if stock != last {
+            changed = at.elapsed();
+            last = stock;
+        }
+    }
+    assert!(
+        changed < settle_within,
+        "the stock still moved {changed:?} after the signal (allowed: {settle_within:?})"
     );
+    changed
 }

@@ -72,6 +72,10 @@ pub enum CoordinatorError {
     Busy,
     #[error("invalid run: {0}")]
     InvalidRun(String),
+    #[error("invalid run: no load plan")]
+    NoPlan,
+    #[error("{users} users cannot be split over {workers} workers")]
+    TooFewUsers { users: u32, workers: usize },
     #[error("no target: start the coordinator with --target or pass --target with the run")]
     NoTarget,
     #[error("only {present} of {expected} workers joined within {waited:?}")]
@@ -86,6 +90,8 @@ pub enum CoordinatorError {
     Cancelled,
     #[error("{0}")]
     Target(#[from] DriverError),
+    #[error("coordinator transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
 }
 
 impl From<CoordinatorError> for Status {
@@ -93,14 +99,15 @@ impl From<CoordinatorError> for Status {
         let message = err.to_string();
         match err {
             CoordinatorError::Busy => Status::failed_precondition(message),
-            CoordinatorError::InvalidRun(_) | CoordinatorError::NoTarget => {
-                Status::invalid_argument(message)
-            }
+            CoordinatorError::InvalidRun(_)
+            | CoordinatorError::NoPlan
+            | CoordinatorError::TooFewUsers { .. }
+            | CoordinatorError::NoTarget => Status::invalid_argument(message),
             CoordinatorError::NotEnoughWorkers { .. } => Status::deadline_exceeded(message),
             CoordinatorError::Cancelled => Status::cancelled(message),
-            CoordinatorError::AllWorkersFailed(_) | CoordinatorError::Target(_) => {
-                Status::unavailable(message)
-            }
+            CoordinatorError::AllWorkersFailed(_)
+            | CoordinatorError::Target(_)
+            | CoordinatorError::Transport(_) => Status::unavailable(message),
         }
     }
 }
@@ -138,6 +145,8 @@ type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunUpdate, Status>> + Send
 
 /// Updates a run may queue for a slow client before progress messages are dropped.
 const UPDATE_BUFFER: usize = 16;
+/// How long the result may wait for room on a client's stream.
+const RESULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
@@ -230,7 +239,13 @@ impl Coordinator for CoordinatorService {
                     update: Some(pb::run_update::Update::Result(result)),
                 })
                 .map_err(Status::from);
-            let _ = tx.send(last).await;
+            // A client that stops reading must not hold the next run up for ever.
+            if tokio::time::timeout(RESULT_SEND_TIMEOUT, tx.send(last))
+                .await
+                .is_err()
+            {
+                tracing::warn!(run_id, "the client did not take the result; dropped");
+            }
             let mut current = lock(&current);
             if current.as_ref().is_some_and(|(id, _)| *id == run_id) {
                 *current = None;
@@ -311,7 +326,7 @@ pub async fn run(
     listener: TcpListener,
     config: CoordinatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), DriverError> {
+) -> Result<(), CoordinatorError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let expected = config.expect_workers;
     let service = CoordinatorService::new(config);
@@ -362,5 +377,5 @@ pub async fn run(
         flashsale_server::serve::serve(router, listener, limits, drain, SHUTDOWN_GRACE, shutdown)
             .await;
     health_task.abort();
-    served.map_err(|e| DriverError::Invalid(format!("coordinator transport error: {e}")))
+    Ok(served?)
 }

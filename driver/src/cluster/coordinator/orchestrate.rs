@@ -67,10 +67,7 @@ pub fn prepare(
     config: &CoordinatorConfig,
     request: pb::RunRequest,
 ) -> Result<Prepared, CoordinatorError> {
-    let plan = request
-        .plan
-        .clone()
-        .ok_or_else(|| CoordinatorError::InvalidRun("no load plan".into()))?;
+    let plan = request.plan.clone().ok_or(CoordinatorError::NoPlan)?;
     let spec = plan_from_wire(&pb::LoadPlan {
         users: request.users,
         ..plan.clone()
@@ -97,10 +94,21 @@ pub fn prepare(
 }
 
 /// When the coordinator stops waiting for results: the plan's own end plus [`RESULT_SLACK`]
-/// (a burst: start + timeout; a sustained run: start + duration + timeout).
+/// (a burst: start + timeout; a sustained run: start + duration + timeout). Checked: an
+/// absurd plan gives a far deadline, never a panic.
 pub fn result_deadline(start: Instant, spec: &LoadSpec) -> Instant {
-    start + spec.duration.unwrap_or_default() + spec.timeout + RESULT_SLACK
+    let span = spec
+        .duration
+        .unwrap_or_default()
+        .saturating_add(spec.timeout)
+        .saturating_add(RESULT_SLACK);
+    start
+        .checked_add(span)
+        .unwrap_or_else(|| start + FAR_FUTURE)
 }
+
+/// Stands in for deadlines beyond what an `Instant` can hold.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
 /// Where one worker stands during the run.
 struct Share {
@@ -310,11 +318,10 @@ pub async fn run(
     } = prepared;
     let members = wait_for_workers(config, registry, updates, cancel).await?;
     if (request.users as usize) < members.len() {
-        return Err(CoordinatorError::InvalidRun(format!(
-            "{} users cannot be split over {} workers",
-            request.users,
-            members.len()
-        )));
+        return Err(CoordinatorError::TooFewUsers {
+            users: request.users,
+            workers: members.len(),
+        });
     }
 
     let mut control = Control::connect(&target)
@@ -586,7 +593,41 @@ async fn collect(
 
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::*;
+    use crate::spec::{Mode, Quantities};
+
+    fn spec(duration: Option<Duration>, timeout: Duration) -> LoadSpec {
+        LoadSpec {
+            mode: Mode::Safe,
+            users: 10,
+            connections: 1,
+            threads: 1,
+            duration,
+            quantity: Quantities::single(1),
+            clicks: 1,
+            round: 1,
+            timeout,
+            user_prefix: "d-".into(),
+            first_user: 0,
+        }
+    }
+
+    #[test]
+    fn the_result_deadline_follows_from_the_plan() {
+        let start = Instant::now();
+        let burst = spec(None, Duration::from_secs(10));
+        assert_eq!(
+            result_deadline(start, &burst) - start,
+            Duration::from_secs(10) + RESULT_SLACK
+        );
+        let sustained = spec(Some(Duration::from_secs(30)), Duration::from_secs(2));
+        assert_eq!(
+            result_deadline(start, &sustained) - start,
+            Duration::from_secs(32) + RESULT_SLACK
+        );
+        let absurd = spec(Some(Duration::MAX), Duration::MAX);
+        assert_eq!(result_deadline(start, &absurd) - start, FAR_FUTURE);
+    }
 
     #[test]
     fn splits_evenly() {
