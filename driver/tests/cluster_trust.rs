@@ -376,6 +376,23 @@ async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
     .await;
     assert_eq!(report.verdict, "fail", "{}", report.to_table());
     assert_eq!(report.exit_code(), EXIT_AUDIT_FAILED);
+
+    // One message past the coordinator's decode cap (300,000 empty series buckets inline, 600
+    // KB): refused before it is decoded, the worker's stream ends, it is lost, not merged.
+    let report = run_with_a_liar(&url, &mut fake, |share| {
+        let mut stats = consistent(share, 0, Outcome::Timeout, second);
+        stats.series = vec![pb::SeriesBucket::default(); 300_000];
+        stats
+    })
+    .await;
+    let table = report.to_table();
+    assert_eq!(report.verdict, "fail", "{table}");
+    let fake = worker(&report, "fake");
+    assert!(fake.lost && !fake.faulty && fake.attempts == 0, "{table}");
+    assert!(
+        report.outcomes.indeterminate >= u64::from(fake.users),
+        "{table}"
+    );
 }
 
 /// A `driver coordinator` child process on 127.0.0.1:0; killed when dropped.

@@ -112,6 +112,26 @@ mod tests {
         }
         let cli = parse(&["--mode", "safe", "--target", "https://x:1"]).unwrap();
         assert!(cli.run.to_spec().is_err());
+        // Parsed, then refused by the one validation of a run plan (before any side effect).
+        for refused in [
+            &["--timeout", "1000000years"][..],
+            &["--duration", "61m"],
+            &["--settle", "2m"],
+            &["--user-prefix", "a.b"],
+            &["--user-prefix", "tab\there"],
+            &["--users", "1000000", "--clicks", "2"],
+        ] {
+            let cli = parse(&[&["--mode", "safe"][..], refused].concat()).unwrap();
+            assert!(
+                matches!(cli.run.to_spec(), Err(crate::DriverError::Spec(_))),
+                "{refused:?}"
+            );
+        }
+        let compare = parse(&["compare", "--timeout", "2h"]).unwrap();
+        let Some(Command::Compare(args)) = compare.command else {
+            panic!("not compare");
+        };
+        assert!(args.to_spec().is_err());
     }
 
     #[test]

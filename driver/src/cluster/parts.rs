@@ -8,7 +8,10 @@
 //! `max_report_bytes(share)` (a 1,000-user burst: under 1 MiB), plus the one message being
 //! decoded: at most [`JOIN_MAX_MESSAGE_BYTES`] on the wire, which decodes to at most ~68 times
 //! that in the worst case (empty series buckets: 2 bytes on the wire, 136 decoded), ~50 MiB
-//! with the vector's growth. See `docs/` and the `cluster_trust` test that measures it.
+//! with the vector's growth, and freed before the next. The `cluster_trust` test
+//! `an_oversized_report_does_not_grow_the_coordinator` floods a coordinator process with 10
+//! times its share's bound and ten million empty buckets and holds its peak RSS within 128 MiB
+//! of idle (measured: 15 MiB idle, 43 MiB peak; 174 MiB when the assembly does not stop).
 
 use flashsale::pb;
 
