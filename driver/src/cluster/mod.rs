@@ -2,7 +2,8 @@
 //! the client submits runs to it and follows them. All three speak `flashsale.v1.Coordinator`
 //! ([`wire`]) and share a secret ([`auth`]). A distributed run has the same lifecycle as a
 //! standalone one: live progress, stock polling, cancellation (`CancelRun`, or the client going
-//! away), final audit and report.
+//! away), final audit and report. Nothing a worker reports is merged before it is checked
+//! against its share of the plan ([`verify`]), and it arrives in bounded messages ([`parts`]).
 
 pub mod auth;
 pub mod client;
