@@ -59,7 +59,8 @@ pub struct CoordinatorConfig {
     pub default_target: Option<String>,
     /// How long a run waits for the expected workers.
     pub join_timeout: Duration,
-    /// Admin token of the checkout server, sent on Reset.
+    /// Admin token of the checkout server, sent on Reset and ListOrders to `default_target`
+    /// only (never to a target a client names).
     pub admin_token: Option<String>,
     /// Secret that workers and clients must present.
     pub token: ClusterToken,

@@ -93,6 +93,15 @@ pub fn prepare(
     })
 }
 
+/// The admin token to send to `target`: the coordinator's, but only to its own `--target`. A
+/// client holding the cluster token may name any target; the coordinator must not hand the
+/// checkout's admin token to a server of the client's choosing.
+pub fn admin_token_for<'a>(config: &'a CoordinatorConfig, target: &str) -> Option<&'a str> {
+    (config.default_target.as_deref() == Some(target))
+        .then_some(config.admin_token.as_deref())
+        .flatten()
+}
+
 /// When the coordinator stops waiting for results: the plan's own end plus [`RESULT_SLACK`]
 /// (a burst: start + timeout; a sustained run: start + duration + timeout). Checked: an
 /// absurd plan gives a far deadline, never a panic.
@@ -326,7 +335,7 @@ pub async fn run(
 
     let mut control = Control::connect(&target)
         .await?
-        .with_admin_token(config.admin_token.as_deref())?;
+        .with_admin_token(admin_token_for(config, &target))?;
     let before = if request.reset {
         let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
             .ok()
@@ -595,6 +604,27 @@ async fn collect(
 mod tests {
     use super::*;
     use crate::spec::{Mode, Quantities};
+
+    #[test]
+    fn the_admin_token_goes_only_to_the_coordinators_own_target() {
+        let config = CoordinatorConfig {
+            expect_workers: 1,
+            default_target: Some("http://server:50051".into()),
+            join_timeout: Duration::from_secs(1),
+            admin_token: Some("secret-admin".into()),
+            token: crate::cluster::auth::ClusterToken::generate(),
+        };
+        assert_eq!(
+            admin_token_for(&config, "http://server:50051"),
+            Some("secret-admin")
+        );
+        assert_eq!(admin_token_for(&config, "http://attacker:50051"), None);
+        let no_default = CoordinatorConfig {
+            default_target: None,
+            ..config
+        };
+        assert_eq!(admin_token_for(&no_default, "http://server:50051"), None);
+    }
 
     fn spec(duration: Option<Duration>, timeout: Duration) -> LoadSpec {
         LoadSpec {
