@@ -11,6 +11,8 @@ pub mod drain;
 pub mod error;
 pub mod guard;
 pub mod hardening;
+pub mod latency;
+pub mod purchase;
 pub mod serve;
 pub mod service;
 pub mod shutdown;
