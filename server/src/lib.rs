@@ -33,9 +33,9 @@ use tokio::task::JoinHandle;
 use crate::drain::Drain;
 use crate::guard::GuardLayer;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, StoreConfig, StoreKind};
 pub use service::CheckoutService;
-pub use store::{MemoryStore, Store, Strategy};
+pub use store::{MemoryStore, PgSettings, PgStore, Store, Strategy};
 
 /// A server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,27 @@ pub enum ServerError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Hardening(#[from] hardening::HardeningError),
+    #[error("PostgreSQL store: {0}")]
+    Postgres(#[from] store::PgError),
+}
+
+/// Opens the store `store` asks for, with `config`'s first round and policy.
+pub async fn open_store(
+    store: &StoreConfig,
+    config: &ServerConfig,
+) -> Result<Arc<dyn Store>, ServerError> {
+    match (store.kind, &store.database_url) {
+        (StoreKind::Memory, _) => Ok(Arc::new(MemoryStore::from_config(config))),
+        (StoreKind::Postgres, url) => {
+            let settings = PgSettings {
+                url: url.clone().unwrap_or_default(),
+                pool_size: store.pool_size,
+            };
+            let pg =
+                PgStore::open(&settings, config.stock, config.strategy, config.policy()).await?;
+            Ok(Arc::new(pg))
+        }
+    }
 }
 
 /// Serves the checkout, reflection and health on `listener` until `shutdown` resolves, then

@@ -7,6 +7,7 @@ pub mod book;
 mod memory;
 mod memory_guarded;
 
+pub mod postgres;
 mod round;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use tokio_stream::Stream;
 
 pub use book::{Book, ListedOrder};
 pub use memory::MemoryStore;
+pub use postgres::{PgError, PgSettings, PgStore};
 
 use crate::latency::Latency;
 
