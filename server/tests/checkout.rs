@@ -67,7 +67,11 @@ async fn flash_sale(svc: &Arc<CheckoutService>, path: Path, users: usize) -> (u6
             Ok(reply) if reply.get_ref().outcome == pb::Outcome::Purchased as i32 => purchased += 1,
             Ok(_) => sold_out += 1,
             Err(status) => {
-                assert_eq!(status.code(), Code::Unavailable);
+                // Injected failures (unstable) or a serializable purchase that gave up.
+                assert!(
+                    matches!(status.code(), Code::Unavailable | Code::Aborted),
+                    "{status:?}"
+                );
                 errors += 1;
             }
         }
