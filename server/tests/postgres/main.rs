@@ -9,5 +9,6 @@
 mod support;
 
 mod migrations;
+mod outage;
 mod paths;
 mod replicas;
