@@ -170,3 +170,103 @@ async fn reset_starts_a_round_and_a_retried_request_id_places_one_order() {
     assert_eq!((audit.stock.stock, audit.stock.orders), (8, 1));
     assert!(audit.reconciles(), "{audit:?}");
 }
+
+/// `n` safe purchases of one unit, 16 at a time, with request ids `{tag}{i}`.
+async fn buy_many(
+    svc: &std::sync::Arc<flashsale_server::CheckoutService>,
+    tag: &'static str,
+    n: usize,
+) {
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                for i in (t..n).step_by(16) {
+                    let reply = svc
+                        .purchase_safe(Request::new(req(
+                            &format!("u{}", i % 97),
+                            &format!("{tag}{i}"),
+                        )))
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    assert_eq!(reply.outcome, pb::Outcome::Purchased as i32);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_orders_pages_one_snapshot_and_honours_the_book_cap() {
+    let Some(cluster) = cluster("list_orders_pages_one_snapshot_and_honours_the_book_cap") else {
+        return;
+    };
+    // A book larger than one batch, listed while purchases go on: the listing is the book as
+    // it was when the listing began, in order, in batches of at most 1024.
+    let url = fresh_database(&cluster).await;
+    let svc = service(&url, &config(10_000, Strategy::Atomic, 0, 0)).await;
+    buy_many(&svc, "a", 2100).await;
+    let mut stream = svc
+        .list_orders(Request::new(pb::ListOrdersRequest { round: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio_stream::StreamExt::next(&mut stream)
+        .await
+        .unwrap()
+        .unwrap();
+    buy_many(&svc, "b", 50).await;
+    let mut listed = first.orders.clone();
+    let mut sizes = vec![first.orders.len()];
+    while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
+        let batch = batch.unwrap();
+        sizes.push(batch.orders.len());
+        listed.extend(batch.orders);
+    }
+    assert_eq!(listed.len(), 2100, "batches {sizes:?}");
+    assert!(sizes.iter().all(|&n| n <= 1024), "{sizes:?}");
+    let seqs: Vec<u64> = listed
+        .iter()
+        .map(|o| o.order_id.rsplit_once('-').unwrap().1.parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "not in order");
+    // A listing abandoned half way leaves the pool usable.
+    for _ in 0..40 {
+        let mut stream = svc
+            .list_orders(Request::new(pb::ListOrdersRequest { round: 0 }))
+            .await
+            .unwrap()
+            .into_inner();
+        tokio_stream::StreamExt::next(&mut stream)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let whole = audit(&svc).await;
+    assert_eq!(whole.listed.len(), 2150);
+    assert!(whole.reconciles(), "{whole:?}");
+
+    // The cap: orders past it are placed and counted, not listed.
+    let url = fresh_database(&cluster).await;
+    let capped = flashsale_server::ServerConfig {
+        book_cap: 30,
+        ..config(100, Strategy::Atomic, 0, 0)
+    };
+    let svc = service(&url, &capped).await;
+    buy_many(&svc, "c", 45).await;
+    let audit = audit(&svc).await;
+    assert_eq!(
+        (
+            audit.stock.orders,
+            audit.stock.book_cap,
+            audit.stock.book_overflow
+        ),
+        (45, 30, 15)
+    );
+    assert_eq!(audit.listed.len(), 30);
+    assert_eq!(audit.stock.stock, 55);
+}
