@@ -95,6 +95,11 @@ async fn sale_across_replicas(cluster: &str, strategy: Strategy) -> (Tally, Audi
         let _ = replica.stop.send(());
         replica.task.await.unwrap().unwrap();
     }
+    eprintln!(
+        "3 replicas, {strategy}: {tally:?}; initial {} stock {} units sold {}; \
+         serializable retries {retries}",
+        stock.initial_stock, stock.stock, stock.units_sold
+    );
     (tally, Audit { stock, listed }, retries)
 }
 
