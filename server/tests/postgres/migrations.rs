@@ -121,3 +121,33 @@ async fn an_unreachable_database_is_a_clear_error_at_start_up() {
         "{err}"
     );
 }
+
+/// The binary itself: exit status 1 and the reason on stderr, before listening.
+#[tokio::test]
+async fn the_server_binary_exits_with_the_reason_when_the_database_is_unreachable() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--store", "postgres", "--listen", "127.0.0.1:0"])
+        .env(
+            "FLASHSALE_DATABASE_URL",
+            format!("postgres://u:pw@127.0.0.1:{port}/db"),
+        )
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("the server must give up on its own")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "server: PostgreSQL store: cannot reach the database at u@127.0.0.1:{port}/db"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("checkout server listening"), "{stderr}");
+}
