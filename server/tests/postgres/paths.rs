@@ -270,3 +270,87 @@ async fn list_orders_pages_one_snapshot_and_honours_the_book_cap() {
     assert_eq!(audit.listed.len(), 30);
     assert_eq!(audit.stock.stock, 55);
 }
+
+/// Row-lock purchases hold the stock row across their latency; a Reset queues behind the one
+/// holding it, and everything queued behind the Reset finds round 1 ended: nothing of round 1
+/// reaches round 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_during_row_lock_purchases_leaks_nothing_into_the_new_round() {
+    let Some(cluster) =
+        cluster("a_reset_during_row_lock_purchases_leaks_nothing_into_the_new_round")
+    else {
+        return;
+    };
+    let url = fresh_database(&cluster).await;
+    let svc = service(&url, &config(1000, Strategy::RowLock, 300, 0)).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                svc.purchase_safe(Request::new(req(&format!("u{i}"), &format!("q{i}"))))
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+        })
+        .collect();
+    // Wait (bounded) until one purchase holds the row lock in its latency.
+    let db = crate::support::connect(&url).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let holding: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state = 'idle in transaction'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if holding > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no purchase took the row lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let fresh = svc
+        .reset(Request::new(pb::ResetRequest {
+            stock: Some(7),
+            safe_strategy: 0,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((fresh.round, fresh.stock, fresh.orders), (2, 7, 0));
+    let (mut placed, mut ended) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(reply) => {
+                // Only the purchase that held the lock before the Reset: placed in round 1.
+                assert_eq!(
+                    (reply.outcome, reply.round),
+                    (pb::Outcome::Purchased as i32, 1)
+                );
+                placed += 1;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Aborted, "{status:?}");
+                assert!(status.message().contains("round 1 ended"), "{status:?}");
+                ended += 1;
+            }
+        }
+    }
+    assert!(
+        placed >= 1 && placed + ended == 10,
+        "{placed} placed, {ended} ended"
+    );
+    let after = audit(&svc).await;
+    assert_eq!(
+        (after.stock.round, after.stock.stock, after.stock.orders),
+        (2, 7, 0),
+        "{after:?}"
+    );
+    assert!(after.listed.is_empty());
+}
