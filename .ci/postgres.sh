@@ -32,7 +32,15 @@ if [ "$(id -u)" = 0 ]; then
     chown postgres "$pg_dir"
     pg_as() { runuser -u postgres -- "$@"; }
 fi
-pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if command -v python3 >/dev/null 2>&1; then
+    pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+else
+    # A random high port nothing answers on.
+    pg_port=$((20000 + RANDOM % 40000))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$pg_port") 2>/dev/null; do
+        pg_port=$((20000 + RANDOM % 40000))
+    done
+fi
 
 pg_as "$pg_bin/initdb" --pgdata="$pg_dir/data" --username=postgres --auth=trust \
     --encoding=UTF8 --no-sync >"$pg_dir/initdb.log" 2>&1 \
