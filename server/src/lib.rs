@@ -1,5 +1,7 @@
 //! The flash-sale checkout server: a tonic `Checkout` service with buggy, unstable and safe
-//! purchase paths, plus gRPC server reflection and the standard health service.
+//! purchase paths (`purchase`) over a store of primitives (`store`: in memory, or in PostgreSQL
+//! shared by replicas, see [`open_store`]), plus gRPC server reflection and the standard health
+//! service.
 //!
 //! [`run`] serves on a listener until a shutdown future resolves; [`spawn`] starts a server on
 //! an ephemeral loopback port in the background (tests and the driver's embedded mode).

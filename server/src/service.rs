@@ -1,4 +1,4 @@
-//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase paths, stock reads,
+//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase RPCs (`crate::purchase`), stock reads,
 //! the order book listing and the admin reset, each call in its own `tracing` span.
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@
 //! A request id places at most one order per round (a unique constraint): a retry of a placed
 //! order gets that order back and changes nothing.
 
+mod listing;
 pub mod migrate;
 mod sql;
 
@@ -23,13 +24,14 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
 };
+
+use listing::{Lease, Listing};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use super::book::ListedOrder;
 use super::{
-    Attempt, Current, Order, OrderPage, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot,
-    Store, StoreError, Strategy,
+    Attempt, Current, Order, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot, Store,
+    StoreError, Strategy,
 };
 use crate::latency::Latency;
 
@@ -628,91 +630,5 @@ impl Store for PgStore {
                 }
             },
         )))
-    }
-}
-
-/// A pooled connection inside a read-only transaction. Dropped before the transaction ended
-/// (a client gave up on a listing), the connection is closed instead of going back to the pool.
-struct Lease(Option<Object>);
-
-impl Lease {
-    fn client(&mut self) -> &Object {
-        self.0
-            .as_ref()
-            .expect("a lease holds its connection until dropped or ended")
-    }
-
-    /// Ends the transaction and gives the connection back.
-    async fn end(&mut self) -> Result<(), StoreError> {
-        let result = self.client().batch_execute("COMMIT").await.map_err(db);
-        if result.is_ok() {
-            self.0.take();
-        }
-        result
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(object) = self.0.take() {
-            drop(Object::take(object));
-        }
-    }
-}
-
-/// A listing of one round's book: pages by order id, all read in one snapshot.
-struct Listing {
-    lease: Lease,
-    round: i64,
-    after: i64,
-    /// Orders the book cap still lets through.
-    remaining: u64,
-    batch: i64,
-    started: bool,
-}
-
-impl Listing {
-    /// The next page; an empty book yields one empty page; `None` when done.
-    async fn next_page(&mut self) -> Result<Option<OrderPage>, StoreError> {
-        if self.lease.0.is_none() {
-            return Ok(None);
-        }
-        let limit = self
-            .batch
-            .min(i64::try_from(self.remaining).unwrap_or(i64::MAX));
-        let rows = if limit == 0 {
-            Vec::new()
-        } else {
-            self.lease
-                .client()
-                .query(sql::PAGE, &[&self.round, &self.after, &limit])
-                .await
-                .map_err(db)?
-        };
-        let orders: Vec<ListedOrder> = rows
-            .iter()
-            .map(|row| ListedOrder {
-                seq: to_u64(row.get(0)),
-                user_id: row.get(1),
-                quantity: u32::try_from(row.get::<_, i64>(2)).unwrap_or(u32::MAX),
-                request_id: row.get(3),
-            })
-            .collect();
-        if let Some(last) = rows.last() {
-            self.after = last.get(0);
-        }
-        self.remaining = self.remaining.saturating_sub(orders.len() as u64);
-        let last_page = (orders.len() as i64) < limit || self.remaining == 0;
-        if last_page {
-            self.lease.end().await?;
-        }
-        if orders.is_empty() && self.started {
-            return Ok(None);
-        }
-        self.started = true;
-        Ok(Some(OrderPage {
-            round: to_u64(self.round),
-            orders,
-        }))
     }
 }
