@@ -1,5 +1,6 @@
-//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase RPCs (`crate::purchase`), stock reads,
-//! the order book listing and the admin reset, each call in its own `tracing` span.
+//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase RPCs (their paths
+//! are in `crate::purchase`), stock reads, the order book listing and the admin reset, each call
+//! in its own `tracing` span.
 
 use std::sync::Arc;
 
