@@ -59,9 +59,10 @@ impl Listing {
         let rows = if limit == 0 {
             Vec::new()
         } else {
-            self.lease
-                .client()
-                .query(sql::PAGE, &[&self.round, &self.after, &limit])
+            let client = self.lease.client();
+            let page = client.prepare_cached(sql::PAGE).await.map_err(db)?;
+            client
+                .query(&page, &[&self.round, &self.after, &limit])
                 .await
                 .map_err(db)?
         };

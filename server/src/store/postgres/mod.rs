@@ -243,7 +243,10 @@ impl PgStore {
         round: i64,
         order: Order<'_>,
     ) -> Result<Purchase, StoreError> {
-        let row = tx.query_one(sql::STOCK, &[]).await.map_err(db)?;
+        let row = tx
+            .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
         let (current, stock): (i64, i64) = (row.get(0), row.get(1));
         if current != round {
             return Err(StoreError::RoundEnded {
@@ -274,7 +277,10 @@ impl PgStore {
             return Ok(false);
         }
         let units: i64 = tx
-            .query_one(sql::UNITS, &[&round, &order.user])
+            .query_one(
+                &tx.prepare_cached(sql::UNITS).await.map_err(db)?,
+                &[&round, &order.user],
+            )
             .await
             .map_err(db)?
             .get(0);
@@ -297,13 +303,16 @@ impl PgStore {
     ) -> Result<Placed, StoreError> {
         let quantity = i64::from(order.quantity);
         if add_units && self.limit() != 0 {
-            tx.execute(sql::ADD_UNITS, &[&round, &order.user, &quantity])
-                .await
-                .map_err(db)?;
+            tx.execute(
+                &tx.prepare_cached(sql::ADD_UNITS).await.map_err(db)?,
+                &[&round, &order.user, &quantity],
+            )
+            .await
+            .map_err(db)?;
         }
         let row = tx
             .query_opt(
-                sql::RECORD,
+                &tx.prepare_cached(sql::RECORD).await.map_err(db)?,
                 &[&round, &order.user, &quantity, &order.request_id],
             )
             .await
@@ -332,11 +341,18 @@ impl PgStore {
             Placed::New(receipt) => Ok(receipt),
             Placed::Again => {
                 let id: i64 = client
-                    .query_one(sql::PLACED, &[&round, &order.request_id])
+                    .query_one(
+                        &client.prepare_cached(sql::PLACED).await.map_err(db)?,
+                        &[&round, &order.request_id],
+                    )
                     .await
                     .map_err(db)?
                     .get(0);
-                let stock: i64 = client.query_one(sql::STOCK, &[]).await.map_err(db)?.get(1);
+                let stock: i64 = client
+                    .query_one(&client.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+                    .await
+                    .map_err(db)?
+                    .get(1);
                 tracing::debug!(round, request_id = order.request_id, "replayed request id");
                 Ok(receipt(round, id, stock))
             }
@@ -344,9 +360,18 @@ impl PgStore {
     }
 
     async fn snapshot_in(&self, tx: &Transaction<'_>) -> Result<Snapshot, StoreError> {
-        let sale = tx.query_one(sql::SALE, &[]).await.map_err(db)?;
+        let sale = tx
+            .query_one(&tx.prepare_cached(sql::SALE).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
         let round: i64 = sale.get(0);
-        let totals = tx.query_one(sql::TOTALS, &[&round]).await.map_err(db)?;
+        let totals = tx
+            .query_one(
+                &tx.prepare_cached(sql::TOTALS).await.map_err(db)?,
+                &[&round],
+            )
+            .await
+            .map_err(db)?;
         let orders = to_u64(totals.get(0));
         Ok(Snapshot {
             stock: sale.get(1),
@@ -374,7 +399,10 @@ fn check_round(requested: u64, current: u64) -> Result<(), StoreError> {
 impl Store for PgStore {
     async fn current(&self, requested: u64) -> Result<Current, StoreError> {
         let client = self.client().await?;
-        let row = client.query_one(sql::CURRENT, &[]).await.map_err(db)?;
+        let row = client
+            .query_one(&client.prepare_cached(sql::CURRENT).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
         let round = to_u64(row.get(0));
         check_round(requested, round)?;
         Ok(Current {
@@ -386,9 +414,16 @@ impl Store for PgStore {
     async fn peek(&self, order: Order<'_>) -> Result<Peek, StoreError> {
         let client = self.client().await?;
         let row = if self.limit() == 0 {
-            client.query_one(sql::PEEK, &[]).await
+            client
+                .query_one(&client.prepare_cached(sql::PEEK).await.map_err(db)?, &[])
+                .await
         } else {
-            client.query_one(sql::PEEK_UNITS, &[&order.user]).await
+            client
+                .query_one(
+                    &client.prepare_cached(sql::PEEK_UNITS).await.map_err(db)?,
+                    &[&order.user],
+                )
+                .await
         }
         .map_err(db)?;
         let round = to_u64(row.get(0));
@@ -411,11 +446,18 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let Some(row) = tx
-            .query_opt(sql::WRITE_BACK, &[&written, &round])
+            .query_opt(
+                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
+                &[&written, &round],
+            )
             .await
             .map_err(db)?
         else {
-            let current: i64 = tx.query_one(sql::STOCK, &[]).await.map_err(db)?.get(0);
+            let current: i64 = tx
+                .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+                .await
+                .map_err(db)?
+                .get(0);
             return Err(StoreError::RoundEnded {
                 round: seen.round,
                 current: to_u64(current),
@@ -431,7 +473,12 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let taken = tx
-            .query_opt(sql::TAKE_IF_AVAILABLE, &[&quantity, &round])
+            .query_opt(
+                &tx.prepare_cached(sql::TAKE_IF_AVAILABLE)
+                    .await
+                    .map_err(db)?,
+                &[&quantity, &round],
+            )
             .await
             .map_err(db)?;
         let Some(row) = taken else {
@@ -443,7 +490,7 @@ impl Store for PgStore {
         if self.limit() != 0 {
             let reserved = tx
                 .query_opt(
-                    sql::RESERVE_UNITS,
+                    &tx.prepare_cached(sql::RESERVE_UNITS).await.map_err(db)?,
                     &[&round, &order.user, &quantity, &i64::from(self.limit())],
                 )
                 .await
@@ -471,7 +518,13 @@ impl Store for PgStore {
         let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        let row = tx.query_one(sql::PEEK_FOR_UPDATE, &[]).await.map_err(db)?;
+        let row = tx
+            .query_one(
+                &tx.prepare_cached(sql::PEEK_FOR_UPDATE).await.map_err(db)?,
+                &[],
+            )
+            .await
+            .map_err(db)?;
         let (current, stock): (i64, i64) = (row.get(0), row.get(1));
         let refused = if current != round {
             Some(Err(StoreError::RoundEnded {
@@ -497,7 +550,10 @@ impl Store for PgStore {
         }
         work.pass().await;
         let stock_after: i64 = tx
-            .query_one(sql::TAKE, &[&quantity, &round])
+            .query_one(
+                &tx.prepare_cached(sql::TAKE).await.map_err(db)?,
+                &[&quantity, &round],
+            )
             .await
             .map_err(db)?
             .get(0);
@@ -521,7 +577,10 @@ impl Store for PgStore {
             .start()
             .await
             .map_err(db)?;
-        let row = tx.query_one(sql::STOCK, &[]).await.map_err(db)?;
+        let row = tx
+            .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
         let (current, stock): (i64, i64) = (row.get(0), row.get(1));
         let refused = if current != round {
             Some(Err(StoreError::RoundEnded {
@@ -548,7 +607,10 @@ impl Store for PgStore {
         work.pass().await;
         let written = stock - quantity;
         let updated = tx
-            .execute(sql::WRITE_BACK, &[&written, &round])
+            .execute(
+                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
+                &[&written, &round],
+            )
             .await
             .map_err(db)?;
         if updated == 0 {
@@ -567,16 +629,25 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let round: i64 = tx
-            .query_one(sql::NEXT_ROUND, &[&stock, &strategy.map(Strategy::name)])
+            .query_one(
+                &tx.prepare_cached(sql::NEXT_ROUND).await.map_err(db)?,
+                &[&stock, &strategy.map(Strategy::name)],
+            )
             .await
             .map_err(db)?
             .get(0);
-        tx.execute(sql::FORGET_ORDERS, &[&round])
-            .await
-            .map_err(db)?;
-        tx.execute(sql::FORGET_BUYERS, &[&round])
-            .await
-            .map_err(db)?;
+        tx.execute(
+            &tx.prepare_cached(sql::FORGET_ORDERS).await.map_err(db)?,
+            &[&round],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            &tx.prepare_cached(sql::FORGET_BUYERS).await.map_err(db)?,
+            &[&round],
+        )
+        .await
+        .map_err(db)?;
         let snapshot = self.snapshot_in(&tx).await?;
         tx.commit().await.map_err(db)?;
         Ok(snapshot)
