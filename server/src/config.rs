@@ -56,6 +56,54 @@ pub struct ServerConfig {
     pub hardening: crate::hardening::Hardening,
 }
 
+/// Where a server keeps its stock and order book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StoreKind {
+    /// In this process: no database needed; every replica would have its own stock.
+    #[default]
+    Memory,
+    /// In PostgreSQL (`--database-url`): one stock shared by every replica.
+    Postgres,
+}
+
+/// Default size of the PostgreSQL connection pool.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// The `server` binary's choice of store (the driver's embedded server always uses memory).
+#[derive(Clone, PartialEq, clap::Args)]
+pub struct StoreConfig {
+    /// Where the stock and the order book live: memory (this process) or postgres (shared by
+    /// every replica pointed at the same database; needs --database-url).
+    #[arg(long = "store", env = "FLASHSALE_STORE", value_enum, default_value_t = StoreKind::Memory)]
+    pub kind: StoreKind,
+
+    /// PostgreSQL URL for --store postgres, e.g. postgres://user:password@127.0.0.1:5432/flashsale.
+    /// The schema is created or migrated at start-up.
+    #[arg(
+        long,
+        env = "FLASHSALE_DATABASE_URL",
+        hide_env_values = true,
+        required_if_eq("kind", "postgres")
+    )]
+    pub database_url: Option<String>,
+
+    /// Most PostgreSQL connections this server holds.
+    #[arg(long, env = "FLASHSALE_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub pool_size: u32,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("kind", &self.kind)
+            .field("database_url", &self.database_url.as_ref().map(|_| "…"))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
 impl ServerConfig {
     /// The store's share of the configuration.
     pub fn policy(&self) -> Policy {
@@ -103,6 +151,36 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         config: ServerConfig,
+    }
+
+    #[derive(Parser)]
+    struct StoreCli {
+        #[command(flatten)]
+        store: StoreConfig,
+    }
+
+    #[test]
+    fn store_flags() {
+        let cli = StoreCli::try_parse_from(["server"]).unwrap();
+        assert_eq!(cli.store.kind, StoreKind::Memory);
+        assert_eq!(cli.store.pool_size, DEFAULT_POOL_SIZE);
+        assert!(StoreCli::try_parse_from(["server", "--store", "postgres"]).is_err());
+        assert!(StoreCli::try_parse_from(["server", "--pool-size", "0"]).is_err());
+        let cli = StoreCli::try_parse_from([
+            "server",
+            "--store",
+            "postgres",
+            "--database-url",
+            "postgres://u:secret@h/db",
+            "--pool-size",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.store.kind, cli.store.pool_size),
+            (StoreKind::Postgres, 4)
+        );
+        assert!(!format!("{:?}", cli.store).contains("secret"));
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub enum CheckoutError {
     UnknownStrategy(i32),
     #[error("checkout temporarily unavailable (injected failure, rate {0})")]
     InjectedFailure(f64),
+    #[error(
+        "gave up after {attempts} attempts: every one conflicted with another purchase \
+         (serializable strategy under contention); nothing was bought"
+    )]
+    Contended { attempts: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -45,6 +50,10 @@ impl From<CheckoutError> for Status {
             // A Reset raced with the purchase; nothing changed, a retry in the new round may
             // succeed.
             CheckoutError::Store(StoreError::RoundEnded { .. }) => Code::Aborted,
+            // Concurrency conflicts: nothing changed, a retry may succeed.
+            CheckoutError::Contended { .. } | CheckoutError::Store(StoreError::Conflict(_)) => {
+                Code::Aborted
+            }
         };
         Status::new(code, err.to_string())
     }

@@ -1,5 +1,7 @@
 //! The flash-sale checkout server: a tonic `Checkout` service with buggy, unstable and safe
-//! purchase paths, plus gRPC server reflection and the standard health service.
+//! purchase paths (`purchase`) over a store of primitives (`store`: in memory, or in PostgreSQL
+//! shared by replicas, see [`open_store`]), plus gRPC server reflection and the standard health
+//! service.
 //!
 //! [`run`] serves on a listener until a shutdown future resolves; [`spawn`] starts a server on
 //! an ephemeral loopback port in the background (tests and the driver's embedded mode).
@@ -11,6 +13,8 @@ pub mod drain;
 pub mod error;
 pub mod guard;
 pub mod hardening;
+pub mod latency;
+pub mod purchase;
 pub mod serve;
 pub mod service;
 pub mod shutdown;
@@ -31,9 +35,9 @@ use tokio::task::JoinHandle;
 use crate::drain::Drain;
 use crate::guard::GuardLayer;
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, StoreConfig, StoreKind};
 pub use service::CheckoutService;
-pub use store::{MemoryStore, Store, Strategy};
+pub use store::{MemoryStore, PgSettings, PgStore, Store, Strategy};
 
 /// A server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,27 @@ pub enum ServerError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Hardening(#[from] hardening::HardeningError),
+    #[error("PostgreSQL store: {0}")]
+    Postgres(#[from] store::PgError),
+}
+
+/// Opens the store `store` asks for, with `config`'s first round and policy.
+pub async fn open_store(
+    store: &StoreConfig,
+    config: &ServerConfig,
+) -> Result<Arc<dyn Store>, ServerError> {
+    match (store.kind, &store.database_url) {
+        (StoreKind::Memory, _) => Ok(Arc::new(MemoryStore::from_config(config))),
+        (StoreKind::Postgres, url) => {
+            let settings = PgSettings {
+                url: url.clone().unwrap_or_default(),
+                pool_size: store.pool_size,
+            };
+            let pg =
+                PgStore::open(&settings, config.stock, config.strategy, config.policy()).await?;
+            Ok(Arc::new(pg))
+        }
+    }
 }
 
 /// Serves the checkout, reflection and health on `listener` until `shutdown` resolves, then

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use flashsale_server::{ServerConfig, ServerError, run, shutdown, telemetry};
+use flashsale_server::{
+    ServerConfig, ServerError, StoreConfig, open_store, run_with_store, shutdown, telemetry,
+};
 
 /// Flash-sale checkout gRPC server (flashsale.v1.Checkout, reflection and grpc.health.v1).
 ///
@@ -27,6 +29,9 @@ struct Cli {
 
     #[command(flatten)]
     config: ServerConfig,
+
+    #[command(flatten)]
+    store: StoreConfig,
 }
 
 fn main() -> ExitCode {
@@ -59,11 +64,18 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli) -> Result<(), ServerError> {
+    let store = open_store(&cli.store, &cli.config).await?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .map_err(|source| ServerError::Bind {
             addr: cli.listen,
             source,
         })?;
-    run(listener, cli.config, shutdown::signal_then_force_exit()).await
+    run_with_store(
+        listener,
+        store,
+        cli.config,
+        shutdown::signal_then_force_exit(),
+    )
+    .await
 }

@@ -1,8 +1,8 @@
-//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase paths, stock reads,
-//! the order book listing and the admin reset, each call in its own `tracing` span.
+//! The `flashsale.v1.Checkout` gRPC service: validation, the three purchase RPCs (their paths
+//! are in `crate::purchase`), stock reads, the order book listing and the admin reset, each call
+//! in its own `tracing` span.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use flashsale::pb::{self, checkout_server::Checkout};
 use tokio_stream::StreamExt;
@@ -11,32 +11,21 @@ use tracing::{Instrument, field};
 
 use crate::config::ServerConfig;
 use crate::error::CheckoutError;
-use crate::store::{self, Order, OrderPage, Purchase, Snapshot, Store, Strategy, book};
+use crate::latency::Latency;
+use crate::purchase::{Outcome, Path, Paths};
+use crate::store::{OrderPage, Purchase, Snapshot, Store, Strategy};
 use crate::validate;
 
-/// Which purchase path a call took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Path {
-    Buggy,
-    Unstable,
-    Safe,
-}
-
-impl Path {
-    fn name(self) -> &'static str {
-        match self {
-            Path::Buggy => "buggy",
-            Path::Unstable => "unstable",
-            Path::Safe => "safe",
-        }
-    }
-}
+/// Response metadata of a safe purchase on the serializable strategy: attempts retried after
+/// a conflict (absent when none were).
+pub const RETRIES_HEADER: &str = "x-flashsale-retries";
+/// Response metadata of GetStock: serializable retries this replica made since it started.
+pub const TOTAL_RETRIES_HEADER: &str = "x-flashsale-serializable-retries";
 
 /// The checkout, over any [`Store`].
 pub struct CheckoutService {
     store: Arc<dyn Store>,
-    latency: Duration,
-    failure_rate: f64,
+    paths: Paths,
     max_quantity: u32,
     default_stock: i64,
 }
@@ -49,8 +38,7 @@ impl CheckoutService {
     pub fn new(store: Arc<dyn Store>, config: &ServerConfig) -> Self {
         Self {
             store,
-            latency: config.latency,
-            failure_rate: config.failure_rate,
+            paths: Paths::new(Latency(config.latency), config.failure_rate),
             max_quantity: config.max_quantity,
             default_stock: config.stock,
         }
@@ -60,7 +48,7 @@ impl CheckoutService {
         &self,
         path: Path,
         req: pb::PurchaseRequest,
-    ) -> Result<pb::PurchaseReply, Status> {
+    ) -> Result<Response<pb::PurchaseReply>, Status> {
         let span = tracing::debug_span!(
             "purchase",
             mode = path.name(),
@@ -70,14 +58,25 @@ impl CheckoutService {
         async {
             let result = self.purchase_inner(path, &req).await;
             let outcome = match &result {
-                Ok((Purchase::Purchased(_), _)) => "purchased",
-                Ok((Purchase::SoldOut { .. }, _)) => "sold_out",
-                Ok((Purchase::LimitReached { .. }, _)) => "limit_reached",
+                Ok((o, _)) => match o.purchase {
+                    Purchase::Purchased(_) => "purchased",
+                    Purchase::SoldOut { .. } => "sold_out",
+                    Purchase::LimitReached { .. } => "limit_reached",
+                },
                 Err(_) => "error",
             };
             tracing::Span::current().record("outcome", outcome);
             match result {
-                Ok((purchase, quantity)) => Ok(reply(purchase, quantity)),
+                Ok((outcome, quantity)) => {
+                    let retries = outcome.retries;
+                    let mut response = Response::new(reply(outcome.purchase, quantity));
+                    if retries > 0 {
+                        response
+                            .metadata_mut()
+                            .insert(RETRIES_HEADER, retries.into());
+                    }
+                    Ok(response)
+                }
                 Err(err) => {
                     tracing::debug!(%err, "purchase refused");
                     Err(err.into())
@@ -92,46 +91,15 @@ impl CheckoutService {
         &self,
         path: Path,
         req: &pb::PurchaseRequest,
-    ) -> Result<(Purchase, u32), CheckoutError> {
+    ) -> Result<(Outcome, u32), CheckoutError> {
         let order = validate::order(req, self.max_quantity)?;
-        let purchase = match path {
-            Path::Safe => self.store.purchase(order).await?,
-            Path::Unstable => {
-                if self.failure_rate > 0.0 && rand::random::<f64>() < self.failure_rate {
-                    return Err(CheckoutError::InjectedFailure(self.failure_rate));
-                }
-                self.check_then_act(order).await?
-            }
-            Path::Buggy => self.check_then_act(order).await?,
-        };
-        Ok((purchase, order.quantity))
+        let outcome = self.paths.purchase(&*self.store, path, order).await?;
+        Ok((outcome, order.quantity))
     }
 
-    /// The naive purchase of the original demo: check, wait for the "database", decrement.
-    /// Nothing stops other calls from passing the same checks (per-user limit, then stock) in
-    /// the meantime. The decrement only lands in the round the checks saw.
-    async fn check_then_act(&self, order: Order<'_>) -> Result<Purchase, CheckoutError> {
-        let peek = self.store.peek(order).await?;
-        if !book::within_limit(peek.user_units, order.quantity, peek.per_user_limit) {
-            return Ok(Purchase::LimitReached {
-                stock: peek.stock,
-                round: peek.round,
-            });
-        }
-        if peek.stock < i64::from(order.quantity) {
-            return Ok(Purchase::SoldOut {
-                stock: peek.stock,
-                round: peek.round,
-            });
-        }
-        store::round_trip(self.latency).await;
-        let order = Order {
-            round: peek.round,
-            ..order
-        };
-        Ok(Purchase::Purchased(
-            self.store.decrement_unchecked(order).await?,
-        ))
+    /// Serializable attempts this service retried after a conflict since it started.
+    pub fn serializable_retries(&self) -> u64 {
+        self.paths.serializable_retries()
     }
 }
 
@@ -213,27 +181,21 @@ impl Checkout for CheckoutService {
         &self,
         request: Request<pb::PurchaseRequest>,
     ) -> Result<Response<pb::PurchaseReply>, Status> {
-        self.purchase(Path::Buggy, request.into_inner())
-            .await
-            .map(Response::new)
+        self.purchase(Path::Buggy, request.into_inner()).await
     }
 
     async fn purchase_unstable(
         &self,
         request: Request<pb::PurchaseRequest>,
     ) -> Result<Response<pb::PurchaseReply>, Status> {
-        self.purchase(Path::Unstable, request.into_inner())
-            .await
-            .map(Response::new)
+        self.purchase(Path::Unstable, request.into_inner()).await
     }
 
     async fn purchase_safe(
         &self,
         request: Request<pb::PurchaseRequest>,
     ) -> Result<Response<pb::PurchaseReply>, Status> {
-        self.purchase(Path::Safe, request.into_inner())
-            .await
-            .map(Response::new)
+        self.purchase(Path::Safe, request.into_inner()).await
     }
 
     async fn get_stock(
@@ -241,7 +203,11 @@ impl Checkout for CheckoutService {
         _request: Request<pb::GetStockRequest>,
     ) -> Result<Response<pb::StockReply>, Status> {
         let snapshot = self.store.snapshot().await.map_err(CheckoutError::from)?;
-        Ok(Response::new(stock_reply(snapshot, self.max_quantity)))
+        let mut response = Response::new(stock_reply(snapshot, self.max_quantity));
+        response
+            .metadata_mut()
+            .insert(TOTAL_RETRIES_HEADER, self.serializable_retries().into());
+        Ok(response)
     }
 
     async fn reset(

@@ -34,9 +34,18 @@ enum Path {
     Unstable,
     Mutex,
     Atomic,
+    RowLock,
+    Serializable,
 }
 
-const PATHS: [Path; 4] = [Path::Buggy, Path::Unstable, Path::Mutex, Path::Atomic];
+const PATHS: [Path; 6] = [
+    Path::Buggy,
+    Path::Unstable,
+    Path::Mutex,
+    Path::Atomic,
+    Path::RowLock,
+    Path::Serializable,
+];
 
 impl Path {
     /// `base` with this path's strategy and no injected failures.
@@ -44,6 +53,8 @@ impl Path {
         ServerConfig {
             strategy: match self {
                 Path::Mutex => Strategy::Mutex,
+                Path::RowLock => Strategy::RowLock,
+                Path::Serializable => Strategy::Serializable,
                 _ => Strategy::Atomic,
             },
             failure_rate: 0.0,
@@ -60,7 +71,9 @@ impl Path {
         let reply = match self {
             Path::Buggy => svc.purchase_buggy(req).await,
             Path::Unstable => svc.purchase_unstable(req).await,
-            Path::Mutex | Path::Atomic => svc.purchase_safe(req).await,
+            Path::Mutex | Path::Atomic | Path::RowLock | Path::Serializable => {
+                svc.purchase_safe(req).await
+            }
         };
         reply.map(tonic::Response::into_inner)
     }
@@ -390,7 +403,7 @@ async fn the_buggy_paths_race_past_the_per_user_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn the_safe_strategies_never_pass_the_per_user_limit() {
-    for path in [Path::Mutex, Path::Atomic] {
+    for path in [Path::Mutex, Path::Atomic, Path::RowLock, Path::Serializable] {
         let config = path.config(ServerConfig {
             stock: 1000,
             per_user_limit: 2,

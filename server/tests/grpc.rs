@@ -5,7 +5,10 @@ use std::time::Duration;
 use flashsale::pb::{self, checkout_client::CheckoutClient};
 use std::sync::Arc;
 
-use flashsale_server::store::{Order, OrderStream, Peek, Purchase, Receipt, Snapshot, StoreError};
+use flashsale_server::latency::Latency;
+use flashsale_server::store::{
+    Attempt, Current, Order, OrderStream, Peek, Purchase, Receipt, Snapshot, StoreError,
+};
 use flashsale_server::{MemoryStore, ServerConfig, Store, Strategy, run_with_store, spawn};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -44,16 +47,37 @@ struct GateStore {
 
 #[tonic::async_trait]
 impl Store for GateStore {
+    async fn current(&self, requested: u64) -> Result<Current, StoreError> {
+        self.inner.current(requested).await
+    }
     async fn peek(&self, order: Order<'_>) -> Result<Peek, StoreError> {
         self.inner.peek(order).await
     }
-    async fn decrement_unchecked(&self, order: Order<'_>) -> Result<Receipt, StoreError> {
-        self.inner.decrement_unchecked(order).await
+    async fn decrement_unchecked(
+        &self,
+        order: Order<'_>,
+        seen: &Peek,
+    ) -> Result<Receipt, StoreError> {
+        self.inner.decrement_unchecked(order, seen).await
     }
-    async fn purchase(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
+    async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
         self.entered.notify_one();
         self.gate.notified().await;
-        self.inner.purchase(order).await
+        self.inner.compare_and_decrement(order).await
+    }
+    async fn purchase_locked(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Purchase, StoreError> {
+        self.inner.purchase_locked(order, work).await
+    }
+    async fn try_serializable(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Attempt, StoreError> {
+        self.inner.try_serializable(order, work).await
     }
     async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
         self.inner.reset(stock, strategy).await
@@ -84,8 +108,8 @@ async fn shutdown_finishes_in_flight_calls() {
         let store = store.clone();
         async move {
             let _ = stopped.await;
-            // Shutdown has begun; only now may the in-flight purchase go on (it still spends
-            // the 100 ms latency after this point).
+            // Shutdown has begun; only now may the in-flight purchase (which has spent its
+            // 100 ms latency and is at the compare-and-decrement) go on.
             store.gate.notify_one();
         }
     };

@@ -1,6 +1,6 @@
 //! The in-memory store: the current [`Round`] behind an epoch lock, and the policy (per-user
-//! limit, book cap). The safe purchase dispatches to the round's strategy (`mutex.rs`,
-//! `atomic.rs`).
+//! limit, book cap). The guarded primitives (compare-and-decrement, row lock, optimistic
+//! attempt) are in `memory_guarded.rs`.
 //!
 //! Rounds and Reset: every purchase *acts* (takes stock, reserves units, records the order)
 //! inside [`MemoryStore::act`], under a read lock of the current round, after checking that
@@ -11,44 +11,36 @@
 //! purchases of one round still overlap, and the buggy path still races on the stock.
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use super::book::Listing;
 use super::round::Round;
 use super::{
-    Order, OrderPage, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot, Store, StoreError,
-    Strategy,
+    Attempt, Current, Order, OrderPage, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot,
+    Store, StoreError, Strategy,
 };
 use crate::config::ServerConfig;
+use crate::latency::Latency;
 
 /// Stock, order book and safe-path strategy of one server process.
 #[derive(Debug)]
 pub struct MemoryStore {
     current: RwLock<Arc<Round>>,
-    /// Simulated database round trip spent by the safe strategies.
-    pub(super) latency: Duration,
     /// The per-user limit and book cap of every round.
     policy: Policy,
 }
 
 impl MemoryStore {
     /// A store holding `stock` units in round 1, with `policy`'s per-user limit and book cap.
-    pub fn new(stock: i64, strategy: Strategy, latency: Duration, policy: Policy) -> Self {
+    pub fn new(stock: i64, strategy: Strategy, policy: Policy) -> Self {
         Self {
             current: RwLock::new(Arc::new(Round::new(1, stock, strategy, policy.book_cap))),
-            latency,
             policy,
         }
     }
 
     /// The store a server with `config` starts with.
     pub fn from_config(config: &ServerConfig) -> Self {
-        Self::new(
-            config.stock,
-            config.strategy,
-            config.latency,
-            config.policy(),
-        )
+        Self::new(config.stock, config.strategy, config.policy())
     }
 
     /// The strategy the safe path uses now.
@@ -74,6 +66,19 @@ impl MemoryStore {
         let round = self.current();
         check_round(requested, round.number)?;
         Ok(round)
+    }
+
+    /// The current round for a purchase pinned to round `round` (0: any), or `RoundEnded` if
+    /// a Reset has replaced it since the purchase saw it.
+    pub(super) fn pin_acting(&self, round: u64) -> Result<Arc<Round>, StoreError> {
+        let current = self.current();
+        if round != 0 && round != current.number {
+            return Err(StoreError::RoundEnded {
+                round,
+                current: current.number,
+            });
+        }
+        Ok(current)
     }
 
     /// Runs `act` on the current round if it is still round `round` (0: any), with Reset held
@@ -118,6 +123,14 @@ fn check_round(requested: u64, current: u64) -> Result<(), StoreError> {
 
 #[tonic::async_trait]
 impl Store for MemoryStore {
+    async fn current(&self, requested: u64) -> Result<Current, StoreError> {
+        let round = self.pin(requested)?;
+        Ok(Current {
+            round: round.number,
+            strategy: round.strategy,
+        })
+    }
+
     async fn peek(&self, order: Order<'_>) -> Result<Peek, StoreError> {
         let round = self.pin(order.round)?;
         let per_user_limit = self.limit();
@@ -133,24 +146,36 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn decrement_unchecked(&self, order: Order<'_>) -> Result<Receipt, StoreError> {
+    async fn decrement_unchecked(
+        &self,
+        order: Order<'_>,
+        seen: &Peek,
+    ) -> Result<Receipt, StoreError> {
         let track = self.limit() != 0;
-        self.act(order.round, |round| {
+        self.act(seen.round, |round| {
             let stock_after = round.take(order.quantity);
             round.place(order, stock_after, track)
         })
     }
 
-    async fn purchase(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
-        let round = self.pin(order.round)?;
-        match round.strategy {
-            Strategy::Mutex => self.purchase_mutex(round, order).await,
-            Strategy::Atomic => {
-                let number = round.number;
-                drop(round);
-                self.purchase_atomic(number, order).await
-            }
-        }
+    async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
+        self.conditional(order)
+    }
+
+    async fn purchase_locked(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Purchase, StoreError> {
+        self.locked(order, work).await
+    }
+
+    async fn try_serializable(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Attempt, StoreError> {
+        self.optimistic(order, work).await
     }
 
     async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {

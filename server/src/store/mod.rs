@@ -1,12 +1,13 @@
-//! The stock counter and the round's order book behind one small trait, so the checkout
-//! service does not care whether they live in memory (today) or in a database shared by
-//! several replicas.
+//! What a store *is*: the stock of the current round, its order book and the per-user totals,
+//! behind a trait of primitives ([`Store`]). How a purchase *uses* them lives in
+//! `crate::purchase`, one file per path, so a store is written once and every path works on it:
+//! in memory ([`MemoryStore`], one process) or in PostgreSQL (`postgres`, shared by replicas).
 
-mod atomic;
 pub mod book;
-mod latency;
 mod memory;
-mod mutex;
+mod memory_guarded;
+
+pub mod postgres;
 mod round;
 
 use std::fmt;
@@ -16,8 +17,10 @@ use flashsale::pb;
 use tokio_stream::Stream;
 
 pub use book::{Book, ListedOrder};
-pub use latency::round_trip;
 pub use memory::MemoryStore;
+pub use postgres::{PgError, PgSettings, PgStore};
+
+use crate::latency::Latency;
 
 /// Most orders a round's book keeps by default. A flash sale places at most a few thousand
 /// orders; 1M also holds a sustained benchmark run at tens of thousands of orders per second
@@ -129,21 +132,45 @@ pub type OrderStream = Pin<Box<dyn Stream<Item = Result<OrderPage, StoreError>> 
 /// How the safe purchase path keeps the stock from going negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Strategy {
-    /// Check, simulated latency and decrement under one lock (the original fix). Correct, but
-    /// purchases serialise: at most one per simulated database round trip.
+    /// Check, simulated latency and decrement under one process-local lock (the original
+    /// fix). Correct with one server process, but purchases serialise; with several replicas
+    /// on one database it oversells (each replica's lock protects nothing in the others).
     Mutex,
     /// Simulated latency outside any critical section, then a compare-and-decrement that fails
     /// instead of going below zero (`UPDATE .. SET stock = stock - q WHERE stock >= q`).
+    /// Also accepted as `conditional`, its name on PostgreSQL.
+    #[value(alias = "conditional")]
     Atomic,
+    /// Lock the stock (`SELECT .. FOR UPDATE`), spend the latency, update: correct across
+    /// replicas, serialised like the mutex.
+    RowLock,
+    /// Read, latency, write back in an isolated attempt (SERIALIZABLE on PostgreSQL, a
+    /// compare-and-swap in memory), retried a bounded number of times when another purchase
+    /// wrote in between.
+    Serializable,
 }
 
 impl Strategy {
-    /// The flag value: "mutex" or "atomic".
+    /// The flag value: "mutex", "atomic", "row-lock" or "serializable".
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Mutex => "mutex",
             Strategy::Atomic => "atomic",
+            Strategy::RowLock => "row-lock",
+            Strategy::Serializable => "serializable",
         }
+    }
+
+    /// The flag value back to the strategy (the stores keep it as text).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Strategy::Mutex,
+            Strategy::Atomic,
+            Strategy::RowLock,
+            Strategy::Serializable,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name || (name == "conditional" && *s == Strategy::Atomic))
     }
 
     /// A `safe_strategy` field of the contract: `Ok(None)` for UNSPECIFIED, `Err(raw)` for a
@@ -158,9 +185,13 @@ impl Strategy {
     }
 
     /// The contract's value for `strategy`; `None` is UNSPECIFIED ("keep the current one").
+    /// The contract has no value for `row-lock` and `serializable` yet: they are UNSPECIFIED
+    /// on the wire (a StockReply "does not say"; a Reset cannot switch to them).
     pub fn to_wire(strategy: Option<Self>) -> i32 {
         let wire = match strategy {
-            None => pb::SafeStrategy::Unspecified,
+            None | Some(Strategy::RowLock | Strategy::Serializable) => {
+                pb::SafeStrategy::Unspecified
+            }
             Some(Strategy::Mutex) => pb::SafeStrategy::Mutex,
             Some(Strategy::Atomic) => pb::SafeStrategy::Atomic,
         };
@@ -186,32 +217,75 @@ pub enum StoreError {
          {current}); nothing was bought"
     )]
     RoundEnded { round: u64, current: u64 },
+    /// The database gave up on this transaction (a serialization failure or a deadlock);
+    /// nothing changed and a retry may succeed.
+    #[error("transaction aborted by the database: {0}")]
+    Conflict(String),
 }
 
-/// Stock and order-book operations used by the checkout paths.
+/// The current round and the strategy its safe path uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Current {
+    pub round: u64,
+    pub strategy: Strategy,
+}
+
+/// One isolated read-latency-write attempt (the serializable path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Decided: bought, sold out or at the limit.
+    Done(Purchase),
+    /// Another purchase wrote what this one read; nothing changed, try again.
+    Conflict,
+}
+
+/// The primitives every purchase path is built from (`crate::purchase`).
 ///
-/// The naive path is deliberately split in two calls (`peek`, then `decrement_unchecked`)
-/// so that the service can wait between them without any mutual exclusion, exactly as the
-/// original demo did.
+/// Each primitive that places an order takes the stock, records the order (the book) and, while
+/// a per-user limit applies, the user's units, as one atomic step of the store: a database can
+/// only keep those consistent inside one transaction, so they are not separate calls.
 ///
 /// Rounds: an `Order` for a round other than the current one (`round` 0: any) is refused with
 /// `RoundMismatch` and changes nothing; an order whose round ends (Reset) before it acts is
-/// refused with `RoundEnded` and changes nothing in any round.
+/// refused with `RoundEnded` and changes nothing in any round. The paths pin `order.round` to
+/// the round [`Store::current`] or [`Store::peek`] saw.
 #[tonic::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The check half of the naive path: the round, its stock and the user's units now.
+    /// The current round and its strategy; `RoundMismatch` if `requested` (0: any) is not it.
+    async fn current(&self, requested: u64) -> Result<Current, StoreError>;
+    /// Reads the round, its stock and the user's units (the "check" of check-then-act).
     async fn peek(&self, order: Order<'_>) -> Result<Peek, StoreError>;
-    /// Takes `order.quantity` off the stock whatever it is, adds it to the user's units
-    /// whatever the limit, and records the order.
-    async fn decrement_unchecked(&self, order: Order<'_>) -> Result<Receipt, StoreError>;
-    /// Buys atomically with the current strategy: never sells below zero, never past the
-    /// per-user limit. The limit is checked first: a customer at the limit hears
-    /// `LimitReached` whatever the stock, and a refused order never touches the stock.
-    async fn purchase(&self, order: Order<'_>) -> Result<Purchase, StoreError>;
+    /// The "act" of check-then-act, with no check: takes `order.quantity` off the stock,
+    /// adds it to the user's units whatever the limit, and records the order. A store of rows
+    /// writes back what the caller read (`seen.stock - q`: lost updates, as an application that
+    /// computes the new value itself); the memory store subtracts from its live counter (the
+    /// stock goes negative). Either way the book gets every order: oversell.
+    async fn decrement_unchecked(
+        &self,
+        order: Order<'_>,
+        seen: &Peek,
+    ) -> Result<Receipt, StoreError>;
+    /// Compare-and-decrement: the user's limit checked first, then the stock taken only if it
+    /// covers the order, and the order recorded, atomically.
+    async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError>;
+    /// Locks the stock (a row lock), checks limit and stock, spends `work`, takes the stock
+    /// and records the order, then unlocks: purchases of a round serialise, across replicas too.
+    async fn purchase_locked(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Purchase, StoreError>;
+    /// One optimistic attempt: reads, checks limit and stock, spends `work`, then writes
+    /// `read - q` only if nothing was written in between (`Attempt::Conflict` otherwise).
+    async fn try_serializable(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Attempt, StoreError>;
     /// Starts a new round with `stock` units, an empty book and no per-user totals;
-    /// `strategy`, when given, becomes the safe path's strategy.
+    /// `strategy`, when given, becomes the safe path's strategy. Atomic.
     async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError>;
-    /// The current round's state.
+    /// The current round's state, read from one consistent snapshot.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
     /// A snapshot of round `round`'s book (0: the current round), in sequence order, in pages
     /// of at most `batch` orders. Only the current round can be listed.
@@ -230,6 +304,22 @@ mod tests {
                 Ok(strategy)
             );
         }
+        for strategy in [Strategy::RowLock, Strategy::Serializable] {
+            assert_eq!(
+                Strategy::from_wire(Strategy::to_wire(Some(strategy))),
+                Ok(None)
+            );
+        }
+        for strategy in [
+            Strategy::Mutex,
+            Strategy::Atomic,
+            Strategy::RowLock,
+            Strategy::Serializable,
+        ] {
+            assert_eq!(Strategy::from_name(strategy.name()), Some(strategy));
+        }
+        assert_eq!(Strategy::from_name("conditional"), Some(Strategy::Atomic));
+        assert_eq!(Strategy::from_name("nope"), None);
         assert_eq!(Strategy::from_wire(9), Err(9));
         assert_eq!(Strategy::Mutex.to_string(), "mutex");
     }

@@ -17,7 +17,7 @@ pub(super) struct Round {
     pub strategy: Strategy,
     pub stock: AtomicI64,
     pub book: Arc<Book>,
-    /// Held by the mutex strategy across check, latency and decrement.
+    /// The round's "row lock": held by the row-lock strategy across check, work and decrement.
     pub lock: tokio::sync::Mutex<()>,
 }
 
@@ -58,6 +58,13 @@ impl Round {
                 (s >= q).then(|| s - q)
             })
             .map(|before| before - q)
+    }
+
+    /// Sets the stock to `new` only if it is still `seen`.
+    pub fn swap_stock(&self, seen: i64, new: i64) -> bool {
+        self.stock
+            .compare_exchange(seen, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Records an order whose units were taken off the stock, leaving `stock_after`.

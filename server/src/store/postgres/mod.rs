@@ -1,0 +1,705 @@
+//! The PostgreSQL store: the sale row (round, stock, strategy), the orders of the round as rows
+//! and the per-user totals, shared by every replica that points at the same database.
+//!
+//! Built on tokio-postgres with a deadpool pool: plain SQL with no compile-time database access,
+//! the SQLSTATE of every error at hand (serialization failures and deadlocks are retried by the
+//! serializable path, everything else answers UNAVAILABLE), and a small, well-kept pool.
+//!
+//! Every primitive that places an order does it in one transaction: the stock update, the
+//! user's units (while a limit applies) and the order row. All of them update the sale row
+//! first, so they take the row lock before any buyer row and cannot deadlock each other. A
+//! transaction names the round it was checked in (`WHERE round = $r`): once a Reset has
+//! committed the next round it matches nothing and the purchase ends with `RoundEnded`, having
+//! changed nothing. Reset is one transaction too (the next round and forgetting the old book).
+//! A request id places at most one order per round (a unique constraint): a retry of a placed
+//! order gets that order back and changes nothing.
+
+mod listing;
+pub mod migrate;
+mod sql;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
+};
+
+use listing::{Lease, Listing};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::{
+    Attempt, Current, Order, OrderStream, Peek, Policy, Purchase, Receipt, Snapshot, Store,
+    StoreError, Strategy,
+};
+use crate::latency::Latency;
+
+/// How long start-up waits for the database before saying it is unreachable, and how long a
+/// purchase waits for a pooled connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the PostgreSQL store could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("invalid database URL: {0}")]
+    Url(tokio_postgres::Error),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+    #[error("cannot reach the database at {target}: {reason}")]
+    Unreachable { target: String, reason: String },
+    #[error("cannot migrate the database schema: {}", describe(.0))]
+    Migrate(tokio_postgres::Error),
+    #[error(
+        "the database schema is at version {found}, newer than this server knows (version \
+         {known}): run a newer server, or point this one at another database"
+    )]
+    SchemaTooNew { found: i32, known: i32 },
+    #[error("cannot start the sale in the database: {}", describe(.0))]
+    Seed(tokio_postgres::Error),
+}
+
+/// Where the database is and how to use it.
+#[derive(Clone)]
+pub struct PgSettings {
+    /// `postgres://user[:password]@host:port/dbname` (libpq URL or key=value form).
+    pub url: String,
+    /// Most connections this server holds.
+    pub pool_size: u32,
+}
+
+impl std::fmt::Debug for PgSettings {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stock, book and per-user totals in PostgreSQL.
+pub struct PgStore {
+    pool: Pool,
+    policy: Policy,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `user@host:port/dbname`, without the password.
+fn target(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "{}@{}:{}/{}",
+        config.get_user().unwrap_or("?"),
+        hosts.join(","),
+        if ports.is_empty() {
+            "5432".to_string()
+        } else {
+            ports.join(",")
+        },
+        config.get_dbname().unwrap_or("?"),
+    )
+}
+
+/// A database error with its SQLSTATE and message (tokio-postgres' own text is "db error").
+fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(err) {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        },
+    }
+}
+
+/// A failed statement as the checkout sees it.
+fn db(err: tokio_postgres::Error) -> StoreError {
+    match err.code() {
+        Some(code)
+            if *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            StoreError::Conflict(describe(&err))
+        }
+        _ => StoreError::Unavailable(format!("database: {}", describe(&err))),
+    }
+}
+
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Unavailable(format!("{value} out of range")))
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn receipt(round: i64, order_id: i64, stock_after: i64) -> Receipt {
+    Receipt {
+        order_id: format!("r{round}-{order_id}"),
+        stock_after,
+        round: to_u64(round),
+    }
+}
+
+fn strategy_of(name: &str) -> Result<Strategy, StoreError> {
+    Strategy::from_name(name).ok_or_else(|| {
+        StoreError::Unavailable(format!("unknown strategy {name:?} in the database"))
+    })
+}
+
+/// What recording an order came to.
+enum Placed {
+    New(Receipt),
+    /// The request id already placed an order in this round; the transaction was rolled back.
+    Again,
+}
+
+impl PgStore {
+    /// Connects (failing clearly if the database cannot be reached), applies the migrations
+    /// and, if the database has no sale yet, starts round 1 with `stock` and `strategy`. A
+    /// database that already has a round keeps it: a replica joining does not reset the sale.
+    pub async fn open(
+        settings: &PgSettings,
+        stock: i64,
+        strategy: Strategy,
+        policy: Policy,
+    ) -> Result<Self, PgError> {
+        let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(PgError::Url)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("flashsale-server");
+        }
+        let target = target(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let size = usize::try_from(settings.pool_size.max(1)).unwrap_or(1);
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|err| PgError::Pool(err.to_string()))?;
+        let mut client = pool.get().await.map_err(|err| PgError::Unreachable {
+            target: target.clone(),
+            reason: match &err {
+                deadpool_postgres::PoolError::Backend(e) => describe(e),
+                other => other.to_string(),
+            },
+        })?;
+        let found = migrate::apply(&mut client).await?;
+        client
+            .execute(sql::SEED, &[&stock, &strategy.name()])
+            .await
+            .map_err(PgError::Seed)?;
+        tracing::info!(
+            %target,
+            schema = migrate::latest(),
+            was = found,
+            pool = size,
+            "PostgreSQL store ready"
+        );
+        Ok(Self { pool, policy })
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("database pool: {err}")))
+    }
+
+    fn limit(&self) -> u32 {
+        self.policy.per_user_limit
+    }
+
+    /// Why a guarded take matched no row: the round ended, the user is at the limit, or the
+    /// stock does not cover the order.
+    async fn refusal(
+        &self,
+        tx: &Transaction<'_>,
+        round: i64,
+        order: Order<'_>,
+    ) -> Result<Purchase, StoreError> {
+        let row = tx
+            .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
+        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
+        if current != round {
+            return Err(StoreError::RoundEnded {
+                round: to_u64(round),
+                current: to_u64(current),
+            });
+        }
+        if self.over_limit(tx, round, order).await? {
+            return Ok(Purchase::LimitReached {
+                stock,
+                round: to_u64(round),
+            });
+        }
+        Ok(Purchase::SoldOut {
+            stock,
+            round: to_u64(round),
+        })
+    }
+
+    /// Whether buying `order` would take its user past the limit (read, not reserved).
+    async fn over_limit(
+        &self,
+        tx: &Transaction<'_>,
+        round: i64,
+        order: Order<'_>,
+    ) -> Result<bool, StoreError> {
+        if self.limit() == 0 {
+            return Ok(false);
+        }
+        let units: i64 = tx
+            .query_one(
+                &tx.prepare_cached(sql::UNITS).await.map_err(db)?,
+                &[&round, &order.user],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        Ok(!super::book::within_limit(
+            to_u64(units),
+            order.quantity,
+            self.limit(),
+        ))
+    }
+
+    /// Adds the user's units (unchecked, while a limit applies), records the order and
+    /// commits; a request id seen before in this round rolls everything back.
+    async fn place(
+        &self,
+        tx: Transaction<'_>,
+        round: i64,
+        order: Order<'_>,
+        stock_after: i64,
+        add_units: bool,
+    ) -> Result<Placed, StoreError> {
+        let quantity = i64::from(order.quantity);
+        if add_units && self.limit() != 0 {
+            tx.execute(
+                &tx.prepare_cached(sql::ADD_UNITS).await.map_err(db)?,
+                &[&round, &order.user, &quantity],
+            )
+            .await
+            .map_err(db)?;
+        }
+        let row = tx
+            .query_opt(
+                &tx.prepare_cached(sql::RECORD).await.map_err(db)?,
+                &[&round, &order.user, &quantity, &order.request_id],
+            )
+            .await
+            .map_err(db)?;
+        match row {
+            Some(row) => {
+                tx.commit().await.map_err(db)?;
+                Ok(Placed::New(receipt(round, row.get(0), stock_after)))
+            }
+            None => {
+                tx.rollback().await.map_err(db)?;
+                Ok(Placed::Again)
+            }
+        }
+    }
+
+    /// The receipt of what `placed` came to: a retried request id gets its first order back.
+    async fn settle(
+        &self,
+        client: &Object,
+        placed: Placed,
+        round: i64,
+        order: Order<'_>,
+    ) -> Result<Receipt, StoreError> {
+        match placed {
+            Placed::New(receipt) => Ok(receipt),
+            Placed::Again => {
+                let id: i64 = client
+                    .query_one(
+                        &client.prepare_cached(sql::PLACED).await.map_err(db)?,
+                        &[&round, &order.request_id],
+                    )
+                    .await
+                    .map_err(db)?
+                    .get(0);
+                let stock: i64 = client
+                    .query_one(&client.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+                    .await
+                    .map_err(db)?
+                    .get(1);
+                tracing::debug!(round, request_id = order.request_id, "replayed request id");
+                Ok(receipt(round, id, stock))
+            }
+        }
+    }
+
+    async fn snapshot_in(&self, tx: &Transaction<'_>) -> Result<Snapshot, StoreError> {
+        let sale = tx
+            .query_one(&tx.prepare_cached(sql::SALE).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
+        let round: i64 = sale.get(0);
+        let totals = tx
+            .query_one(
+                &tx.prepare_cached(sql::TOTALS).await.map_err(db)?,
+                &[&round],
+            )
+            .await
+            .map_err(db)?;
+        let orders = to_u64(totals.get(0));
+        Ok(Snapshot {
+            stock: sale.get(1),
+            initial_stock: sale.get(2),
+            orders,
+            units_sold: to_u64(totals.get(1)),
+            round: to_u64(round),
+            strategy: strategy_of(sale.get(3))?,
+            per_user_limit: self.limit(),
+            book_cap: self.policy.book_cap,
+            book_overflow: orders.saturating_sub(self.policy.book_cap),
+        })
+    }
+}
+
+/// `requested` (0: any) against the current round.
+fn check_round(requested: u64, current: u64) -> Result<(), StoreError> {
+    if requested != 0 && requested != current {
+        return Err(StoreError::RoundMismatch { requested, current });
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Store for PgStore {
+    async fn current(&self, requested: u64) -> Result<Current, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&client.prepare_cached(sql::CURRENT).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
+        let round = to_u64(row.get(0));
+        check_round(requested, round)?;
+        Ok(Current {
+            round,
+            strategy: strategy_of(row.get(1))?,
+        })
+    }
+
+    async fn peek(&self, order: Order<'_>) -> Result<Peek, StoreError> {
+        let client = self.client().await?;
+        let row = if self.limit() == 0 {
+            client
+                .query_one(&client.prepare_cached(sql::PEEK).await.map_err(db)?, &[])
+                .await
+        } else {
+            client
+                .query_one(
+                    &client.prepare_cached(sql::PEEK_UNITS).await.map_err(db)?,
+                    &[&order.user],
+                )
+                .await
+        }
+        .map_err(db)?;
+        let round = to_u64(row.get(0));
+        check_round(order.round, round)?;
+        Ok(Peek {
+            round,
+            stock: row.get(1),
+            user_units: to_u64(row.get(2)),
+            per_user_limit: self.limit(),
+        })
+    }
+
+    async fn decrement_unchecked(
+        &self,
+        order: Order<'_>,
+        seen: &Peek,
+    ) -> Result<Receipt, StoreError> {
+        let round = to_i64(seen.round)?;
+        let written = seen.stock.saturating_sub(i64::from(order.quantity));
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let Some(row) = tx
+            .query_opt(
+                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
+                &[&written, &round],
+            )
+            .await
+            .map_err(db)?
+        else {
+            let current: i64 = tx
+                .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+                .await
+                .map_err(db)?
+                .get(0);
+            return Err(StoreError::RoundEnded {
+                round: seen.round,
+                current: to_u64(current),
+            });
+        };
+        let placed = self.place(tx, round, order, row.get(0), true).await?;
+        self.settle(&client, placed, round, order).await
+    }
+
+    async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
+        let round = to_i64(order.round)?;
+        let quantity = i64::from(order.quantity);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let taken = tx
+            .query_opt(
+                &tx.prepare_cached(sql::TAKE_IF_AVAILABLE)
+                    .await
+                    .map_err(db)?,
+                &[&quantity, &round],
+            )
+            .await
+            .map_err(db)?;
+        let Some(row) = taken else {
+            let refusal = self.refusal(&tx, round, order).await;
+            tx.rollback().await.map_err(db)?;
+            return refusal;
+        };
+        let stock_after: i64 = row.get(0);
+        if self.limit() != 0 {
+            let reserved = tx
+                .query_opt(
+                    &tx.prepare_cached(sql::RESERVE_UNITS).await.map_err(db)?,
+                    &[&round, &order.user, &quantity, &i64::from(self.limit())],
+                )
+                .await
+                .map_err(db)?;
+            if reserved.is_none() {
+                tx.rollback().await.map_err(db)?;
+                return Ok(Purchase::LimitReached {
+                    stock: stock_after.saturating_add(quantity),
+                    round: order.round,
+                });
+            }
+        }
+        let placed = self.place(tx, round, order, stock_after, false).await?;
+        Ok(Purchase::Purchased(
+            self.settle(&client, placed, round, order).await?,
+        ))
+    }
+
+    async fn purchase_locked(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Purchase, StoreError> {
+        let round = to_i64(order.round)?;
+        let quantity = i64::from(order.quantity);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let row = tx
+            .query_one(
+                &tx.prepare_cached(sql::PEEK_FOR_UPDATE).await.map_err(db)?,
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
+        let refused = if current != round {
+            Some(Err(StoreError::RoundEnded {
+                round: order.round,
+                current: to_u64(current),
+            }))
+        } else if self.over_limit(&tx, round, order).await? {
+            Some(Ok(Purchase::LimitReached {
+                stock,
+                round: order.round,
+            }))
+        } else if stock < quantity {
+            Some(Ok(Purchase::SoldOut {
+                stock,
+                round: order.round,
+            }))
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            tx.rollback().await.map_err(db)?;
+            return refused;
+        }
+        work.pass().await;
+        let stock_after: i64 = tx
+            .query_one(
+                &tx.prepare_cached(sql::TAKE).await.map_err(db)?,
+                &[&quantity, &round],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        let placed = self.place(tx, round, order, stock_after, true).await?;
+        Ok(Purchase::Purchased(
+            self.settle(&client, placed, round, order).await?,
+        ))
+    }
+
+    async fn try_serializable(
+        &self,
+        order: Order<'_>,
+        work: Latency,
+    ) -> Result<Attempt, StoreError> {
+        let round = to_i64(order.round)?;
+        let quantity = i64::from(order.quantity);
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::Serializable)
+            .start()
+            .await
+            .map_err(db)?;
+        let row = tx
+            .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+            .await
+            .map_err(db)?;
+        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
+        let refused = if current != round {
+            Some(Err(StoreError::RoundEnded {
+                round: order.round,
+                current: to_u64(current),
+            }))
+        } else if self.over_limit(&tx, round, order).await? {
+            Some(Ok(Attempt::Done(Purchase::LimitReached {
+                stock,
+                round: order.round,
+            })))
+        } else if stock < quantity {
+            Some(Ok(Attempt::Done(Purchase::SoldOut {
+                stock,
+                round: order.round,
+            })))
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            tx.rollback().await.map_err(db)?;
+            return refused;
+        }
+        work.pass().await;
+        let written = stock - quantity;
+        let updated = tx
+            .execute(
+                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
+                &[&written, &round],
+            )
+            .await
+            .map_err(db)?;
+        if updated == 0 {
+            // Cannot happen under SERIALIZABLE (a Reset in between is a serialization
+            // failure), but an empty update must never place an order.
+            tx.rollback().await.map_err(db)?;
+            return Ok(Attempt::Conflict);
+        }
+        let placed = self.place(tx, round, order, written, true).await?;
+        Ok(Attempt::Done(Purchase::Purchased(
+            self.settle(&client, placed, round, order).await?,
+        )))
+    }
+
+    async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let round: i64 = tx
+            .query_one(
+                &tx.prepare_cached(sql::NEXT_ROUND).await.map_err(db)?,
+                &[&stock, &strategy.map(Strategy::name)],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        tx.execute(
+            &tx.prepare_cached(sql::FORGET_ORDERS).await.map_err(db)?,
+            &[&round],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            &tx.prepare_cached(sql::FORGET_BUYERS).await.map_err(db)?,
+            &[&round],
+        )
+        .await
+        .map_err(db)?;
+        let snapshot = self.snapshot_in(&tx).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(snapshot)
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db)?;
+        let snapshot = self.snapshot_in(&tx).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(snapshot)
+    }
+
+    async fn list_orders(&self, round: u64, batch: usize) -> Result<OrderStream, StoreError> {
+        let client = self.client().await?;
+        let mut lease = Lease(Some(client));
+        lease
+            .client()
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db)?;
+        let current: i64 = lease
+            .client()
+            .query_one(sql::CURRENT, &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        check_round(round, to_u64(current))?;
+        let listing = Listing {
+            lease,
+            round: current,
+            after: 0,
+            remaining: self.policy.book_cap,
+            batch: i64::try_from(batch.max(1)).unwrap_or(i64::MAX),
+            started: false,
+        };
+        Ok(Box::pin(futures::stream::unfold(
+            Some(listing),
+            |listing| async move {
+                let mut listing = listing?;
+                match listing.next_page().await {
+                    Ok(Some(page)) => Some((Ok(page), Some(listing))),
+                    Ok(None) => None,
+                    Err(err) => Some((Err(err), None)),
+                }
+            },
+        )))
+    }
+}

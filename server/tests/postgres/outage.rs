@@ -1,0 +1,176 @@
+//! The database goes away in the middle of a sustained run and comes back: purchases answer
+//! UNAVAILABLE while it is away, the server recovers without a restart of its own (the pool
+//! drops dead connections and opens new ones), and every acknowledged order is in the book.
+//!
+//! "Away" is a TCP proxy between the server and PostgreSQL that cuts every connection and
+//! refuses new ones: to the server that is exactly a database restart, and the test cluster
+//! shared with the parallel tests stays up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flashsale::pb::{self, checkout_server::Checkout};
+use flashsale_server::Strategy;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tonic::{Code, Request};
+
+use crate::support::{audit, cluster, config, fresh_database, req, service};
+
+/// Forwards 127.0.0.1:port to `upstream` while up; cuts everything while down.
+struct Proxy {
+    addr: SocketAddr,
+    up: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, watcher) = watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut state = watcher.clone();
+                if !*state.borrow_and_update() {
+                    continue; // dropped: refused
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = state.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn upstream(url: &str) -> SocketAddr {
+    let rest = url.split_once("://").unwrap().1;
+    let host_port = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split('/').next().unwrap();
+    host_port
+        .parse()
+        .expect("the test URL names 127.0.0.1:port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_answers_unavailable_recovers_and_loses_no_acknowledged_order() {
+    let Some(cluster) =
+        cluster("a_database_outage_answers_unavailable_recovers_and_loses_no_acknowledged_order")
+    else {
+        return;
+    };
+    let url = fresh_database(&cluster).await;
+    let proxy = Proxy::start(upstream(&url)).await;
+    let via_proxy = url.replacen(&upstream(&url).to_string(), &proxy.addr.to_string(), 1);
+    let svc = service(&via_proxy, &config(1_000_000, Strategy::Atomic, 1, 0)).await;
+
+    // Buyers purchase back to back until told to stop, keeping what was acknowledged.
+    let (stop, stopped) = watch::channel(false);
+    let buyers: Vec<_> = (0..8)
+        .map(|b| {
+            let svc = svc.clone();
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                let (mut acked, mut unavailable) = (Vec::new(), 0u64);
+                for i in 0..100_000 {
+                    if *stopped.borrow() {
+                        break;
+                    }
+                    let request = req(&format!("b{b}"), &format!("b{b}-{i}"));
+                    match svc.purchase_safe(Request::new(request)).await {
+                        Ok(reply) => {
+                            let reply = reply.into_inner();
+                            assert_eq!(reply.outcome, pb::Outcome::Purchased as i32);
+                            acked.push(reply.order_id);
+                        }
+                        Err(status) => {
+                            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                            unavailable += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                (acked, unavailable)
+            })
+        })
+        .collect();
+
+    let acked_so_far = || async {
+        svc.get_stock(Request::new(pb::GetStockRequest {}))
+            .await
+            .map(|r| r.into_inner().orders)
+    };
+    wait_until(|| async { acked_so_far().await.is_ok_and(|n| n >= 50) }).await;
+    proxy.set(false);
+    // While it is away a purchase answers UNAVAILABLE, and so does GetStock.
+    wait_until(|| async {
+        svc.purchase_safe(Request::new(req("probe", "")))
+            .await
+            .is_err_and(|s| s.code() == Code::Unavailable)
+    })
+    .await;
+    let status = svc
+        .get_stock(Request::new(pb::GetStockRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set(true);
+    let before = acked_so_far().await;
+    // Back: the same server sells again.
+    wait_until(|| async {
+        match (acked_so_far().await, &before) {
+            (Ok(now), Ok(then)) => now >= then + 50,
+            (Ok(now), Err(_)) => now > 0,
+            _ => false,
+        }
+    })
+    .await;
+    stop.send_replace(true);
+
+    let (mut acked, mut unavailable) = (Vec::new(), 0);
+    for buyer in buyers {
+        let (a, u) = buyer.await.unwrap();
+        acked.extend(a);
+        unavailable += u;
+    }
+    assert!(unavailable > 0, "the buyers never saw the outage");
+    let audit = audit(&svc).await;
+    assert!(audit.reconciles(), "{audit:?}");
+    let book: std::collections::HashSet<_> = audit.listed.iter().map(|o| &o.order_id).collect();
+    let lost: Vec<_> = acked.iter().filter(|id| !book.contains(id)).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged orders missing from the book: {lost:?}"
+    );
+}
+
+/// Polls `done` every 20 ms for at most 30 s.
+async fn wait_until<F, Fut>(mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
