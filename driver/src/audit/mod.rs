@@ -199,14 +199,14 @@ impl Audit {
                 BookState::Complete(_) => "the round changed during the run".into(),
             });
         }
-        let acked_units = to_i64(stats.units_purchased);
-        let indeterminate_units = to_i64(stats.indeterminate_units);
+        let acked_units = to_i64(stats.counts.units_purchased);
+        let indeterminate_units = to_i64(stats.counts.indeterminate_units);
         let units_sold = if rec.available {
             to_i64(rec.book_units)
         } else {
             acked_units
         };
-        let units_demanded = to_i64(stats.units_requested);
+        let units_demanded = to_i64(stats.counts.units_requested);
         let oversold_units = units_sold.saturating_sub(initial_stock).max(0);
         let dropped = initial_stock.saturating_sub(final_stock);
         let conservation = if rec.available {
@@ -230,8 +230,13 @@ impl Audit {
         } else {
             let orders = RangeCheck::new(
                 ledger_orders,
-                to_i64(stats.purchased),
-                to_i64(stats.purchased.saturating_add(stats.indeterminate)),
+                to_i64(stats.counts.purchased),
+                to_i64(
+                    stats
+                        .counts
+                        .purchased
+                        .saturating_add(stats.counts.indeterminate),
+                ),
             );
             let units = RangeCheck::new(
                 ledger_units,
@@ -272,10 +277,10 @@ impl Audit {
         checks.push(facts.per_user_limit());
         checks.push(Check::holds(
             "valid_replies",
-            stats.bad_replies == 0 && stats.missing_order_ids == 0,
+            stats.counts.bad_replies == 0 && stats.counts.missing_order_ids == 0,
             format!(
                 "{} OK replies without a known outcome, {} purchases without an order id",
-                stats.bad_replies, stats.missing_order_ids
+                stats.counts.bad_replies, stats.counts.missing_order_ids
             ),
         ));
         checks.push(facts.all_resolved());
@@ -328,7 +333,7 @@ struct Facts<'a> {
 impl Facts<'_> {
     fn availability(&self) -> Check {
         let s = self.stats;
-        if s.attempts == 0 {
+        if s.counts.attempts == 0 {
             return Check::new(
                 "availability",
                 Status::Inconclusive,
@@ -341,13 +346,13 @@ impl Facts<'_> {
                 Status::Fail,
                 format!(
                     "no purchase succeeded in {} attempts although {} units were in stock{}",
-                    s.attempts,
+                    s.counts.attempts,
                     self.final_stock,
                     errors_by_status(s)
                 ),
             );
         }
-        let rate = s.error_rate();
+        let rate = s.counts.error_rate();
         let max = self.ev.policy.max_error_rate;
         Check::holds(
             "availability",
@@ -418,9 +423,9 @@ impl Facts<'_> {
                 "the server's counters gained {} orders / {} units; clients saw {} purchases / {} units and {} of unknown effect",
                 ledger.orders,
                 ledger.units_sold,
-                self.stats.purchased,
-                self.stats.units_purchased,
-                self.stats.indeterminate
+                self.stats.counts.purchased,
+                self.stats.counts.units_purchased,
+                self.stats.counts.indeterminate
             )
         };
         Check::holds("books_balance", ledger.holds, detail)
@@ -477,7 +482,7 @@ impl Facts<'_> {
 
     fn no_undersell(&self) -> Check {
         let r = self.rec;
-        let turned_away = self.stats.sold_out;
+        let turned_away = self.stats.counts.sold_out;
         if turned_away == 0 {
             return Check::new(
                 "no_undersell",
@@ -529,7 +534,7 @@ impl Facts<'_> {
 
     fn all_resolved(&self) -> Check {
         let r = self.rec;
-        let unknown = self.stats.indeterminate;
+        let unknown = self.stats.counts.indeterminate;
         if unknown == 0 {
             return Check::new(
                 "all_resolved",
@@ -552,7 +557,7 @@ impl Facts<'_> {
             Status::Inconclusive,
             format!(
                 "{unknown} attempts ({} units) have an unknown effect and nothing resolves them: {}",
-                self.stats.indeterminate_units,
+                self.stats.counts.indeterminate_units,
                 r.reason.as_deref().unwrap_or("no order book")
             ),
         )
@@ -580,12 +585,13 @@ impl Facts<'_> {
                         };
                         (us / 1000.0, format!("{:.2} ms", us / 1000.0))
                     }
-                    Metric::ErrorRate => {
-                        (s.error_rate(), format!("{:.2}%", s.error_rate() * 100.0))
-                    }
+                    Metric::ErrorRate => (
+                        s.counts.error_rate(),
+                        format!("{:.2}%", s.counts.error_rate() * 100.0),
+                    ),
                     Metric::TimeoutRate => (
-                        s.timeout_rate(),
-                        format!("{:.2}%", s.timeout_rate() * 100.0),
+                        s.counts.timeout_rate(),
+                        format!("{:.2}%", s.counts.timeout_rate() * 100.0),
                     ),
                 };
                 Check::holds(
@@ -601,9 +607,10 @@ impl Facts<'_> {
 /// ` (UNAVAILABLE 900, INTERNAL 3)`, or nothing when no status was an error.
 fn errors_by_status(stats: &Stats) -> String {
     let parts: Vec<String> = stats
+        .counts
         .statuses
         .iter()
-        .map(|(code, n)| format!("{} {n}", code_name(*code)))
+        .map(|(code, n)| format!("{} {n}", code_name(code)))
         .collect();
     if parts.is_empty() {
         String::new()

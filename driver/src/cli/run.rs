@@ -155,10 +155,10 @@ impl RunArgs {
     pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
         let mode = self
             .mode
-            .ok_or_else(|| DriverError::Invalid("--mode is required for a run".into()))?;
+            .ok_or_else(|| DriverError::InvalidSpec("--mode is required for a run".into()))?;
         let prefix = match &self.user_prefix {
             Some(p) if p.len() > 100 => {
-                return Err(DriverError::Invalid(format!(
+                return Err(DriverError::InvalidSpec(format!(
                     "--user-prefix is {} bytes; at most 100 leave room for the user number",
                     p.len()
                 )));

@@ -45,7 +45,7 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
     let (before, after) = match (&result.before, &result.after) {
         (Some(before), Some(after)) => (before, after),
         _ => {
-            return Err(DriverError::Invalid(
+            return Err(DriverError::IncompleteResult(
                 "the coordinator sent no stock readings".into(),
             ));
         }
@@ -60,14 +60,15 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         };
         let unreported = worker.unreported_attempts;
         workers.push(WorkerSummary::new(worker, &stats, unreported));
-        merged.merge(stats);
+        merged.merge(stats)?;
         if worker.lost || unreported > 0 {
             let first = u32::try_from(worker.first_user).unwrap_or(u32::MAX);
             let end = first.saturating_add(worker.users);
             merged.history.unreported.push(first..end);
         }
-        merged.indeterminate = merged.indeterminate.saturating_add(unreported);
-        merged.indeterminate_units = merged
+        merged.counts.indeterminate = merged.counts.indeterminate.saturating_add(unreported);
+        merged.counts.indeterminate_units = merged
+            .counts
             .indeterminate_units
             .saturating_add(unreported.saturating_mul(u64::from(spec.load.quantity.max())));
     }

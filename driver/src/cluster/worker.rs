@@ -80,7 +80,7 @@ pub async fn run(
 }
 
 fn lost(why: &str) -> DriverError {
-    DriverError::Invalid(format!("lost the coordinator: {why}"))
+    DriverError::LostCoordinator(why.to_string())
 }
 
 /// Connects with HTTP/2 keepalive (so a cut network is noticed), retrying until it works.

@@ -10,8 +10,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use crate::engine::counts::AtomicCounts;
 use crate::engine::history::AttemptKey;
-use crate::engine::live::{Counters, Live};
+use crate::engine::live::Live;
 use crate::engine::outcome::Outcome;
 use crate::engine::stats::Stats;
 use crate::spec::ids::request_id;
@@ -23,7 +24,7 @@ pub(super) async fn drive_connection(
     users: Vec<u64>,
     spec: &LoadSpec,
     window: (Instant, Option<Instant>),
-    (counters, live): (Arc<Counters>, &Live),
+    (counters, live): (Arc<AtomicCounts>, &Live),
     stats: &RefCell<Stats>,
 ) {
     let client = CheckoutClient::new(channel);
@@ -66,7 +67,7 @@ async fn virtual_user(
     buyer: Buyer,
     spec: &LoadSpec,
     (origin, deadline): (Instant, Option<Instant>),
-    (stats, counters, live): (&RefCell<Stats>, &Counters, &Live),
+    (stats, counters, live): (&RefCell<Stats>, &AtomicCounts, &Live),
 ) {
     let mut seq = buyer.click;
     loop {
@@ -84,7 +85,7 @@ async fn virtual_user(
         let started = Instant::now();
         let outcome = purchase(&mut client, spec.mode, request, spec.timeout).await;
         let latency = started.elapsed();
-        counters.record(&outcome);
+        counters.record(&outcome, quantity);
         stats
             .borrow_mut()
             .record_at(origin.elapsed(), key, quantity, outcome, latency);

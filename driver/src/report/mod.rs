@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use crate::audit::{Audit, Evidence, Status};
 use crate::engine::LoadResult;
-use crate::engine::outcome::code_name;
 use crate::engine::stats::Stats;
 use crate::report::timeline::Timeline;
 use crate::spec::{LoadSpec, Quantities};
@@ -65,11 +64,11 @@ impl WorkerSummary {
         Self {
             name: worker.name.clone(),
             users: worker.users,
-            attempts: stats.attempts,
-            purchased: stats.purchased,
-            errors: stats.errors(),
+            attempts: stats.counts.attempts,
+            purchased: stats.counts.purchased,
+            errors: stats.counts.errors(),
             throughput_rps: if worker.elapsed_s > 0.0 {
-                stats.attempts as f64 / worker.elapsed_s
+                stats.counts.attempts as f64 / worker.elapsed_s
             } else {
                 0.0
             },
@@ -136,22 +135,18 @@ pub struct Outcomes {
 impl Outcomes {
     pub fn from_stats(stats: &Stats) -> Self {
         Self {
-            attempts: stats.attempts,
-            purchased: stats.purchased,
-            units_purchased: stats.units_purchased,
-            sold_out: stats.sold_out,
-            limit_reached: stats.limit_reached,
-            units_requested: stats.units_requested,
-            errors: stats.errors(),
-            timeouts: stats.timeouts,
-            bad_replies: stats.bad_replies,
-            indeterminate: stats.indeterminate,
-            indeterminate_units: stats.indeterminate_units,
-            by_status: stats
-                .statuses
-                .iter()
-                .map(|(code, n)| (code_name(*code), *n))
-                .collect(),
+            attempts: stats.counts.attempts,
+            purchased: stats.counts.purchased,
+            units_purchased: stats.counts.units_purchased,
+            sold_out: stats.counts.sold_out,
+            limit_reached: stats.counts.limit_reached,
+            units_requested: stats.counts.units_requested,
+            errors: stats.counts.errors(),
+            timeouts: stats.counts.timeouts,
+            bad_replies: stats.counts.bad_replies,
+            indeterminate: stats.counts.indeterminate,
+            indeterminate_units: stats.counts.indeterminate_units,
+            by_status: stats.counts.statuses.by_name(),
         }
     }
 }
@@ -439,7 +434,7 @@ impl Report {
             outcomes: Outcomes::from_stats(&load.stats),
             audit,
             throughput_rps: if elapsed_s > 0.0 {
-                load.stats.attempts as f64 / elapsed_s
+                load.stats.counts.attempts as f64 / elapsed_s
             } else {
                 0.0
             },

@@ -261,5 +261,5 @@ pub async fn run(
         flashsale_server::serve::serve(router, listener, limits, drain, SHUTDOWN_GRACE, shutdown)
             .await;
     health_task.abort();
-    served.map_err(|e| DriverError::Invalid(format!("coordinator transport error: {e}")))
+    served.map_err(DriverError::CoordinatorTransport)
 }
