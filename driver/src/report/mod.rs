@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::audit::{Audit, Evidence, Status};
 use crate::engine::LoadResult;
+use crate::engine::counts::Counts;
 use crate::engine::stats::Stats;
 use crate::report::timeline::Timeline;
 use crate::spec::{LoadSpec, Quantities};
@@ -133,20 +134,21 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    pub fn from_stats(stats: &Stats) -> Self {
+    /// The JSON view of `counts`.
+    pub fn from_counts(counts: &Counts) -> Self {
         Self {
-            attempts: stats.counts.attempts,
-            purchased: stats.counts.purchased,
-            units_purchased: stats.counts.units_purchased,
-            sold_out: stats.counts.sold_out,
-            limit_reached: stats.counts.limit_reached,
-            units_requested: stats.counts.units_requested,
-            errors: stats.counts.errors(),
-            timeouts: stats.counts.timeouts,
-            bad_replies: stats.counts.bad_replies,
-            indeterminate: stats.counts.indeterminate,
-            indeterminate_units: stats.counts.indeterminate_units,
-            by_status: stats.counts.statuses.by_name(),
+            attempts: counts.attempts,
+            purchased: counts.purchased,
+            units_purchased: counts.units_purchased,
+            sold_out: counts.sold_out,
+            limit_reached: counts.limit_reached,
+            units_requested: counts.units_requested,
+            errors: counts.errors(),
+            timeouts: counts.timeouts,
+            bad_replies: counts.bad_replies,
+            indeterminate: counts.indeterminate,
+            indeterminate_units: counts.indeterminate_units,
+            by_status: counts.statuses.by_name(),
         }
     }
 }
@@ -431,7 +433,7 @@ impl Report {
                 per_user_limit: after.per_user_limit,
                 elapsed_s,
             },
-            outcomes: Outcomes::from_stats(&load.stats),
+            outcomes: Outcomes::from_counts(&load.stats.counts),
             audit,
             throughput_rps: if elapsed_s > 0.0 {
                 load.stats.counts.attempts as f64 / elapsed_s

@@ -82,6 +82,13 @@ impl From<CoordinatorError> for Status {
                 Status::invalid_argument(message)
             }
             CoordinatorError::NotEnoughWorkers { .. } => Status::deadline_exceeded(message),
+            // What the submitter asked for is wrong: a target that is no address, a run the
+            // checkout refuses as invalid.
+            CoordinatorError::Target(
+                DriverError::InvalidTarget { .. }
+                | DriverError::InvalidSpec(_)
+                | DriverError::InvalidPlan(_),
+            ) => Status::invalid_argument(message),
             CoordinatorError::AllWorkersFailed(_) | CoordinatorError::Target(_) => {
                 Status::unavailable(message)
             }
@@ -262,4 +269,30 @@ pub async fn run(
             .await;
     health_task.abort();
     served.map_err(DriverError::CoordinatorTransport)
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_target_is_the_submitters_fault_an_unreachable_one_is_not() {
+        let bad = crate::checkout::normalize_target("https://x:1").unwrap_err();
+        assert!(matches!(bad, DriverError::InvalidTarget { .. }));
+        let status = Status::from(CoordinatorError::Target(bad));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("https://x:1"), "{status:?}");
+
+        let unreachable = DriverError::Rpc {
+            call: "GetStock",
+            target: "http://x:1".into(),
+            status: Box::new(Status::unavailable("connection refused")),
+        };
+        let status = Status::from(CoordinatorError::Target(unreachable));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            Status::from(CoordinatorError::NoTarget).code(),
+            tonic::Code::InvalidArgument
+        );
+    }
 }
