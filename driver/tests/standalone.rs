@@ -270,3 +270,29 @@ async fn a_book_past_the_servers_cap_is_not_reconciled_and_says_why() {
     assert_eq!(report.audit.units_sold, 100);
     server.shutdown().await.unwrap();
 }
+
+/// `driver ... | head -1`: the reader closes the pipe; the driver must not panic (exit 101)
+/// but exit with the verdict's status.
+#[test]
+fn a_closed_stdout_is_not_a_panic_and_the_verdict_still_sets_the_status() {
+    for (mode, verdict) in [("safe", 0), ("buggy", 1)] {
+        for output in ["table", "json"] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let out = Command::new(env!("CARGO_BIN_EXE_driver"))
+                .args(["--mode", mode, "--users", "300", "--stock", "10"])
+                .args(["--output", output])
+                .stdout(writer)
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(verdict),
+                "{mode} {output}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+}

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod comparison;
 pub mod html;
 mod markup;
+pub mod text;
 pub mod timeline;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use crate::audit::{Audit, Evidence, Status};
 use crate::engine::LoadResult;
 use crate::engine::counts::Counts;
 use crate::engine::stats::Stats;
+use crate::report::text::{printable, printable_lines};
 use crate::report::timeline::Timeline;
 use crate::spec::{LoadSpec, Quantities};
 
@@ -232,7 +234,9 @@ impl Report {
         let _ = writeln!(
             s,
             "flashsale audit: mode {} ({}) against {where_}{}",
-            r.mode, r.rpc, r.target
+            r.mode,
+            r.rpc,
+            printable(&r.target)
         );
         let _ = writeln!(
             s,
@@ -313,7 +317,7 @@ impl Report {
             row(
                 &mut s,
                 "not possible",
-                rec.reason.clone().unwrap_or_default(),
+                printable(rec.reason.as_deref().unwrap_or_default()).into_owned(),
             );
             row(&mut s, "unresolved", rec.unresolved.to_string());
         }
@@ -351,10 +355,10 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  workers (via coordinator {})",
-                r.coordinator.as_deref().unwrap_or("?")
+                printable(r.coordinator.as_deref().unwrap_or("?"))
             );
             for w in workers {
-                let state = match (&w.error, w.lost) {
+                let state = match (w.error.as_deref().map(printable), w.lost) {
                     (Some(e), true) => {
                         format!("LOST: {e}; {} attempts unreported", w.unreported_attempts)
                     }
@@ -364,7 +368,12 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "    {:<20} users {:>6}  attempts {:>8}  purchased {:>6}  errors {:>5}  {:>8.0} req/s  {state}",
-                    w.name, w.users, w.attempts, w.purchased, w.errors, w.throughput_rps
+                    printable(&w.name),
+                    w.users,
+                    w.attempts,
+                    w.purchased,
+                    w.errors,
+                    w.throughput_rps
                 );
             }
         }
@@ -375,21 +384,21 @@ impl Report {
                 "    {:<4}  {:<20} {}",
                 check.status.mark(),
                 check.name,
-                check.detail
+                printable(&check.detail)
             );
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "verdict: {}", self.verdict_line());
         let incomplete = self.incomplete_workers();
         if !incomplete.is_empty() {
-            let names: Vec<_> = incomplete.iter().map(|w| w.name.as_str()).collect();
+            let names: Vec<_> = incomplete.iter().map(|w| printable(&w.name)).collect();
             let _ = writeln!(
                 s,
                 "note: incomplete run, worker(s) lost or failed: {}; their unreported attempts are counted as indeterminate",
                 names.join(", ")
             );
         }
-        s
+        printable_lines(&s).into_owned()
     }
 }
 
