@@ -317,6 +317,100 @@ impl Audit {
     }
 }
 
+/// The final state of a run whose target could not be read after the load (it died, or
+/// stopped answering): what the audit can still say from the clients' side.
+#[derive(Debug, Clone)]
+pub struct LostTarget<'a> {
+    /// GetStock when the users started (after a verified Reset).
+    pub before: &'a pb::StockReply,
+    /// Why the final stock and order book could not be read.
+    pub why: String,
+    /// The last stock polled during the run, if any.
+    pub last_stock: Option<i64>,
+    pub policy: &'a Policy,
+}
+
+impl Audit {
+    /// Audits a run whose final state could not be read. What the clients saw can still prove
+    /// a failure (acknowledged units beyond the stock, a reply showing negative stock, more
+    /// than the per-user limit acknowledged, invalid replies, thresholds); every check that
+    /// needs the final stock, counters or book is inconclusive, and a `final_state` check
+    /// says why, so the verdict is FAIL or INCONCLUSIVE, never PASS.
+    pub fn without_final_state(stats: &Stats, lost: &LostTarget<'_>) -> Self {
+        let unknown = format!(
+            "the final stock and order book could not be read: {}",
+            lost.why
+        );
+        // The checks that only use the clients' side run as without an order book; the ones
+        // that would read this stand-in for the final state are replaced below.
+        let after = pb::StockReply {
+            stock: lost.last_stock.unwrap_or(lost.before.stock),
+            ..*lost.before
+        };
+        let book = BookState::Unavailable(unknown.clone());
+        let mut audit = Audit::new(
+            stats,
+            &Evidence {
+                before: lost.before,
+                after: &after,
+                book: &book,
+                unsettled: Some(unknown.clone()),
+                policy: lost.policy,
+            },
+        );
+        audit.conservation.holds = false;
+        audit.ledger.holds = false;
+        for check in &mut audit.checks {
+            *check = match check.name.as_str() {
+                "stock_not_negative" => match stats.min_stock_seen {
+                    Some(min) if min < 0 => Check::new(
+                        "stock_not_negative",
+                        Status::Fail,
+                        format!("a reply reported stock {min}"),
+                    ),
+                    _ => Check::new(
+                        "stock_not_negative",
+                        Status::Inconclusive,
+                        format!("no reply reported a negative stock; {unknown}"),
+                    ),
+                },
+                // Acknowledged units beyond the stock prove an oversell; fewer prove nothing
+                // (attempts of unknown effect, or sales the server never acknowledged).
+                "no_oversell" if check.status == Status::Pass => Check::new(
+                    "no_oversell",
+                    Status::Inconclusive,
+                    format!(
+                        "{} units acknowledged from a stock of {}; {unknown}",
+                        audit.units_sold, audit.initial_stock
+                    ),
+                ),
+                "no_undersell" if stats.counts.sold_out > 0 => {
+                    Check::new("no_undersell", Status::Inconclusive, unknown.clone())
+                }
+                name @ ("conservation" | "books_balance" | "settled") => {
+                    Check::new(name, Status::Inconclusive, unknown.clone())
+                }
+                _ => continue,
+            };
+        }
+        let shown = match lost.last_stock {
+            Some(stock) => format!("; final_stock shows the last stock polled ({stock})"),
+            None => "; final_stock shows the initial stock (no poll succeeded)".into(),
+        };
+        audit.checks.push(Check::new(
+            "final_state",
+            Status::Inconclusive,
+            format!("{unknown}{shown}"),
+        ));
+        audit.verdict = if audit.checks.iter().any(|c| c.status == Status::Fail) {
+            Verdict::Fail
+        } else {
+            Verdict::Inconclusive
+        };
+        audit
+    }
+}
+
 /// What the checks are computed from.
 struct Facts<'a> {
     stats: &'a Stats,

@@ -376,8 +376,10 @@ mod tests {
         };
         assert_eq!(a.checked_merge(&huge), Err(Overflow("purchased")));
         assert_eq!(a, before, "a refused merge leaves the counts unchanged");
-        let mut statuses = Counts::default();
-        statuses.statuses = Statuses::from_pairs([(Code::Unavailable as i32, u64::MAX)]).unwrap();
+        let statuses = Counts {
+            statuses: Statuses::from_pairs([(Code::Unavailable as i32, u64::MAX)]).unwrap(),
+            ..Counts::default()
+        };
         assert_eq!(a.checked_merge(&statuses), Err(Overflow("statuses")));
         assert_eq!(a.saturating_sum(&huge).purchased, u64::MAX);
     }

@@ -14,7 +14,9 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::audit::{Audit, Evidence, Status};
+use flashsale::pb;
+
+use crate::audit::{Audit, Evidence, LostTarget, Status};
 use crate::engine::LoadResult;
 use crate::engine::counts::Counts;
 use crate::engine::stats::Stats;
@@ -416,8 +418,43 @@ impl Report {
         load: &LoadResult,
     ) -> Report {
         let audit = Audit::new(&load.stats, evidence);
+        let ends = (evidence.before, Some(evidence.after));
+        Self::assemble(target, embedded, spec, audit, ends, load)
+    }
+
+    /// Assembles the report of a run whose target could not be read after the load: the
+    /// clients' statistics in full, and an audit that says what could not be audited (see
+    /// [`Audit::without_final_state`]). Its stock series ends with a stand-in (the last
+    /// stock polled, else the initial one) that [`Timeline::drop_final_reading`] removes once
+    /// the polls are in.
+    pub fn build_without_final_state(
+        target: &str,
+        embedded: bool,
+        spec: &LoadSpec,
+        lost: &LostTarget<'_>,
+        load: &LoadResult,
+    ) -> Report {
+        let audit = Audit::without_final_state(&load.stats, lost);
+        Self::assemble(target, embedded, spec, audit, (lost.before, None), load)
+    }
+
+    fn assemble(
+        target: &str,
+        embedded: bool,
+        spec: &LoadSpec,
+        audit: Audit,
+        (before, after): (&pb::StockReply, Option<&pb::StockReply>),
+        load: &LoadResult,
+    ) -> Report {
         let elapsed_s = load.elapsed.as_secs_f64();
-        let (before, after) = (evidence.before, evidence.after);
+        // The server's settings as read last (Reset's reply holds them too).
+        let settings = after.unwrap_or(before);
+        let series = Timeline::new(
+            &load.stats.series,
+            load.elapsed,
+            before.stock,
+            settings.stock,
+        );
         Report {
             schema_version: crate::report::SCHEMA_VERSION,
             verdict: audit.verdict.name(),
@@ -434,12 +471,12 @@ impl Report {
                 duration_s: spec.duration.map(|d| d.as_secs_f64()),
                 quantity: spec.quantity.clone(),
                 timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
-                strategy: flashsale_server::Strategy::from_wire(after.safe_strategy)
+                strategy: flashsale_server::Strategy::from_wire(settings.safe_strategy)
                     .ok()
                     .flatten()
                     .map(flashsale_server::Strategy::name),
                 round: before.round,
-                per_user_limit: after.per_user_limit,
+                per_user_limit: settings.per_user_limit,
                 elapsed_s,
             },
             outcomes: Outcomes::from_counts(&load.stats.counts),
@@ -450,7 +487,7 @@ impl Report {
                 0.0
             },
             latency_ms: Latency::from_histogram(&load.stats.latency),
-            series: Timeline::new(&load.stats.series, load.elapsed, before.stock, after.stock),
+            series,
             workers: None,
         }
     }

@@ -85,6 +85,14 @@ impl Timeline {
         }
     }
 
+    /// Removes the final stock reading, for a run whose final stock could not be read (call
+    /// after [`Timeline::add_stock_polls`]).
+    pub fn drop_final_reading(&mut self) {
+        if self.stock.len() > 1 {
+            self.stock.pop();
+        }
+    }
+
     /// Inserts stock polls (seconds after the start) between the initial and final readings;
     /// polls outside the run are dropped.
     pub fn add_stock_polls(&mut self, polls: &[StockPoint]) {
