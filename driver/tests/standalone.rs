@@ -296,3 +296,43 @@ fn a_closed_stdout_is_not_a_panic_and_the_verdict_still_sets_the_status() {
         }
     }
 }
+
+/// A sustained run of `Duration::MAX` with a `Duration::MAX` timeout (what a peer's plan or a
+/// future CLI limit must not turn into a panic): the load threads compute their deadline
+/// without overflowing and stop when the run is cancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_durations_do_not_panic_the_load_threads() {
+    use flashsale_driver::engine::live::Live;
+    use flashsale_driver::spec::{LoadSpec, Mode, Quantities};
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let spec = LoadSpec {
+        mode: Mode::Safe,
+        users: 4,
+        connections: 2,
+        threads: 2,
+        duration: Some(Duration::MAX),
+        quantity: Quantities::single(1),
+        clicks: 1,
+        round: 0,
+        timeout: Duration::MAX,
+        user_prefix: "huge-".into(),
+        first_user: 0,
+    };
+    // Cancelled from the start: every looping user stops after its first attempt.
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let live = Live::new(cancel);
+    let url = server.url();
+    let load = tokio::task::spawn_blocking(move || {
+        flashsale_driver::engine::run_observed(&url, &spec, None, &live)
+    })
+    .await
+    .expect("no load thread panicked")
+    .unwrap();
+    assert_eq!(load.stats.counts.attempts, 4);
+    assert_eq!(load.stats.counts.purchased, 4);
+    server.shutdown().await.unwrap();
+}

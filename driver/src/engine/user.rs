@@ -100,6 +100,9 @@ async fn virtual_user(
     }
 }
 
+/// Longest deadline sent in the `grpc-timeout` header: 99 999 999 s (over 3 years).
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(99_999_999);
+
 /// One purchase call and what it came to.
 pub async fn purchase(
     client: &mut CheckoutClient<Channel>,
@@ -109,7 +112,10 @@ pub async fn purchase(
 ) -> Outcome {
     let quantity = request.quantity;
     let mut request = tonic::Request::new(request);
-    request.set_timeout(timeout);
+    // The `grpc-timeout` header holds at most 8 digits (tonic panics beyond 99 999 999 hours);
+    // any longer deadline is "none" in practice, and the client's own timeout below still
+    // applies in full.
+    request.set_timeout(timeout.min(MAX_HEADER_TIMEOUT));
     let call = async {
         match mode {
             Mode::Buggy => client.purchase_buggy(request).await,
