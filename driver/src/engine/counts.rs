@@ -127,7 +127,7 @@ macro_rules! counts {
         }
 
         /// The lock-free mirror of [`Counts`]: relaxed atomics written by one connection's task
-        /// and read by a watcher, starting on a cache line of their own.
+        /// (their only writer) and read by a watcher, starting on a cache line of their own.
         #[derive(Debug, Default)]
         #[repr(align(64))]
         pub struct AtomicCounts {
@@ -156,14 +156,15 @@ macro_rules! counts {
         }
 
         impl AtomicCounts {
-            /// Adds `delta` (one request's counts: most fields are zero and skipped).
+            /// Adds `delta` (one request's counts: most fields are zero and skipped) with a
+            /// relaxed load and store per counter: no read-modify-write, as there is one writer.
             fn add(&self, delta: &Counts) {
                 $(if delta.$field != 0 {
-                    self.$field.fetch_add(delta.$field, Ordering::Relaxed);
+                    bump(&self.$field, delta.$field);
                 })*
                 for (slot, &n) in self.statuses.iter().zip(&delta.statuses.0) {
                     if n != 0 {
-                        slot.fetch_add(n, Ordering::Relaxed);
+                        bump(slot, n);
                     }
                 }
             }
@@ -282,9 +283,19 @@ fn share(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// `counter += n` for the counter's only writer (a relaxed load and store: plain moves on x86,
+/// no locked instruction). Were there two writers, counts could be lost, never memory.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 impl AtomicCounts {
-    /// [`Counts::record`] into the atomics: lock-free, no allocation, relaxed adds of only the
-    /// counters the outcome touches.
+    /// [`Counts::record`] into the atomics: lock-free, no allocation, touching only the
+    /// counters the outcome changes. One writer at a time: the connection task that owns
+    /// these counters (a watcher only reads them).
     pub fn record(&self, outcome: &Outcome, quantity: u32) {
         let mut delta = Counts::default();
         delta.record(outcome, quantity);
