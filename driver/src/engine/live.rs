@@ -11,6 +11,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::counts::{AtomicCounts, Counts};
 
+/// The progress line's four figures, a view of [`Counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub attempts: u64,
+    pub purchased: u64,
+    /// Turned away: sold out or limit reached.
+    pub sold_out: u64,
+    /// Non-OK statuses plus timeouts.
+    pub errors: u64,
+}
+
+impl From<&Counts> for Totals {
+    fn from(c: &Counts) -> Self {
+        Self {
+            attempts: c.attempts,
+            purchased: c.purchased,
+            sold_out: c.refused(),
+            errors: c.errors(),
+        }
+    }
+}
+
 /// Shared between the load threads and the async side that watches them.
 #[derive(Debug, Default)]
 pub struct Live {
@@ -54,11 +76,16 @@ impl Live {
 
     /// The sum over every registered connection (saturating: a display figure; the run's
     /// result is the merged [`Stats`](crate::engine::stats::Stats)).
-    pub fn totals(&self) -> Counts {
+    pub fn counts(&self) -> Counts {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.iter().fold(Counts::default(), |sum, c| {
             sum.saturating_sum(&c.snapshot())
         })
+    }
+
+    /// The progress line's figures of [`Live::counts`].
+    pub fn totals(&self) -> Totals {
+        Totals::from(&self.counts())
     }
 
     /// Notes when the users started (the first caller wins).
@@ -102,10 +129,11 @@ mod tests {
         b.record(&Outcome::BadReply, 1);
         let t = live.totals();
         assert_eq!(
-            (t.attempts, t.sold_out, t.errors(), t.purchased),
+            (t.attempts, t.sold_out, t.errors, t.purchased),
             (4, 1, 2, 0)
         );
-        assert_eq!((t.units_requested, t.indeterminate_units), (5, 2));
+        let c = live.counts();
+        assert_eq!((c.units_requested, c.indeterminate_units), (5, 2));
         assert_eq!(live.stock(), None);
         live.set_stock(-3);
         assert_eq!(live.stock(), Some(-3));

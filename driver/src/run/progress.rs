@@ -49,8 +49,8 @@ pub async fn show(live: Arc<Live>, label: String, stopped: CancellationToken) {
             "{:>6.1}s  {rate:>8.0} req/s  purchased {}  sold out {}  errors {}  stock {stock}",
             elapsed.as_secs_f64(),
             totals.purchased,
-            totals.refused(),
-            totals.errors(),
+            totals.sold_out,
+            totals.errors,
         ));
         bar.tick();
     }

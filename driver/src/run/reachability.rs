@@ -91,7 +91,7 @@ pub async fn watch(
             () = done.cancelled() => return None,
             _ = ticks.tick() => {}
         }
-        if !tracker.only_refused(Instant::now(), live.totals()) {
+        if !tracker.only_refused(Instant::now(), live.counts()) {
             continue;
         }
         // Every attempt since the last look was refused: ask the server itself.
