@@ -5,7 +5,7 @@
 //! about, or left it unknown) or `skipped` (not applicable: no book, no limit). The verdict is
 //! FAIL when any check failed, else INCONCLUSIVE when any was inconclusive, else PASS.
 //!
-//! With the server's order book ([`book`]) every acknowledged purchase, refusal and
+//! With the server's order book ([`book`](crate::checkout::book)) every acknowledged purchase, refusal and
 //! indeterminate attempt is reconciled order by order ([`reconcile`]); without it (a server
 //! with no `ListOrders`, or a book that overflowed its cap) the audit falls back to ranges:
 //! attempts with unknown effect widen what the stock may be, and leave the verdict

@@ -4,8 +4,9 @@
 //! count, and [`AtomicCounts`] is its lock-free mirror that a connection updates while a
 //! watcher snapshots it.
 //!
-//! Adding an outcome means: a variant of [`Outcome`], a field in the [`counts!`] list below and
-//! a line in [`Counts::record`], then the wire (`LoadStats`, `SeriesBucket`) and JSON schemas.
+//! Adding an outcome means: a variant of [`Outcome`] (and what it amounts to in the history's
+//! `Answer`), a field in the `counts!` list below and a line in [`Counts::record`], then the
+//! wire (`LoadStats`, `SeriesBucket`) and JSON (`report::Outcomes`) schemas.
 //!
 //! Merging never wraps: [`Counts::checked_merge`] refuses a sum that does not fit (a peer's
 //! `purchased = 2^64 - N` must not make the merged counters small again).
