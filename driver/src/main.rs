@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // The message may relay a peer's words (a worker's error, a server's status).
             let message = format!("{err:#}");
-            eprintln!("driver: error: {}", printable(&message));
+            say(&format!("driver: error: {}", printable(&message)));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -108,7 +108,7 @@ fn on_ctrl_c() -> CancellationToken {
     let trigger = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("driver: interrupted: finishing in-flight requests (Ctrl-C again to quit)");
+            say("driver: interrupted: finishing in-flight requests (Ctrl-C again to quit)");
             trigger.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -181,6 +181,11 @@ fn print_stdout(text: &str) -> std::io::Result<()> {
         }
         other => other,
     }
+}
+
+/// Writes a line to stderr; a closed stderr (`2>&1 | head`) is no reason to panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Live progress only for people: stdout is a terminal and the output is the table.

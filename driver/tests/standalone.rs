@@ -336,3 +336,25 @@ async fn huge_durations_do_not_panic_the_load_threads() {
     assert_eq!(load.stats.counts.purchased, 4);
     server.shutdown().await.unwrap();
 }
+
+/// `driver ... 2>&1 | head -1` with an error to report: a closed stderr does not turn exit 2
+/// into a panic (101).
+#[test]
+fn a_closed_stderr_is_not_a_panic_either() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_driver"))
+        .args([
+            "--mode",
+            "safe",
+            "--target",
+            "http://127.0.0.1:1",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
