@@ -65,7 +65,10 @@ pub async fn with_target<T>(
     }
 }
 
-/// One run against the server at `url` (`embedded`: the driver started it).
+/// One run against the server at `url` (`embedded`: the driver started it). Once the load
+/// has run, there is a report: a target that dies mid-run stops the load
+/// ([`reachability`]), and one whose final stock or book cannot be read gets an audit that
+/// says what could not be audited ([`Report::build_without_final_state`]).
 pub async fn run_against(
     url: &str,
     spec: &RunSpec,
