@@ -1,11 +1,36 @@
-//! Errors of the driver library. `main` maps them to exit status 2 (usage or connection
-//! problems); a failed audit is not an error but a verdict (exit status 1).
+//! Errors of the driver library, one variant per kind of failure. `main` maps them to exit
+//! status 2 (usage or connection problems); a failed audit is not an error but a verdict
+//! (exit status 1), and a target that dies mid-run still yields a report.
+
+use std::time::Duration;
+
+use crate::engine::counts::Overflow;
 
 /// Why a run could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    /// The target address does not parse or is not a URL the driver can dial.
     #[error("invalid target `{target}`: {reason}")]
     InvalidTarget { target: String, reason: String },
+    /// The run as asked for (command line or a submitted run) is not valid.
+    #[error("invalid run: {0}")]
+    InvalidSpec(String),
+    /// A load plan received on the wire is not valid.
+    #[error("invalid load plan: {0}")]
+    InvalidPlan(String),
+    /// Statistics received from a peer (a worker's report, the coordinator's result) do not
+    /// decode or do not add up.
+    #[error("malformed statistics: {0}")]
+    MalformedStats(String),
+    /// An order book received from the coordinator does not decode.
+    #[error("malformed order book: {0}")]
+    MalformedBook(String),
+    /// The coordinator's answer lacks something a run needs.
+    #[error("incomplete answer from the coordinator: {0}")]
+    IncompleteResult(String),
+    /// Merged counters would not fit in 64 bits.
+    #[error("merging statistics: {0}")]
+    Overflow(#[from] Overflow),
     #[error("cannot connect to {target}")]
     Connect {
         target: String,
@@ -20,12 +45,19 @@ pub enum DriverError {
     },
     #[error("Reset did not take effect on {target}: {what}")]
     ResetNotApplied { target: String, what: String },
+    /// A health check got no answer in time.
+    #[error("health check of {target} timed out after {after:?}")]
+    HealthCheckTimeout { target: String, after: Duration },
+    /// A worker lost its coordinator.
+    #[error("lost the coordinator: {0}")]
+    LostCoordinator(String),
+    /// The coordinator's gRPC server failed.
+    #[error("coordinator transport error")]
+    CoordinatorTransport(#[source] tonic::transport::Error),
     #[error("embedded server: {0}")]
     Server(#[from] flashsale_server::ServerError),
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
-    #[error("{0}")]
-    Invalid(String),
     #[error("load thread failed: {0}")]
     Thread(String),
     #[error("I/O error: {0}")]

@@ -1,6 +1,6 @@
 //! `driver`: parses the command line, sets up logging, runs the library, prints the report and
-//! exits 0 (audit passed), 1 (audit failed), 2 (usage or connection error) or 3 (distributed
-//! run that lost a worker).
+//! exits 0 (audit passed), 1 (audit failed), 2 (usage or connection error), 3 (distributed
+//! run that lost a worker) or 4 (inconclusive), also when stdout's reader has gone away.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use flashsale_driver::cli::{Cli, Command, CompareArgs, CoordinatorArgs, OutputFo
 use flashsale_driver::cluster::auth::{ClusterToken, TOKEN_ENV};
 use flashsale_driver::cluster::coordinator::CoordinatorConfig;
 use flashsale_driver::report::comparison::Comparison;
+use flashsale_driver::report::text::printable;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
 use flashsale_server::shutdown;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,9 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("driver: error: {err:#}");
+            // The message may relay a peer's words (a worker's error, a server's status).
+            let message = format!("{err:#}");
+            say(&format!("driver: error: {}", printable(&message)));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -116,7 +119,7 @@ fn on_ctrl_c() -> CancellationToken {
     let trigger = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("driver: interrupted: finishing in-flight requests (Ctrl-C again to quit)");
+            say("driver: interrupted: finishing in-flight requests (Ctrl-C again to quit)");
             trigger.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -157,21 +160,43 @@ impl Render for Comparison {
     }
 }
 
-/// Prints `result` on stdout in `output` form and writes its page to the HTML report, if any.
+/// Writes `result`'s page to the HTML report, if any, and prints `result` on stdout in
+/// `output` form.
 fn emit(
     result: &impl Render,
     output: OutputFormat,
     html: Option<&mut (std::fs::File, std::path::PathBuf)>,
 ) -> anyhow::Result<()> {
-    match output {
-        OutputFormat::Table => print!("{}", result.table()),
-        OutputFormat::Json => println!("{}", result.json()),
-    }
     if let Some((file, path)) = html {
         file.write_all(result.page().as_bytes())
             .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
-    Ok(())
+    let text = match output {
+        OutputFormat::Table => result.table(),
+        OutputFormat::Json => result.json() + "\n",
+    };
+    print_stdout(&text).context("cannot write the report to stdout")
+}
+
+/// Writes `text` to stdout. A reader that went away (`driver ... | head -1`: a broken pipe)
+/// is not an error: the run's exit status still tells the verdict.
+fn print_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            tracing::debug!("stdout closed by its reader; the report was not printed in full");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Writes a line to stderr; a closed stderr (`2>&1 | head`) is no reason to panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Live progress only for people: stdout is a terminal and the output is the table.

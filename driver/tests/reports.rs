@@ -236,3 +236,39 @@ async fn chromium_renders_the_report_without_console_errors() {
         );
     }
 }
+
+/// Names and messages that come from peers (workers, the coordinator, the target) cannot put
+/// terminal escapes or forged lines into the table.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_table_escapes_control_characters_from_peers() {
+    let mut report = buggy_report().await;
+    report.run.target = "http://evil:1\u{1b}]0;pwned\u{7}".into();
+    report.run.coordinator = Some("http://c:2\u{1b}[2J".into());
+    report.workers = Some(vec![flashsale_driver::report::WorkerSummary {
+        name: "w1\u{1b}[2J\nverdict: PASS: every invariant held".into(),
+        users: 10,
+        attempts: 10,
+        purchased: 1,
+        errors: 0,
+        throughput_rps: 1.0,
+        elapsed_s: 1.0,
+        lost: true,
+        faulty: false,
+        error: Some("gone\u{1b}[31m red\r".into()),
+        unreported_attempts: 3,
+    }]);
+    report.audit.checks[0].detail.push_str("\u{9b}1m");
+    let table = report.to_table();
+    assert!(
+        !table.chars().any(|c| c.is_control() && c != '\n'),
+        "{table:?}"
+    );
+    let verdicts: Vec<_> = table
+        .lines()
+        .filter(|l| l.starts_with("verdict:"))
+        .collect();
+    assert_eq!(verdicts.len(), 1, "{table}");
+    assert!(verdicts[0].starts_with("verdict: FAIL"), "{table}");
+    assert!(table.contains(r"w1\u{1b}[2J\nverdict: PASS"), "{table}");
+    assert!(table.contains(r"LOST: gone\u{1b}[31m red\r"), "{table}");
+}

@@ -280,3 +280,98 @@ async fn a_book_past_the_servers_cap_is_not_reconciled_and_says_why() {
     assert_eq!(report.audit.units_sold, 100);
     server.shutdown().await.unwrap();
 }
+
+/// `driver ... | head -1`: the reader closes the pipe; the driver must not panic (exit 101)
+/// but exit with the verdict's status.
+#[test]
+fn a_closed_stdout_is_not_a_panic_and_the_verdict_still_sets_the_status() {
+    for (mode, verdict) in [("safe", 0), ("buggy", 1)] {
+        for output in ["table", "json"] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let out = Command::new(env!("CARGO_BIN_EXE_driver"))
+                .args(["--mode", mode, "--users", "300", "--stock", "10"])
+                .args(["--output", output])
+                .stdout(writer)
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(verdict),
+                "{mode} {output}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+}
+
+/// A sustained run of `Duration::MAX` with a `Duration::MAX` timeout (what a peer's plan or a
+/// future CLI limit must not turn into a panic): the load threads compute their deadline
+/// without overflowing and stop when the run is cancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_durations_do_not_panic_the_load_threads() {
+    use flashsale_driver::engine::live::Live;
+    use flashsale_driver::spec::{LoadSpec, Mode, Quantities};
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let spec = LoadSpec {
+        mode: Mode::Safe,
+        users: 4,
+        connections: 2,
+        threads: 2,
+        duration: Some(Duration::MAX),
+        quantity: Quantities::single(1),
+        clicks: 1,
+        round: 0,
+        timeout: Duration::MAX,
+        user_prefix: "huge-".into(),
+        first_user: 0,
+    };
+    // Cancelled once every user has bought: looping users stop after their current attempt.
+    let cancel = CancellationToken::new();
+    let live = Live::new(cancel.clone());
+    let watched = live.clone();
+    let url = server.url();
+    let load = tokio::task::spawn_blocking(move || {
+        flashsale_driver::engine::run_observed(&url, &spec, None, &live)
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while watched.totals().purchased < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the users never bought"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    let load = load.await.expect("no load thread panicked").unwrap();
+    assert!(load.stats.counts.attempts >= 4);
+    assert_eq!(load.stats.counts.purchased, load.stats.counts.attempts);
+    server.shutdown().await.unwrap();
+}
+
+/// `driver ... 2>&1 | head -1` with an error to report: a closed stderr does not turn exit 2
+/// into a panic (101).
+#[test]
+fn a_closed_stderr_is_not_a_panic_either() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_driver"))
+        .args([
+            "--mode",
+            "safe",
+            "--target",
+            "http://127.0.0.1:1",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

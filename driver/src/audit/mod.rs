@@ -5,7 +5,7 @@
 //! about, or left it unknown) or `skipped` (not applicable: no book, no limit). The verdict is
 //! FAIL when any check failed, else INCONCLUSIVE when any was inconclusive, else PASS.
 //!
-//! With the server's order book ([`book`]) every acknowledged purchase, refusal and
+//! With the server's order book ([`book`](crate::checkout::book)) every acknowledged purchase, refusal and
 //! indeterminate attempt is reconciled order by order ([`reconcile`]); without it (a server
 //! with no `ListOrders`, or a book that overflowed its cap) the audit falls back to ranges:
 //! attempts with unknown effect widen what the stock may be, and leave the verdict
@@ -199,14 +199,14 @@ impl Audit {
                 BookState::Complete(_) => "the round changed during the run".into(),
             });
         }
-        let acked_units = to_i64(stats.units_purchased);
-        let indeterminate_units = to_i64(stats.indeterminate_units);
+        let acked_units = to_i64(stats.counts.units_purchased);
+        let indeterminate_units = to_i64(stats.counts.indeterminate_units);
         let units_sold = if rec.available {
             to_i64(rec.book_units)
         } else {
             acked_units
         };
-        let units_demanded = to_i64(stats.units_requested);
+        let units_demanded = to_i64(stats.counts.units_requested);
         let oversold_units = units_sold.saturating_sub(initial_stock).max(0);
         let dropped = initial_stock.saturating_sub(final_stock);
         let conservation = if rec.available {
@@ -230,8 +230,13 @@ impl Audit {
         } else {
             let orders = RangeCheck::new(
                 ledger_orders,
-                to_i64(stats.purchased),
-                to_i64(stats.purchased.saturating_add(stats.indeterminate)),
+                to_i64(stats.counts.purchased),
+                to_i64(
+                    stats
+                        .counts
+                        .purchased
+                        .saturating_add(stats.counts.indeterminate),
+                ),
             );
             let units = RangeCheck::new(
                 ledger_units,
@@ -272,10 +277,10 @@ impl Audit {
         checks.push(facts.per_user_limit());
         checks.push(Check::holds(
             "valid_replies",
-            stats.bad_replies == 0 && stats.missing_order_ids == 0,
+            stats.counts.bad_replies == 0 && stats.counts.missing_order_ids == 0,
             format!(
                 "{} OK replies without a known outcome, {} purchases without an order id",
-                stats.bad_replies, stats.missing_order_ids
+                stats.counts.bad_replies, stats.counts.missing_order_ids
             ),
         ));
         checks.push(facts.all_resolved());
@@ -312,6 +317,100 @@ impl Audit {
     }
 }
 
+/// The final state of a run whose target could not be read after the load (it died, or
+/// stopped answering): what the audit can still say from the clients' side.
+#[derive(Debug, Clone)]
+pub struct LostTarget<'a> {
+    /// GetStock when the users started (after a verified Reset).
+    pub before: &'a pb::StockReply,
+    /// Why the final stock and order book could not be read.
+    pub why: String,
+    /// The last stock polled during the run, if any.
+    pub last_stock: Option<i64>,
+    pub policy: &'a Policy,
+}
+
+impl Audit {
+    /// Audits a run whose final state could not be read. What the clients saw can still prove
+    /// a failure (acknowledged units beyond the stock, a reply showing negative stock, more
+    /// than the per-user limit acknowledged, invalid replies, thresholds); every check that
+    /// needs the final stock, counters or book is inconclusive, and a `final_state` check
+    /// says why, so the verdict is FAIL or INCONCLUSIVE, never PASS.
+    pub fn without_final_state(stats: &Stats, lost: &LostTarget<'_>) -> Self {
+        let unknown = format!(
+            "the final stock and order book could not be read: {}",
+            lost.why
+        );
+        // The checks that only use the clients' side run as without an order book; the ones
+        // that would read this stand-in for the final state are replaced below.
+        let after = pb::StockReply {
+            stock: lost.last_stock.unwrap_or(lost.before.stock),
+            ..*lost.before
+        };
+        let book = BookState::Unavailable(unknown.clone());
+        let mut audit = Audit::new(
+            stats,
+            &Evidence {
+                before: lost.before,
+                after: &after,
+                book: &book,
+                unsettled: Some(unknown.clone()),
+                policy: lost.policy,
+            },
+        );
+        audit.conservation.holds = false;
+        audit.ledger.holds = false;
+        for check in &mut audit.checks {
+            *check = match check.name.as_str() {
+                "stock_not_negative" => match stats.min_stock_seen {
+                    Some(min) if min < 0 => Check::new(
+                        "stock_not_negative",
+                        Status::Fail,
+                        format!("a reply reported stock {min}"),
+                    ),
+                    _ => Check::new(
+                        "stock_not_negative",
+                        Status::Inconclusive,
+                        format!("no reply reported a negative stock; {unknown}"),
+                    ),
+                },
+                // Acknowledged units beyond the stock prove an oversell; fewer prove nothing
+                // (attempts of unknown effect, or sales the server never acknowledged).
+                "no_oversell" if check.status == Status::Pass => Check::new(
+                    "no_oversell",
+                    Status::Inconclusive,
+                    format!(
+                        "{} units acknowledged from a stock of {}; {unknown}",
+                        audit.units_sold, audit.initial_stock
+                    ),
+                ),
+                "no_undersell" if stats.counts.sold_out > 0 => {
+                    Check::new("no_undersell", Status::Inconclusive, unknown.clone())
+                }
+                name @ ("conservation" | "books_balance" | "settled") => {
+                    Check::new(name, Status::Inconclusive, unknown.clone())
+                }
+                _ => continue,
+            };
+        }
+        let shown = match lost.last_stock {
+            Some(stock) => format!("; final_stock shows the last stock polled ({stock})"),
+            None => "; final_stock shows the initial stock (no poll succeeded)".into(),
+        };
+        audit.checks.push(Check::new(
+            "final_state",
+            Status::Inconclusive,
+            format!("{unknown}{shown}"),
+        ));
+        audit.verdict = if audit.checks.iter().any(|c| c.status == Status::Fail) {
+            Verdict::Fail
+        } else {
+            Verdict::Inconclusive
+        };
+        audit
+    }
+}
+
 /// What the checks are computed from.
 struct Facts<'a> {
     stats: &'a Stats,
@@ -328,7 +427,7 @@ struct Facts<'a> {
 impl Facts<'_> {
     fn availability(&self) -> Check {
         let s = self.stats;
-        if s.attempts == 0 {
+        if s.counts.attempts == 0 {
             return Check::new(
                 "availability",
                 Status::Inconclusive,
@@ -341,13 +440,13 @@ impl Facts<'_> {
                 Status::Fail,
                 format!(
                     "no purchase succeeded in {} attempts although {} units were in stock{}",
-                    s.attempts,
+                    s.counts.attempts,
                     self.final_stock,
                     errors_by_status(s)
                 ),
             );
         }
-        let rate = s.error_rate();
+        let rate = s.counts.error_rate();
         let max = self.ev.policy.max_error_rate;
         Check::holds(
             "availability",
@@ -418,9 +517,9 @@ impl Facts<'_> {
                 "the server's counters gained {} orders / {} units; clients saw {} purchases / {} units and {} of unknown effect",
                 ledger.orders,
                 ledger.units_sold,
-                self.stats.purchased,
-                self.stats.units_purchased,
-                self.stats.indeterminate
+                self.stats.counts.purchased,
+                self.stats.counts.units_purchased,
+                self.stats.counts.indeterminate
             )
         };
         Check::holds("books_balance", ledger.holds, detail)
@@ -477,7 +576,7 @@ impl Facts<'_> {
 
     fn no_undersell(&self) -> Check {
         let r = self.rec;
-        let turned_away = self.stats.sold_out;
+        let turned_away = self.stats.counts.sold_out;
         if turned_away == 0 {
             return Check::new(
                 "no_undersell",
@@ -529,7 +628,7 @@ impl Facts<'_> {
 
     fn all_resolved(&self) -> Check {
         let r = self.rec;
-        let unknown = self.stats.indeterminate;
+        let unknown = self.stats.counts.indeterminate;
         if unknown == 0 {
             return Check::new(
                 "all_resolved",
@@ -552,7 +651,7 @@ impl Facts<'_> {
             Status::Inconclusive,
             format!(
                 "{unknown} attempts ({} units) have an unknown effect and nothing resolves them: {}",
-                self.stats.indeterminate_units,
+                self.stats.counts.indeterminate_units,
                 r.reason.as_deref().unwrap_or("no order book")
             ),
         )
@@ -580,12 +679,13 @@ impl Facts<'_> {
                         };
                         (us / 1000.0, format!("{:.2} ms", us / 1000.0))
                     }
-                    Metric::ErrorRate => {
-                        (s.error_rate(), format!("{:.2}%", s.error_rate() * 100.0))
-                    }
+                    Metric::ErrorRate => (
+                        s.counts.error_rate(),
+                        format!("{:.2}%", s.counts.error_rate() * 100.0),
+                    ),
                     Metric::TimeoutRate => (
-                        s.timeout_rate(),
-                        format!("{:.2}%", s.timeout_rate() * 100.0),
+                        s.counts.timeout_rate(),
+                        format!("{:.2}%", s.counts.timeout_rate() * 100.0),
                     ),
                 };
                 Check::holds(
@@ -601,9 +701,10 @@ impl Facts<'_> {
 /// ` (UNAVAILABLE 900, INTERNAL 3)`, or nothing when no status was an error.
 fn errors_by_status(stats: &Stats) -> String {
     let parts: Vec<String> = stats
+        .counts
         .statuses
         .iter()
-        .map(|(code, n)| format!("{} {n}", code_name(*code)))
+        .map(|(code, n)| format!("{} {n}", code_name(code)))
         .collect();
     if parts.is_empty() {
         String::new()

@@ -350,3 +350,72 @@ fn unsettled_server_is_inconclusive() {
     assert_eq!(audit.with_status(Status::Inconclusive), ["settled"]);
     assert_eq!(audit.verdict, Verdict::Inconclusive);
 }
+
+fn lost(run: &Run, before: &pb::StockReply, last_stock: Option<i64>) -> Audit {
+    Audit::without_final_state(
+        &run.stats,
+        &LostTarget {
+            before,
+            why: "GetStock failed: connection refused".into(),
+            last_stock,
+            policy: &Policy::default(),
+        },
+    )
+}
+
+fn status_of<'a>(audit: &'a Audit, name: &str) -> &'a Check {
+    audit.checks.iter().find(|c| c.name == name).unwrap()
+}
+
+#[test]
+fn a_lost_target_leaves_the_final_state_checks_inconclusive() {
+    let mut run = Run::default();
+    run.buy(0, 1).buy(1, 1).answer(2, 1, sold_out());
+    // The stock polled during the run would make every range check pass: it must not.
+    let audit = lost(&run, &stock(2, 0, 0), Some(0));
+    assert_eq!(audit.verdict, Verdict::Inconclusive, "{:#?}", audit.checks);
+    for name in [
+        "no_oversell",
+        "stock_not_negative",
+        "conservation",
+        "books_balance",
+        "no_undersell",
+        "settled",
+        "final_state",
+    ] {
+        let check = status_of(&audit, name);
+        assert_ne!(check.status, Status::Pass, "{check:?}");
+    }
+    assert!(
+        status_of(&audit, "final_state")
+            .detail
+            .contains("connection refused")
+    );
+    assert!(!audit.conservation.holds && !audit.ledger.holds);
+    assert_eq!(
+        audit.final_stock, 0,
+        "the last stock polled, as the check says"
+    );
+}
+
+#[test]
+fn a_lost_target_still_fails_what_the_replies_prove() {
+    // Acknowledged units beyond the stock: an oversell, whatever the final state.
+    let mut run = Run::default();
+    run.buy(0, 1).buy(1, 1).buy(2, 1);
+    let audit = lost(&run, &stock(2, 0, 0), None);
+    assert_eq!(audit.verdict, Verdict::Fail);
+    assert_eq!(failed(&audit), ["no_oversell"]);
+
+    // A reply that showed negative stock.
+    let mut run = Run::default();
+    run.buy(0, 1)
+        .answer(1, 1, Outcome::SoldOut { stock_after: -4 });
+    let audit = lost(&run, &stock(5, 0, 0), None);
+    assert_eq!(failed(&audit), ["stock_not_negative"]);
+    assert!(
+        status_of(&audit, "stock_not_negative")
+            .detail
+            .contains("-4")
+    );
+}

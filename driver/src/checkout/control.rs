@@ -54,7 +54,7 @@ impl Control {
         self.admin_token = token
             .map(AdminToken::new)
             .transpose()
-            .map_err(|e| DriverError::Invalid(format!("--admin-token: {e}")))?;
+            .map_err(|e| DriverError::InvalidSpec(format!("--admin-token: {e}")))?;
         Ok(self)
     }
 

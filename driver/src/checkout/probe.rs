@@ -30,5 +30,8 @@ pub async fn probe(target: &str, service: &str, timeout: Duration) -> Result<boo
     };
     tokio::time::timeout(timeout, check)
         .await
-        .map_err(|_| DriverError::Invalid(format!("health check of {url} timed out")))?
+        .map_err(|_| DriverError::HealthCheckTimeout {
+            target: url.clone(),
+            after: timeout,
+        })?
 }

@@ -164,7 +164,7 @@ impl RunArgs {
     pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
         let mode = self
             .mode
-            .ok_or_else(|| DriverError::Invalid("--mode is required for a run".into()))?;
+            .ok_or_else(|| DriverError::InvalidSpec("--mode is required for a run".into()))?;
         let prefix = self.user_prefix.clone().unwrap_or_else(random_prefix);
         let spec = RunSpec {
             policy: self.load.to_policy(),

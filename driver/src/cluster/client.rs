@@ -44,7 +44,7 @@ pub async fn run(
         .as_deref()
         .map(ClusterToken::new)
         .transpose()
-        .map_err(|e| DriverError::Invalid(format!("--token: {e}")))?;
+        .map_err(|e| DriverError::InvalidSpec(format!("--token: {e}")))?;
     let client = CoordinatorClient::new(connect(url).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -72,7 +72,7 @@ pub async fn run(
     let (before, after) = match (&result.before, &result.after) {
         (Some(before), Some(after)) => (before, after),
         _ => {
-            return Err(DriverError::Invalid(
+            return Err(DriverError::IncompleteResult(
                 "the coordinator sent no stock readings".into(),
             ));
         }
@@ -90,14 +90,15 @@ pub async fn run(
         };
         let unreported = worker.unreported_attempts;
         workers.push(WorkerSummary::new(worker, &stats, unreported));
-        merged.merge(stats);
+        merged.merge(stats)?;
         if worker.lost || worker.faulty || unreported > 0 {
             let first = u32::try_from(worker.first_user).unwrap_or(u32::MAX);
             let end = first.saturating_add(worker.users);
             merged.history.unreported.push(first..end);
         }
-        merged.indeterminate = merged.indeterminate.saturating_add(unreported);
-        merged.indeterminate_units = merged
+        merged.counts.indeterminate = merged.counts.indeterminate.saturating_add(unreported);
+        merged.counts.indeterminate_units = merged
+            .counts
             .indeterminate_units
             .saturating_add(unreported.saturating_mul(u64::from(spec.load.quantity.max())));
     }
@@ -192,7 +193,7 @@ impl Session<'_> {
             use pb::run_update::Update;
             let update = match message {
                 None => {
-                    return Err(DriverError::Invalid(
+                    return Err(DriverError::IncompleteResult(
                         "the coordinator ended the run without a result".into(),
                     ));
                 }

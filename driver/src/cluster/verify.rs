@@ -39,7 +39,7 @@ pub const ATTEMPT_WIRE_BYTES: u64 = 24;
 /// Bytes of a report besides its history, its series and its histogram.
 const FIXED_REPORT_BYTES: u64 = 4096;
 /// Bytes one series bucket costs decoded besides its statuses and latency bins.
-const BUCKET_BYTES: u64 = 136;
+const BUCKET_BYTES: u64 = std::mem::size_of::<pb::SeriesBucket>() as u64;
 /// Bytes one status entry of a series bucket costs decoded (generously: a hash map entry).
 const STATUS_BYTES: u64 = 32;
 /// Bytes one latency bin of a series bucket costs decoded (index and count).
@@ -556,10 +556,16 @@ fn series(share: &LoadSpec, window: Duration, stats: &pb::LoadStats, faults: &mu
     let top = max_bin();
     let mut total = 0u64;
     for (i, b) in buckets.iter().enumerate() {
-        let outcomes = [b.purchased, b.sold_out, b.bad_replies, b.timeouts]
-            .into_iter()
-            .chain(b.statuses.values().copied())
-            .try_fold(0u64, u64::checked_add);
+        let outcomes = [
+            b.purchased,
+            b.sold_out,
+            b.limit_reached,
+            b.bad_replies,
+            b.timeouts,
+        ]
+        .into_iter()
+        .chain(b.statuses.values().copied())
+        .try_fold(0u64, u64::checked_add);
         if outcomes != Some(b.attempts) {
             why(format!(
                 "bucket {i}: outcomes {outcomes:?} for {} attempts",

@@ -7,8 +7,9 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use crate::checkout::book::{Book, BookEntry};
 use crate::engine::bins::LatencyBins;
+use crate::engine::counts::{Counts, Statuses};
 use crate::engine::history::{Answer, Attempt, AttemptKey, History};
-use crate::engine::series::{Bucket, Series};
+use crate::engine::series::{Bucket, MAX_BUCKETS, Series};
 use crate::engine::stats::Stats;
 use crate::error::DriverError;
 use crate::spec::{
@@ -31,7 +32,7 @@ fn mode_from_wire(raw: i32) -> Result<Mode, DriverError> {
         Ok(pb::Mode::Buggy) => Ok(Mode::Buggy),
         Ok(pb::Mode::Unstable) => Ok(Mode::Unstable),
         Ok(pb::Mode::Safe) => Ok(Mode::Safe),
-        _ => Err(DriverError::Invalid(format!("unknown mode {raw}"))),
+        _ => Err(DriverError::InvalidPlan(format!("unknown mode {raw}"))),
     }
 }
 
@@ -126,19 +127,20 @@ pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
     V2Serializer::new()
         .serialize(&stats.latency, &mut latency_hdr)
         .expect("serializing a histogram into memory cannot fail");
+    let c = &stats.counts;
     pb::LoadStats {
-        attempts: stats.attempts,
-        purchased: stats.purchased,
-        units_purchased: stats.units_purchased,
-        sold_out: stats.sold_out,
-        limit_reached: stats.limit_reached,
-        units_requested: stats.units_requested,
-        bad_replies: stats.bad_replies,
-        timeouts: stats.timeouts,
-        statuses: stats.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
-        indeterminate: stats.indeterminate,
-        indeterminate_units: stats.indeterminate_units,
-        missing_order_ids: stats.missing_order_ids,
+        attempts: c.attempts,
+        purchased: c.purchased,
+        units_purchased: c.units_purchased,
+        sold_out: c.sold_out,
+        limit_reached: c.limit_reached,
+        units_requested: c.units_requested,
+        bad_replies: c.bad_replies,
+        timeouts: c.timeouts,
+        statuses: c.statuses.iter().collect(),
+        indeterminate: c.indeterminate,
+        indeterminate_units: c.indeterminate_units,
+        missing_order_ids: c.missing_order_ids,
         min_stock_seen: stats.min_stock_seen,
         latency_hdr,
         series_bucket_ms: stats.series.bucket_ms,
@@ -151,6 +153,12 @@ pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
     }
 }
 
+/// Status counts as a peer sent them: non-OK gRPC codes only, no wrapping.
+fn statuses_from_wire(wire: &std::collections::HashMap<i32, u64>) -> Result<Statuses, DriverError> {
+    Statuses::from_pairs(wire.iter().map(|(k, v)| (*k, *v)))
+        .map_err(|e| DriverError::MalformedStats(e.to_string()))
+}
+
 fn history_from_wire(wire: &pb::LoadStats) -> Result<History, DriverError> {
     let n = wire.history_user.len();
     let columns = [
@@ -160,7 +168,7 @@ fn history_from_wire(wire: &pb::LoadStats) -> Result<History, DriverError> {
         wire.history_order.len(),
     ];
     if columns.iter().any(|&len| len != n) || n as u64 != wire.attempts {
-        return Err(DriverError::Invalid(format!(
+        return Err(DriverError::MalformedStats(format!(
             "a history of {n} attempts ({columns:?} in the other columns) for {} attempts",
             wire.attempts
         )));
@@ -168,7 +176,7 @@ fn history_from_wire(wire: &pb::LoadStats) -> Result<History, DriverError> {
     let attempts = (0..n)
         .map(|i| {
             let answer = Answer::from_code(wire.history_answer[i]).ok_or_else(|| {
-                DriverError::Invalid(format!("unknown answer {}", wire.history_answer[i]))
+                DriverError::MalformedStats(format!("unknown answer {}", wire.history_answer[i]))
             })?;
             Ok(Attempt {
                 key: AttemptKey {
@@ -211,7 +219,7 @@ pub fn book_to_wire(book: &Book) -> pb::BookColumns {
 pub fn book_from_wire(round: u64, wire: &pb::BookColumns) -> Result<Book, DriverError> {
     let n = wire.request.len();
     if wire.user.len() != n || wire.quantity.len() != n || wire.order.len() != n {
-        return Err(DriverError::Invalid(
+        return Err(DriverError::MalformedBook(
             "the book's columns differ in length".into(),
         ));
     }
@@ -224,7 +232,7 @@ pub fn book_from_wire(round: u64, wire: &pb::BookColumns) -> Result<Book, Driver
             let user = match wire.user[i].checked_sub(1) {
                 None => None,
                 Some(u) => Some(u32::try_from(u).map_err(|_| {
-                    DriverError::Invalid(format!("user number {u} out of range in the book"))
+                    DriverError::MalformedBook(format!("user number {u} out of range"))
                 })?),
             };
             Ok(BookEntry {
@@ -239,13 +247,20 @@ pub fn book_from_wire(round: u64, wire: &pb::BookColumns) -> Result<Book, Driver
 }
 
 fn bucket_to_wire(bucket: &Bucket) -> pb::SeriesBucket {
+    let c = &bucket.counts;
     pb::SeriesBucket {
-        attempts: bucket.attempts,
-        purchased: bucket.purchased,
-        sold_out: bucket.sold_out,
-        bad_replies: bucket.bad_replies,
-        timeouts: bucket.timeouts,
-        statuses: bucket.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
+        attempts: c.attempts,
+        purchased: c.purchased,
+        units_purchased: c.units_purchased,
+        sold_out: c.sold_out,
+        limit_reached: c.limit_reached,
+        units_requested: c.units_requested,
+        bad_replies: c.bad_replies,
+        timeouts: c.timeouts,
+        statuses: c.statuses.iter().collect(),
+        indeterminate: c.indeterminate,
+        indeterminate_units: c.indeterminate_units,
+        missing_order_ids: c.missing_order_ids,
         latency_bins: bucket
             .latency
             .bins
@@ -258,68 +273,91 @@ fn bucket_to_wire(bucket: &Bucket) -> pb::SeriesBucket {
 
 fn bucket_from_wire(wire: &pb::SeriesBucket) -> Result<Bucket, DriverError> {
     if wire.latency_bins.len() != wire.latency_counts.len() {
-        return Err(DriverError::Invalid(
+        return Err(DriverError::MalformedStats(
             "a series bucket's latency bins and counts differ in length".into(),
         ));
     }
-    let bins = wire
+    let pairs = wire
         .latency_bins
         .iter()
         .zip(&wire.latency_counts)
         .map(|(i, n)| {
             u16::try_from(*i)
                 .map(|i| (i, *n))
-                .map_err(|_| DriverError::Invalid(format!("latency bin {i} out of range")))
+                .map_err(|_| DriverError::MalformedStats(format!("latency bin {i} out of range")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let latency = LatencyBins::from_pairs(pairs).ok_or_else(|| {
+        DriverError::MalformedStats("a bucket's latency bins are out of range or overflow".into())
+    })?;
     Ok(Bucket {
-        attempts: wire.attempts,
-        purchased: wire.purchased,
-        sold_out: wire.sold_out,
-        bad_replies: wire.bad_replies,
-        timeouts: wire.timeouts,
-        statuses: wire.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
-        latency: LatencyBins { bins },
+        counts: Counts {
+            attempts: wire.attempts,
+            purchased: wire.purchased,
+            units_purchased: wire.units_purchased,
+            sold_out: wire.sold_out,
+            limit_reached: wire.limit_reached,
+            units_requested: wire.units_requested,
+            bad_replies: wire.bad_replies,
+            timeouts: wire.timeouts,
+            statuses: statuses_from_wire(&wire.statuses)?,
+            indeterminate: wire.indeterminate,
+            indeterminate_units: wire.indeterminate_units,
+            missing_order_ids: wire.missing_order_ids,
+        },
+        latency,
     })
 }
 
-/// Stats as received from a worker.
+/// Stats as received from a worker (or, merged, from the coordinator). Decoding checks that
+/// the message is well-formed (columns of equal length, known codes, at most [`MAX_BUCKETS`]
+/// time buckets, sums that fit); whether its numbers are plausible for the plan is the
+/// coordinator's verification.
 pub fn stats_from_wire(wire: &pb::LoadStats) -> Result<Stats, DriverError> {
+    if wire.series.len() > MAX_BUCKETS {
+        return Err(DriverError::MalformedStats(format!(
+            "{} time buckets; a series has at most {MAX_BUCKETS}",
+            wire.series.len()
+        )));
+    }
+    let series = Series {
+        bucket_ms: wire.series_bucket_ms.max(1),
+        buckets: wire
+            .series
+            .iter()
+            .map(bucket_from_wire)
+            .collect::<Result<_, _>>()?,
+    };
+    series
+        .totals()
+        .map_err(|e| DriverError::MalformedStats(format!("the time series: {e}")))?;
     let mut stats = Stats {
-        attempts: wire.attempts,
-        purchased: wire.purchased,
-        units_purchased: wire.units_purchased,
-        sold_out: wire.sold_out,
-        limit_reached: wire.limit_reached,
-        units_requested: wire.units_requested,
-        bad_replies: wire.bad_replies,
-        timeouts: wire.timeouts,
-        statuses: wire.statuses.iter().map(|(k, v)| (*k, *v)).collect(),
-        indeterminate: wire.indeterminate,
-        indeterminate_units: wire.indeterminate_units,
-        missing_order_ids: wire.missing_order_ids,
+        counts: Counts {
+            attempts: wire.attempts,
+            purchased: wire.purchased,
+            units_purchased: wire.units_purchased,
+            sold_out: wire.sold_out,
+            limit_reached: wire.limit_reached,
+            units_requested: wire.units_requested,
+            bad_replies: wire.bad_replies,
+            timeouts: wire.timeouts,
+            statuses: statuses_from_wire(&wire.statuses)?,
+            indeterminate: wire.indeterminate,
+            indeterminate_units: wire.indeterminate_units,
+            missing_order_ids: wire.missing_order_ids,
+        },
         history: history_from_wire(wire)?,
         min_stock_seen: wire.min_stock_seen,
-        series: Series {
-            bucket_ms: wire.series_bucket_ms.max(1),
-            buckets: wire
-                .series
-                .iter()
-                .map(bucket_from_wire)
-                .collect::<Result<_, _>>()?,
-        },
+        series,
         ..Stats::default()
     };
     if !wire.latency_hdr.is_empty() {
         let histogram: hdrhistogram::Histogram<u64> = Deserializer::new()
             .deserialize(&mut wire.latency_hdr.as_slice())
-            .map_err(|e| {
-                DriverError::Invalid(format!("bad latency histogram from a worker: {e:?}"))
-            })?;
-        stats
-            .latency
-            .add(&histogram)
-            .map_err(|e| DriverError::Invalid(format!("latency histogram out of range: {e:?}")))?;
+            .map_err(|e| DriverError::MalformedStats(format!("latency histogram: {e:?}")))?;
+        stats.latency.add(&histogram).map_err(|e| {
+            DriverError::MalformedStats(format!("latency histogram out of range: {e:?}"))
+        })?;
     }
     Ok(stats)
 }
@@ -355,10 +393,10 @@ mod tests {
         );
         let wire = stats_to_wire(&stats);
         let back = stats_from_wire(&wire).unwrap();
-        assert_eq!(back.attempts, 4);
-        assert_eq!(back.statuses, stats.statuses);
+        assert_eq!(back.counts, stats.counts);
+        assert_eq!(back.counts.attempts, 4);
         assert_eq!(back.history, stats.history);
-        assert_eq!(back.units_requested, 5);
+        assert_eq!(back.counts.units_requested, 5);
         let mut short = wire.clone();
         short.history_seq.pop();
         assert!(stats_from_wire(&short).is_err());
@@ -380,6 +418,67 @@ mod tests {
         let long = format!("{}é", "y".repeat(63));
         assert_eq!(worker_name(&long), "y".repeat(63));
         assert!(worker_name(&"é".repeat(40)).len() <= MAX_WORKER_NAME);
+    }
+
+    #[test]
+    fn counts_from_a_peer_are_checked_not_trusted() {
+        let mut stats = Stats::with_bucket_ms(10);
+        let ms = Duration::from_millis(1);
+        for (i, outcome) in [
+            Outcome::LimitReached { stock_after: 3 },
+            Outcome::Status(tonic::Code::Internal),
+            Outcome::Purchased {
+                order_id: String::new(),
+                quantity: 2,
+                stock_after: 1,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let k = AttemptKey {
+                user: i as u32,
+                seq: 0,
+            };
+            stats.record_at(ms, k, 2, outcome, ms);
+        }
+        let wire = stats_to_wire(&stats);
+        // Every counter of every time bucket survives the trip.
+        let back = stats_from_wire(&wire).unwrap();
+        assert_eq!(back.series, stats.series);
+        let bucket = &back.series.buckets[0].counts;
+        assert_eq!(
+            (
+                bucket.limit_reached,
+                bucket.missing_order_ids,
+                bucket.indeterminate_units
+            ),
+            (1, 1, 2)
+        );
+
+        let refused = |wire: &pb::LoadStats| match stats_from_wire(wire) {
+            Err(DriverError::MalformedStats(why)) => why,
+            other => panic!("accepted or wrong error: {other:?}"),
+        };
+        let mut bad = wire.clone();
+        bad.statuses.insert(0, 5);
+        assert!(refused(&bad).contains("status code 0"));
+        let mut bad = wire.clone();
+        bad.series[0].statuses.insert(99, 1);
+        assert!(refused(&bad).contains("status code 99"));
+        let mut bad = wire.clone();
+        bad.series = vec![pb::SeriesBucket::default(); MAX_BUCKETS + 1];
+        assert!(refused(&bad).contains("time buckets"));
+        let mut bad = wire.clone();
+        bad.series.push(pb::SeriesBucket {
+            attempts: u64::MAX,
+            ..pb::SeriesBucket::default()
+        });
+        assert!(refused(&bad).contains("overflow"), "{}", refused(&bad));
+        let mut bad = wire;
+        bad.series[0].latency_bins = vec![5, 5];
+        bad.series[0].latency_counts = vec![u64::MAX, 1];
+        assert!(refused(&bad).contains("latency bins"));
     }
 
     #[test]

@@ -18,6 +18,23 @@ impl LatencyBins {
         self.add(index(us), 1);
     }
 
+    /// Bins as a peer sent them, `(bin index, count)` in any order: `None` if an index is not
+    /// a bin or the counts of one bin do not add up in 64 bits.
+    pub fn from_pairs(mut pairs: Vec<(u16, u64)>) -> Option<Self> {
+        if pairs.iter().any(|&(idx, _)| idx > index(u64::MAX)) {
+            return None;
+        }
+        pairs.sort_unstable_by_key(|&(idx, _)| idx);
+        let mut bins: Vec<(u16, u64)> = Vec::with_capacity(pairs.len());
+        for (idx, n) in pairs {
+            match bins.last_mut() {
+                Some(last) if last.0 == idx => last.1 = last.1.checked_add(n)?,
+                _ => bins.push((idx, n)),
+            }
+        }
+        Some(Self { bins })
+    }
+
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &LatencyBins) {
         for &(idx, n) in &other.bins {
@@ -27,14 +44,23 @@ impl LatencyBins {
 
     fn add(&mut self, idx: u16, n: u64) {
         match self.bins.binary_search_by_key(&idx, |&(i, _)| i) {
-            Ok(at) => self.bins[at].1 += n,
+            Ok(at) => self.bins[at].1 = self.bins[at].1.saturating_add(n),
             Err(at) => self.bins.insert(at, (idx, n)),
         }
     }
 
-    /// Number of samples.
+    /// Number of samples (saturating: a peer's bins may claim more than fit).
     pub fn count(&self) -> u64 {
-        self.bins.iter().map(|&(_, n)| n).sum()
+        self.bins
+            .iter()
+            .fold(0, |sum, &(_, n)| sum.saturating_add(n))
+    }
+
+    /// Number of samples, or `None` if it does not fit in 64 bits.
+    pub fn checked_count(&self) -> Option<u64> {
+        self.bins
+            .iter()
+            .try_fold(0u64, |sum, &(_, n)| sum.checked_add(n))
     }
 
     /// The value (µs, middle of its bin) at quantile `q` in `[0, 1]`; `None` when empty.
@@ -46,7 +72,7 @@ impl LatencyBins {
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for &(idx, n) in &self.bins {
-            seen += n;
+            seen = n.saturating_add(seen);
             if seen >= rank {
                 return Some(middle(idx));
             }
@@ -108,6 +134,17 @@ mod tests {
             assert!(width == 1 || width * 10 <= low, "{us}: bin too wide");
         }
         assert_eq!(index(12_345), index(12_000));
+        assert_eq!(
+            LatencyBins::from_pairs(vec![(7, 1), (3, 2), (7, 4)]),
+            Some(LatencyBins {
+                bins: vec![(3, 2), (7, 5)]
+            })
+        );
+        assert_eq!(LatencyBins::from_pairs(vec![(7, u64::MAX), (7, 1)]), None);
+        assert_eq!(
+            LatencyBins::from_pairs(vec![(index(u64::MAX) + 1, 1)]),
+            None
+        );
         assert_ne!(index(12_345), index(13_000));
     }
 

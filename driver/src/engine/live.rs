@@ -1,53 +1,43 @@
-//! Live counters of a running load, for the progress display: one set of relaxed atomics per
+//! Live counters of a running load, for the progress display: one [`AtomicCounts`] per
 //! connection (written only by that connection's task, so never contended on the request
-//! path), summed by whoever watches. Also the users' start instant and the last stock polled.
+//! path), summed into [`Counts`] by whoever watches. Also the users' start instant and the last
+//! stock polled.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::outcome::Outcome;
+use crate::engine::counts::{AtomicCounts, Counts};
 
-/// One connection's counters, on its own cache line.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub struct Counters {
-    attempts: AtomicU64,
-    purchased: AtomicU64,
-    sold_out: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl Counters {
-    /// Counts one finished request.
-    pub fn record(&self, outcome: &Outcome) {
-        self.attempts.fetch_add(1, Ordering::Relaxed);
-        let counter = match outcome {
-            Outcome::Purchased { .. } => &self.purchased,
-            Outcome::SoldOut { .. } | Outcome::LimitReached { .. } => &self.sold_out,
-            Outcome::Status(_) | Outcome::Timeout => &self.errors,
-            Outcome::BadReply => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A sum of every connection's counters at one moment.
+/// The progress line's four figures, a view of [`Counts`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     pub attempts: u64,
     pub purchased: u64,
+    /// Turned away: sold out or limit reached.
     pub sold_out: u64,
+    /// Non-OK statuses plus timeouts.
     pub errors: u64,
+}
+
+impl From<&Counts> for Totals {
+    fn from(c: &Counts) -> Self {
+        Self {
+            attempts: c.attempts,
+            purchased: c.purchased,
+            sold_out: c.refused(),
+            errors: c.errors(),
+        }
+    }
 }
 
 /// Shared between the load threads and the async side that watches them.
 #[derive(Debug, Default)]
 pub struct Live {
     /// Locked only when a connection registers (before the users start) and when summing.
-    slots: Mutex<Vec<Arc<Counters>>>,
+    slots: Mutex<Vec<Arc<AtomicCounts>>>,
     started: OnceLock<Instant>,
     /// Last stock read with GetStock; `i64::MIN` until the first read.
     stock: StockCell,
@@ -77,8 +67,8 @@ impl Live {
     }
 
     /// Counters for one more connection; the connection keeps the `Arc` and writes lock-free.
-    pub fn register(&self) -> Arc<Counters> {
-        let counters = Arc::new(Counters::default());
+    pub fn register(&self) -> Arc<AtomicCounts> {
+        let counters = Arc::new(AtomicCounts::default());
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -86,15 +76,18 @@ impl Live {
         counters
     }
 
-    /// The sum over every registered connection.
-    pub fn totals(&self) -> Totals {
+    /// The sum over every registered connection (saturating: a display figure; the run's
+    /// result is the merged [`Stats`](crate::engine::stats::Stats)).
+    pub fn counts(&self) -> Counts {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.iter().fold(Totals::default(), |t, c| Totals {
-            attempts: t.attempts + c.attempts.load(Ordering::Relaxed),
-            purchased: t.purchased + c.purchased.load(Ordering::Relaxed),
-            sold_out: t.sold_out + c.sold_out.load(Ordering::Relaxed),
-            errors: t.errors + c.errors.load(Ordering::Relaxed),
+        slots.iter().fold(Counts::default(), |sum, c| {
+            sum.saturating_sum(&c.snapshot())
         })
+    }
+
+    /// The progress line's figures of [`Live::counts`].
+    pub fn totals(&self) -> Totals {
+        Totals::from(&self.counts())
     }
 
     /// Notes when the users started (the first caller wins).
@@ -137,21 +130,24 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::outcome::Outcome;
     use tonic::Code;
 
     #[test]
     fn sums_connections() {
         let live = Live::new(CancellationToken::new());
         let (a, b) = (live.register(), live.register());
-        a.record(&Outcome::SoldOut { stock_after: 0 });
-        b.record(&Outcome::Timeout);
-        b.record(&Outcome::Status(Code::Unavailable));
-        b.record(&Outcome::BadReply);
+        a.record(&Outcome::SoldOut { stock_after: 0 }, 1);
+        b.record(&Outcome::Timeout, 2);
+        b.record(&Outcome::Status(Code::Unavailable), 1);
+        b.record(&Outcome::BadReply, 1);
         let t = live.totals();
         assert_eq!(
             (t.attempts, t.sold_out, t.errors, t.purchased),
             (4, 1, 2, 0)
         );
+        let c = live.counts();
+        assert_eq!((c.units_requested, c.indeterminate_units), (5, 2));
         assert_eq!(live.stock(), None);
         live.set_stock(-3);
         assert_eq!(live.stock(), Some(-3));

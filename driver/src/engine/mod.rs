@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub mod bins;
+pub mod counts;
 pub mod history;
 pub mod live;
 pub mod outcome;
@@ -79,7 +80,10 @@ pub fn run_observed(
     for handle in handles {
         match handle.join() {
             Ok(Ok((thread_stats, start, end))) => {
-                stats.merge(thread_stats);
+                // One process's own requests cannot sum past 2^64; should they, say so.
+                if let Err(overflow) = stats.merge(thread_stats) {
+                    first_error.get_or_insert(overflow.into());
+                }
                 window = Some(window.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
             }
             Ok(Err(err)) => {
@@ -99,6 +103,16 @@ pub fn run_observed(
         connections,
         threads,
     })
+}
+
+/// `start + duration`, or a century later when that does not fit in an `Instant` (a sustained
+/// run of `Duration::MAX` runs until cancelled rather than panicking).
+fn deadline_after(start: Instant, duration: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    start
+        .checked_add(duration)
+        .or_else(|| start.checked_add(CENTURY))
+        .unwrap_or(start)
 }
 
 fn load_thread(
@@ -146,7 +160,7 @@ fn load_thread(
         }
         let started = Instant::now();
         live.mark_started(started.into_std());
-        let deadline = spec.duration.map(|d| started + d);
+        let deadline = spec.duration.map(|d| deadline_after(started, d));
         // One Stats per load thread: its connections run on this single-threaded runtime, so
         // they share it through a RefCell without a lock (one HDR histogram per thread, not
         // one per connection: ~175 KB each).

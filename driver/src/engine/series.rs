@@ -1,12 +1,12 @@
-//! Time series of a run: outcomes and latency per time bucket relative to the users' start.
-//! Plain data kept per load thread next to its [`Stats`](crate::engine::stats::Stats) and merged with
-//! it; memory is bounded because past [`MAX_BUCKETS`] buckets the series coarsens (adjacent
-//! buckets merge, the width doubles).
+//! Time series of a run: outcome [`Counts`] and latency per time bucket relative to the users'
+//! start. Plain data kept per load thread next to its [`Stats`](crate::engine::stats::Stats)
+//! and merged with it; memory is bounded because past [`MAX_BUCKETS`] buckets the series
+//! coarsens (adjacent buckets merge, the width doubles).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::engine::bins::LatencyBins;
+use crate::engine::counts::{Counts, Overflow};
 use crate::engine::outcome::Outcome;
 
 /// Most buckets a series keeps; one more doubles the bucket width.
@@ -27,33 +27,17 @@ pub fn bucket_ms_for(duration: Option<Duration>) -> u64 {
 /// What happened in one time bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bucket {
-    pub attempts: u64,
-    pub purchased: u64,
-    pub sold_out: u64,
-    pub bad_replies: u64,
-    pub timeouts: u64,
-    /// Requests per non-OK status code (its number).
-    pub statuses: BTreeMap<i32, u64>,
-    /// Latency of the requests that ended in this bucket.
+    /// What the requests that ended in this bucket came to.
+    pub counts: Counts,
+    /// Their latency.
     pub latency: LatencyBins,
 }
 
 impl Bucket {
+    /// Adds `other`; the caller has checked with [`Series::merge`]'s totals that nothing wraps.
     fn merge(&mut self, other: &Bucket) {
-        self.attempts += other.attempts;
-        self.purchased += other.purchased;
-        self.sold_out += other.sold_out;
-        self.bad_replies += other.bad_replies;
-        self.timeouts += other.timeouts;
-        for (code, n) in &other.statuses {
-            *self.statuses.entry(*code).or_default() += n;
-        }
+        self.counts = self.counts.saturating_sum(&other.counts);
         self.latency.merge(&other.latency);
-    }
-
-    /// Non-OK statuses plus timeouts.
-    pub fn errors(&self) -> u64 {
-        self.statuses.values().sum::<u64>() + self.timeouts
     }
 }
 
@@ -79,8 +63,9 @@ impl Series {
         }
     }
 
-    /// Records a request that ended `at` after the start with `outcome`, taking `latency_us`.
-    pub fn record(&mut self, at: Duration, outcome: &Outcome, latency_us: u64) {
+    /// Records a request for `quantity` units that ended `at` after the start with `outcome`,
+    /// taking `latency_us`.
+    pub fn record(&mut self, at: Duration, outcome: &Outcome, quantity: u32, latency_us: u64) {
         let ms = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
         while ms / self.bucket_ms >= MAX_BUCKETS as u64 {
             self.rebucket(self.bucket_ms.saturating_mul(2));
@@ -90,19 +75,44 @@ impl Series {
             self.buckets.resize_with(idx + 1, Bucket::default);
         }
         let bucket = &mut self.buckets[idx];
-        bucket.attempts += 1;
+        bucket.counts.record(outcome, quantity);
         bucket.latency.record(latency_us);
-        match outcome {
-            Outcome::Purchased { .. } => bucket.purchased += 1,
-            Outcome::SoldOut { .. } | Outcome::LimitReached { .. } => bucket.sold_out += 1,
-            Outcome::BadReply => bucket.bad_replies += 1,
-            Outcome::Status(code) => *bucket.statuses.entry(*code as i32).or_default() += 1,
-            Outcome::Timeout => bucket.timeouts += 1,
-        }
     }
 
-    /// Adds `other` into `self`, first bringing both to the wider bucket width.
-    pub fn merge(&mut self, mut other: Series) {
+    /// The sum of every bucket's counts and the number of latency samples, or which counter
+    /// does not fit.
+    pub fn totals(&self) -> Result<(Counts, u64), Overflow> {
+        self.buckets
+            .iter()
+            .try_fold((Counts::default(), 0u64), |(counts, samples), b| {
+                let more = b
+                    .latency
+                    .checked_count()
+                    .ok_or(Overflow("latency samples"))?;
+                Ok((
+                    counts.checked_sum(&b.counts)?,
+                    samples
+                        .checked_add(more)
+                        .ok_or(Overflow("latency samples"))?,
+                ))
+            })
+    }
+
+    /// Adds `other` into `self`, first bringing both to the wider bucket width. When a counter
+    /// would overflow, `self` is left as it was: the totals of both series are checked first,
+    /// and no bucket can exceed them.
+    pub fn merge(&mut self, other: Series) -> Result<(), Overflow> {
+        let (mine, my_samples) = self.totals()?;
+        let (theirs, their_samples) = other.totals()?;
+        mine.checked_sum(&theirs)?;
+        my_samples
+            .checked_add(their_samples)
+            .ok_or(Overflow("latency samples"))?;
+        self.merge_unchecked(other);
+        Ok(())
+    }
+
+    fn merge_unchecked(&mut self, mut other: Series) {
         if other.buckets.is_empty() {
             return;
         }
@@ -133,7 +143,8 @@ impl Series {
         }
         let old = std::mem::take(&mut self.buckets);
         for (i, bucket) in old.iter().enumerate() {
-            let idx = (i as u64 * self.bucket_ms / width) as usize;
+            // In u128: a peer's series may have a huge width.
+            let idx = (i as u128 * u128::from(self.bucket_ms) / u128::from(width)) as usize;
             if self.buckets.len() <= idx {
                 self.buckets.resize_with(idx + 1, Bucket::default);
             }
@@ -155,37 +166,70 @@ mod tests {
     #[test]
     fn records_into_buckets_and_merges() {
         let mut a = Series::new(1000);
-        a.record(at(10), &Outcome::SoldOut { stock_after: 0 }, 900);
-        a.record(at(2500), &Outcome::Status(Code::Unavailable), 100);
+        a.record(at(10), &Outcome::SoldOut { stock_after: 0 }, 1, 900);
+        a.record(at(2500), &Outcome::Status(Code::Unavailable), 1, 100);
         let mut b = Series::new(1000);
-        b.record(at(999), &Outcome::Timeout, 5_000);
-        b.record(at(3000), &Outcome::BadReply, 5);
-        a.merge(b);
+        b.record(at(999), &Outcome::Timeout, 2, 5_000);
+        b.record(at(3000), &Outcome::BadReply, 1, 5);
+        a.merge(b).unwrap();
         assert_eq!(a.buckets.len(), 4);
-        assert_eq!(a.buckets[0].attempts, 2);
-        assert_eq!((a.buckets[0].sold_out, a.buckets[0].timeouts), (1, 1));
+        let first = &a.buckets[0].counts;
+        assert_eq!(first.attempts, 2);
+        assert_eq!((first.sold_out, first.timeouts), (1, 1));
+        assert_eq!((first.units_requested, first.indeterminate_units), (3, 2));
         assert_eq!(a.buckets[0].latency.quantile(1.0), Some(5_050));
         assert_eq!(a.buckets[1], Bucket::default());
-        assert_eq!(a.buckets[2].errors(), 1);
-        assert_eq!(a.buckets[3].bad_replies, 1);
+        assert_eq!(a.buckets[2].counts.errors(), 1);
+        assert_eq!(a.buckets[3].counts.bad_replies, 1);
+        assert_eq!(a.totals().unwrap().0.attempts, 4);
     }
 
     #[test]
     fn long_runs_coarsen_instead_of_growing() {
         let mut s = Series::new(1000);
         for second in 0..2000u64 {
-            s.record(at(second * 1000), &Outcome::SoldOut { stock_after: 0 }, 10);
+            s.record(
+                at(second * 1000),
+                &Outcome::SoldOut { stock_after: 0 },
+                1,
+                10,
+            );
         }
         assert!(s.buckets.len() <= MAX_BUCKETS, "{}", s.buckets.len());
         assert_eq!(s.bucket_ms, 4000);
-        assert_eq!(s.buckets.iter().map(|b| b.attempts).sum::<u64>(), 2000);
-        assert_eq!(s.buckets[0].attempts, 4);
+        assert_eq!(
+            s.buckets.iter().map(|b| b.counts.attempts).sum::<u64>(),
+            2000
+        );
+        assert_eq!(s.buckets[0].counts.attempts, 4);
 
         // Merging a finer series brings it to the coarser width.
         let mut fine = Series::new(1000);
-        fine.record(at(5_500), &Outcome::Timeout, 10);
-        s.merge(fine);
+        fine.record(at(5_500), &Outcome::Timeout, 1, 10);
+        s.merge(fine).unwrap();
         assert_eq!(s.bucket_ms, 4000);
-        assert_eq!((s.buckets[1].attempts, s.buckets[1].timeouts), (5, 1));
+        let second = &s.buckets[1].counts;
+        assert_eq!((second.attempts, second.timeouts), (5, 1));
+    }
+
+    #[test]
+    fn a_peer_series_cannot_wrap_or_overflow_the_rebucketing() {
+        let mut mine = Series::new(10);
+        mine.record(at(5), &Outcome::Timeout, 1, 10);
+        let before = mine.clone();
+        // Latency samples that would wrap.
+        let mut theirs = Series::new(10);
+        theirs.record(at(5), &Outcome::Timeout, 1, 10);
+        theirs.buckets[0].latency.bins[0].1 = u64::MAX;
+        assert_eq!(mine.merge(theirs).unwrap_err(), Overflow("latency samples"));
+        assert_eq!(mine, before);
+        // A huge width with many buckets re-buckets without overflowing the index arithmetic.
+        let huge = Series {
+            bucket_ms: u64::MAX / 2,
+            buckets: vec![Bucket::default(); MAX_BUCKETS],
+        };
+        mine.merge(huge).unwrap();
+        assert_eq!(mine.bucket_ms, u64::MAX / 2);
+        assert_eq!(mine.totals().unwrap().0.attempts, 1);
     }
 }

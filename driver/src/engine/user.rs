@@ -10,8 +10,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use crate::engine::counts::AtomicCounts;
 use crate::engine::history::AttemptKey;
-use crate::engine::live::{Counters, Live};
+use crate::engine::live::Live;
 use crate::engine::outcome::Outcome;
 use crate::engine::stats::Stats;
 use crate::spec::ids::request_id;
@@ -23,7 +24,7 @@ pub(super) async fn drive_connection(
     users: Vec<u64>,
     spec: &LoadSpec,
     window: (Instant, Option<Instant>),
-    (counters, live): (Arc<Counters>, &Live),
+    (counters, live): (Arc<AtomicCounts>, &Live),
     stats: &RefCell<Stats>,
 ) {
     let client = CheckoutClient::new(channel);
@@ -66,7 +67,7 @@ async fn virtual_user(
     buyer: Buyer,
     spec: &LoadSpec,
     (origin, deadline): (Instant, Option<Instant>),
-    (stats, counters, live): (&RefCell<Stats>, &Counters, &Live),
+    (stats, counters, live): (&RefCell<Stats>, &AtomicCounts, &Live),
 ) {
     let mut seq = buyer.click;
     loop {
@@ -87,7 +88,7 @@ async fn virtual_user(
         let started = Instant::now();
         let outcome = purchase(&mut client, spec.mode, request, spec.timeout).await;
         let latency = started.elapsed();
-        counters.record(&outcome);
+        counters.record(&outcome, quantity);
         stats
             .borrow_mut()
             .record_at(origin.elapsed(), key, quantity, outcome, latency);
@@ -102,6 +103,9 @@ async fn virtual_user(
     }
 }
 
+/// Longest deadline sent in the `grpc-timeout` header: 99 999 999 s (over 3 years).
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(99_999_999);
+
 /// One purchase call and what it came to.
 pub async fn purchase(
     client: &mut CheckoutClient<Channel>,
@@ -111,7 +115,10 @@ pub async fn purchase(
 ) -> Outcome {
     let quantity = request.quantity;
     let mut request = tonic::Request::new(request);
-    request.set_timeout(timeout);
+    // The `grpc-timeout` header holds at most 8 digits (tonic panics beyond 99 999 999 hours);
+    // any longer deadline is "none" in practice, and the client's own timeout below still
+    // applies in full.
+    request.set_timeout(timeout.min(MAX_HEADER_TIMEOUT));
     let call = async {
         match mode {
             Mode::Buggy => client.purchase_buggy(request).await,

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod comparison;
 pub mod html;
 mod markup;
+pub mod text;
 pub mod timeline;
 
 use std::collections::BTreeMap;
@@ -13,10 +14,13 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::audit::{Audit, Evidence, Status};
+use flashsale::pb;
+
+use crate::audit::{Audit, Evidence, LostTarget, Status};
 use crate::engine::LoadResult;
-use crate::engine::outcome::code_name;
+use crate::engine::counts::Counts;
 use crate::engine::stats::Stats;
+use crate::report::text::{printable, printable_lines};
 use crate::report::timeline::Timeline;
 use crate::spec::{LoadSpec, Quantities};
 
@@ -68,11 +72,11 @@ impl WorkerSummary {
         Self {
             name: worker.name.clone(),
             users: worker.users,
-            attempts: stats.attempts,
-            purchased: stats.purchased,
-            errors: stats.errors(),
+            attempts: stats.counts.attempts,
+            purchased: stats.counts.purchased,
+            errors: stats.counts.errors(),
             throughput_rps: if worker.elapsed_s > 0.0 {
-                stats.attempts as f64 / worker.elapsed_s
+                stats.counts.attempts as f64 / worker.elapsed_s
             } else {
                 0.0
             },
@@ -138,24 +142,21 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    pub fn from_stats(stats: &Stats) -> Self {
+    /// The JSON view of `counts`.
+    pub fn from_counts(counts: &Counts) -> Self {
         Self {
-            attempts: stats.attempts,
-            purchased: stats.purchased,
-            units_purchased: stats.units_purchased,
-            sold_out: stats.sold_out,
-            limit_reached: stats.limit_reached,
-            units_requested: stats.units_requested,
-            errors: stats.errors(),
-            timeouts: stats.timeouts,
-            bad_replies: stats.bad_replies,
-            indeterminate: stats.indeterminate,
-            indeterminate_units: stats.indeterminate_units,
-            by_status: stats
-                .statuses
-                .iter()
-                .map(|(code, n)| (code_name(*code), *n))
-                .collect(),
+            attempts: counts.attempts,
+            purchased: counts.purchased,
+            units_purchased: counts.units_purchased,
+            sold_out: counts.sold_out,
+            limit_reached: counts.limit_reached,
+            units_requested: counts.units_requested,
+            errors: counts.errors(),
+            timeouts: counts.timeouts,
+            bad_replies: counts.bad_replies,
+            indeterminate: counts.indeterminate,
+            indeterminate_units: counts.indeterminate_units,
+            by_status: counts.statuses.by_name(),
         }
     }
 }
@@ -239,7 +240,9 @@ impl Report {
         let _ = writeln!(
             s,
             "flashsale audit: mode {} ({}) against {where_}{}",
-            r.mode, r.rpc, r.target
+            r.mode,
+            r.rpc,
+            printable(&r.target)
         );
         let _ = writeln!(
             s,
@@ -320,7 +323,7 @@ impl Report {
             row(
                 &mut s,
                 "not possible",
-                rec.reason.clone().unwrap_or_default(),
+                printable(rec.reason.as_deref().unwrap_or_default()).into_owned(),
             );
             row(&mut s, "unresolved", rec.unresolved.to_string());
         }
@@ -358,10 +361,10 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  workers (via coordinator {})",
-                r.coordinator.as_deref().unwrap_or("?")
+                printable(r.coordinator.as_deref().unwrap_or("?"))
             );
             for w in workers {
-                let state = match (&w.error, w.lost) {
+                let state = match (w.error.as_deref().map(printable), w.lost) {
                     (Some(e), _) if w.faulty => {
                         format!("FAULTY: {e}; {} attempts unreported", w.unreported_attempts)
                     }
@@ -374,7 +377,12 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "    {:<20} users {:>6}  attempts {:>8}  purchased {:>6}  errors {:>5}  {:>8.0} req/s  {state}",
-                    w.name, w.users, w.attempts, w.purchased, w.errors, w.throughput_rps
+                    printable(&w.name),
+                    w.users,
+                    w.attempts,
+                    w.purchased,
+                    w.errors,
+                    w.throughput_rps
                 );
             }
         }
@@ -385,21 +393,21 @@ impl Report {
                 "    {:<4}  {:<20} {}",
                 check.status.mark(),
                 check.name,
-                check.detail
+                printable(&check.detail)
             );
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "verdict: {}", self.verdict_line());
         let incomplete = self.incomplete_workers();
         if !incomplete.is_empty() {
-            let names: Vec<_> = incomplete.iter().map(|w| w.name.as_str()).collect();
+            let names: Vec<_> = incomplete.iter().map(|w| printable(&w.name)).collect();
             let _ = writeln!(
                 s,
                 "note: incomplete run, worker(s) lost, failed or faulty: {}; their unreported attempts are counted as indeterminate",
                 names.join(", ")
             );
         }
-        s
+        printable_lines(&s).into_owned()
     }
 }
 
@@ -417,8 +425,43 @@ impl Report {
         load: &LoadResult,
     ) -> Report {
         let audit = Audit::new(&load.stats, evidence);
+        let ends = (evidence.before, Some(evidence.after));
+        Self::assemble(target, embedded, spec, audit, ends, load)
+    }
+
+    /// Assembles the report of a run whose target could not be read after the load: the
+    /// clients' statistics in full, and an audit that says what could not be audited (see
+    /// [`Audit::without_final_state`]). Its stock series ends with a stand-in (the last
+    /// stock polled, else the initial one) that [`Timeline::drop_final_reading`] removes once
+    /// the polls are in.
+    pub fn build_without_final_state(
+        target: &str,
+        embedded: bool,
+        spec: &LoadSpec,
+        lost: &LostTarget<'_>,
+        load: &LoadResult,
+    ) -> Report {
+        let audit = Audit::without_final_state(&load.stats, lost);
+        Self::assemble(target, embedded, spec, audit, (lost.before, None), load)
+    }
+
+    fn assemble(
+        target: &str,
+        embedded: bool,
+        spec: &LoadSpec,
+        audit: Audit,
+        (before, after): (&pb::StockReply, Option<&pb::StockReply>),
+        load: &LoadResult,
+    ) -> Report {
         let elapsed_s = load.elapsed.as_secs_f64();
-        let (before, after) = (evidence.before, evidence.after);
+        // The server's settings as read last (Reset's reply holds them too).
+        let settings = after.unwrap_or(before);
+        let series = Timeline::new(
+            &load.stats.series,
+            load.elapsed,
+            before.stock,
+            settings.stock,
+        );
         Report {
             schema_version: crate::report::SCHEMA_VERSION,
             verdict: audit.verdict.name(),
@@ -435,23 +478,23 @@ impl Report {
                 duration_s: spec.duration.map(|d| d.as_secs_f64()),
                 quantity: spec.quantity.clone(),
                 timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
-                strategy: flashsale_server::Strategy::from_wire(after.safe_strategy)
+                strategy: flashsale_server::Strategy::from_wire(settings.safe_strategy)
                     .ok()
                     .flatten()
                     .map(flashsale_server::Strategy::name),
                 round: before.round,
-                per_user_limit: after.per_user_limit,
+                per_user_limit: settings.per_user_limit,
                 elapsed_s,
             },
-            outcomes: Outcomes::from_stats(&load.stats),
+            outcomes: Outcomes::from_counts(&load.stats.counts),
             audit,
             throughput_rps: if elapsed_s > 0.0 {
-                load.stats.attempts as f64 / elapsed_s
+                load.stats.counts.attempts as f64 / elapsed_s
             } else {
                 0.0
             },
             latency_ms: Latency::from_histogram(&load.stats.latency),
-            series: Timeline::new(&load.stats.series, load.elapsed, before.stock, after.stock),
+            series,
             workers: None,
         }
     }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::outcome::code_name;
 use crate::engine::series::{Bucket, Series};
 
 /// The run over time.
@@ -86,6 +85,14 @@ impl Timeline {
         }
     }
 
+    /// Removes the final stock reading, for a run whose final stock could not be read (call
+    /// after [`Timeline::add_stock_polls`]).
+    pub fn drop_final_reading(&mut self) {
+        if self.stock.len() > 1 {
+            self.stock.pop();
+        }
+    }
+
     /// Inserts stock polls (seconds after the start) between the initial and final readings;
     /// polls outside the run are dropped.
     pub fn add_stock_polls(&mut self, polls: &[StockPoint]) {
@@ -100,19 +107,17 @@ impl Timeline {
 
 fn time_bucket(t_s: f64, covered_s: f64, b: &Bucket) -> TimeBucket {
     let ms = |us: Option<u64>| us.unwrap_or(0) as f64 / 1000.0;
+    let c = &b.counts;
     TimeBucket {
         t_s,
-        requests_per_s: b.attempts as f64 / covered_s,
-        attempts: b.attempts,
-        purchased: b.purchased,
-        sold_out: b.sold_out,
-        errors: b.errors(),
-        timeouts: b.timeouts,
-        by_status: b
-            .statuses
-            .iter()
-            .map(|(code, n)| (code_name(*code), *n))
-            .collect(),
+        requests_per_s: c.attempts as f64 / covered_s,
+        attempts: c.attempts,
+        purchased: c.purchased,
+        // Turned away, by stock or by the per-user limit (as the report has always shown it).
+        sold_out: c.refused(),
+        errors: c.errors(),
+        timeouts: c.timeouts,
+        by_status: c.statuses.by_name(),
         latency_ms: (b.latency.count() > 0).then(|| BucketLatency {
             p50: ms(b.latency.quantile(0.5)),
             p90: ms(b.latency.quantile(0.9)),
@@ -135,12 +140,14 @@ mod tests {
             series.record(
                 Duration::from_millis(100),
                 &Outcome::SoldOut { stock_after: 1 },
+                1,
                 2000,
             );
         }
         series.record(
             Duration::from_millis(1100),
             &Outcome::Status(Code::Unavailable),
+            1,
             10,
         );
         let mut t = Timeline::new(&series, Duration::from_millis(1500), 100, -3);

@@ -4,13 +4,15 @@
 
 pub mod compare;
 pub mod progress;
+pub mod reachability;
 pub mod watch;
 
 use flashsale_server::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::Evidence;
+use crate::audit::{Evidence, LostTarget};
 use crate::checkout::Control;
+use crate::checkout::book::BookState;
 use crate::engine::live::Live;
 use crate::error::DriverError;
 use crate::report::Report;
@@ -63,7 +65,10 @@ pub async fn with_target<T>(
     }
 }
 
-/// One run against the server at `url` (`embedded`: the driver started it).
+/// One run against the server at `url` (`embedded`: the driver started it). Once the load
+/// has run, there is a report: a target that dies mid-run stops the load
+/// ([`reachability`]), and one whose final stock or book cannot be read gets an audit that
+/// says what could not be audited ([`Report::build_without_final_state`]).
 pub async fn run_against(
     url: &str,
     spec: &RunSpec,
@@ -87,13 +92,22 @@ pub async fn run_against(
         round = before.round,
         "starting run"
     );
-    let live = Live::new(cancel);
+    // The load stops early on the user's Ctrl-C (`cancel`) or when the target is gone.
+    let stop_load = cancel.child_token();
+    let live = Live::new(stop_load.clone());
     let watcher = Watcher::start(
         control.clone(),
         live.clone(),
         watch::poll_interval(spec.load.duration),
         progress.then(|| spec.label()),
     );
+    let load_done = CancellationToken::new();
+    let monitor = tokio::spawn(reachability::watch(
+        control.clone(),
+        live.clone(),
+        stop_load,
+        load_done.clone(),
+    ));
     let load = {
         let url = url.to_string();
         let load_spec = LoadSpec {
@@ -107,18 +121,59 @@ pub async fn run_against(
         .await
         .map_err(|e| DriverError::Thread(e.to_string()))
     };
+    load_done.cancel();
+    let gone = monitor.await.ok().flatten();
     let polls = watcher.finish(&live).await;
     let load = load??;
-    let (after, unsettled) = control.settle(spec.settle).await?;
-    let book = control.book(&after, &spec.load.user_prefix).await?;
-    let evidence = Evidence {
-        before: &before,
-        after: &after,
-        book: &book,
-        unsettled,
-        policy: &spec.policy,
+    // Whatever happens to the target now, the statistics are reported.
+    let final_state = match gone {
+        Some(why) => Err(why),
+        None => final_state(&mut control, spec).await,
     };
-    let mut report = Report::build(url, embedded, &spec.load, &evidence, &load);
-    report.series.add_stock_polls(&polls);
+    let report = match final_state {
+        Ok((after, unsettled, book)) => {
+            let evidence = Evidence {
+                before: &before,
+                after: &after,
+                book: &book,
+                unsettled,
+                policy: &spec.policy,
+            };
+            let mut report = Report::build(url, embedded, &spec.load, &evidence, &load);
+            report.series.add_stock_polls(&polls);
+            report
+        }
+        Err(why) => {
+            tracing::warn!(target = url, %why, "reporting without the final stock and book");
+            let lost = LostTarget {
+                before: &before,
+                why,
+                last_stock: live.stock(),
+                policy: &spec.policy,
+            };
+            let mut report =
+                Report::build_without_final_state(url, embedded, &spec.load, &lost, &load);
+            report.series.add_stock_polls(&polls);
+            report.series.drop_final_reading();
+            report
+        }
+    };
     Ok(report)
+}
+
+/// The target's state once it settled after the load: the final reading, what was still
+/// moving if it did not settle, and the order book; or why it could not be read.
+async fn final_state(
+    control: &mut Control,
+    spec: &RunSpec,
+) -> Result<(flashsale::pb::StockReply, Option<String>, BookState), String> {
+    let (after, unsettled) = control
+        .settle(spec.settle)
+        .await
+        .map_err(|e| e.to_string())?;
+    let book = control
+        .book(&after, &spec.load.user_prefix)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((after, unsettled, book))
 }

@@ -106,6 +106,14 @@ impl From<CoordinatorError> for Status {
             | CoordinatorError::NoTarget => Status::invalid_argument(message),
             CoordinatorError::NotEnoughWorkers { .. } => Status::deadline_exceeded(message),
             CoordinatorError::Cancelled => Status::cancelled(message),
+            // What the submitter asked for is wrong: a target that is no address, a run the
+            // checkout refuses as invalid.
+            CoordinatorError::Target(
+                DriverError::InvalidTarget { .. }
+                | DriverError::InvalidSpec(_)
+                | DriverError::Spec(_)
+                | DriverError::InvalidPlan(_),
+            ) => Status::invalid_argument(message),
             CoordinatorError::AllWorkersFailed(_)
             | CoordinatorError::Target(_)
             | CoordinatorError::Transport(_) => Status::unavailable(message),
@@ -379,4 +387,30 @@ pub async fn run(
             .await;
     health_task.abort();
     Ok(served?)
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_target_is_the_submitters_fault_an_unreachable_one_is_not() {
+        let bad = crate::checkout::normalize_target("https://x:1").unwrap_err();
+        assert!(matches!(bad, DriverError::InvalidTarget { .. }));
+        let status = Status::from(CoordinatorError::Target(bad));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("https://x:1"), "{status:?}");
+
+        let unreachable = DriverError::Rpc {
+            call: "GetStock",
+            target: "http://x:1".into(),
+            status: Box::new(Status::unavailable("connection refused")),
+        };
+        let status = Status::from(CoordinatorError::Target(unreachable));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            Status::from(CoordinatorError::NoTarget).code(),
+            tonic::Code::InvalidArgument
+        );
+    }
 }
