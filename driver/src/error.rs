@@ -12,12 +12,6 @@ pub enum DriverError {
     /// The target address does not parse or is not a URL the driver can dial.
     #[error("invalid target `{target}`: {reason}")]
     InvalidTarget { target: String, reason: String },
-    /// The run as asked for (command line or a submitted run) is not valid.
-    #[error("invalid run: {0}")]
-    InvalidSpec(String),
-    /// A load plan received on the wire is not valid.
-    #[error("invalid load plan: {0}")]
-    InvalidPlan(String),
     /// Statistics received from a peer (a worker's report, the coordinator's result) do not
     /// decode or do not add up.
     #[error("malformed statistics: {0}")]
@@ -51,11 +45,9 @@ pub enum DriverError {
     /// A worker lost its coordinator.
     #[error("lost the coordinator: {0}")]
     LostCoordinator(String),
-    /// The coordinator's gRPC server failed.
-    #[error("coordinator transport error")]
-    CoordinatorTransport(#[source] tonic::transport::Error),
     #[error("embedded server: {0}")]
     Server(#[from] flashsale_server::ServerError),
+    /// The run as asked for (command line or a submitted run's plan) is not valid.
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
     #[error("load thread failed: {0}")]

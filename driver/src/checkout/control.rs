@@ -51,10 +51,14 @@ impl Control {
 
     /// Sends `token` as `authorization: Bearer <token>` on every control call.
     pub fn with_admin_token(mut self, token: Option<&str>) -> Result<Self, DriverError> {
-        self.admin_token = token
-            .map(AdminToken::new)
-            .transpose()
-            .map_err(|e| DriverError::InvalidSpec(format!("--admin-token: {e}")))?;
+        self.admin_token =
+            token
+                .map(AdminToken::new)
+                .transpose()
+                .map_err(|e| crate::spec::SpecError::Secret {
+                    flag: "--admin-token",
+                    reason: e.to_string(),
+                })?;
         Ok(self)
     }
 

@@ -162,9 +162,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// Checks the combination of flags and fills in the defaults that depend on others.
     pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
-        let mode = self
-            .mode
-            .ok_or_else(|| DriverError::InvalidSpec("--mode is required for a run".into()))?;
+        let mode = self.mode.ok_or(crate::spec::SpecError::NoMode)?;
         let prefix = self.user_prefix.clone().unwrap_or_else(random_prefix);
         let spec = RunSpec {
             policy: self.load.to_policy(),

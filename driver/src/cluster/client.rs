@@ -44,7 +44,10 @@ pub async fn run(
         .as_deref()
         .map(ClusterToken::new)
         .transpose()
-        .map_err(|e| DriverError::InvalidSpec(format!("--token: {e}")))?;
+        .map_err(|e| crate::spec::SpecError::Secret {
+            flag: "--token",
+            reason: e.to_string(),
+        })?;
     let client = CoordinatorClient::new(connect(url).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

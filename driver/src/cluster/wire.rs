@@ -32,7 +32,7 @@ fn mode_from_wire(raw: i32) -> Result<Mode, DriverError> {
         Ok(pb::Mode::Buggy) => Ok(Mode::Buggy),
         Ok(pb::Mode::Unstable) => Ok(Mode::Unstable),
         Ok(pb::Mode::Safe) => Ok(Mode::Safe),
-        _ => Err(DriverError::InvalidPlan(format!("unknown mode {raw}"))),
+        _ => Err(SpecError::UnknownMode(raw).into()),
     }
 }
 

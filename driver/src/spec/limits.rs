@@ -56,6 +56,13 @@ pub enum SpecError {
     Settle(Duration),
     #[error("user numbers {first}..{first}+{users} do not fit in 32 bits")]
     UserRange { first: u64, users: u32 },
+    #[error("--mode is required for a run")]
+    NoMode,
+    #[error("unknown mode {0}")]
+    UnknownMode(i32),
+    /// A secret given on the command line (`--admin-token`, `--token`) is unusable.
+    #[error("{flag}: {reason}")]
+    Secret { flag: &'static str, reason: String },
 }
 
 fn human(d: Duration) -> String {

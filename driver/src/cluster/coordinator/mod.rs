@@ -108,12 +108,9 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::Cancelled => Status::cancelled(message),
             // What the submitter asked for is wrong: a target that is no address, a run the
             // checkout refuses as invalid.
-            CoordinatorError::Target(
-                DriverError::InvalidTarget { .. }
-                | DriverError::InvalidSpec(_)
-                | DriverError::Spec(_)
-                | DriverError::InvalidPlan(_),
-            ) => Status::invalid_argument(message),
+            CoordinatorError::Target(DriverError::InvalidTarget { .. } | DriverError::Spec(_)) => {
+                Status::invalid_argument(message)
+            }
             CoordinatorError::AllWorkersFailed(_)
             | CoordinatorError::Target(_)
             | CoordinatorError::Transport(_) => Status::unavailable(message),
