@@ -44,6 +44,19 @@ impl AdminToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `presented` is this token, compared without returning early on the first
+    /// difference (the time depends only on the lengths).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        let mut diff = expected.len() ^ presented.len();
+        for i in 0..expected.len().max(presented.len()) {
+            let x = expected.get(i).copied().unwrap_or(0);
+            let y = presented.get(i).copied().unwrap_or(0);
+            diff |= usize::from(x ^ y);
+        }
+        std::hint::black_box(diff) == 0
+    }
 }
 
 impl fmt::Debug for AdminToken {

@@ -120,6 +120,51 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A `pb::LoadStats` or `pb::SeriesBucket` (`$ty`) holding `counts` (both messages name the
+/// counters as [`Counts`] does) and the message's own `{ other fields }`.
+macro_rules! wire_counts {
+    ($ty:path, $counts:expr, { $($rest:tt)* }) => {{
+        let c: &Counts = $counts;
+        $ty {
+            attempts: c.attempts,
+            purchased: c.purchased,
+            units_purchased: c.units_purchased,
+            sold_out: c.sold_out,
+            limit_reached: c.limit_reached,
+            units_requested: c.units_requested,
+            bad_replies: c.bad_replies,
+            timeouts: c.timeouts,
+            indeterminate: c.indeterminate,
+            indeterminate_units: c.indeterminate_units,
+            missing_order_ids: c.missing_order_ids,
+            statuses: c.statuses.iter().collect(),
+            $($rest)*
+        }
+    }};
+}
+
+/// The counters of a `pb::LoadStats` or `pb::SeriesBucket` as a peer sent them (returns early
+/// with the error when its status codes are not valid).
+macro_rules! counts_from_wire {
+    ($wire:expr) => {{
+        let wire = $wire;
+        Counts {
+            attempts: wire.attempts,
+            purchased: wire.purchased,
+            units_purchased: wire.units_purchased,
+            sold_out: wire.sold_out,
+            limit_reached: wire.limit_reached,
+            units_requested: wire.units_requested,
+            bad_replies: wire.bad_replies,
+            timeouts: wire.timeouts,
+            indeterminate: wire.indeterminate,
+            indeterminate_units: wire.indeterminate_units,
+            missing_order_ids: wire.missing_order_ids,
+            statuses: statuses_from_wire(&wire.statuses)?,
+        }
+    }};
+}
+
 /// Stats as sent by a worker.
 pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
     let attempts = &stats.history.attempts;
@@ -127,20 +172,7 @@ pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
     V2Serializer::new()
         .serialize(&stats.latency, &mut latency_hdr)
         .expect("serializing a histogram into memory cannot fail");
-    let c = &stats.counts;
-    pb::LoadStats {
-        attempts: c.attempts,
-        purchased: c.purchased,
-        units_purchased: c.units_purchased,
-        sold_out: c.sold_out,
-        limit_reached: c.limit_reached,
-        units_requested: c.units_requested,
-        bad_replies: c.bad_replies,
-        timeouts: c.timeouts,
-        statuses: c.statuses.iter().collect(),
-        indeterminate: c.indeterminate,
-        indeterminate_units: c.indeterminate_units,
-        missing_order_ids: c.missing_order_ids,
+    wire_counts!(pb::LoadStats, &stats.counts, {
         min_stock_seen: stats.min_stock_seen,
         latency_hdr,
         series_bucket_ms: stats.series.bucket_ms,
@@ -150,7 +182,7 @@ pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
         history_quantity: attempts.iter().map(|a| a.quantity).collect(),
         history_answer: attempts.iter().map(|a| a.answer.code()).collect(),
         history_order: attempts.iter().map(|a| a.order).collect(),
-    }
+    })
 }
 
 /// Status counts as a peer sent them: non-OK gRPC codes only, no wrapping.
@@ -247,20 +279,7 @@ pub fn book_from_wire(round: u64, wire: &pb::BookColumns) -> Result<Book, Driver
 }
 
 fn bucket_to_wire(bucket: &Bucket) -> pb::SeriesBucket {
-    let c = &bucket.counts;
-    pb::SeriesBucket {
-        attempts: c.attempts,
-        purchased: c.purchased,
-        units_purchased: c.units_purchased,
-        sold_out: c.sold_out,
-        limit_reached: c.limit_reached,
-        units_requested: c.units_requested,
-        bad_replies: c.bad_replies,
-        timeouts: c.timeouts,
-        statuses: c.statuses.iter().collect(),
-        indeterminate: c.indeterminate,
-        indeterminate_units: c.indeterminate_units,
-        missing_order_ids: c.missing_order_ids,
+    wire_counts!(pb::SeriesBucket, &bucket.counts, {
         latency_bins: bucket
             .latency
             .bins
@@ -268,7 +287,7 @@ fn bucket_to_wire(bucket: &Bucket) -> pb::SeriesBucket {
             .map(|(i, _)| u32::from(*i))
             .collect(),
         latency_counts: bucket.latency.bins.iter().map(|(_, n)| *n).collect(),
-    }
+    })
 }
 
 fn bucket_from_wire(wire: &pb::SeriesBucket) -> Result<Bucket, DriverError> {
@@ -291,20 +310,7 @@ fn bucket_from_wire(wire: &pb::SeriesBucket) -> Result<Bucket, DriverError> {
         DriverError::MalformedStats("a bucket's latency bins are out of range or overflow".into())
     })?;
     Ok(Bucket {
-        counts: Counts {
-            attempts: wire.attempts,
-            purchased: wire.purchased,
-            units_purchased: wire.units_purchased,
-            sold_out: wire.sold_out,
-            limit_reached: wire.limit_reached,
-            units_requested: wire.units_requested,
-            bad_replies: wire.bad_replies,
-            timeouts: wire.timeouts,
-            statuses: statuses_from_wire(&wire.statuses)?,
-            indeterminate: wire.indeterminate,
-            indeterminate_units: wire.indeterminate_units,
-            missing_order_ids: wire.missing_order_ids,
-        },
+        counts: counts_from_wire!(wire),
         latency,
     })
 }
@@ -332,20 +338,7 @@ pub fn stats_from_wire(wire: &pb::LoadStats) -> Result<Stats, DriverError> {
         .totals()
         .map_err(|e| DriverError::MalformedStats(format!("the time series: {e}")))?;
     let mut stats = Stats {
-        counts: Counts {
-            attempts: wire.attempts,
-            purchased: wire.purchased,
-            units_purchased: wire.units_purchased,
-            sold_out: wire.sold_out,
-            limit_reached: wire.limit_reached,
-            units_requested: wire.units_requested,
-            bad_replies: wire.bad_replies,
-            timeouts: wire.timeouts,
-            statuses: statuses_from_wire(&wire.statuses)?,
-            indeterminate: wire.indeterminate,
-            indeterminate_units: wire.indeterminate_units,
-            missing_order_ids: wire.missing_order_ids,
-        },
+        counts: counts_from_wire!(wire),
         history: history_from_wire(wire)?,
         min_stock_seen: wire.min_stock_seen,
         series,
