@@ -52,6 +52,10 @@ cleanup() {
         echo "=== compose.sh failed (exit $rc); containers and their logs:" >&2
         "${dc[@]}" ps -a >&2 || true
         "${dc[@]}" logs --no-color --timestamps >&2 || true
+        for c in "${intruders[@]}"; do
+            echo "=== $c (docker run, not compose):" >&2
+            docker logs --timestamps "$c" >&2 || true
+        done
     fi
     for c in "${intruders[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
     "${dc[@]}" down -v --remove-orphans --rmi all >/dev/null 2>&1 || true
