@@ -47,9 +47,9 @@ pub mod codec {
     }
 
     direction!(true: pb::PurchaseRequest, pb::GetStockRequest, pb::ResetRequest,
-        pb::ListOrdersRequest, pb::WorkerMessage, pb::RunRequest);
+        pb::ListOrdersRequest, pb::WorkerMessage, pb::RunRequest, pb::CancelRunRequest);
     direction!(false: pb::PurchaseReply, pb::StockReply, pb::OrderBatch,
-        pb::CoordinatorMessage, pb::RunResult);
+        pb::CoordinatorMessage, pb::RunResult, pb::RunUpdate, pb::CancelRunReply);
 
     /// [`ProstDecoder`] that answers `INVALID_ARGUMENT` for requests that do not decode.
     #[derive(Debug)]

@@ -8,7 +8,8 @@
 //! - [`audit`]: what the statistics and the server's book prove;
 //! - [`report`]: the report and how it prints (table, JSON, HTML with charts, comparisons);
 //! - [`run`]: one run from start to report, and `compare`;
-//! - [`cluster`]: distributed runs (coordinator, workers, the client, the wire format);
+//! - [`cluster`]: distributed runs (coordinator, workers, the client, the wire format, the
+//!   cluster token);
 //! - [`cli`]: the command line.
 
 pub mod audit;

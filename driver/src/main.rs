@@ -9,6 +9,7 @@ use clap::Parser;
 use flashsale_driver::Report;
 use flashsale_driver::checkout::normalize_target;
 use flashsale_driver::cli::{Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs};
+use flashsale_driver::cluster::auth::{ClusterToken, TOKEN_ENV};
 use flashsale_driver::cluster::coordinator::CoordinatorConfig;
 use flashsale_driver::report::comparison::Comparison;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
@@ -39,6 +40,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             runtime.block_on(flashsale_driver::cluster::worker::run(
                 &url,
                 &args.name(),
+                args.token.as_ref(),
                 shutdown::signal(),
             ))?;
             Ok(EXIT_PASS)
@@ -83,11 +85,20 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot bind {}", args.listen))?;
+    let token = args.token.unwrap_or_else(|| {
+        let token = ClusterToken::generate();
+        eprintln!(
+            "driver: cluster token (pass it to workers and runs with --token or {TOKEN_ENV}): {}",
+            token.expose()
+        );
+        token
+    });
     let config = CoordinatorConfig {
         expect_workers: args.expect_workers as usize,
         default_target: args.target.as_deref().map(normalize_target).transpose()?,
         join_timeout: args.join_timeout,
         admin_token: args.admin_token,
+        token,
     };
     flashsale_driver::cluster::coordinator::run(
         listener,

@@ -8,11 +8,15 @@ use std::time::Duration;
 use clap::Parser;
 use flashsale_driver::checkout::Control;
 use flashsale_driver::cli::Cli;
+use flashsale_driver::cluster::auth::ClusterToken;
 use flashsale_driver::cluster::coordinator::{self, CoordinatorConfig};
 use flashsale_driver::{EXIT_INCOMPLETE, Report, run};
 use flashsale_server::{RunningServer, ServerConfig, spawn};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// The cluster token of these tests.
+const TOKEN: &str = "distributed-test-token";
 
 /// Server, coordinator and worker processes; everything stops on drop.
 struct Cluster {
@@ -33,6 +37,7 @@ impl Cluster {
             default_target: Some(server.url()),
             join_timeout: Duration::from_secs(30),
             admin_token: None,
+            token: ClusterToken::new(TOKEN).unwrap(),
         };
         tokio::spawn(coordinator::run(listener, config, async {
             let _ = stopped.await;
@@ -46,6 +51,8 @@ impl Cluster {
                         &coordinator,
                         "--name",
                         &format!("w{i}"),
+                        "--token",
+                        TOKEN,
                     ])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -67,9 +74,15 @@ impl Cluster {
 
     /// A run through the coordinator (which waits for the workers to join).
     async fn run(&self, args: &[&str]) -> Report {
-        let argv = ["driver", "--coordinator", &self.coordinator]
-            .into_iter()
-            .chain(args.iter().copied());
+        let argv = [
+            "driver",
+            "--coordinator",
+            &self.coordinator,
+            "--token",
+            TOKEN,
+        ]
+        .into_iter()
+        .chain(args.iter().copied());
         let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
         run(&spec).await.unwrap()
     }
@@ -154,6 +167,8 @@ async fn losing_a_worker_mid_run_finishes_the_run() {
             "driver",
             "--coordinator",
             &coordinator,
+            "--token",
+            TOKEN,
             "--mode",
             "safe",
             "--users",

@@ -5,6 +5,12 @@ use std::time::Duration;
 use clap::Args;
 
 use super::parse_positive_duration;
+use crate::cluster::auth::{ClusterToken, TOKEN_ENV};
+
+/// `--token` of every cluster command.
+fn parse_token(raw: &str) -> Result<ClusterToken, String> {
+    ClusterToken::new(raw).map_err(|e| e.to_string())
+}
 
 /// Flags of `driver coordinator`.
 #[derive(Debug, Clone, Args)]
@@ -32,6 +38,11 @@ pub struct CoordinatorArgs {
     /// Admin token of the checkout server (its --admin-token), sent on Reset.
     #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Cluster token that workers and clients must present [default: a random one, printed
+    /// once on stderr].
+    #[arg(long, env = TOKEN_ENV, hide_env_values = true, value_parser = parse_token)]
+    pub token: Option<ClusterToken>,
 }
 
 /// Flags of `driver worker`.
@@ -44,6 +55,10 @@ pub struct WorkerArgs {
     /// Name in reports [default: the host name].
     #[arg(long, env = "FLASHSALE_WORKER_NAME")]
     pub name: Option<String>,
+
+    /// Cluster token of the coordinator (printed by `driver coordinator` when it made one).
+    #[arg(long, env = TOKEN_ENV, hide_env_values = true, value_parser = parse_token)]
+    pub token: Option<ClusterToken>,
 }
 
 impl WorkerArgs {

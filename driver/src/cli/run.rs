@@ -137,6 +137,11 @@ pub struct RunArgs {
     #[arg(long, env = "FLASHSALE_COORDINATOR")]
     pub coordinator: Option<String>,
 
+    /// Cluster token of the coordinator (printed by `driver coordinator` when it made one).
+    #[arg(long, env = crate::cluster::auth::TOKEN_ENV, hide_env_values = true,
+          value_parser = parse_cluster_token)]
+    pub token: Option<String>,
+
     /// Safe strategy to switch the server to with Reset [default: keep the server's].
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
@@ -180,6 +185,7 @@ impl RunArgs {
             reset: !self.no_reset,
             strategy: self.strategy,
             admin_token: self.load.admin_token.clone(),
+            cluster_token: self.token.clone(),
         })
     }
 }
@@ -212,6 +218,13 @@ impl CompareArgs {
 /// that a check of `stock > 0` instead of `stock >= quantity` oversells.
 fn compare_quantities() -> Quantities {
     Quantities::new(vec![1, 2, 3], MAX_QUANTITY).expect("a valid constant mix")
+}
+
+/// A cluster token as given (checked here so a bad one fails before anything runs).
+fn parse_cluster_token(raw: &str) -> Result<String, String> {
+    crate::cluster::auth::ClusterToken::new(raw)
+        .map(|t| t.expose().to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A share in [0, 1], as `0.05` or `5%`.

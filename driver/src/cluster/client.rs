@@ -1,23 +1,50 @@
-//! The client side of a distributed run: submit the run to a coordinator, merge what every
-//! worker reported with the same [`Stats::merge`] as standalone mode, and account for lost
-//! workers as indeterminate attempts.
+//! The client side of a distributed run: submit the run to a coordinator (with the cluster
+//! token), follow its updates (the wait for workers, the same live progress line as a
+//! standalone run), cancel it on the first Ctrl-C, then merge what every worker reported with
+//! the same [`Stats::merge`] as standalone mode, and account for lost workers as indeterminate
+//! attempts.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use flashsale::pb::{self, coordinator_client::CoordinatorClient};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 
 use crate::audit::Evidence;
 use crate::checkout::book::BookState;
 use crate::checkout::connect;
+use crate::cluster::auth::{self, ClusterToken};
 use crate::cluster::coordinator::MAX_MESSAGE_BYTES;
 use crate::cluster::wire::{book_from_wire, plan_to_wire, stats_from_wire};
 use crate::engine::LoadResult;
+use crate::engine::live::Totals;
 use crate::engine::stats::Stats;
 use crate::error::DriverError;
+use crate::report::timeline::StockPoint;
 use crate::report::{Report, WorkerSummary};
+use crate::run::progress::{self, Remote};
 use crate::spec::RunSpec;
 
-/// Runs `spec` through the coordinator at `url` (normalized) and builds the report.
-pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
-    let mut client = CoordinatorClient::new(connect(url).await?)
+/// How long a CancelRun call may take.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs `spec` through the coordinator at `url` (normalized) and builds the report. With
+/// `progress`, shows the live progress line on stderr; when `cancel` is cancelled, asks the
+/// coordinator to wind the run down and still reports it.
+pub async fn run(
+    url: &str,
+    spec: &RunSpec,
+    progress: bool,
+    cancel: CancellationToken,
+) -> Result<Report, DriverError> {
+    let token = spec
+        .cluster_token
+        .as_deref()
+        .map(ClusterToken::new)
+        .transpose()
+        .map_err(|e| DriverError::Invalid(format!("--token: {e}")))?;
+    let client = CoordinatorClient::new(connect(url).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut plan = plan_to_wire(&spec.load);
@@ -33,15 +60,13 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         plan: Some(plan),
         settle_ms: u64::try_from(spec.settle.as_millis()).unwrap_or(u64::MAX),
     };
-    let result = client
-        .submit_run(request)
-        .await
-        .map_err(|status| DriverError::Rpc {
-            call: "SubmitRun",
-            target: url.to_string(),
-            status: Box::new(status),
-        })?
-        .into_inner();
+    let session = Session {
+        url,
+        client,
+        token,
+        label: progress.then(|| spec.label()),
+    };
+    let result = session.follow(request, cancel).await?;
     let (before, after) = match (&result.before, &result.after) {
         (Some(before), Some(after)) => (before, after),
         _ => {
@@ -93,7 +118,145 @@ pub async fn run(url: &str, spec: &RunSpec) -> Result<Report, DriverError> {
         policy: &spec.policy,
     };
     let mut report = Report::build(&result.target, false, &spec.load, &evidence, &load);
+    let polls: Vec<StockPoint> = result
+        .stock_polls
+        .iter()
+        .filter(|p| p.t_s.is_finite() && p.t_s >= 0.0)
+        .map(|p| StockPoint {
+            t_s: p.t_s,
+            stock: p.stock,
+        })
+        .collect();
+    report.series.add_stock_polls(&polls);
     report.run.coordinator = Some(url.to_string());
     report.workers = Some(workers);
     Ok(report)
+}
+
+/// One SubmitRun call and what it needs while it streams.
+struct Session<'a> {
+    url: &'a str,
+    client: CoordinatorClient<Channel>,
+    token: Option<ClusterToken>,
+    /// Label of the progress line, when it is shown.
+    label: Option<String>,
+}
+
+impl Session<'_> {
+    fn rpc_error(&self, call: &'static str, status: tonic::Status) -> DriverError {
+        DriverError::Rpc {
+            call,
+            target: self.url.to_string(),
+            status: Box::new(status),
+        }
+    }
+
+    /// Submits `request` and follows its updates to the result; passes `cancel` on as a
+    /// CancelRun once the run id is known.
+    async fn follow(
+        &self,
+        request: pb::RunRequest,
+        cancel: CancellationToken,
+    ) -> Result<pb::RunResult, DriverError> {
+        let mut stream = self
+            .client
+            .clone()
+            .submit_run(auth::attach(
+                self.token.as_ref(),
+                tonic::Request::new(request),
+            ))
+            .await
+            .map_err(|status| self.rpc_error("SubmitRun", status))?
+            .into_inner();
+        let remote = Arc::new(Remote::default());
+        let shown = CancellationToken::new();
+        let _hide = shown.clone().drop_guard();
+        let mut display = None;
+        let mut run_id = None;
+        let mut cancel_sent = false;
+        let mut waiting = None;
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message.map_err(|status| self.rpc_error("SubmitRun", status))?,
+                () = cancel.cancelled(), if !cancel_sent && run_id.is_some() => {
+                    cancel_sent = true;
+                    self.send_cancel(run_id.unwrap_or_default());
+                    continue;
+                }
+            };
+            use pb::run_update::Update;
+            let update = match message {
+                None => {
+                    return Err(DriverError::Invalid(
+                        "the coordinator ended the run without a result".into(),
+                    ));
+                }
+                // An update this client does not know (a newer coordinator): skip it.
+                Some(pb::RunUpdate { update: None }) => continue,
+                Some(pb::RunUpdate {
+                    update: Some(update),
+                }) => update,
+            };
+            match update {
+                Update::Accepted(accepted) => {
+                    tracing::info!(run_id = accepted.run_id, coordinator = %self.url, "run accepted");
+                    run_id = Some(accepted.run_id);
+                }
+                Update::Waiting(w) => {
+                    if waiting != Some((w.joined, w.expected)) {
+                        eprintln!(
+                            "driver: waiting for workers: {} of {} joined",
+                            w.joined, w.expected
+                        );
+                        waiting = Some((w.joined, w.expected));
+                    }
+                }
+                Update::Progress(p) => {
+                    let totals = Totals {
+                        attempts: p.attempts,
+                        purchased: p.purchased,
+                        sold_out: p.sold_out,
+                        errors: p.errors,
+                    };
+                    let elapsed = Duration::try_from_secs_f64(p.elapsed_s).unwrap_or_default();
+                    remote.update(totals, elapsed, p.stock);
+                    if display.is_none()
+                        && let Some(label) = &self.label
+                    {
+                        display = Some(tokio::spawn(progress::show(
+                            remote.clone(),
+                            label.clone(),
+                            shown.clone(),
+                        )));
+                    }
+                }
+                Update::Result(result) => {
+                    shown.cancel();
+                    if let Some(display) = display {
+                        let _ = display.await;
+                    }
+                    return Ok(result);
+                }
+            }
+        }
+    }
+
+    /// Asks the coordinator to cancel `run_id`, without holding up the updates.
+    fn send_cancel(&self, run_id: u64) {
+        let mut client = self.client.clone();
+        let mut request = auth::attach(
+            self.token.as_ref(),
+            tonic::Request::new(pb::CancelRunRequest { run_id }),
+        );
+        request.set_timeout(CANCEL_TIMEOUT);
+        tokio::spawn(async move {
+            match client.cancel_run(request).await {
+                Ok(reply) if reply.get_ref().cancelled => {
+                    tracing::info!(run_id, "run cancelled: the workers wind down and report");
+                }
+                Ok(_) => tracing::info!(run_id, "the run was already over"),
+                Err(status) => tracing::warn!(run_id, %status, "CancelRun failed"),
+            }
+        });
+    }
 }

@@ -98,6 +98,24 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
     })
 }
 
+/// Longest worker name kept, in bytes.
+pub const MAX_WORKER_NAME: usize = 64;
+
+/// A worker's name as the coordinator keeps and prints it: control characters (terminal
+/// escapes among them) replaced by `?`, cut to [`MAX_WORKER_NAME`] bytes on a character
+/// boundary.
+pub fn worker_name(raw: &str) -> String {
+    let mut name = String::with_capacity(raw.len().min(MAX_WORKER_NAME));
+    for c in raw.chars() {
+        let c = if c.is_control() { '?' } else { c };
+        if name.len() + c.len_utf8() > MAX_WORKER_NAME {
+            break;
+        }
+        name.push(c);
+    }
+    name
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -352,6 +370,17 @@ mod tests {
         assert_eq!(back.latency, stats.latency);
         assert!(!stats.series.buckets.is_empty());
         assert_eq!(back.series, stats.series);
+    }
+
+    #[test]
+    fn worker_names_are_bounded_and_printable() {
+        assert_eq!(worker_name("w1"), "w1");
+        assert_eq!(worker_name("a\u{1b}[2Jb\n\u{7}"), "a?[2Jb??");
+        assert_eq!(worker_name(&"x".repeat(100)).len(), MAX_WORKER_NAME);
+        // A multi-byte character that would straddle the limit is dropped whole.
+        let long = format!("{}é", "y".repeat(63));
+        assert_eq!(worker_name(&long), "y".repeat(63));
+        assert!(worker_name(&"é".repeat(40)).len() <= MAX_WORKER_NAME);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Live {
     stock: StockCell,
     /// Cancelled to make looping users stop after their current attempt.
     cancel: CancellationToken,
+    /// No attempt starts at or after this instant (a distributed run's own end).
+    cutoff: OnceLock<Instant>,
 }
 
 /// `AtomicI64` starting at `i64::MIN` ("not read yet").
@@ -110,6 +112,18 @@ impl Live {
         self.cancel.is_cancelled()
     }
 
+    /// Sets the instant after which no attempt may start (the first caller wins).
+    pub fn set_cutoff(&self, at: Instant) {
+        let _ = self.cutoff.set(at);
+    }
+
+    /// Whether a user may start another attempt now: not stopped and before the cut-off.
+    /// Checked before every attempt, so a process frozen mid-run (SIGSTOP) and resumed after
+    /// the run's end sends nothing more.
+    pub fn may_attempt(&self) -> bool {
+        !self.stopped() && self.cutoff.get().is_none_or(|&at| Instant::now() < at)
+    }
+
     pub fn set_stock(&self, stock: i64) {
         self.stock.0.store(stock, Ordering::Relaxed);
     }
@@ -146,5 +160,19 @@ mod tests {
         live.mark_started(now);
         live.mark_started(now + std::time::Duration::from_secs(1));
         assert_eq!(live.started(), Some(now));
+    }
+
+    #[test]
+    fn cutoff_and_cancel_forbid_attempts() {
+        let cancel = CancellationToken::new();
+        let live = Live::new(cancel.clone());
+        assert!(live.may_attempt());
+        live.set_cutoff(Instant::now() + std::time::Duration::from_secs(60));
+        assert!(live.may_attempt());
+        cancel.cancel();
+        assert!(!live.may_attempt());
+        let late = Live::new(CancellationToken::new());
+        late.set_cutoff(Instant::now());
+        assert!(!late.may_attempt());
     }
 }

@@ -59,8 +59,8 @@ struct Buyer {
     clicks: u32,
 }
 
-/// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline` (or
-/// until [`Live::stop`]).
+/// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline`; none
+/// once the load is stopped or past its cut-off ([`Live::may_attempt`], checked before each).
 async fn virtual_user(
     mut client: CheckoutClient<Channel>,
     buyer: Buyer,
@@ -70,6 +70,9 @@ async fn virtual_user(
 ) {
     let mut seq = buyer.click;
     loop {
+        if !live.may_attempt() {
+            break;
+        }
         let key = AttemptKey {
             user: buyer.user,
             seq,

@@ -55,6 +55,7 @@ impl CompareSpec {
                     policy: policy.clone(),
                     settle,
                     admin_token: None,
+                    cluster_token: None,
                 };
                 run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
                 run

@@ -3,7 +3,7 @@
 //! cancellation, settling, the order book, the audit and the report.
 
 pub mod compare;
-mod progress;
+pub mod progress;
 pub mod watch;
 
 use flashsale_server::ServerConfig;
@@ -33,7 +33,7 @@ pub async fn run_with_progress(
     cancel: CancellationToken,
 ) -> Result<Report, DriverError> {
     if let Some(coordinator) = &spec.coordinator {
-        return crate::cluster::client::run(coordinator, spec).await;
+        return crate::cluster::client::run(coordinator, spec, progress, cancel).await;
     }
     with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
         run_against(url, spec, embedded, progress, cancel).await

@@ -116,6 +116,8 @@ pub struct RunSpec {
     pub settle: Duration,
     /// Bearer token for the server's admin calls (Reset, ListOrders).
     pub admin_token: Option<String>,
+    /// Cluster token sent to the coordinator of a distributed run.
+    pub cluster_token: Option<String>,
 }
 
 /// Default of `--settle`.

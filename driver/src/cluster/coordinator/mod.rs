@@ -1,13 +1,18 @@
 //! The coordinator: workers join it over a long-lived `Join` stream; clients submit runs that
-//! it splits over the workers, starts at one shared instant, and collects back. It runs no
-//! users itself.
+//! it splits over the workers, starts at one shared instant, and collects back, streaming
+//! progress to the client meanwhile. It runs no users itself. Every call but health needs the
+//! cluster token ([`ClusterToken`]).
+//!
+//! A run lives in a task of its own, owned by neither call: `CancelRun` or the client dropping
+//! its `SubmitRun` stream cancel it, and it still settles, audits and reports.
 
 mod orchestrate;
 mod registry;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flashsale::pb::{
@@ -22,9 +27,14 @@ use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::cluster::auth::ClusterToken;
+use crate::cluster::wire::worker_name;
+use crate::engine::live::Totals;
 use crate::error::DriverError;
+pub use orchestrate::{RESULT_SLACK, START_DELAY, Updates};
 pub use registry::Registry;
 
 /// Time between worker heartbeats.
@@ -50,6 +60,8 @@ pub struct CoordinatorConfig {
     pub join_timeout: Duration,
     /// Admin token of the checkout server, sent on Reset.
     pub admin_token: Option<String>,
+    /// Secret that workers and clients must present.
+    pub token: ClusterToken,
 }
 
 /// Why a submitted run was refused or failed.
@@ -59,6 +71,10 @@ pub enum CoordinatorError {
     Busy,
     #[error("invalid run: {0}")]
     InvalidRun(String),
+    #[error("invalid run: no load plan")]
+    NoPlan,
+    #[error("{users} users cannot be split over {workers} workers")]
+    TooFewUsers { users: u32, workers: usize },
     #[error("no target: start the coordinator with --target or pass --target with the run")]
     NoTarget,
     #[error("only {present} of {expected} workers joined within {waited:?}")]
@@ -69,8 +85,12 @@ pub enum CoordinatorError {
     },
     #[error("every worker failed: {0}")]
     AllWorkersFailed(String),
+    #[error("the run was cancelled before its load started")]
+    Cancelled,
     #[error("{0}")]
     Target(#[from] DriverError),
+    #[error("coordinator transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
 }
 
 impl From<CoordinatorError> for Status {
@@ -78,32 +98,39 @@ impl From<CoordinatorError> for Status {
         let message = err.to_string();
         match err {
             CoordinatorError::Busy => Status::failed_precondition(message),
-            CoordinatorError::InvalidRun(_) | CoordinatorError::NoTarget => {
-                Status::invalid_argument(message)
-            }
+            CoordinatorError::InvalidRun(_)
+            | CoordinatorError::NoPlan
+            | CoordinatorError::TooFewUsers { .. }
+            | CoordinatorError::NoTarget => Status::invalid_argument(message),
             CoordinatorError::NotEnoughWorkers { .. } => Status::deadline_exceeded(message),
-            CoordinatorError::AllWorkersFailed(_) | CoordinatorError::Target(_) => {
-                Status::unavailable(message)
-            }
+            CoordinatorError::Cancelled => Status::cancelled(message),
+            CoordinatorError::AllWorkersFailed(_)
+            | CoordinatorError::Target(_)
+            | CoordinatorError::Transport(_) => Status::unavailable(message),
         }
     }
 }
 
+/// The run in progress: its id and what cancels it.
+type Current = Arc<Mutex<Option<(u64, CancellationToken)>>>;
+
 /// The gRPC service.
 pub struct CoordinatorService {
-    config: CoordinatorConfig,
+    config: Arc<CoordinatorConfig>,
     registry: Arc<Registry>,
-    run_lock: tokio::sync::Mutex<()>,
-    next_run: std::sync::atomic::AtomicU64,
+    run_lock: Arc<tokio::sync::Mutex<()>>,
+    current: Current,
+    next_run: AtomicU64,
 }
 
 impl CoordinatorService {
     pub fn new(config: CoordinatorConfig) -> Self {
         Self {
-            config,
+            config: Arc::new(config),
             registry: Arc::new(Registry::new(HEARTBEAT_TIMEOUT)),
-            run_lock: tokio::sync::Mutex::new(()),
-            next_run: std::sync::atomic::AtomicU64::new(1),
+            run_lock: Arc::default(),
+            current: Arc::default(),
+            next_run: AtomicU64::new(1),
         }
     }
 
@@ -113,21 +140,29 @@ impl CoordinatorService {
 }
 
 type JoinStream = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
+type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunUpdate, Status>> + Send>>;
+
+/// Updates a run may queue for a slow client before progress messages are dropped.
+const UPDATE_BUFFER: usize = 16;
+/// How long the result may wait for room on a client's stream.
+const RESULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
     type JoinStream = JoinStream;
+    type SubmitRunStream = RunStream;
 
     async fn join(
         &self,
         request: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<Self::JoinStream>, Status> {
+        self.config.token.check(request.metadata())?;
         let peer = request.remote_addr();
         let mut inbound = request.into_inner();
         let name = match inbound.message().await? {
             Some(pb::WorkerMessage {
                 msg: Some(pb::worker_message::Msg::Hello(hello)),
-            }) if !hello.name.is_empty() => hello.name,
+            }) if !hello.name.is_empty() => worker_name(&hello.name),
             _ => {
                 return Err(Status::invalid_argument(
                     "the first message must be a Hello with a name",
@@ -140,7 +175,6 @@ impl Coordinator for CoordinatorService {
         let welcome = pb::CoordinatorMessage {
             msg: Some(pb::coordinator_message::Msg::Welcome(pb::Welcome {
                 worker_id: worker,
-                heartbeat_interval_s: HEARTBEAT_INTERVAL.as_secs_f64(),
             })),
         };
         outbox
@@ -165,18 +199,81 @@ impl Coordinator for CoordinatorService {
     async fn submit_run(
         &self,
         request: Request<pb::RunRequest>,
-    ) -> Result<Response<pb::RunResult>, Status> {
-        let _only_run = self
+    ) -> Result<Response<Self::SubmitRunStream>, Status> {
+        self.config.token.check(request.metadata())?;
+        let only_run = self
             .run_lock
-            .try_lock()
+            .clone()
+            .try_lock_owned()
             .map_err(|_| CoordinatorError::Busy)?;
-        let run_id = self
-            .next_run
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result =
-            orchestrate::run(&self.config, &self.registry, run_id, request.into_inner()).await?;
-        Ok(Response::new(result))
+        let prepared = orchestrate::prepare(&self.config, request.into_inner())?;
+        let run_id = self.next_run.fetch_add(1, Ordering::Relaxed);
+        let cancel = CancellationToken::new();
+        *lock(&self.current) = Some((run_id, cancel.clone()));
+        let (tx, rx) = mpsc::channel(UPDATE_BUFFER);
+        let updates = Updates::new(tx.clone());
+        updates.offer(pb::run_update::Update::Accepted(pb::RunAccepted { run_id }));
+        let (config, registry, current) = (
+            self.config.clone(),
+            self.registry.clone(),
+            self.current.clone(),
+        );
+        tokio::spawn(async move {
+            // A client that goes away (its stream dropped) cancels its run.
+            let gone = {
+                let (tx, cancel) = (tx.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    tx.closed().await;
+                    if !cancel.is_cancelled() {
+                        tracing::warn!(run_id, "the client went away: cancelling its run");
+                        cancel.cancel();
+                    }
+                })
+            };
+            let outcome =
+                orchestrate::run(&config, &registry, run_id, prepared, &updates, &cancel).await;
+            gone.abort();
+            let last = outcome
+                .map(|result| pb::RunUpdate {
+                    update: Some(pb::run_update::Update::Result(result)),
+                })
+                .map_err(Status::from);
+            // A client that stops reading must not hold the next run up for ever.
+            if tokio::time::timeout(RESULT_SEND_TIMEOUT, tx.send(last))
+                .await
+                .is_err()
+            {
+                tracing::warn!(run_id, "the client did not take the result; dropped");
+            }
+            let mut current = lock(&current);
+            if current.as_ref().is_some_and(|(id, _)| *id == run_id) {
+                *current = None;
+            }
+            drop(only_run);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn cancel_run(
+        &self,
+        request: Request<pb::CancelRunRequest>,
+    ) -> Result<Response<pb::CancelRunReply>, Status> {
+        self.config.token.check(request.metadata())?;
+        let run_id = request.into_inner().run_id;
+        let cancelled = match lock(&self.current).as_ref() {
+            Some((id, cancel)) if *id == run_id => {
+                tracing::info!(run_id, "run cancelled by its client");
+                cancel.cancel();
+                true
+            }
+            _ => false,
+        };
+        Ok(Response::new(pb::CancelRunReply { cancelled }))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn forward(registry: &Registry, worker: u64, message: pb::WorkerMessage) {
@@ -187,7 +284,12 @@ fn forward(registry: &Registry, worker: u64, message: pb::WorkerMessage) {
             beat.run_id,
             Some(registry::RunEvent::Heartbeat {
                 worker,
-                attempts: beat.attempts,
+                totals: Totals {
+                    attempts: beat.attempts,
+                    purchased: beat.purchased,
+                    sold_out: beat.sold_out,
+                    errors: beat.errors,
+                },
             }),
         ),
         Some(Msg::Result(result)) => {
@@ -212,7 +314,7 @@ pub async fn run(
     listener: TcpListener,
     config: CoordinatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), DriverError> {
+) -> Result<(), CoordinatorError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let expected = config.expect_workers;
     let service = CoordinatorService::new(config);
@@ -261,5 +363,5 @@ pub async fn run(
         flashsale_server::serve::serve(router, listener, limits, drain, SHUTDOWN_GRACE, shutdown)
             .await;
     health_task.abort();
-    served.map_err(|e| DriverError::Invalid(format!("coordinator transport error: {e}")))
+    Ok(served?)
 }

@@ -1,27 +1,107 @@
-//! One distributed run: wait for workers, reset the target, split the users, start everyone at
-//! one instant, collect results or notice losses, read the final stock.
+//! One distributed run: wait for workers (telling the client), reset the target, split the
+//! users, start everyone at one instant, poll the stock and stream progress while collecting
+//! results or noticing losses, pass cancellation on to the workers, read the final stock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flashsale::pb;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
 
 use super::registry::{Member, Registry, RunEvent};
 use super::{CoordinatorConfig, CoordinatorError, HEARTBEAT_TIMEOUT};
 use crate::checkout::book::BookState;
 use crate::checkout::{Control, normalize_target};
 use crate::cluster::wire::{book_to_wire, plan_from_wire};
+use crate::engine::live::{Live, Totals};
+use crate::run::watch::{self, Watcher};
+use crate::spec::LoadSpec;
 
 /// Longest settle a client may ask for.
 const MAX_SETTLE_MS: u64 = 60_000;
 
 /// Time between handing out assignments and the shared start: enough for every worker to
 /// receive its assignment and open its connections.
-const START_DELAY: Duration = Duration::from_millis(1500);
-/// Slack after the longest a run can take before missing workers count as lost.
-const GRACE: Duration = Duration::from_secs(30);
+pub const START_DELAY: Duration = Duration::from_millis(1500);
+/// Slack after the plan's own end (start + duration + timeout) for the workers' results to
+/// arrive; a worker that has not reported by then is lost.
+pub const RESULT_SLACK: Duration = Duration::from_secs(5);
+/// How often the client hears how many workers joined while the run waits for them.
+const WAITING_EVERY: Duration = Duration::from_millis(500);
+/// How often the client gets the summed live counters during the load.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// The updates of one SubmitRun stream. Progress is offered without waiting: a slow client
+/// loses intermediate updates, never holds the run up.
+#[derive(Debug, Clone)]
+pub struct Updates(mpsc::Sender<Result<pb::RunUpdate, Status>>);
+
+impl Updates {
+    pub fn new(tx: mpsc::Sender<Result<pb::RunUpdate, Status>>) -> Self {
+        Self(tx)
+    }
+
+    /// Queues `update` if there is room.
+    pub fn offer(&self, update: pb::run_update::Update) {
+        let _ = self.0.try_send(Ok(pb::RunUpdate {
+            update: Some(update),
+        }));
+    }
+}
+
+/// A submitted run that passed the checks that need no worker.
+#[derive(Debug)]
+pub struct Prepared {
+    request: pb::RunRequest,
+    plan: pb::LoadPlan,
+    spec: LoadSpec,
+    target: String,
+}
+
+/// Checks a submitted run before it is accepted: a plan as a worker will see it, a target.
+pub fn prepare(
+    config: &CoordinatorConfig,
+    request: pb::RunRequest,
+) -> Result<Prepared, CoordinatorError> {
+    let plan = request.plan.clone().ok_or(CoordinatorError::NoPlan)?;
+    let spec = plan_from_wire(&pb::LoadPlan {
+        users: request.users,
+        ..plan.clone()
+    })
+    .map_err(|e| CoordinatorError::InvalidRun(e.to_string()))?;
+    let target = match (request.target.as_str(), &config.default_target) {
+        ("", Some(default)) => default.clone(),
+        ("", None) => return Err(CoordinatorError::NoTarget),
+        (given, _) => normalize_target(given)?,
+    };
+    Ok(Prepared {
+        request,
+        plan,
+        spec,
+        target,
+    })
+}
+
+/// When the coordinator stops waiting for results: the plan's own end plus [`RESULT_SLACK`]
+/// (a burst: start + timeout; a sustained run: start + duration + timeout). Checked: an
+/// absurd plan gives a far deadline, never a panic.
+pub fn result_deadline(start: Instant, spec: &LoadSpec) -> Instant {
+    let span = spec
+        .duration
+        .unwrap_or_default()
+        .saturating_add(spec.timeout)
+        .saturating_add(RESULT_SLACK);
+    start
+        .checked_add(span)
+        .unwrap_or_else(|| start + FAR_FUTURE)
+}
+
+/// Stands in for deadlines beyond what an `Instant` can hold.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
 /// Where one worker stands during the run.
 struct Share {
@@ -31,6 +111,8 @@ struct Share {
     first_user: u64,
     last_heard: Instant,
     attempts_seen: u64,
+    /// Its live counters as of its last heartbeat.
+    live: Totals,
     /// Highest attempts per second between two heartbeats.
     peak_rate: f64,
     result: Option<pb::WorkerResult>,
@@ -43,7 +125,9 @@ impl Share {
         self.result.is_none() && self.lost.is_none()
     }
 
-    fn heartbeat(&mut self, attempts: u64) {
+    fn heartbeat(&mut self, totals: Totals) {
+        let attempts = totals.attempts;
+        self.live = totals;
         let now = Instant::now();
         let secs = now.duration_since(self.last_heard).as_secs_f64();
         if attempts > self.attempts_seen && secs > 0.0 {
@@ -54,8 +138,26 @@ impl Share {
         self.last_heard = now;
     }
 
-    fn lose(&mut self, reason: String) {
+    /// Marks it lost and tells it to stop, in case it is only slow or frozen.
+    fn lose(&mut self, reason: String, run_id: u64) {
         self.lost = Some((reason, Instant::now()));
+        send_cancel(&self.member, run_id);
+    }
+
+    /// Its counters so far: from its result once it reported, else its last heartbeat.
+    fn totals(&self) -> Totals {
+        let Some(stats) = self.result.as_ref().and_then(|r| r.stats.as_ref()) else {
+            return self.live;
+        };
+        Totals {
+            attempts: stats.attempts,
+            purchased: stats.purchased,
+            sold_out: stats.sold_out.saturating_add(stats.limit_reached),
+            errors: stats
+                .statuses
+                .values()
+                .fold(stats.timeouts, |sum, n| sum.saturating_add(*n)),
+        }
     }
 
     /// Attempts per second per user this worker achieved, if it reported.
@@ -96,44 +198,71 @@ pub fn split(users: u32, workers: usize) -> Vec<u32> {
         .collect()
 }
 
+/// Sends `Cancel{run_id}` down `member`'s Join stream without waiting on the caller's side.
+fn send_cancel(member: &Member, run_id: u64) {
+    let outbox = member.outbox.clone();
+    let message = pb::CoordinatorMessage {
+        msg: Some(pb::coordinator_message::Msg::Cancel(pb::Cancel { run_id })),
+    };
+    tokio::spawn(async move {
+        let _ = outbox.send(Ok(message)).await;
+    });
+}
+
+/// Waits for the expected workers, telling the client how many joined every
+/// [`WAITING_EVERY`]; fails after the join timeout or when cancelled.
+async fn wait_for_workers(
+    config: &CoordinatorConfig,
+    registry: &Registry,
+    updates: &Updates,
+    cancel: &CancellationToken,
+) -> Result<Vec<Member>, CoordinatorError> {
+    let expected = config.expect_workers;
+    let deadline = Instant::now() + config.join_timeout;
+    loop {
+        let present = registry.present();
+        if present.len() >= expected {
+            return Ok(present);
+        }
+        if Instant::now() >= deadline {
+            return Err(CoordinatorError::NotEnoughWorkers {
+                present: present.len(),
+                expected,
+                waited: config.join_timeout,
+            });
+        }
+        updates.offer(pb::run_update::Update::Waiting(pb::WaitingForWorkers {
+            joined: u32::try_from(present.len()).unwrap_or(u32::MAX),
+            expected: u32::try_from(expected).unwrap_or(u32::MAX),
+        }));
+        let slice = WAITING_EVERY.min(deadline.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            _ = registry.wait_for(expected, slice) => {}
+            () = cancel.cancelled() => return Err(CoordinatorError::Cancelled),
+        }
+    }
+}
+
 pub async fn run(
     config: &CoordinatorConfig,
     registry: &Registry,
     run_id: u64,
-    request: pb::RunRequest,
+    prepared: Prepared,
+    updates: &Updates,
+    cancel: &CancellationToken,
 ) -> Result<pb::RunResult, CoordinatorError> {
-    let plan = request
-        .plan
-        .clone()
-        .ok_or_else(|| CoordinatorError::InvalidRun("no load plan".into()))?;
-    // Validate the plan as a worker will see it.
-    let spec = plan_from_wire(&pb::LoadPlan {
-        users: request.users,
-        ..plan.clone()
-    })
-    .map_err(|e| CoordinatorError::InvalidRun(e.to_string()))?;
-    let target = match (request.target.as_str(), &config.default_target) {
-        ("", Some(default)) => default.clone(),
-        ("", None) => return Err(CoordinatorError::NoTarget),
-        (given, _) => normalize_target(given)?,
-    };
-
-    let members = registry
-        .wait_for(config.expect_workers, config.join_timeout)
-        .await;
-    if members.len() < config.expect_workers {
-        return Err(CoordinatorError::NotEnoughWorkers {
-            present: members.len(),
-            expected: config.expect_workers,
-            waited: config.join_timeout,
-        });
-    }
+    let Prepared {
+        request,
+        plan,
+        spec,
+        target,
+    } = prepared;
+    let members = wait_for_workers(config, registry, updates, cancel).await?;
     if (request.users as usize) < members.len() {
-        return Err(CoordinatorError::InvalidRun(format!(
-            "{} users cannot be split over {} workers",
-            request.users,
-            members.len()
-        )));
+        return Err(CoordinatorError::TooFewUsers {
+            users: request.users,
+            workers: members.len(),
+        });
     }
 
     let mut control = Control::connect(&target)
@@ -147,14 +276,26 @@ pub async fn run(
     } else {
         control.stock().await?
     };
+    if cancel.is_cancelled() {
+        return Err(CoordinatorError::Cancelled);
+    }
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let routing = registry.begin_run(run_id, events_tx);
     let start_at = SystemTime::now() + START_DELAY;
-    let assigned = Instant::now();
+    let started = Instant::now() + START_DELAY;
     let start_ms = start_at
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    // The coordinator's own view of the run, for the stock polls (same watcher as standalone).
+    let live = Live::new(cancel.child_token());
+    live.mark_started(started.into_std());
+    let watcher = Watcher::start(
+        control.clone(),
+        live.clone(),
+        watch::poll_interval(spec.duration),
+        None,
+    );
     let mut shares: BTreeMap<u64, Share> = BTreeMap::new();
     let mut first_user = 0u64;
     for (member, users) in members.iter().zip(split(request.users, members.len())) {
@@ -186,6 +327,7 @@ pub async fn run(
                 first_user,
                 last_heard: Instant::now(),
                 attempts_seen: 0,
+                live: Totals::default(),
                 peak_rate: 0.0,
                 result: None,
                 lost,
@@ -195,9 +337,26 @@ pub async fn run(
     }
     tracing::info!(run_id, %target, users = request.users, workers = shares.len(), "run assigned");
 
-    let longest = START_DELAY + spec.duration.unwrap_or_default() + spec.timeout + GRACE;
-    collect(&mut shares, &mut events, Instant::now() + longest).await;
+    let deadline = result_deadline(started, &spec);
+    let round = Round {
+        run_id,
+        started,
+        deadline,
+        cancel,
+        live: &live,
+        updates,
+    };
+    let cancelled = collect(&mut shares, &mut events, &round).await;
     drop(routing);
+    let stock_polls = watcher
+        .finish(&live)
+        .await
+        .into_iter()
+        .map(|p| pb::StockPoll {
+            t_s: p.t_s,
+            stock: p.stock,
+        })
+        .collect();
     let elapsed_s = SystemTime::now()
         .duration_since(start_at)
         .unwrap_or_default()
@@ -221,7 +380,6 @@ pub async fn run(
         BookState::Unavailable(why) => (None, why),
     };
     let burst = spec.duration.is_none();
-    let started = assigned + START_DELAY;
     let peer_rate = shares
         .values()
         .filter_map(Share::rate_per_user)
@@ -255,22 +413,66 @@ pub async fn run(
         book,
         book_unavailable,
         unsettled: unsettled.unwrap_or_default(),
+        stock_polls,
+        cancelled,
     })
 }
 
-/// Takes run events until every worker reported or was lost, or `deadline` passes.
+/// What the collection of one run's results needs to know besides the shares.
+struct Round<'a> {
+    run_id: u64,
+    started: Instant,
+    deadline: Instant,
+    cancel: &'a CancellationToken,
+    /// The coordinator's watcher writes the last stock polled here.
+    live: &'a Arc<Live>,
+    updates: &'a Updates,
+}
+
+impl Round<'_> {
+    /// Sends the client the workers' summed counters.
+    fn progress(&self, shares: &BTreeMap<u64, Share>) {
+        let totals = shares
+            .values()
+            .map(Share::totals)
+            .fold(Totals::default(), |sum, t| Totals {
+                attempts: sum.attempts.saturating_add(t.attempts),
+                purchased: sum.purchased.saturating_add(t.purchased),
+                sold_out: sum.sold_out.saturating_add(t.sold_out),
+                errors: sum.errors.saturating_add(t.errors),
+            });
+        self.updates
+            .offer(pb::run_update::Update::Progress(pb::RunProgress {
+                elapsed_s: Instant::now()
+                    .saturating_duration_since(self.started)
+                    .as_secs_f64(),
+                attempts: totals.attempts,
+                purchased: totals.purchased,
+                sold_out: totals.sold_out,
+                errors: totals.errors,
+                stock: self.live.stock(),
+            }));
+    }
+}
+
+/// Takes run events until every worker reported or was lost, or the deadline passes; streams
+/// progress meanwhile, and passes a cancellation on to every worker. Returns whether the run
+/// was cancelled.
 async fn collect(
     shares: &mut BTreeMap<u64, Share>,
     events: &mut mpsc::UnboundedReceiver<RunEvent>,
-    deadline: Instant,
-) {
+    round: &Round<'_>,
+) -> bool {
+    let run_id = round.run_id;
     let mut tick = tokio::time::interval(HEARTBEAT_TIMEOUT / 4);
+    let mut progress = tokio::time::interval(PROGRESS_EVERY);
+    let mut cancelled = false;
     while shares.values().any(Share::pending) {
         tokio::select! {
             event = events.recv() => match event {
-                Some(RunEvent::Heartbeat { worker, attempts }) => {
+                Some(RunEvent::Heartbeat { worker, totals }) => {
                     if let Some(share) = shares.get_mut(&worker) {
-                        share.heartbeat(attempts);
+                        share.heartbeat(totals);
                     }
                 }
                 Some(RunEvent::Result { worker, result }) => {
@@ -280,7 +482,7 @@ async fn collect(
                 }
                 Some(RunEvent::Gone { worker, reason }) => {
                     if let Some(share) = shares.get_mut(&worker).filter(|s| s.pending()) {
-                        share.lose(reason);
+                        share.lose(reason, run_id);
                     }
                 }
                 None => break,
@@ -290,26 +492,70 @@ async fn collect(
                 for share in shares.values_mut().filter(|s| s.pending()) {
                     let silent = now.duration_since(share.last_heard);
                     if silent > HEARTBEAT_TIMEOUT {
-                        share.lose(format!("no heartbeat for {:.1} s", silent.as_secs_f64()));
+                        share.lose(format!("no heartbeat for {:.1} s", silent.as_secs_f64()), run_id);
                     }
                 }
             }
-            () = tokio::time::sleep_until(deadline) => {
+            _ = progress.tick() => round.progress(shares),
+            () = round.cancel.cancelled(), if !cancelled => {
+                cancelled = true;
+                tracing::info!(run_id, "cancelling the run on every worker");
+                for share in shares.values() {
+                    send_cancel(&share.member, run_id);
+                }
+            }
+            () = tokio::time::sleep_until(round.deadline) => {
                 for share in shares.values_mut().filter(|s| s.pending()) {
-                    share.lose("no result before the run's deadline".into());
+                    share.lose("no result before the run's deadline".into(), run_id);
                 }
             }
         }
     }
+    round.progress(shares);
     for share in shares.values().filter(|s| s.lost.is_some()) {
         let reason = share.lost.as_ref().map(|(r, _)| r.as_str());
         tracing::warn!(worker = %share.member.name, ?reason, "worker lost during run");
     }
+    cancelled
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::*;
+    use crate::spec::{Mode, Quantities};
+
+    fn spec(duration: Option<Duration>, timeout: Duration) -> LoadSpec {
+        LoadSpec {
+            mode: Mode::Safe,
+            users: 10,
+            connections: 1,
+            threads: 1,
+            duration,
+            quantity: Quantities::single(1),
+            clicks: 1,
+            round: 1,
+            timeout,
+            user_prefix: "d-".into(),
+            first_user: 0,
+        }
+    }
+
+    #[test]
+    fn the_result_deadline_follows_from_the_plan() {
+        let start = Instant::now();
+        let burst = spec(None, Duration::from_secs(10));
+        assert_eq!(
+            result_deadline(start, &burst) - start,
+            Duration::from_secs(10) + RESULT_SLACK
+        );
+        let sustained = spec(Some(Duration::from_secs(30)), Duration::from_secs(2));
+        assert_eq!(
+            result_deadline(start, &sustained) - start,
+            Duration::from_secs(32) + RESULT_SLACK
+        );
+        let absurd = spec(Some(Duration::MAX), Duration::MAX);
+        assert_eq!(result_deadline(start, &absurd) - start, FAR_FUTURE);
+    }
 
     #[test]
     fn splits_evenly() {

@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
 
+use crate::engine::live::Totals;
+
 /// Messages down a worker's Join stream.
 pub type Outbox = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 
@@ -17,7 +19,7 @@ pub type Outbox = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 pub enum RunEvent {
     Heartbeat {
         worker: u64,
-        attempts: u64,
+        totals: Totals,
     },
     Result {
         worker: u64,

@@ -1,0 +1,160 @@
+//! Cancelling distributed runs, process-level: a checkout server and a coordinator in this
+//! process, two `driver worker` processes and a `driver --coordinator …` client process of the
+//! real binary. Ctrl-C (SIGINT) on the client winds the workers' load down within a second and
+//! still prints an audited report; a killed client (SIGKILL) stops the load within a second.
+//!
+//! Either test fails against a coordinator or worker that does not pass the cancellation on:
+//! the 30 s run would keep the stock moving.
+
+mod cluster_support;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cluster_support::{
+    Coordinator, Proc, TOKEN, assert_load_stopped, driver, wait_for_stock, worker,
+};
+use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_INCOMPLETE, EXIT_INCONCLUSIVE, EXIT_PASS};
+use flashsale_server::{ServerConfig, spawn};
+
+const STOCK: i64 = 1_000_000_000;
+
+/// A 30 s sustained run through `coordinator`, as a client process printing JSON.
+fn client(coordinator: &str) -> Proc {
+    let mut command = driver();
+    command.args([
+        "--coordinator",
+        coordinator,
+        "--token",
+        TOKEN,
+        "--mode",
+        "safe",
+        "--users",
+        "100",
+        "--stock",
+        &STOCK.to_string(),
+        "--duration",
+        "30s",
+        "--settle",
+        "1s",
+        "--output",
+        "json",
+    ]);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client starts");
+    let stderr = child.stderr.take().map(|pipe| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::BufReader::new(pipe).read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+        rx
+    });
+    Proc { child, stderr }
+}
+
+/// Server, coordinator, two workers, and a client whose load is visibly running.
+async fn running_load() -> (
+    flashsale_server::RunningServer,
+    Coordinator,
+    Vec<Proc>,
+    Proc,
+) {
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let coordinator = Coordinator::start(2, &server.url()).await;
+    let workers = vec![
+        worker(&coordinator.url, "w1", Some(TOKEN)),
+        worker(&coordinator.url, "w2", Some(TOKEN)),
+    ];
+    let client = client(&coordinator.url);
+    // Selling: the Reset to STOCK took effect and units are going.
+    wait_for_stock(&server.url(), Duration::from_secs(30), |s| {
+        s < STOCK - 500 && s > STOCK / 2
+    })
+    .await;
+    // Let it sell for a while, so the coordinator polls the stock a few times (every 200 ms).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (server, coordinator, workers, client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_to_a_distributed_client_stops_the_load_and_still_reports() {
+    let (server, _coordinator, _workers, mut client) = running_load().await;
+    let interrupted = Instant::now();
+    client.signal("INT");
+    let stopped = assert_load_stopped(
+        &server.url(),
+        interrupted,
+        Duration::from_secs(1),
+        Duration::from_millis(700),
+    )
+    .await;
+    eprintln!("SIGINT: last stock change {stopped:?} after the signal");
+
+    let status = tokio::task::block_in_place(|| client.wait_exit(Duration::from_secs(30)))
+        .expect("the client exits after its report");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(15),
+        "the run went on to its end"
+    );
+    let mut stdout = String::new();
+    client
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let stderr = client
+        .stderr
+        .as_ref()
+        .and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok())
+        .unwrap_or_default();
+    // An audit status (pass, fail, incomplete, inconclusive), not a usage or connection error.
+    let code = status.code().expect("exited, not killed");
+    let audit_statuses = [
+        EXIT_PASS,
+        EXIT_AUDIT_FAILED,
+        EXIT_INCOMPLETE,
+        EXIT_INCONCLUSIVE,
+    ];
+    assert!(
+        audit_statuses.map(i32::from).contains(&code),
+        "exit {code}\n{stderr}\n{stdout}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout}\n{stderr}"));
+    let attempts = report["outcomes"]["attempts"].as_u64().unwrap();
+    assert!(attempts > 500, "{stdout}");
+    let workers = report["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    assert!(
+        workers.iter().all(|w| w["lost"] == false),
+        "both workers still reported: {stdout}"
+    );
+    // The coordinator's stock polls made it into the report's chart (start, polls, end).
+    let stock_points = report["series"]["stock"].as_array().unwrap().len();
+    assert!(stock_points > 3, "no stock polls in the report: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_a_distributed_client_stops_the_load() {
+    let (server, _coordinator, _workers, mut client) = running_load().await;
+    let killed = Instant::now();
+    client.signal("KILL");
+    let stopped = assert_load_stopped(
+        &server.url(),
+        killed,
+        Duration::from_secs(1),
+        Duration::from_millis(700),
+    )
+    .await;
+    eprintln!("SIGKILL: last stock change {stopped:?} after the signal");
+    let _ = tokio::task::block_in_place(|| client.wait_exit(Duration::from_secs(5)));
+}
