@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end test of the Docker Compose setup: builds the static binaries and the FROM scratch
-# image, starts server + coordinator + 3 workers, runs buggy and safe through the coordinator
-# with the `driver` service and checks exit codes and JSON reports, then stops one worker in the
-# middle of a sustained run (and cuts another off the network in a second one) and checks the
-# run still finishes, reporting that worker lost, and
-# that workers rejoin by themselves (Docker's restart policy) when the coordinator restarts.
+# image; a first `run driver` on the stopped stack starts server + coordinator + 3 workers by
+# itself (the driver service depends on them) and passes; containers of the same image that
+# present a wrong or no cluster token cannot join (they exit 2, UNAUTHENTICATED in their log,
+# and runs still count the stack's 3 workers), nor can a client submit a run without it. Then
+# it runs buggy and safe through the coordinator with the `driver` service and checks exit
+# codes and JSON reports, stops one worker in the middle of a sustained run (and cuts another
+# off the network in a second one) and checks the run still finishes, reporting that worker
+# lost, and that workers rejoin by themselves (Docker's restart policy) when the coordinator
+# restarts.
+#
+# The stack's secrets are the compose file's variables: this test sets its own cluster token
+# (FLASHSALE_CLUSTER_TOKEN), so the demo default is not what makes it pass.
 #
 # Needs Rust, Docker (with `docker compose` or `docker-compose`) and python3. Runs as its own
 # compose project with a throwaway image tag and free host ports, so it never touches a
@@ -27,6 +34,12 @@ export FLASHSALE_IMAGE="flashsale:test-$$"
 FLASHSALE_SERVER_PORT=$(free_port)
 FLASHSALE_COORDINATOR_PORT=$(free_port)
 export FLASHSALE_SERVER_PORT FLASHSALE_COORDINATOR_PORT
+FLASHSALE_CLUSTER_TOKEN="compose-test-$$-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+export FLASHSALE_CLUSTER_TOKEN
+network="${COMPOSE_PROJECT_NAME}_flashsale"
+# Containers this script starts with `docker run` (not compose): removed before `down`, which
+# cannot remove a network they are still attached to.
+intruders=()
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/flashsale-compose.XXXXXX")
 
 step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
@@ -39,7 +52,12 @@ cleanup() {
         echo "=== compose.sh failed (exit $rc); containers and their logs:" >&2
         "${dc[@]}" ps -a >&2 || true
         "${dc[@]}" logs --no-color --timestamps >&2 || true
+        for c in "${intruders[@]}"; do
+            echo "=== $c (docker run, not compose):" >&2
+            docker logs --timestamps "$c" >&2 || true
+        done
     fi
+    for c in "${intruders[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
     "${dc[@]}" down -v --remove-orphans --rmi all >/dev/null 2>&1 || true
     # One-off `run` containers left behind by an interrupted run.
     docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" |
@@ -101,7 +119,20 @@ build_start=$SECONDS
 docker build -q -t "$FLASHSALE_IMAGE" . >/dev/null
 echo "  built in $((SECONDS - build_start))s; $(docker image inspect -f '{{.Size}}' "$FLASHSALE_IMAGE") bytes"
 
-step "compose up (${dc[*]}, project $COMPOSE_PROJECT_NAME)"
+step "run driver before up (${dc[*]}, project $COMPOSE_PROJECT_NAME): starts the stack itself, 3 workers, pass"
+# The driver service depends on the workers (and they on the coordinator and the server), so a
+# `run` on a stack nobody started starts it instead of waiting --join-timeout (60 s) for workers.
+first_start=$SECONDS
+rc=0
+run_driver "$tmp/first.json" --mode safe || rc=$?
+[ "$rc" -eq 0 ] || fail "run on a stopped stack exited $rc, expected 0"
+check_json "$tmp/first.json" \
+    'r["verdict"] == "pass"' \
+    'len(r["workers"]) == 3' \
+    'not any(w["lost"] for w in r["workers"])'
+echo "  took $((SECONDS - first_start))s, stack start included"
+
+step "compose up: the stack started by run is the stack up manages"
 timeout 120 "${dc[@]}" up -d --no-build
 wait_until 60 "server healthy" healthy server
 wait_until 60 "coordinator healthy" healthy coordinator
@@ -114,7 +145,55 @@ dist/driver probe "127.0.0.1:$FLASHSALE_SERVER_PORT"
 timeout 60 "${dc[@]}" run --rm -T --no-deps driver probe server:50051
 echo "  ok"
 
-step "safe run through the coordinator: exit 0, pass, 100 sold, stock 0"
+# intruder NAME ENV...: a container of the stack's image on the stack's network, running
+# `driver worker` against the coordinator with the environment ENV... (and nothing from the
+# compose file: no cluster token unless ENV gives one). Detached; named NAME in reports.
+intruder() {
+    local name=$1
+    shift
+    local envs=()
+    for e in "$@"; do envs+=(-e "$e"); done
+    intruders+=("$name")
+    docker run -d --name "$name" --network "$network" "${envs[@]}" \
+        -e FLASHSALE_WORKER_NAME="$name" -e FLASHSALE_COORDINATOR=http://coordinator:7000 \
+        --entrypoint /driver "$FLASHSALE_IMAGE" worker >/dev/null
+}
+exited() { [ "$(docker inspect -f '{{.State.Running}}' "$1")" = false ]; }
+# What a worker refused with UNAUTHENTICATED says (the driver words the code: "the coordinator
+# refused this worker: <the coordinator's reason>"), and what a client refused so says (tonic's
+# description of the UNAUTHENTICATED code, after the coordinator's reason).
+worker_refused='unauthenticated|refused this worker'
+client_refused='unauthenticated|valid authentication credentials'
+# refused NAME: the intruder exited with status 2 and its log says the coordinator refused it
+# for its token.
+refused() {
+    local name=$1 code
+    wait_until 30 "$name exited" exited "$name"
+    code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
+    if [ "$code" -ne 2 ] || ! docker logs "$name" 2>&1 | grep -Eqi "$worker_refused"; then
+        docker logs "$name" >&2 || true
+        fail "$name: exit $code, expected 2 with UNAUTHENTICATED ($worker_refused) in its log"
+    fi
+    echo "  $name: exit 2: $(docker logs "$name" 2>&1 | grep -Ei -m1 "$worker_refused" | cut -c1-160)"
+}
+
+step "workers without the cluster token cannot join: a wrong one, none at all"
+intruder "$COMPOSE_PROJECT_NAME-intruder-wrong" FLASHSALE_CLUSTER_TOKEN="not-$FLASHSALE_CLUSTER_TOKEN"
+intruder "$COMPOSE_PROJECT_NAME-intruder-none"
+refused "$COMPOSE_PROJECT_NAME-intruder-wrong"
+refused "$COMPOSE_PROJECT_NAME-intruder-none"
+
+step "a client with a wrong cluster token cannot submit a run: exit 2, UNAUTHENTICATED"
+rc=0
+timeout 60 "${dc[@]}" run --rm -T -e FLASHSALE_CLUSTER_TOKEN="not-$FLASHSALE_CLUSTER_TOKEN" \
+    driver --mode safe --output json >"$tmp/refused.json" 2>"$tmp/refused.err" || rc=$?
+if [ "$rc" -ne 2 ] || ! grep -Eqi "$client_refused" "$tmp/refused.err"; then
+    cat "$tmp/refused.err" >&2
+    fail "client with a wrong token: exit $rc, expected 2 with UNAUTHENTICATED ($client_refused) on stderr"
+fi
+echo "  exit 2: $(grep -Ei -m1 "$client_refused" "$tmp/refused.err" | cut -c1-160)"
+
+step "safe run through the coordinator: exit 0, pass, 100 sold, stock 0, the stack's 3 workers only"
 rc=0
 run_driver "$tmp/safe.json" --mode safe || rc=$?
 [ "$rc" -eq 0 ] || fail "safe run exited $rc, expected 0"
@@ -123,7 +202,8 @@ check_json "$tmp/safe.json" \
     'r["outcomes"]["purchased"] == 100' \
     'r["audit"]["final_stock"] == 0' \
     'len(r["workers"]) == 3' \
-    'not any(w["lost"] for w in r["workers"])'
+    'not any(w["lost"] for w in r["workers"])' \
+    'not any("intruder" in w["name"] for w in r["workers"])'
 
 step "buggy run through the coordinator: exit 1, oversold"
 rc=0
@@ -172,7 +252,6 @@ docker start "$victim" >/dev/null
 wait_until 60 "3 workers joined the coordinator" all_workers_joined
 
 step "sustained safe run (8s), one worker cut off the network ~2s in: finishes, that worker lost (exit 3)"
-network="${COMPOSE_PROJECT_NAME}_flashsale"
 mapfile -t workers < <("${dc[@]}" ps -q worker)
 for w in "${workers[@]}"; do [ "$w" != "$victim" ] && cut=$w && break; done
 lose_mid_run "$tmp/cut.json" "$cut" docker network disconnect "$network"
