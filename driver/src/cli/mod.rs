@@ -62,7 +62,7 @@ pub enum Command {
 pub enum OutputFormat {
     /// Aligned text for people.
     Table,
-    /// One JSON document with stable field names (see README).
+    /// One JSON document with stable field names (see docs/json-report.md).
     Json,
 }
 

@@ -1,5 +1,5 @@
 //! The run report: one structure rendered as a human table or as JSON (`--output json`).
-//! Field names of the JSON form are stable and documented in the README.
+//! Field names of the JSON form are stable and documented in docs/json-report.md.
 
 pub mod chart;
 pub mod comparison;
