@@ -36,7 +36,12 @@ pub struct LoadArgs {
     /// replica's attempts. Without it, a server is started inside the driver on an ephemeral
     /// loopback port with its default settings. With --coordinator: one server as the workers
     /// reach it (default: the coordinator's).
-    #[arg(long, env = "FLASHSALE_TARGET", value_delimiter = ',', value_name = "HOST:PORT")]
+    #[arg(
+        long,
+        env = "FLASHSALE_TARGET",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
     pub target: Vec<String>,
 
     /// Sustained run: users buy back to back for this long (e.g. 10s, 1m; at most 1h).

@@ -128,9 +128,7 @@ pub fn run_observed(
             let (barrier, failed, live) = (barrier.clone(), failed.clone(), live.clone());
             std::thread::Builder::new()
                 .name(format!("load-{thread}"))
-                .spawn(move || {
-                    load_thread(&urls, &spec, plan, start_at, &barrier, &failed, &live)
-                })
+                .spawn(move || load_thread(&urls, &spec, plan, start_at, &barrier, &failed, &live))
         })
         .collect::<Result<_, _>>()?;
 
@@ -203,17 +201,18 @@ fn load_thread(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let connected = match &runtime {
-        Ok(rt) => rt.block_on(async {
-            futures::future::try_join_all(plan.iter().map(|planned| {
-                checkout::connect(&urls[planned.connection as usize % urls.len()])
-            }))
-            .await
-        }),
-        Err(err) => Err(DriverError::Thread(format!(
-            "cannot start a runtime: {err}"
-        ))),
-    };
+    let connected =
+        match &runtime {
+            Ok(rt) => rt.block_on(async {
+                futures::future::try_join_all(plan.iter().map(|planned| {
+                    checkout::connect(&urls[planned.connection as usize % urls.len()])
+                }))
+                .await
+            }),
+            Err(err) => Err(DriverError::Thread(format!(
+                "cannot start a runtime: {err}"
+            ))),
+        };
     if connected.is_err() {
         failed.store(true, Ordering::SeqCst);
     }
