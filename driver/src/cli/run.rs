@@ -31,7 +31,7 @@ pub struct LoadArgs {
     /// Checkout server as host:port or http://host:port. Several replicas of one checkout
     /// (sharing one database): comma-separated and/or the flag repeated; a name that resolves
     /// to several addresses is resolved once at the start and every address becomes a replica
-    /// (loopback names such as localhost stay one). Connections are spread round-robin over
+    /// (IPv4 ones only when it has both, so localhost stays one). Connections are spread round-robin over
     /// the replicas; Reset, GetStock and ListOrders go to the first; the report shows each
     /// replica's attempts. Without it, a server is started inside the driver on an ephemeral
     /// loopback port with its default settings. With --coordinator: one server as the workers

@@ -266,3 +266,17 @@ fn load_thread(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::connections_for;
+
+    #[test]
+    fn every_replica_gets_a_connection_when_the_users_allow() {
+        assert_eq!(connections_for(1, 300, 3), 3);
+        assert_eq!(connections_for(10, 300, 3), 10);
+        assert_eq!(connections_for(1, 2, 3), 2);
+        assert_eq!(connections_for(5, 300, 1), 5);
+        assert_eq!(connections_for(0, 0, 1), 1);
+    }
+}

@@ -144,7 +144,8 @@ pub struct RunInfo {
     /// Units per purchase: the values attempts cycle through.
     pub quantity: Quantities,
     pub timeout_ms: u64,
-    /// The server's safe strategy as GetStock reported it ("mutex", "atomic" or null).
+    /// The server's safe strategy as GetStock reported it ("mutex", "atomic", "row-lock",
+    /// "serializable" or null).
     pub strategy: Option<&'static str>,
     /// The round the purchases were for.
     pub round: u64,
@@ -272,12 +273,17 @@ impl Report {
             None => "burst: each user buys once".to_string(),
             Some(d) => format!("sustained for {d} s"),
         };
+        let against = if r.targets.len() > 1 {
+            format!("{} replicas: {}", r.targets.len(), r.targets.join(", "))
+        } else {
+            format!("{where_}{}", r.target)
+        };
         let _ = writeln!(
             s,
-            "flashsale audit: mode {} ({}) against {where_}{}",
+            "flashsale audit: mode {} ({}) against {}",
             r.mode,
             r.rpc,
-            printable(&r.target)
+            printable(&against)
         );
         let _ = writeln!(
             s,
@@ -325,7 +331,7 @@ impl Report {
             for replica in &self.replicas {
                 row(
                     &mut s,
-                    &replica.target,
+                    &printable(&replica.target),
                     format!(
                         "{} / {} / {} / {}",
                         replica.attempts, replica.purchased, replica.refused, replica.errors

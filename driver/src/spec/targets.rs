@@ -2,11 +2,10 @@
 //!
 //! A target given by name is resolved once, at the start of the run: when the name has several
 //! addresses (a DNS round-robin, a scaled Compose service) every address becomes a replica.
-//! A name whose addresses are all loopback (`localhost`: 127.0.0.1 and ::1 are one machine,
-//! not two replicas) or that has one address stays as given, and so does an `https://` target
-//! (its certificate names the host, not the addresses). Addresses of one family are taken:
-//! IPv4 when the name has any, else IPv6, so a host with an A and an AAAA record is not
-//! counted twice.
+//! Addresses of one family are taken: IPv4 when the name has any, else IPv6, so a host with an
+//! A and an AAAA record (`localhost`: 127.0.0.1 and ::1) is one replica, not two. A name with
+//! one such address stays as given, and so does an `https://` target (its certificate names
+//! the host, not the addresses).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -16,9 +15,22 @@ use crate::spec::{MAX_TARGETS, SpecError};
 /// Every target of `urls` (normalized `scheme://host:port`) with names of several addresses
 /// expanded into one target per address, duplicates dropped, order kept.
 pub async fn resolve(urls: &[String]) -> Result<Vec<String>, DriverError> {
+    resolve_with(urls, async |host: &str, port: u16| {
+        tokio::net::lookup_host((host, port))
+            .await
+            .map(Iterator::collect)
+    })
+    .await
+}
+
+/// [`resolve`] with `lookup` as the resolver.
+async fn resolve_with(
+    urls: &[String],
+    lookup: impl AsyncFn(&str, u16) -> std::io::Result<Vec<SocketAddr>>,
+) -> Result<Vec<String>, DriverError> {
     let mut targets: Vec<String> = Vec::new();
     for url in urls {
-        for target in expand(url).await? {
+        for target in expand(url, &lookup).await? {
             if !targets.contains(&target) {
                 targets.push(target);
             }
@@ -34,7 +46,10 @@ pub async fn resolve(urls: &[String]) -> Result<Vec<String>, DriverError> {
 }
 
 /// `url` itself, or one `http://address:port` per address of its name.
-async fn expand(url: &str) -> Result<Vec<String>, DriverError> {
+async fn expand(
+    url: &str,
+    lookup: &impl AsyncFn(&str, u16) -> std::io::Result<Vec<SocketAddr>>,
+) -> Result<Vec<String>, DriverError> {
     let invalid = |reason: String| DriverError::InvalidTarget {
         target: url.to_string(),
         reason,
@@ -49,12 +64,11 @@ async fn expand(url: &str) -> Result<Vec<String>, DriverError> {
     if uri.scheme_str() != Some("http") || bare.parse::<IpAddr>().is_ok() {
         return Ok(vec![url.to_string()]);
     }
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+    let found = lookup(bare, port)
         .await
-        .map_err(|e| invalid(format!("cannot resolve {bare} ({e})")))?
-        .collect();
+        .map_err(|e| invalid(format!("cannot resolve {bare} ({e})")))?;
     let addresses = one_family(found);
-    if addresses.len() <= 1 || addresses.iter().all(|a| a.ip().is_loopback()) {
+    if addresses.len() <= 1 {
         return Ok(vec![url.to_string()]);
     }
     Ok(addresses.iter().map(|a| format!("http://{a}")).collect())
@@ -103,6 +117,35 @@ mod tests {
         assert!(matches!(
             resolve(&given).await,
             Err(DriverError::Spec(SpecError::Targets(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_name_of_several_addresses_becomes_one_replica_each() {
+        let lookup = async |host: &str, port: u16| -> std::io::Result<Vec<SocketAddr>> {
+            match host {
+                "shop" => Ok(["10.0.0.1", "10.0.0.2", "fd00::1", "10.0.0.1"]
+                    .iter()
+                    .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
+                    .collect()),
+                "one" => Ok(vec![SocketAddr::new("10.0.0.9".parse().unwrap(), port)]),
+                _ => Err(std::io::Error::other("no such host")),
+            }
+        };
+        let given = urls(&["http://shop:50051", "http://one:7", "https://shop:9"]);
+        assert_eq!(
+            resolve_with(&given, lookup).await.unwrap(),
+            urls(&[
+                "http://10.0.0.1:50051",
+                "http://10.0.0.2:50051",
+                "http://one:7",
+                "https://shop:9"
+            ])
+        );
+        let unknown = urls(&["http://nowhere:1"]);
+        assert!(matches!(
+            resolve_with(&unknown, lookup).await,
+            Err(DriverError::InvalidTarget { .. })
         ));
     }
 
