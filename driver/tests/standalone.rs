@@ -337,7 +337,7 @@ async fn huge_durations_do_not_panic_the_load_threads() {
     let watched = live.clone();
     let url = server.url();
     let load = tokio::task::spawn_blocking(move || {
-        flashsale_driver::engine::run_observed(&url, &spec, None, &live)
+        flashsale_driver::engine::run_observed(std::slice::from_ref(&url), &spec, None, &live)
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while watched.totals().purchased < 4 {

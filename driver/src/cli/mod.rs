@@ -92,7 +92,7 @@ mod tests {
         assert_eq!(spec.load.users, 1000);
         assert_eq!(spec.load.connections, 10);
         assert_eq!(spec.stock, 100);
-        assert!(spec.target.is_none() && spec.reset && spec.load.duration.is_none());
+        assert!(spec.targets.is_empty() && spec.reset && spec.load.duration.is_none());
         assert_eq!(spec.load.timeout, Duration::from_secs(10));
     }
 
@@ -152,7 +152,7 @@ mod tests {
         };
         assert_eq!(args.load.output, OutputFormat::Json);
         let spec = args.to_spec().unwrap();
-        assert!(spec.target.is_none());
+        assert!(spec.targets.is_empty());
         let labels: Vec<String> = spec.runs.iter().map(RunSpec::label).collect();
         assert_eq!(labels, ["buggy", "unstable", "safe/mutex", "safe/atomic"]);
         for run in &spec.runs {
@@ -190,8 +190,42 @@ mod tests {
         assert_eq!(spec.load.mode, Mode::Unstable);
         assert_eq!((spec.load.users, spec.load.connections), (250, 3));
         assert_eq!(spec.load.duration, Some(Duration::from_secs(2)));
-        assert_eq!(spec.target.as_deref(), Some("http://localhost:9"));
+        assert_eq!(spec.targets, ["http://localhost:9"]);
         assert_eq!(spec.strategy, Some(Strategy::Mutex));
         assert_eq!(spec.load.user_prefix, "t-");
+    }
+
+    #[test]
+    fn several_targets_comma_separated_and_repeated() {
+        let cli = parse(&[
+            "--mode",
+            "safe",
+            "--target",
+            "a:1,http://b:2",
+            "--target",
+            "c:3",
+        ])
+        .unwrap();
+        let spec = cli.run.to_spec().unwrap();
+        assert_eq!(spec.targets, ["http://a:1", "http://b:2", "http://c:3"]);
+        for bad in [&["--target", "a:1,,b:2"][..], &["--target", "a:1,b"]] {
+            let cli = parse(&[&["--mode", "safe"][..], bad].concat()).unwrap();
+            assert!(cli.run.to_spec().is_err(), "{bad:?}");
+        }
+        let distributed = parse(&[
+            "--mode",
+            "safe",
+            "--coordinator",
+            "c:9",
+            "--target",
+            "a:1,b:2",
+        ])
+        .unwrap();
+        assert!(matches!(
+            distributed.run.to_spec(),
+            Err(crate::DriverError::Spec(
+                crate::spec::SpecError::TargetsWithCoordinator
+            ))
+        ));
     }
 }

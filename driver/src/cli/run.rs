@@ -28,11 +28,21 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
     pub stock: i64,
 
-    /// Checkout server as host:port or http://host:port. Without it, a server is started
-    /// inside the driver on an ephemeral loopback port with its default settings. With
-    /// --coordinator: the server as the workers reach it (default: the coordinator's).
-    #[arg(long, env = "FLASHSALE_TARGET")]
-    pub target: Option<String>,
+    /// Checkout server as host:port or http://host:port. Several replicas of one checkout
+    /// (sharing one database): comma-separated and/or the flag repeated; a name that resolves
+    /// to several addresses is resolved once at the start and every address becomes a replica
+    /// (IPv4 ones only when it has both, so localhost stays one). Connections are spread round-robin over
+    /// the replicas; Reset, GetStock and ListOrders go to the first; the report shows each
+    /// replica's attempts. Without it, a server is started inside the driver on an ephemeral
+    /// loopback port with its default settings. With --coordinator: one server as the workers
+    /// reach it (default: the coordinator's).
+    #[arg(
+        long,
+        env = "FLASHSALE_TARGET",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub target: Vec<String>,
 
     /// Sustained run: users buy back to back for this long (e.g. 10s, 1m; at most 1h).
     /// Without it, a flash-sale burst: each user tries once.
@@ -120,8 +130,10 @@ impl LoadArgs {
         }
     }
 
-    fn target(&self) -> Result<Option<String>, DriverError> {
-        self.target.as_deref().map(normalize_target).transpose()
+    /// The targets as given, each normalized (blank entries of a list such as `a,,b` are
+    /// refused by [`normalize_target`]).
+    fn targets(&self) -> Result<Vec<String>, DriverError> {
+        self.target.iter().map(|t| normalize_target(t)).collect()
     }
 }
 
@@ -168,7 +180,7 @@ impl RunArgs {
             policy: self.load.to_policy(),
             settle: self.load.settle,
             load: self.load.to_load(mode, prefix, Quantities::single(1)),
-            target: self.load.target()?,
+            targets: self.load.targets()?,
             coordinator: self
                 .coordinator
                 .as_deref()
@@ -200,7 +212,7 @@ impl CompareArgs {
             .load
             .to_load(Mode::Buggy, random_prefix(), compare_quantities());
         let spec = CompareSpec::new(
-            self.load.target()?,
+            self.load.targets()?,
             self.load.stock,
             &load,
             &self.load.to_policy(),

@@ -57,7 +57,7 @@ pub async fn run(
     plan.threads = 0;
     let request = pb::RunRequest {
         users: spec.load.users,
-        target: spec.target.clone().unwrap_or_default(),
+        target: spec.targets.first().cloned().unwrap_or_default(),
         reset: spec.reset,
         stock: spec.stock,
         safe_strategy: flashsale_server::Strategy::to_wire(spec.strategy),
@@ -110,6 +110,7 @@ pub async fn run(
         elapsed: std::time::Duration::from_secs_f64(result.elapsed_s.max(0.0)),
         connections: result.workers.iter().map(|w| w.connections).sum(),
         threads: result.workers.iter().map(|w| w.threads).sum(),
+        replicas: Vec::new(),
     };
     let book = match &result.book {
         Some(columns) => BookState::Complete(book_from_wire(after.round, columns)?),

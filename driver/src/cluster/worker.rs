@@ -274,7 +274,7 @@ async fn carry_out(
             let target = assignment.target.clone();
             let load_live = live.clone();
             let load = tokio::task::spawn_blocking(move || {
-                engine::run_observed(&target, &spec, Some(start_at), &load_live)
+                engine::run_observed(&[target], &spec, Some(start_at), &load_live)
             })
             .await;
             match load {

@@ -314,6 +314,9 @@ fn summary_tables(report: &Report) -> String {
     s.push_str(&table("Stock", &stock));
     s.push_str(&table("Latency (ms)", &latency));
     s.push_str(&table("Run", &run));
+    if report.replicas.len() > 1 {
+        s.push_str(&replicas_table(report));
+    }
     s.push_str("<div><h3>Audit checks</h3><table class=\"checks\"><tr><th>check</th><th>result</th><th>detail</th></tr>");
     for c in &a.checks {
         let mark = c.status.mark();
@@ -322,6 +325,27 @@ fn summary_tables(report: &Report) -> String {
             r#"<tr><td>{}</td><td class="{mark}">{mark}</td><td>{}</td></tr>"#,
             escape(&c.name),
             escape(&c.detail)
+        );
+    }
+    s.push_str("</table></div>");
+    s
+}
+
+/// What each replica answered: attempts, purchases, refusals and errors per target.
+fn replicas_table(report: &Report) -> String {
+    let mut s = String::from(
+        r#"<div><h3>Replicas</h3><table id="replicas"><tr><th>target</th><th>connections</th><th>attempts</th><th>purchased</th><th>refused</th><th>errors</th></tr>"#,
+    );
+    for r in &report.replicas {
+        let _ = write!(
+            s,
+            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            escape(&r.target),
+            r.connections,
+            r.attempts,
+            r.purchased,
+            r.refused,
+            r.errors
         );
     }
     s.push_str("</table></div>");

@@ -44,6 +44,38 @@ pub struct Report {
     /// Distributed runs only: what each worker did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerSummary>>,
+    /// What each target (server replica) answered, in the order of `run.targets`.
+    pub replicas: Vec<ReplicaSummary>,
+}
+
+/// One target's (server replica's) part in a run: the attempts of the connections bound to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaSummary {
+    pub target: String,
+    /// Connections bound to this replica.
+    pub connections: u32,
+    pub attempts: u64,
+    pub purchased: u64,
+    pub units_purchased: u64,
+    /// Sold out or at the per-customer limit.
+    pub refused: u64,
+    /// Non-OK statuses plus timeouts.
+    pub errors: u64,
+}
+
+impl ReplicaSummary {
+    fn new(replica: &crate::engine::ReplicaLoad) -> Self {
+        let c = &replica.counts;
+        Self {
+            target: replica.target.clone(),
+            connections: replica.connections,
+            attempts: c.attempts,
+            purchased: c.purchased,
+            units_purchased: c.units_purchased,
+            refused: c.refused(),
+            errors: c.errors(),
+        }
+    }
 }
 
 /// One worker's part in a distributed run.
@@ -94,7 +126,10 @@ impl WorkerSummary {
 pub struct RunInfo {
     pub mode: &'static str,
     pub rpc: &'static str,
+    /// Where the control calls went (Reset, GetStock, ListOrders): the first target.
     pub target: String,
+    /// Every target the load was spread over (one per server replica).
+    pub targets: Vec<String>,
     /// The server was started inside the driver.
     pub embedded: bool,
     /// The coordinator a distributed run went through (`null` for standalone runs).
@@ -109,7 +144,8 @@ pub struct RunInfo {
     /// Units per purchase: the values attempts cycle through.
     pub quantity: Quantities,
     pub timeout_ms: u64,
-    /// The server's safe strategy as GetStock reported it ("mutex", "atomic" or null).
+    /// The server's safe strategy as GetStock reported it ("mutex", "atomic", "row-lock",
+    /// "serializable" or null).
     pub strategy: Option<&'static str>,
     /// The round the purchases were for.
     pub round: u64,
@@ -237,12 +273,17 @@ impl Report {
             None => "burst: each user buys once".to_string(),
             Some(d) => format!("sustained for {d} s"),
         };
+        let against = if r.targets.len() > 1 {
+            format!("{} replicas: {}", r.targets.len(), r.targets.join(", "))
+        } else {
+            format!("{where_}{}", r.target)
+        };
         let _ = writeln!(
             s,
-            "flashsale audit: mode {} ({}) against {where_}{}",
+            "flashsale audit: mode {} ({}) against {}",
             r.mode,
             r.rpc,
-            printable(&r.target)
+            printable(&against)
         );
         let _ = writeln!(
             s,
@@ -285,6 +326,19 @@ impl Report {
             "indeterminate",
             format!("{} ({} units)", o.indeterminate, o.indeterminate_units),
         );
+        if self.replicas.len() > 1 {
+            let _ = writeln!(s, "  replicas (attempts / purchased / refused / errors)");
+            for replica in &self.replicas {
+                row(
+                    &mut s,
+                    &printable(&replica.target),
+                    format!(
+                        "{} / {} / {} / {}",
+                        replica.attempts, replica.purchased, replica.refused, replica.errors
+                    ),
+                );
+            }
+        }
         let _ = writeln!(s, "  stock");
         row(&mut s, "initial stock", a.initial_stock.to_string());
         row(&mut s, "final stock", a.final_stock.to_string());
@@ -456,6 +510,15 @@ impl Report {
         let elapsed_s = load.elapsed.as_secs_f64();
         // The server's settings as read last (Reset's reply holds them too).
         let settings = after.unwrap_or(before);
+        let replicas: Vec<ReplicaSummary> = if load.replicas.is_empty() {
+            // One target took everything (a distributed run's merged statistics).
+            crate::engine::ReplicaLoad::single(target, load.connections, load.stats.counts)
+                .iter()
+                .map(ReplicaSummary::new)
+                .collect()
+        } else {
+            load.replicas.iter().map(ReplicaSummary::new).collect()
+        };
         let series = Timeline::new(
             &load.stats.series,
             load.elapsed,
@@ -469,6 +532,7 @@ impl Report {
                 mode: spec.mode.name(),
                 rpc: spec.mode.rpc(),
                 target: target.to_string(),
+                targets: replicas.iter().map(|r| r.target.clone()).collect(),
                 embedded,
                 coordinator: None,
                 users: spec.users,
@@ -496,6 +560,7 @@ impl Report {
             latency_ms: Latency::from_histogram(&load.stats.latency),
             series,
             workers: None,
+            replicas,
         }
     }
 }

@@ -22,8 +22,8 @@ pub const PLAN: [(Mode, Option<Strategy>); 4] = [
 /// What to compare, and where.
 #[derive(Debug, Clone)]
 pub struct CompareSpec {
-    /// `http://host:port`; `None` starts one embedded server for every run.
-    pub target: Option<String>,
+    /// `http://host:port` of each replica; empty starts one embedded server for every run.
+    pub targets: Vec<String>,
     /// Stock every run starts with (Reset before each).
     pub stock: i64,
     /// One run per [`PLAN`] entry, with the same load shape.
@@ -34,7 +34,7 @@ impl CompareSpec {
     /// The four runs of [`PLAN`] with `load` (its mode is replaced; each run gets its own
     /// user-id prefix so no two runs share a user).
     pub fn new(
-        target: Option<String>,
+        targets: Vec<String>,
         stock: i64,
         load: &LoadSpec,
         policy: &Policy,
@@ -47,7 +47,7 @@ impl CompareSpec {
                 load.mode = mode;
                 let mut run = RunSpec {
                     load,
-                    target: target.clone(),
+                    targets: targets.clone(),
                     coordinator: None,
                     stock,
                     reset: true,
@@ -62,7 +62,7 @@ impl CompareSpec {
             })
             .collect();
         Self {
-            target,
+            targets,
             stock,
             runs,
         }
@@ -85,14 +85,14 @@ pub async fn compare(
     progress: bool,
     cancel: CancellationToken,
 ) -> Result<Comparison, DriverError> {
-    super::with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
-        compare_against(url, spec, embedded, progress, cancel).await
+    super::with_targets(&spec.targets, spec.stock, async |urls, embedded| {
+        compare_against(urls, spec, embedded, progress, cancel).await
     })
     .await
 }
 
 async fn compare_against(
-    url: &str,
+    urls: &[String],
     spec: &CompareSpec,
     embedded: bool,
     progress: bool,
@@ -103,7 +103,7 @@ async fn compare_against(
         if cancel.is_cancelled() {
             break;
         }
-        let report = super::run_against(url, run, embedded, progress, cancel.clone()).await?;
+        let report = super::run_against(urls, run, embedded, progress, cancel.clone()).await?;
         runs.push(ComparedRun {
             label: run.label(),
             report,
@@ -112,7 +112,7 @@ async fn compare_against(
     let first = spec.runs.first().map(|r| &r.load);
     Ok(Comparison {
         schema_version: SCHEMA_VERSION,
-        target: url.to_string(),
+        target: urls.join(","),
         embedded,
         users: first.map_or(0, |l| l.users),
         stock: spec.stock,

@@ -37,45 +37,50 @@ pub async fn run_with_progress(
     if let Some(coordinator) = &spec.coordinator {
         return crate::cluster::client::run(coordinator, spec, progress, cancel).await;
     }
-    with_target(spec.target.as_deref(), spec.stock, async |url, embedded| {
-        run_against(url, spec, embedded, progress, cancel).await
+    with_targets(&spec.targets, spec.stock, async |urls, embedded| {
+        run_against(urls, spec, embedded, progress, cancel).await
     })
     .await
 }
 
-/// Calls `body` with `target`, or with an embedded server started for it (holding `stock`)
-/// and stopped afterwards; `body`'s second argument says which.
-pub async fn with_target<T>(
-    target: Option<&str>,
+/// Calls `body` with `targets` (names of several addresses expanded, see
+/// [`crate::spec::targets`]), or with an embedded server started for it (holding `stock`)
+/// and stopped afterwards when there is none; `body`'s second argument says which.
+pub async fn with_targets<T>(
+    targets: &[String],
     stock: i64,
-    body: impl AsyncFnOnce(&str, bool) -> Result<T, DriverError>,
+    body: impl AsyncFnOnce(&[String], bool) -> Result<T, DriverError>,
 ) -> Result<T, DriverError> {
-    match target {
-        Some(url) => body(url, false).await,
-        None => {
-            let config = ServerConfig {
-                stock,
-                ..ServerConfig::default()
-            };
-            let server = flashsale_server::spawn(config).await?;
-            let result = body(&server.url(), true).await;
-            server.shutdown().await?;
-            result
-        }
+    if !targets.is_empty() {
+        let targets = crate::spec::targets::resolve(targets).await?;
+        return body(&targets, false).await;
     }
+    let config = ServerConfig {
+        stock,
+        ..ServerConfig::default()
+    };
+    let server = flashsale_server::spawn(config).await?;
+    let result = body(&[server.url()], true).await;
+    server.shutdown().await?;
+    result
 }
 
-/// One run against the server at `url` (`embedded`: the driver started it). Once the load
-/// has run, there is a report: a target that dies mid-run stops the load
+/// One run against the server at `urls` (`embedded`: the driver started it): the load spread
+/// over every replica, the control calls (Reset, GetStock, settling, ListOrders) to the first,
+/// as the replicas share one database. Once the load has run, there is a report: a target that dies mid-run stops the load
 /// ([`reachability`]), and one whose final stock or book cannot be read gets an audit that
 /// says what could not be audited ([`Report::build_without_final_state`]).
 pub async fn run_against(
-    url: &str,
+    urls: &[String],
     spec: &RunSpec,
     embedded: bool,
     progress: bool,
     cancel: CancellationToken,
 ) -> Result<Report, DriverError> {
+    let url = urls
+        .first()
+        .ok_or_else(|| DriverError::from(crate::spec::SpecError::NoTarget))?
+        .as_str();
     let mut control = Control::connect(url)
         .await?
         .with_admin_token(spec.admin_token.as_deref())?;
@@ -86,6 +91,7 @@ pub async fn run_against(
     };
     tracing::info!(
         target = url,
+        replicas = urls.len(),
         mode = spec.load.mode.name(),
         users = spec.load.users,
         stock = before.stock,
@@ -109,14 +115,14 @@ pub async fn run_against(
         load_done.clone(),
     ));
     let load = {
-        let url = url.to_string();
+        let urls = urls.to_vec();
         let load_spec = LoadSpec {
             round: before.round,
             ..spec.load.clone()
         };
         let live = live.clone();
         tokio::task::spawn_blocking(move || {
-            crate::engine::run_observed(&url, &load_spec, None, &live)
+            crate::engine::run_observed(&urls, &load_spec, None, &live)
         })
         .await
         .map_err(|e| DriverError::Thread(e.to_string()))

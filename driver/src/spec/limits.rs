@@ -24,6 +24,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 pub const MAX_SETTLE: Duration = Duration::from_secs(60);
 /// Longest user prefix, in bytes: user ids and request ids stay short.
 pub const MAX_USER_PREFIX_BYTES: usize = 100;
+/// Most targets (replicas) one run drives, after a DNS name is resolved.
+pub const MAX_TARGETS: usize = 256;
 
 /// Why a run plan is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +65,15 @@ pub enum SpecError {
     /// A secret given on the command line (`--admin-token`, `--token`) is unusable.
     #[error("{flag}: {reason}")]
     Secret { flag: &'static str, reason: String },
+    #[error("{0} targets; at most {MAX_TARGETS} replicas per run")]
+    Targets(usize),
+    #[error(
+        "a distributed run (--coordinator) takes one --target; several replicas are supported \
+         by standalone runs only"
+    )]
+    TargetsWithCoordinator,
+    #[error("no target to run against")]
+    NoTarget,
 }
 
 fn human(d: Duration) -> String {
@@ -122,9 +133,15 @@ impl LoadSpec {
 }
 
 impl RunSpec {
-    /// Checks the load and the settle time.
+    /// Checks the load, the targets and the settle time.
     pub fn validate(&self) -> Result<(), SpecError> {
         self.load.validate()?;
+        if self.targets.len() > MAX_TARGETS {
+            return Err(SpecError::Targets(self.targets.len()));
+        }
+        if self.coordinator.is_some() && self.targets.len() > 1 {
+            return Err(SpecError::TargetsWithCoordinator);
+        }
         validate_settle(self.settle)
     }
 }

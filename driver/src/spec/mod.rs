@@ -6,13 +6,14 @@ pub mod ids;
 mod limits;
 pub mod policy;
 mod quantities;
+pub mod targets;
 
 use flashsale_server::Strategy;
 use serde::Serialize;
 
 pub use limits::{
-    MAX_CONNECTIONS, MAX_DURATION, MAX_IN_FLIGHT, MAX_SETTLE, MAX_THREADS, MAX_TIMEOUT,
-    MAX_USER_PREFIX_BYTES, MAX_USERS, SpecError, validate_prefix, validate_settle,
+    MAX_CONNECTIONS, MAX_DURATION, MAX_IN_FLIGHT, MAX_SETTLE, MAX_TARGETS, MAX_THREADS,
+    MAX_TIMEOUT, MAX_USER_PREFIX_BYTES, MAX_USERS, SpecError, validate_prefix, validate_settle,
 };
 pub use quantities::{MAX_QUANTITY, MAX_QUANTITY_MIX, Quantities};
 
@@ -104,9 +105,11 @@ impl RunSpec {
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub load: LoadSpec,
-    /// `http://host:port` of the checkout under test; `None` starts an in-process server
-    /// (the embedded default).
-    pub target: Option<String>,
+    /// `http://host:port` of the checkout under test, one per replica (connections spread
+    /// round-robin over them; control calls go to the first); empty starts an in-process
+    /// server (the embedded default). A name that resolves to several addresses is expanded
+    /// at the start of the run ([`targets::resolve`]).
+    pub targets: Vec<String>,
     /// Coordinator URL of a distributed run.
     pub coordinator: Option<String>,
     /// Stock to Reset to before the run.

@@ -49,11 +49,11 @@ impl Shared {
             (seen, state.strategy)
         };
         match strategy {
-            Strategy::Atomic => {
+            Strategy::Atomic | Strategy::Serializable => {
                 pause(config).await;
                 self.lock().apply(config, &ask, seen)
             }
-            Strategy::Serial => {
+            Strategy::Serial | Strategy::RowLock => {
                 let _turn = self.queue.lock().await;
                 pause(config).await;
                 self.lock().apply(config, &ask, seen)

@@ -65,6 +65,10 @@ pub enum Strategy {
     Atomic,
     /// Latency and check-and-decrement under one queue lock: purchases serialise.
     Serial,
+    /// Reported as ROW_LOCK: one process has one "row", so it behaves as `Serial`.
+    RowLock,
+    /// Reported as SERIALIZABLE: in one process it behaves as `Atomic`.
+    Serializable,
 }
 
 /// Everything a double is started with.
@@ -334,6 +338,8 @@ impl State {
         let strategy = match pb::SafeStrategy::try_from(request.safe_strategy) {
             Ok(pb::SafeStrategy::Mutex) => Strategy::Serial,
             Ok(pb::SafeStrategy::Atomic) => Strategy::Atomic,
+            Ok(pb::SafeStrategy::RowLock) => Strategy::RowLock,
+            Ok(pb::SafeStrategy::Serializable) => Strategy::Serializable,
             Ok(pb::SafeStrategy::Unspecified) => self.strategy,
             Err(_) => return Err(Status::invalid_argument("unknown safe_strategy")),
         };
@@ -358,6 +364,8 @@ impl State {
             safe_strategy: match self.strategy {
                 Strategy::Atomic => pb::SafeStrategy::Atomic,
                 Strategy::Serial => pb::SafeStrategy::Mutex,
+                Strategy::RowLock => pb::SafeStrategy::RowLock,
+                Strategy::Serializable => pb::SafeStrategy::Serializable,
             }
             .into(),
             per_user_limit: config.reported_limit(),

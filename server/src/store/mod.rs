@@ -180,20 +180,20 @@ impl Strategy {
             Ok(pb::SafeStrategy::Unspecified) => Ok(None),
             Ok(pb::SafeStrategy::Mutex) => Ok(Some(Strategy::Mutex)),
             Ok(pb::SafeStrategy::Atomic) => Ok(Some(Strategy::Atomic)),
+            Ok(pb::SafeStrategy::RowLock) => Ok(Some(Strategy::RowLock)),
+            Ok(pb::SafeStrategy::Serializable) => Ok(Some(Strategy::Serializable)),
             Err(_) => Err(raw),
         }
     }
 
     /// The contract's value for `strategy`; `None` is UNSPECIFIED ("keep the current one").
-    /// The contract has no value for `row-lock` and `serializable` yet: they are UNSPECIFIED
-    /// on the wire (a StockReply "does not say"; a Reset cannot switch to them).
     pub fn to_wire(strategy: Option<Self>) -> i32 {
         let wire = match strategy {
-            None | Some(Strategy::RowLock | Strategy::Serializable) => {
-                pb::SafeStrategy::Unspecified
-            }
+            None => pb::SafeStrategy::Unspecified,
             Some(Strategy::Mutex) => pb::SafeStrategy::Mutex,
             Some(Strategy::Atomic) => pb::SafeStrategy::Atomic,
+            Some(Strategy::RowLock) => pb::SafeStrategy::RowLock,
+            Some(Strategy::Serializable) => pb::SafeStrategy::Serializable,
         };
         wire.into()
     }
@@ -298,16 +298,16 @@ mod tests {
 
     #[test]
     fn wire_round_trip() {
-        for strategy in [None, Some(Strategy::Mutex), Some(Strategy::Atomic)] {
+        for strategy in [
+            None,
+            Some(Strategy::Mutex),
+            Some(Strategy::Atomic),
+            Some(Strategy::RowLock),
+            Some(Strategy::Serializable),
+        ] {
             assert_eq!(
                 Strategy::from_wire(Strategy::to_wire(strategy)),
                 Ok(strategy)
-            );
-        }
-        for strategy in [Strategy::RowLock, Strategy::Serializable] {
-            assert_eq!(
-                Strategy::from_wire(Strategy::to_wire(Some(strategy))),
-                Ok(None)
             );
         }
         for strategy in [
