@@ -16,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+mod cluster_support;
+
 /// Longest any single wait of these tests may take.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -429,6 +431,66 @@ async fn runs_compare_side_by_side_and_all_modes() {
     // A comparison's runs can be compared with single runs too.
     let mixed = web.get(&format!("/api/comparison.json?ids=1,{id}")).await;
     assert_eq!(mixed.json()["runs"].as_array().unwrap().len(), 5);
+}
+
+/// The coordinator's dashboard: its runs are distributed over the coordinator's workers, show
+/// live figures from the coordinator's updates, stop through the coordinator, and the report
+/// has a row per worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_dashboard_distributes_runs() {
+    let server = flashsale_server::spawn(flashsale_server::ServerConfig::default())
+        .await
+        .unwrap();
+    let coordinator = cluster_support::Coordinator::start(2, &server.url()).await;
+    let token = ClusterToken::new(cluster_support::TOKEN).unwrap();
+    let stop_workers = CancellationToken::new();
+    for name in ["w1", "w2"] {
+        let (url, token, stop) = (coordinator.url.clone(), token.clone(), stop_workers.clone());
+        tokio::spawn(async move {
+            let _ = flashsale_driver::cluster::worker::run(&url, name, Some(&token), async move {
+                stop.cancelled().await
+            })
+            .await;
+        });
+    }
+    let web = dashboard(
+        "127.0.0.1:0",
+        WebConfig {
+            target: None,
+            coordinator: Some(coordinator.url.clone()),
+            token: Some(token),
+        },
+    )
+    .await;
+    let reply = web
+        .post("/api/runs", form("safe", 100, 1_000_000, "10m"))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.json()["id"].as_u64().unwrap();
+    // Live figures come from the coordinator's progress updates.
+    follow_events(web.addr, |seen| {
+        seen.iter()
+            .any(|s| s["live"]["attempts"].as_u64().unwrap_or(0) > 0)
+    })
+    .await;
+    assert_eq!(web.post("/api/stop", json!({})).await.status, 202);
+    let state = web.idle().await;
+    assert_eq!(state["run"]["phase"], "done", "{state}");
+    let report = web.get(&format!("/api/runs/{id}/report.json")).await.json();
+    assert_eq!(report["run"]["coordinator"], coordinator.url.as_str());
+    let workers: Vec<&str> = report["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    assert_eq!(report["audit"]["oversold_units"], 0);
+    assert!(
+        report["run"]["elapsed_s"].as_f64().unwrap() < 600.0,
+        "Stop ended it"
+    );
+    stop_workers.cancel();
 }
 
 /// The dashboard does not slow the load: a sustained run watched by three event streams

@@ -369,7 +369,10 @@ async fn execute(app: Arc<App>, id: u64, job: Job, cancel: CancellationToken) {
     };
     let done = CancellationToken::new();
     let sampling = tokio::spawn(sample(app.clone(), slot, done.clone()));
-    let result = progress::tapped(tap, job.run(cancel)).await;
+    // Its own task, so that a panic in a run still frees the dashboard.
+    let result = tokio::spawn(progress::tapped(tap, job.run(cancel)))
+        .await
+        .unwrap_or_else(|e| Err(DriverError::Thread(format!("the run failed: {e}"))));
     done.cancel();
     let _ = sampling.await;
     app.finish(id, result);
