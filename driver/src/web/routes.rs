@@ -97,6 +97,14 @@ async fn index(State(app): State<Arc<App>>) -> Response {
             },
         )
         .replace("{{FIXED_TARGET}}", &markup_escape(fixed_target))
+        .replace(
+            "{{DISTRIBUTED}}",
+            if config.coordinator.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+        )
         .replace("{{WHERE}}", &markup_escape(&where_));
     (
         [

@@ -12,6 +12,10 @@
   if (tokenRequired) {
     $("token-field").hidden = false;
   }
+  if (meta("distributed") === "yes") {
+    $("target").placeholder = "empty: the coordinator's target";
+    $("target-help").textContent = "host:port of the checkout as the workers reach it";
+  }
   if (fixedTarget) {
     $("target").value = fixedTarget;
     $("target").readOnly = true;
