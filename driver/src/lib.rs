@@ -10,7 +10,8 @@
 //! - [`run`]: one run from start to report, and `compare`;
 //! - [`cluster`]: distributed runs (coordinator, workers, the client, the wire format, the
 //!   cluster token);
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line;
+//! - [`web`]: the live web dashboard (on top of everything: it validates with [`cli`]).
 
 pub mod audit;
 pub mod checkout;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod report;
 pub mod run;
 pub mod spec;
+pub mod web;
 
 pub use audit::{Audit, Verdict};
 pub use error::DriverError;

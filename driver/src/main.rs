@@ -8,11 +8,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use flashsale_driver::Report;
 use flashsale_driver::checkout::normalize_target;
-use flashsale_driver::cli::{Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs};
+use flashsale_driver::cli::{
+    Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs, WebArgs,
+};
 use flashsale_driver::cluster::auth::{ClusterToken, TOKEN_ENV};
 use flashsale_driver::cluster::coordinator::CoordinatorConfig;
 use flashsale_driver::report::comparison::Comparison;
 use flashsale_driver::report::text::printable;
+use flashsale_driver::web::WebConfig;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
 use flashsale_server::shutdown;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +64,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Some(Command::Compare(args)) => runtime.block_on(compare(&args)),
+        Some(Command::Web(args)) => runtime.block_on(web(args)),
     }
 }
 
@@ -96,6 +100,23 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
         );
         token
     });
+    if let Some(web) = args.web {
+        // The dashboard submits its runs to this coordinator, over loopback.
+        let port = listener.local_addr()?.port();
+        let config = WebConfig {
+            target: None,
+            coordinator: Some(format!("http://127.0.0.1:{port}")),
+            token: Some(token.clone()),
+        };
+        let web_listener = bind_web(web).await?;
+        tokio::spawn(async move {
+            if let Err(err) =
+                flashsale_driver::web::serve(web_listener, config, shutdown::signal()).await
+            {
+                say(&format!("driver: dashboard: {err}"));
+            }
+        });
+    }
     let config = CoordinatorConfig {
         expect_workers: args.expect_workers as usize,
         default_target: args.target.as_deref().map(normalize_target).transpose()?,
@@ -110,6 +131,40 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<u8> {
     )
     .await?;
     Ok(EXIT_PASS)
+}
+
+/// `driver web`: serves the dashboard until Ctrl-C or SIGTERM.
+async fn web(args: WebArgs) -> anyhow::Result<u8> {
+    let listener = bind_web(args.listen).await?;
+    let token = match args.token {
+        Some(token) => Some(token),
+        None if !args.listen.ip().is_loopback() => {
+            let token = ClusterToken::generate();
+            eprintln!(
+                "driver: dashboard token (type it in the page, or set --token or {TOKEN_ENV}): {}",
+                token.expose()
+            );
+            Some(token)
+        }
+        None => None,
+    };
+    let config = WebConfig {
+        target: args.target.as_deref().map(normalize_target).transpose()?,
+        coordinator: None,
+        token,
+    };
+    flashsale_driver::web::serve(listener, config, shutdown::signal()).await?;
+    Ok(EXIT_PASS)
+}
+
+/// Binds the dashboard's listener and says where it is.
+async fn bind_web(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the dashboard to {addr}"))?;
+    let local = listener.local_addr()?;
+    say(&format!("driver: dashboard on http://{local}/"));
+    Ok(listener)
 }
 
 /// The first Ctrl-C winds the run down (users stop after their current attempt; the report

@@ -8,7 +8,7 @@ use super::parse_positive_duration;
 use crate::cluster::auth::{ClusterToken, TOKEN_ENV};
 
 /// `--token` of every cluster command.
-fn parse_token(raw: &str) -> Result<ClusterToken, String> {
+pub(super) fn parse_token(raw: &str) -> Result<ClusterToken, String> {
     ClusterToken::new(raw).map_err(|e| e.to_string())
 }
 
@@ -43,6 +43,11 @@ pub struct CoordinatorArgs {
     /// once on stderr].
     #[arg(long, env = TOKEN_ENV, hide_env_values = true, value_parser = parse_token)]
     pub token: Option<ClusterToken>,
+
+    /// Also serve the live web dashboard on this address (e.g. 127.0.0.1:8089); its runs are
+    /// distributed over this coordinator's workers.
+    #[arg(long, env = "FLASHSALE_COORDINATOR_WEB")]
+    pub web: Option<std::net::SocketAddr>,
 }
 
 /// Flags of `driver worker`.

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod run;
+mod web;
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use cluster::{CoordinatorArgs, ProbeArgs, WorkerArgs};
 pub use run::{CompareArgs, LoadArgs, RunArgs};
+pub use web::WebArgs;
 
 /// Load driver that proves whether a gRPC checkout oversells under concurrency.
 ///
@@ -55,6 +57,9 @@ pub enum Command {
     /// with the same users and stock, and print them side by side. Exit 0 when every run
     /// completed (buggy and unstable failing their audit is the expected result), 2 on errors.
     Compare(CompareArgs),
+    /// Serve the live web dashboard: start runs from a browser, watch them live, stop them,
+    /// read and download their reports, compare runs (see docs/web.md).
+    Web(WebArgs),
 }
 
 /// How the report is printed on stdout.

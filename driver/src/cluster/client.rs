@@ -179,6 +179,7 @@ impl Session<'_> {
             .map_err(|status| self.rpc_error("SubmitRun", status))?
             .into_inner();
         let remote = Arc::new(Remote::default());
+        progress::publish(remote.clone());
         let shown = CancellationToken::new();
         let _hide = shown.clone().drop_guard();
         let mut display = None;

@@ -4,7 +4,7 @@
 pub mod chart;
 pub mod comparison;
 pub mod html;
-mod markup;
+pub mod markup;
 pub mod text;
 pub mod timeline;
 

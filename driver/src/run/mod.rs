@@ -101,6 +101,7 @@ pub async fn run_against(
     // The load stops early on the user's Ctrl-C (`cancel`) or when the target is gone.
     let stop_load = cancel.child_token();
     let live = Live::new(stop_load.clone());
+    progress::publish(live.clone());
     let watcher = Watcher::start(
         control.clone(),
         live.clone(),

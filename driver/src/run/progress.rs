@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::counts::Counts;
 use crate::engine::live::{Live, Totals};
 
 /// How often the line is redrawn.
@@ -25,6 +26,30 @@ pub trait Source: Send + Sync + 'static {
     fn elapsed(&self, now: Instant) -> Duration;
     /// The last stock polled, if any.
     fn stock(&self) -> Option<i64>;
+    /// Every counter, when this source has them (a standalone run's); else only
+    /// [`Source::totals`].
+    fn counts(&self) -> Option<Counts> {
+        None
+    }
+}
+
+/// Receives the live [`Source`] of each run (or each run of a comparison) as it starts: how an
+/// observer such as the web dashboard watches a run without a flag threaded through every
+/// call. Set for the duration of a future with [`tapped`].
+pub type Tap = Arc<dyn Fn(Arc<dyn Source>) + Send + Sync>;
+
+tokio::task_local! {
+    static TAP: Tap;
+}
+
+/// Runs `run` with `tap` receiving the live source of every run it starts.
+pub async fn tapped<F: std::future::Future>(tap: Tap, run: F) -> F::Output {
+    TAP.scope(tap, run).await
+}
+
+/// Hands `source` to the [`Tap`] of the current task, if any (once per run, never per request).
+pub fn publish(source: Arc<dyn Source>) {
+    let _ = TAP.try_with(|tap| tap(source));
 }
 
 impl Source for Live {
@@ -37,6 +62,9 @@ impl Source for Live {
     }
     fn stock(&self) -> Option<i64> {
         Live::stock(self)
+    }
+    fn counts(&self) -> Option<Counts> {
+        Some(Live::counts(self))
     }
 }
 
