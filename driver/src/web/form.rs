@@ -118,7 +118,7 @@ mod tests {
         let spec = form("buggy", "250").run_spec().unwrap();
         assert_eq!(spec.load.users, 250);
         assert_eq!(spec.stock, 100);
-        assert!(spec.target.is_none() && spec.load.duration.is_none());
+        assert!(spec.targets.is_empty() && spec.load.duration.is_none());
         let cli_err =
             Cli::try_parse_from(["driver", "--mode", "safe", "--users", "0"]).unwrap_err();
         let err = form("safe", "0").run_spec().unwrap_err();

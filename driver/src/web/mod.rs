@@ -222,8 +222,8 @@ impl App {
         let coordinator = self.config.coordinator.clone();
         let token = self.config.token.as_ref().map(|t| t.expose().to_string());
         let distribute = |run: &mut RunSpec| {
-            if run.target.is_none() {
-                run.target.clone_from(&self.config.target);
+            if run.targets.is_empty() {
+                run.targets.extend(self.config.target.iter().cloned());
             }
             if coordinator.is_some() {
                 run.coordinator.clone_from(&coordinator);
@@ -232,8 +232,8 @@ impl App {
         };
         if all_modes {
             let mut spec = form.compare_spec()?;
-            if spec.target.is_none() {
-                spec.target.clone_from(&self.config.target);
+            if spec.targets.is_empty() {
+                spec.targets.extend(self.config.target.iter().cloned());
             }
             spec.runs.iter_mut().for_each(distribute);
             Ok(Job::Compare(spec))
@@ -299,14 +299,14 @@ impl Job {
                 spec.label(),
                 &spec.load,
                 spec.stock,
-                spec.target.clone(),
+                spec.targets.first().cloned(),
             ),
             Job::Compare(spec) => (
                 Kind::Compare,
                 "all modes".to_string(),
                 &spec.runs[0].load,
                 spec.stock,
-                spec.target.clone(),
+                spec.targets.first().cloned(),
             ),
         };
         let mut entry = Entry::new(id, kind, label, load.users, stock);
