@@ -58,6 +58,9 @@ pub enum DriverError {
     Server(#[from] flashsale_server::ServerError),
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
+    /// TLS or metadata settings that cannot be used (unreadable PEM, invalid `-H`).
+    #[error(transparent)]
+    Connection(#[from] crate::spec::ConnectionError),
     #[error("load thread failed: {0}")]
     Thread(String),
     #[error("I/O error: {0}")]

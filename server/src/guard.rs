@@ -21,6 +21,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body::Frame;
 use tonic::Status;
 use tonic::body::Body;
+use tonic::transport::server::TlsConnectInfo;
 
 use crate::accept::{ActiveCall, ConnInfo};
 use crate::admin::{self, AdminError};
@@ -165,7 +166,7 @@ where
             let response = refusal.into_response().map(GuardedBody::plain);
             return Box::pin(async move { Ok(response) });
         }
-        let conn = request.extensions().get::<ConnInfo>().cloned();
+        let conn = connection_of(&request);
         let active = conn.map(|conn| {
             // Keep `Request::remote_addr()` working for the services.
             request.extensions_mut().insert(conn.tcp.clone());
@@ -193,6 +194,17 @@ where
             }
         })
     }
+}
+
+/// What [`crate::accept`] knows about the request's connection, plaintext or TLS (tonic wraps
+/// it in a [`TlsConnectInfo`] then).
+fn connection_of(request: &Request<Body>) -> Option<ConnInfo> {
+    let extensions = request.extensions();
+    extensions.get::<ConnInfo>().cloned().or_else(|| {
+        extensions
+            .get::<TlsConnectInfo<ConnInfo>>()
+            .map(|tls| tls.get_ref().clone())
+    })
 }
 
 fn shutting_down() -> Status {

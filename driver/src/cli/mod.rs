@@ -1,6 +1,7 @@
 //! Command-line arguments, and their conversion into validated specs.
 
 mod cluster;
+mod connect;
 mod run;
 
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use cluster::{CoordinatorArgs, ProbeArgs, WorkerArgs};
+pub use connect::ConnectArgs;
 pub use run::{CompareArgs, LoadArgs, RunArgs};
 
 /// Load driver that proves whether a gRPC checkout oversells under concurrency.

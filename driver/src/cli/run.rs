@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 use flashsale_server::Strategy;
 
-use super::{OutputFormat, parse_positive_duration};
-use crate::checkout::normalize_target;
+use super::{ConnectArgs, OutputFormat, parse_positive_duration};
+use crate::checkout::{normalize_direct_target, normalize_target};
 use crate::error::DriverError;
 use crate::run::compare::CompareSpec;
 use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
@@ -28,9 +28,10 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
     pub stock: i64,
 
-    /// Checkout server as host:port or http://host:port. Without it, a server is started
-    /// inside the driver on an ephemeral loopback port with its default settings. With
-    /// --coordinator: the server as the workers reach it (default: the coordinator's).
+    /// Checkout server as host:port, http://host:port or https://host:port (TLS, see
+    /// --ca-cert). Without it, a server is started inside the driver on an ephemeral loopback
+    /// port with its default settings. With --coordinator: the server as the workers reach it
+    /// (default: the coordinator's; plaintext only).
     #[arg(long, env = "FLASHSALE_TARGET")]
     pub target: Option<String>,
 
@@ -89,6 +90,9 @@ pub struct LoadArgs {
     /// Admin token of the server, sent on Reset (its --admin-token).
     #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 impl LoadArgs {
@@ -121,7 +125,7 @@ impl LoadArgs {
     }
 
     fn target(&self) -> Result<Option<String>, DriverError> {
-        self.target.as_deref().map(normalize_target).transpose()
+        self.target.as_deref().map(normalize_direct_target).transpose()
     }
 }
 
@@ -166,11 +170,24 @@ impl RunArgs {
             .mode
             .ok_or_else(|| DriverError::InvalidSpec("--mode is required for a run".into()))?;
         let prefix = self.user_prefix.clone().unwrap_or_else(random_prefix);
+        let target = if self.coordinator.is_some() {
+            if self.load.connect.any() {
+                return Err(DriverError::InvalidSpec(
+                    "TLS flags and -H/--metadata are not supported with --coordinator yet: \
+                     distributed runs reach the checkout over plaintext without metadata"
+                        .into(),
+                ));
+            }
+            self.load.target.as_deref().map(normalize_target).transpose()?
+        } else {
+            self.load.target()?
+        };
+        let connection = self.load.connect.to_connection(target.as_deref())?;
         let spec = RunSpec {
             policy: self.load.to_policy(),
             settle: self.load.settle,
             load: self.load.to_load(mode, prefix, Quantities::single(1)),
-            target: self.load.target()?,
+            target,
             coordinator: self
                 .coordinator
                 .as_deref()
@@ -181,6 +198,7 @@ impl RunArgs {
             strategy: self.strategy,
             admin_token: self.load.admin_token.clone(),
             cluster_token: self.token.clone(),
+            connection,
         };
         // Before anything happens: no Reset, no connection for a plan that is refused.
         spec.validate()?;
@@ -201,14 +219,17 @@ impl CompareArgs {
         let load = self
             .load
             .to_load(Mode::Buggy, random_prefix(), compare_quantities());
+        let target = self.load.target()?;
+        let connection = self.load.connect.to_connection(target.as_deref())?;
         let spec = CompareSpec::new(
-            self.load.target()?,
+            target,
             self.load.stock,
             &load,
             &self.load.to_policy(),
             self.load.settle,
         )
-        .with_admin_token(self.load.admin_token.as_deref());
+        .with_admin_token(self.load.admin_token.as_deref())
+        .with_connection(&connection);
         for run in &spec.runs {
             run.validate()?;
         }

@@ -20,7 +20,7 @@ mod user;
 
 use crate::checkout;
 use crate::error::DriverError;
-use crate::spec::LoadSpec;
+use crate::spec::{Connection, LoadSpec};
 use live::Live;
 use stats::Stats;
 use user::drive_connection;
@@ -49,6 +49,17 @@ pub fn run_observed(
     start_at: Option<SystemTime>,
     live: &Arc<Live>,
 ) -> Result<LoadResult, DriverError> {
+    run_observed_with(url, &Connection::default(), spec, start_at, live)
+}
+
+/// [`run_observed`] with connections made as `connection` says (TLS, metadata on every call).
+pub fn run_observed_with(
+    url: &str,
+    connection: &Connection,
+    spec: &LoadSpec,
+    start_at: Option<SystemTime>,
+    live: &Arc<Live>,
+) -> Result<LoadResult, DriverError> {
     let connections = spec.connections.clamp(1, spec.users.max(1));
     let threads = spec.threads.clamp(1, connections);
     let barrier = Arc::new(Barrier::new(threads as usize));
@@ -67,10 +78,14 @@ pub fn run_observed(
                 })
                 .collect();
             let (url, spec) = (url.to_string(), spec.clone());
+            let connection = connection.clone();
             let (barrier, failed, live) = (barrier.clone(), failed.clone(), live.clone());
             std::thread::Builder::new()
                 .name(format!("load-{thread}"))
-                .spawn(move || load_thread(&url, &spec, plan, start_at, &barrier, &failed, &live))
+                .spawn(move || {
+                    let target = (url.as_str(), &connection);
+                    load_thread(target, &spec, plan, start_at, &barrier, &failed, &live)
+                })
         })
         .collect::<Result<_, _>>()?;
 
@@ -116,7 +131,7 @@ fn deadline_after(start: Instant, duration: Duration) -> Instant {
 }
 
 fn load_thread(
-    url: &str,
+    (url, connection): (&str, &Connection),
     spec: &LoadSpec,
     plan: Vec<Vec<u64>>,
     start_at: Option<SystemTime>,
@@ -129,7 +144,9 @@ fn load_thread(
         .build();
     let connected = match &runtime {
         Ok(rt) => rt.block_on(async {
-            futures::future::try_join_all(plan.iter().map(|_| checkout::connect(url))).await
+            futures::future::try_join_all(plan
+                .iter()
+                .map(|_| checkout::connect_checkout(url, connection))).await
         }),
         Err(err) => Err(DriverError::Thread(format!(
             "cannot start a runtime: {err}"

@@ -76,7 +76,7 @@ pub async fn run_against(
     progress: bool,
     cancel: CancellationToken,
 ) -> Result<Report, DriverError> {
-    let mut control = Control::connect(url)
+    let mut control = Control::connect_with(url, &spec.connection)
         .await?
         .with_admin_token(spec.admin_token.as_deref())?;
     let before = if spec.reset {
@@ -115,8 +115,9 @@ pub async fn run_against(
             ..spec.load.clone()
         };
         let live = live.clone();
+        let connection = spec.connection.clone();
         tokio::task::spawn_blocking(move || {
-            crate::engine::run_observed(&url, &load_spec, None, &live)
+            crate::engine::run_observed_with(&url, &connection, &load_spec, None, &live)
         })
         .await
         .map_err(|e| DriverError::Thread(e.to_string()))
