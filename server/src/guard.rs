@@ -21,7 +21,6 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body::Frame;
 use tonic::Status;
 use tonic::body::Body;
-use tonic::transport::server::TlsConnectInfo;
 
 use crate::accept::{ActiveCall, ConnInfo};
 use crate::admin::{self, AdminError};
@@ -166,7 +165,7 @@ where
             let response = refusal.into_response().map(GuardedBody::plain);
             return Box::pin(async move { Ok(response) });
         }
-        let conn = connection_of(&request);
+        let conn = request.extensions().get::<ConnInfo>().cloned();
         let active = conn.map(|conn| {
             // Keep `Request::remote_addr()` working for the services.
             request.extensions_mut().insert(conn.tcp.clone());
@@ -194,17 +193,6 @@ where
             }
         })
     }
-}
-
-/// What [`crate::accept`] knows about the request's connection, plaintext or TLS (tonic wraps
-/// it in a [`TlsConnectInfo`] then).
-fn connection_of(request: &Request<Body>) -> Option<ConnInfo> {
-    let extensions = request.extensions();
-    extensions.get::<ConnInfo>().cloned().or_else(|| {
-        extensions
-            .get::<TlsConnectInfo<ConnInfo>>()
-            .map(|tls| tls.get_ref().clone())
-    })
 }
 
 fn shutting_down() -> Status {

@@ -213,8 +213,8 @@ async fn health_reflection_admin_and_purchases_over_tls() {
     server.shutdown().await.unwrap();
 }
 
-/// A call that outlasts the idle timeout keeps its TLS connection: the server counts calls on
-/// TLS connections too (their connection info comes wrapped in TLS info).
+/// A call that outlasts the idle timeout keeps its TLS connection: the guard still finds the
+/// accept loop's connection info on TLS connections and counts the call as in flight.
 #[tokio::test]
 async fn a_call_longer_than_the_idle_timeout_survives_over_tls() {
     let files = Files::new("idle");
