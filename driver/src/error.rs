@@ -31,12 +31,9 @@ pub enum DriverError {
     /// Merged counters would not fit in 64 bits.
     #[error("merging statistics: {0}")]
     Overflow(#[from] Overflow),
-    #[error("cannot connect to {target}")]
-    Connect {
-        target: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    /// `reason` is the transport error with its causes (why a certificate was refused).
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
     #[error("{call} on {target} failed: {} ({})", status.message(), status.code())]
     Rpc {
         call: &'static str,

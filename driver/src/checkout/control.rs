@@ -38,6 +38,8 @@ pub struct Control {
     url: String,
     client: CheckoutClient<CheckoutChannel>,
     admin_token: Option<AdminToken>,
+    /// TLS without a client certificate (for hints in errors).
+    anonymous_tls: bool,
 }
 
 impl Control {
@@ -52,6 +54,8 @@ impl Control {
             url: url.to_string(),
             client: CheckoutClient::new(connect_checkout(url, connection).await?),
             admin_token: None,
+            anonymous_tls: url.starts_with("https://")
+                && connection.tls.as_ref().is_none_or(|t| t.identity.is_none()),
         })
     }
 
@@ -252,7 +256,7 @@ impl Control {
         DriverError::Rpc {
             call,
             target: self.url.clone(),
-            status: Box::new(status),
+            status: Box::new(super::explain(status, self.anonymous_tls)),
         }
     }
 }

@@ -110,8 +110,47 @@ async fn dial(endpoint: Endpoint, url: &str) -> Result<Channel, DriverError> {
         .await
         .map_err(|source| DriverError::Connect {
             target: url.to_string(),
-            source,
+            reason: error_chain(&source),
         })
+}
+
+/// `err` and its causes, joined with `: `, each cause once (transport errors often repeat
+/// their source's words).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    with_causes(err.to_string(), err.source())
+}
+
+/// `text` followed by the words of `source` and its own causes that it does not hold yet.
+fn with_causes(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        if !text.contains(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `status` with the causes of a transport failure in its message (a TLS alert such as
+/// "the server requires a client certificate" otherwise shows only as "transport error").
+/// `anonymous_tls`: the call went over TLS without a client certificate, so a transport
+/// failure may be a refused handshake (TLS 1.3 reports it after the client's side is done:
+/// as the alert, or as a connection closed or a broken pipe).
+pub(crate) fn explain(status: tonic::Status, anonymous_tls: bool) -> tonic::Status {
+    let Some(cause) = std::error::Error::source(&status) else {
+        return status;
+    };
+    let mut message = with_causes(status.message().to_string(), Some(cause));
+    if message.contains("CertificateRequired") {
+        message.push_str(" (the server requires a client certificate: give --cert and --key)");
+    } else if anonymous_tls {
+        message.push_str(
+            " (if the server requires client certificates, give --cert and --key)",
+        );
+    }
+    tonic::Status::new(status.code(), message)
 }
 
 #[cfg(test)]

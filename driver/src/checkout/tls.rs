@@ -12,6 +12,7 @@ use tokio_rustls::rustls::{
 };
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Uri};
 
+use super::error_chain;
 use crate::error::DriverError;
 use crate::spec::ClientTls;
 
@@ -51,18 +52,6 @@ pub(super) fn configure(
         endpoint.tls_config(config)
     };
     configured.map_err(|e| invalid(format!("TLS settings not usable: {}", error_chain(&e))))
-}
-
-/// `err` and its sources, joined with `: `.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Accepts any server certificate (`--insecure`); the handshake's signatures are still
