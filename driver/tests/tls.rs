@@ -180,7 +180,7 @@ async fn mutual_tls_runs_with_a_client_certificate_and_is_refused_without() {
     let output = driver(&anonymous).await;
     assert_eq!(output.status.code(), Some(i32::from(EXIT_ERROR)));
     let err = stderr(&output);
-    assert!(err.contains("driver: error:"), "{err}");
+    assert!(err.contains("give --cert and --key"), "{err}");
     server.shutdown().await.unwrap();
 }
 
