@@ -49,7 +49,9 @@ impl Ca {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "flashsale test");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "flashsale test");
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -91,12 +93,14 @@ async fn tls_server(files: &Files, ca: &Ca, client_ca: Option<&Ca>) -> RunningSe
         &["localhost", "127.0.0.1"],
         ExtendedKeyUsagePurpose::ServerAuth,
     );
-    let mut config = ServerConfig::default();
-    config.latency = Duration::from_millis(5);
-    config.tls = TlsConfig {
-        tls_cert: Some(files.write("server.pem", &cert).into()),
-        tls_key: Some(files.write("server.key", &key).into()),
-        client_ca: client_ca.map(|c| files.write("client-ca.pem", &c.pem).into()),
+    let config = ServerConfig {
+        latency: Duration::from_millis(5),
+        tls: TlsConfig {
+            tls_cert: Some(files.write("server.pem", &cert).into()),
+            tls_key: Some(files.write("server.key", &key).into()),
+            client_ca: client_ca.map(|c| files.write("client-ca.pem", &c.pem).into()),
+        },
+        ..ServerConfig::default()
     };
     flashsale_server::spawn(config).await.unwrap()
 }
@@ -168,7 +172,10 @@ async fn mutual_tls_runs_with_a_client_certificate_and_is_refused_without() {
     let url = format!("https://localhost:{}", server.addr().port());
     let ca_file = files.write("ca.pem", &ca.pem);
     let (cert, key) = clients.sign(&["driver"], ExtendedKeyUsagePurpose::ClientAuth);
-    let (cert, key) = (files.write("client.pem", &cert), files.write("client.key", &key));
+    let (cert, key) = (
+        files.write("client.pem", &cert),
+        files.write("client.key", &key),
+    );
     let mut args = vec!["--mode", "safe", "--target", &url, "--ca-cert", &ca_file];
     args.extend(["--authority", "localhost", "--cert", &cert, "--key", &key]);
     args.extend(LOAD);
@@ -211,12 +218,20 @@ async fn insecure_accepts_an_unknown_ca_and_says_so() {
     let output = driver(&args).await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{err}");
-    assert!(err.contains("--insecure") && err.contains("NOT verified"), "{err}");
+    assert!(
+        err.contains("--insecure") && err.contains("NOT verified"),
+        "{err}"
+    );
     // Without --insecure the same server is refused (the system roots do not know its CA).
     let mut verified = vec!["--mode", "safe", "--target", &url];
     verified.extend(LOAD);
     let refused = driver(&verified).await;
-    assert_eq!(refused.status.code(), Some(i32::from(EXIT_ERROR)), "{}", stderr(&refused));
+    assert_eq!(
+        refused.status.code(),
+        Some(i32::from(EXIT_ERROR)),
+        "{}",
+        stderr(&refused)
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -336,7 +351,14 @@ fn values(map: &tonic::metadata::MetadataMap, key: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn metadata_goes_on_every_call_and_the_admin_token_wins_on_control_calls() {
     let (url, seen, stop) = recording_server().await;
-    let mut args = vec!["--mode", "safe", "--target", &url, "--admin-token", "admin-1"];
+    let mut args = vec![
+        "--mode",
+        "safe",
+        "--target",
+        &url,
+        "--admin-token",
+        "admin-1",
+    ];
     args.extend(["-H", "x-tenant: acme", "-H", "X-Tenant: beta"]);
     args.extend(["-H", "authorization: Bearer user-7"]);
     args.extend(LOAD);
@@ -380,8 +402,14 @@ async fn bad_flags_are_refused_before_any_call() {
         (&["--target", &url, "-H", "bad key: v"], "--metadata"),
         (&["--target", &url, "-H", "grpc-timeout: 1S"], "reserved"),
         (&["--target", &url, "-H", "novalue"], "key: value"),
-        (&["--target", &https, "--ca-cert", &missing], "cannot read --ca-cert"),
-        (&["--target", &https, "--ca-cert", &garbage], "is not valid PEM"),
+        (
+            &["--target", &https, "--ca-cert", &missing],
+            "cannot read --ca-cert",
+        ),
+        (
+            &["--target", &https, "--ca-cert", &garbage],
+            "is not valid PEM",
+        ),
         (&["--target", &url, "--insecure"], "need an https://"),
     ];
     for (flags, expected) in cases {
@@ -390,16 +418,30 @@ async fn bad_flags_are_refused_before_any_call() {
         args.extend(LOAD);
         let output = driver(&args).await;
         let err = stderr(&output);
-        assert_eq!(output.status.code(), Some(i32::from(EXIT_ERROR)), "{flags:?}: {err}");
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(EXIT_ERROR)),
+            "{flags:?}: {err}"
+        );
         assert!(err.contains(expected), "{flags:?}: {err}");
     }
-    assert!(seen.lock().unwrap().is_empty(), "a refused run called the checkout");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a refused run called the checkout"
+    );
     let _ = stop.send(());
 }
 
 #[test]
 fn compare_carries_the_connection_and_distributed_runs_refuse_it() {
-    let parsed = cli(&["compare", "--target", "https://localhost:1", "--insecure", "-H", "k: v"]);
+    let parsed = cli(&[
+        "compare",
+        "--target",
+        "https://localhost:1",
+        "--insecure",
+        "-H",
+        "k: v",
+    ]);
     let Some(Command::Compare(args)) = parsed.command else {
         panic!("not compare");
     };
@@ -416,6 +458,9 @@ fn compare_carries_the_connection_and_distributed_runs_refuse_it() {
         let mut args = vec!["--mode", "safe", "--coordinator", "localhost:2"];
         args.extend(flags);
         let err = cli(&args).run.to_spec().unwrap_err().to_string();
-        assert!(err.contains("coordinator") || err.contains("distributed"), "{err}");
+        assert!(
+            err.contains("coordinator") || err.contains("distributed"),
+            "{err}"
+        );
     }
 }

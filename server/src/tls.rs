@@ -35,16 +35,31 @@ pub enum TlsError {
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct TlsConfig {
     /// PEM file of the server's certificate chain: serve TLS (with --tls-key).
-    #[arg(long, env = "FLASHSALE_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "FLASHSALE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM file of the server's private key (with --tls-cert).
-    #[arg(long, env = "FLASHSALE_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "FLASHSALE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// PEM file of the CA that signs client certificates: require one from every client
     /// (mutual TLS; needs --tls-cert).
-    #[arg(long, env = "FLASHSALE_CLIENT_CA", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "FLASHSALE_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub client_ca: Option<PathBuf>,
 }
 
@@ -66,10 +81,8 @@ impl TlsConfig {
             .identity(Identity::from_pem(cert, key))
             .timeout(handshake_timeout);
         if let Some(ca) = &self.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read_certificates(
-                "--client-ca",
-                ca,
-            )?));
+            config =
+                config.client_ca_root(Certificate::from_pem(read_certificates("--client-ca", ca)?));
         }
         Ok(Some(config))
     }
@@ -143,8 +156,7 @@ mod tests {
         assert!(Cli::try_parse_from(["s", "--tls-cert", "c.pem"]).is_err());
         assert!(Cli::try_parse_from(["s", "--tls-key", "k.pem"]).is_err());
         assert!(Cli::try_parse_from(["s", "--client-ca", "ca.pem"]).is_err());
-        let cli =
-            Cli::try_parse_from(["s", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        let cli = Cli::try_parse_from(["s", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
         assert!(cli.tls.enabled());
     }
 
@@ -163,11 +175,20 @@ mod tests {
         let timeout = Duration::from_secs(1);
         assert!(matches!(
             config(&missing, &garbage).load(timeout),
-            Err(TlsError::Read { flag: "--tls-cert", .. })
+            Err(TlsError::Read {
+                flag: "--tls-cert",
+                ..
+            })
         ));
         let err = config(&garbage, &garbage).load(timeout).unwrap_err();
         assert!(
-            matches!(err, TlsError::InvalidPem { flag: "--tls-cert", .. }),
+            matches!(
+                err,
+                TlsError::InvalidPem {
+                    flag: "--tls-cert",
+                    ..
+                }
+            ),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

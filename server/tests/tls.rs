@@ -44,7 +44,9 @@ impl Ca {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "flashsale test");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "flashsale test");
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -90,17 +92,24 @@ async fn tls_server(
         &["localhost", "127.0.0.1"],
         ExtendedKeyUsagePurpose::ServerAuth,
     );
-    let mut config = ServerConfig::default();
-    config.latency = Duration::ZERO;
-    config.tls = TlsConfig {
-        tls_cert: Some(files.write("server.pem", &cert)),
-        tls_key: Some(files.write("server.key", &key)),
-        client_ca: client_ca.map(|c| files.write("client-ca.pem", &c.pem)),
+    let mut config = ServerConfig {
+        latency: Duration::ZERO,
+        tls: TlsConfig {
+            tls_cert: Some(files.write("server.pem", &cert)),
+            tls_key: Some(files.write("server.key", &key)),
+            client_ca: client_ca.map(|c| files.write("client-ca.pem", &c.pem)),
+        },
+        ..ServerConfig::default()
     };
-    config.hardening.admin_token = Some(flashsale_server::hardening::AdminToken::new(ADMIN).unwrap());
+    config.hardening.admin_token =
+        Some(flashsale_server::hardening::AdminToken::new(ADMIN).unwrap());
     tune(&mut config);
     let server = flashsale_server::spawn(config).await.unwrap();
-    assert!(server.url().starts_with("https://127.0.0.1:"), "{}", server.url());
+    assert!(
+        server.url().starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url()
+    );
     server
 }
 
@@ -134,10 +143,9 @@ async fn health(channel: Channel) -> Result<i32, tonic::Status> {
 
 fn admin<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
@@ -172,7 +180,10 @@ async fn health_reflection_admin_and_purchases_over_tls() {
         panic!("no service list");
     };
     assert!(
-        listed.service.iter().any(|s| s.name == "flashsale.v1.Checkout"),
+        listed
+            .service
+            .iter()
+            .any(|s| s.name == "flashsale.v1.Checkout"),
         "{listed:?}"
     );
 
@@ -286,11 +297,13 @@ async fn plaintext_clients_and_unknown_cas_get_nothing() {
 #[tokio::test]
 async fn bad_files_stop_the_server_before_it_starts() {
     let files = Files::new("bad");
-    let mut config = ServerConfig::default();
-    config.tls = TlsConfig {
-        tls_cert: Some(files.write("cert.pem", "not a certificate")),
-        tls_key: Some(files.write("key.pem", "not a key")),
-        client_ca: None,
+    let config = ServerConfig {
+        tls: TlsConfig {
+            tls_cert: Some(files.write("cert.pem", "not a certificate")),
+            tls_key: Some(files.write("key.pem", "not a key")),
+            client_ca: None,
+        },
+        ..ServerConfig::default()
     };
     let err = flashsale_server::spawn(config).await.unwrap_err();
     assert!(err.to_string().contains("--tls-cert"), "{err}");

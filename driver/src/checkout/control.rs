@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use flashsale::pb::{self, checkout_client::CheckoutClient};
-use flashsale_server::hardening::AdminToken;
 use super::{CheckoutChannel, connect_checkout};
 use crate::checkout::book::{Book, BookState};
 use crate::error::DriverError;
 use crate::spec::Connection;
+use flashsale::pb::{self, checkout_client::CheckoutClient};
+use flashsale_server::hardening::AdminToken;
 
 /// Deadline of a control call.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);

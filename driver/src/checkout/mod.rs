@@ -146,9 +146,7 @@ pub(crate) fn explain(status: tonic::Status, anonymous_tls: bool) -> tonic::Stat
     if message.contains("CertificateRequired") {
         message.push_str(" (the server requires a client certificate: give --cert and --key)");
     } else if anonymous_tls {
-        message.push_str(
-            " (if the server requires client certificates, give --cert and --key)",
-        );
+        message.push_str(" (if the server requires client certificates, give --cert and --key)");
     }
     tonic::Status::new(status.code(), message)
 }

@@ -23,11 +23,21 @@ pub struct ConnectArgs {
     pub insecure: bool,
 
     /// PEM file of the client certificate chain for mutual TLS (with --key).
-    #[arg(long, value_name = "FILE", requires = "key", env = "FLASHSALE_CLIENT_CERT")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "key",
+        env = "FLASHSALE_CLIENT_CERT"
+    )]
     pub cert: Option<PathBuf>,
 
     /// PEM file of the client's private key for mutual TLS (with --cert).
-    #[arg(long, value_name = "FILE", requires = "cert", env = "FLASHSALE_CLIENT_KEY")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        env = "FLASHSALE_CLIENT_KEY"
+    )]
     pub key: Option<PathBuf>,
 
     /// Server name to ask for (SNI), check the certificate against and send as :authority

@@ -125,7 +125,10 @@ impl LoadArgs {
     }
 
     fn target(&self) -> Result<Option<String>, DriverError> {
-        self.target.as_deref().map(normalize_direct_target).transpose()
+        self.target
+            .as_deref()
+            .map(normalize_direct_target)
+            .transpose()
     }
 }
 
@@ -178,7 +181,11 @@ impl RunArgs {
                         .into(),
                 ));
             }
-            self.load.target.as_deref().map(normalize_target).transpose()?
+            self.load
+                .target
+                .as_deref()
+                .map(normalize_target)
+                .transpose()?
         } else {
             self.load.target()?
         };

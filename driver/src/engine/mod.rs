@@ -144,9 +144,11 @@ fn load_thread(
         .build();
     let connected = match &runtime {
         Ok(rt) => rt.block_on(async {
-            futures::future::try_join_all(plan
-                .iter()
-                .map(|_| checkout::connect_checkout(url, connection))).await
+            futures::future::try_join_all(
+                plan.iter()
+                    .map(|_| checkout::connect_checkout(url, connection)),
+            )
+            .await
         }),
         Err(err) => Err(DriverError::Thread(format!(
             "cannot start a runtime: {err}"

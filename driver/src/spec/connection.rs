@@ -311,12 +311,8 @@ mod tests {
 
     #[test]
     fn metadata_entries() {
-        let m = Metadata::parse(&[
-            "Authorization: Bearer abc",
-            "x-tenant:one",
-            "x-tenant: two",
-        ])
-        .unwrap();
+        let m = Metadata::parse(&["Authorization: Bearer abc", "x-tenant:one", "x-tenant: two"])
+            .unwrap();
         assert_eq!(m.keys().collect::<Vec<_>>(), ["authorization", "x-tenant"]);
         assert!(!format!("{m:?}").contains("abc"));
         let mut headers = HeaderMap::new();
