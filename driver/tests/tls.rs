@@ -154,6 +154,7 @@ async fn runs_over_https_pass_safe_and_fail_buggy() {
     assert_eq!(safe.audit.verdict, Verdict::Pass, "{:?}", safe.audit);
     assert_eq!(safe.outcomes.purchased, 20);
     assert!(safe.run.target.starts_with("https://"));
+    assert!(!safe.run.tls_unverified);
     let args = over_tls("buggy");
     let buggy = run(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .await

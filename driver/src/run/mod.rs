@@ -131,7 +131,7 @@ pub async fn run_against(
         Some(why) => Err(why),
         None => final_state(&mut control, spec).await,
     };
-    let report = match final_state {
+    let mut report = match final_state {
         Ok((after, unsettled, book)) => {
             let evidence = Evidence {
                 before: &before,
@@ -159,6 +159,7 @@ pub async fn run_against(
             report
         }
     };
+    report.run.tls_unverified = spec.connection.insecure();
     Ok(report)
 }
 
