@@ -89,10 +89,17 @@ impl Drop for Files {
 /// The real checkout over TLS with a certificate `ca` signed for localhost and 127.0.0.1;
 /// with `client_ca`, clients must present a certificate it signed.
 async fn tls_server(files: &Files, ca: &Ca, client_ca: Option<&Ca>) -> RunningServer {
-    let (cert, key) = ca.sign(
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
+    named_tls_server(files, ca, client_ca, &["localhost", "127.0.0.1"]).await
+}
+
+/// [`tls_server`] with a certificate for `names` only.
+async fn named_tls_server(
+    files: &Files,
+    ca: &Ca,
+    client_ca: Option<&Ca>,
+    names: &[&str],
+) -> RunningServer {
+    let (cert, key) = ca.sign(names, ExtendedKeyUsagePurpose::ServerAuth);
     let config = ServerConfig {
         latency: Duration::from_millis(5),
         tls: TlsConfig {
@@ -168,22 +175,35 @@ async fn mutual_tls_runs_with_a_client_certificate_and_is_refused_without() {
     let files = Files::new("mtls");
     let ca = Ca::new("server CA");
     let clients = Ca::new("client CA");
-    let server = tls_server(&files, &ca, Some(&clients)).await;
-    // Reached by address, verified as "localhost" (the --authority override).
-    let url = format!("https://localhost:{}", server.addr().port());
+    // A certificate for a name only: reached by address, verified through --authority.
+    let server = named_tls_server(&files, &ca, Some(&clients), &["checkout.test"]).await;
+    let url = server.url();
     let ca_file = files.write("ca.pem", &ca.pem);
     let (cert, key) = clients.sign(&["driver"], ExtendedKeyUsagePurpose::ClientAuth);
     let (cert, key) = (
         files.write("client.pem", &cert),
         files.write("client.key", &key),
     );
-    let mut args = vec!["--mode", "safe", "--target", &url, "--ca-cert", &ca_file];
-    args.extend(["--authority", "localhost", "--cert", &cert, "--key", &key]);
+    let mtls = ["--ca-cert", &ca_file, "--cert", &cert, "--key", &key];
+    let mut args = vec!["--mode", "safe", "--target", &url];
+    args.extend(mtls);
+    args.extend(["--authority", "checkout.test"]);
     args.extend(LOAD);
     let report = run(&args).await.unwrap();
     assert_eq!(report.audit.verdict, Verdict::Pass, "{:?}", report.audit);
 
+    // Without --authority the address is checked against the certificate, and refused.
+    let mut by_address = vec!["--mode", "safe", "--target", &url];
+    by_address.extend(mtls);
+    by_address.extend(LOAD);
+    let output = driver(&by_address).await;
+    assert_eq!(output.status.code(), Some(i32::from(EXIT_ERROR)));
+    let err = stderr(&output);
+    assert!(err.contains("not valid for name"), "{err}");
+
+    // Without a client certificate.
     let mut anonymous = vec!["--mode", "safe", "--target", &url, "--ca-cert", &ca_file];
+    anonymous.extend(["--authority", "checkout.test"]);
     anonymous.extend(LOAD);
     let output = driver(&anonymous).await;
     assert_eq!(output.status.code(), Some(i32::from(EXIT_ERROR)));
