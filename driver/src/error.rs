@@ -25,12 +25,9 @@ pub enum DriverError {
     /// Merged counters would not fit in 64 bits.
     #[error("merging statistics: {0}")]
     Overflow(#[from] Overflow),
-    #[error("cannot connect to {target}")]
-    Connect {
-        target: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    /// `reason` is the transport error with its causes (why a certificate was refused).
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
     #[error("{call} on {target} failed: {} ({})", status.message(), status.code())]
     Rpc {
         call: &'static str,
@@ -50,6 +47,9 @@ pub enum DriverError {
     /// The run as asked for (command line or a submitted run's plan) is not valid.
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
+    /// TLS or metadata settings that cannot be used (unreadable PEM, invalid `-H`).
+    #[error(transparent)]
+    Connection(#[from] crate::spec::ConnectionError),
     #[error("load thread failed: {0}")]
     Thread(String),
     #[error("I/O error: {0}")]

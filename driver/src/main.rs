@@ -52,8 +52,11 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(EXIT_PASS)
         }
         Some(Command::Probe(args)) => {
+            let url = flashsale_driver::checkout::normalize_direct_target(&args.target)?;
+            let connection = args.connect.to_connection(std::slice::from_ref(&url))?;
             let serving = runtime.block_on(flashsale_driver::checkout::probe::probe(
-                &args.target,
+                &url,
+                &connection,
                 &args.service,
                 args.timeout,
             ))?;

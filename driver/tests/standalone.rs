@@ -85,9 +85,10 @@ fn usage_and_connection_errors_exit_2() {
     assert_eq!(json, Value::Null);
     assert!(stderr.contains("cannot connect"), "{stderr}");
 
-    let (code, _, stderr) = driver(&["--mode", "safe", "--target", "https://example.test:1"]);
+    // https:// targets are dialled with TLS (tests/tls.rs); other schemes are refused.
+    let (code, _, stderr) = driver(&["--mode", "safe", "--target", "grpc://example.test:1"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("TLS is not supported"), "{stderr}");
+    assert!(stderr.contains("only http:// and https://"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -54,6 +54,9 @@ pub struct ServerConfig {
 
     #[command(flatten)]
     pub hardening: crate::hardening::Hardening,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Where a server keeps its stock and order book.
@@ -125,6 +128,7 @@ impl Default for ServerConfig {
             per_user_limit: 0,
             book_cap: DEFAULT_BOOK_CAP,
             hardening: crate::hardening::Hardening::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 pub mod validate;
 
 use std::future::Future;
@@ -59,6 +60,8 @@ pub enum ServerError {
     Hardening(#[from] hardening::HardeningError),
     #[error("PostgreSQL store: {0}")]
     Postgres(#[from] store::PgError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Opens the store `store` asks for, with `config`'s first round and policy.
@@ -100,6 +103,7 @@ pub async fn run_with_store(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let admin_token = config.hardening.admin_token()?;
+    let tls = config.tls.load(config.hardening.handshake_timeout)?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<CheckoutServer<CheckoutService>>()
@@ -122,6 +126,8 @@ pub async fn run_with_store(
         failure_rate = config.failure_rate,
         strategy = %config.strategy,
         admin_token = admin_token.is_some(),
+        tls = tls.is_some(),
+        client_certificates = config.tls.client_ca.is_some(),
         "checkout server listening"
     );
     if admin_token.is_none() && addr.is_some_and(|a| !a.ip().is_loopback()) {
@@ -143,8 +149,11 @@ pub async fn run_with_store(
     };
     let hardening = &config.hardening;
     let drain = Drain::new();
-    let router = hardening
-        .builder()
+    let builder = match tls {
+        Some(tls) => hardening.builder().tls_config(tls)?,
+        None => hardening.builder(),
+    };
+    let router = builder
         .layer(GuardLayer::new(admin_token, drain.clone()))
         .add_service(health)
         .add_service(reflection_v1)
@@ -167,6 +176,7 @@ pub async fn run_with_store(
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    tls: bool,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -177,9 +187,10 @@ impl RunningServer {
         self.addr
     }
 
-    /// `http://ADDR`, ready for a tonic channel.
+    /// `http://ADDR` (`https://ADDR` when it serves TLS), ready for a tonic channel.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops gracefully and waits for the server to finish.
@@ -189,8 +200,11 @@ impl RunningServer {
     }
 }
 
-/// Starts a server on `127.0.0.1` with an ephemeral port, in the background.
+/// Starts a server on `127.0.0.1` with an ephemeral port, in the background. Its TLS files
+/// (if any) are checked first.
 pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    config.tls.load(config.hardening.handshake_timeout)?;
+    let tls = config.tls.enabled();
     let wanted = SocketAddr::from(([127, 0, 0, 1], 0));
     let listener = TcpListener::bind(wanted)
         .await
@@ -206,5 +220,10 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let task = tokio::spawn(run(listener, config, async {
         let _ = stopped.await;
     }));
-    Ok(RunningServer { addr, stop, task })
+    Ok(RunningServer {
+        addr,
+        tls,
+        stop,
+        task,
+    })
 }

@@ -1,15 +1,15 @@
 //! Control calls made around a run on their own connection (Reset verified, GetStock, settling,
-//! reading the order book), carrying the admin token when one is given.
+//! reading the order book), carrying the admin token when one is given and the run's metadata
+//! (`-H`; the admin token's `authorization` wins over one given with `-H`).
 
 use std::time::Duration;
 
-use flashsale::pb::{self, checkout_client::CheckoutClient};
-use flashsale_server::hardening::AdminToken;
-use tonic::transport::Channel;
-
-use super::connect;
+use super::{CheckoutChannel, connect_checkout};
 use crate::checkout::book::{Book, BookState};
 use crate::error::DriverError;
+use crate::spec::Connection;
+use flashsale::pb::{self, checkout_client::CheckoutClient};
+use flashsale_server::hardening::AdminToken;
 
 /// Deadline of a control call.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,16 +36,26 @@ fn book_refused(status: &tonic::Status) -> String {
 #[derive(Debug, Clone)]
 pub struct Control {
     url: String,
-    client: CheckoutClient<Channel>,
+    client: CheckoutClient<CheckoutChannel>,
     admin_token: Option<AdminToken>,
+    /// TLS without a client certificate (for hints in errors).
+    anonymous_tls: bool,
 }
 
 impl Control {
+    /// Control calls on a plaintext connection to `url`, without metadata.
     pub async fn connect(url: &str) -> Result<Self, DriverError> {
+        Self::connect_with(url, &Connection::default()).await
+    }
+
+    /// Control calls on a connection to `url` made as `connection` says (TLS, metadata).
+    pub async fn connect_with(url: &str, connection: &Connection) -> Result<Self, DriverError> {
         Ok(Self {
             url: url.to_string(),
-            client: CheckoutClient::new(connect(url).await?),
+            client: CheckoutClient::new(connect_checkout(url, connection).await?),
             admin_token: None,
+            anonymous_tls: url.starts_with("https://")
+                && connection.tls.as_ref().is_none_or(|t| t.identity.is_none()),
         })
     }
 
@@ -250,7 +260,7 @@ impl Control {
         DriverError::Rpc {
             call,
             target: self.url.clone(),
-            status: Box::new(status),
+            status: Box::new(super::explain(status, self.anonymous_tls)),
         }
     }
 }

@@ -1,22 +1,37 @@
-//! The checkout under test: its address, connections to it, the control calls around a run
-//! and a health probe.
+//! The checkout under test: its address, connections to it (plaintext or TLS, with the run's
+//! metadata), the control calls around a run and a health probe.
 
 use std::time::Duration;
 
 pub mod book;
+mod channel;
 mod control;
 pub mod probe;
+mod tls;
 
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::DriverError;
+use crate::spec::Connection;
+pub use channel::CheckoutChannel;
 pub use control::Control;
 
 /// How long establishing one connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Turns `host:port` or `http://host:port` into a URL tonic accepts.
+/// Turns `host:port` or `http://host:port` into a URL tonic accepts. Plaintext only: what
+/// distributed runs and the coordinator dial (see [`normalize_direct_target`] for TLS).
 pub fn normalize_target(target: &str) -> Result<String, DriverError> {
+    normalize(target, false)
+}
+
+/// Like [`normalize_target`], and also accepts `https://host:port` (TLS): the targets of a
+/// standalone run, of `compare` and of `probe`.
+pub fn normalize_direct_target(target: &str) -> Result<String, DriverError> {
+    normalize(target, true)
+}
+
+fn normalize(target: &str, allow_https: bool) -> Result<String, DriverError> {
     let invalid = |reason: &str| DriverError::InvalidTarget {
         target: target.to_string(),
         reason: reason.to_string(),
@@ -25,15 +40,18 @@ pub fn normalize_target(target: &str) -> Result<String, DriverError> {
     if trimmed.is_empty() {
         return Err(invalid("it is empty"));
     }
-    if trimmed.starts_with("https://") {
-        return Err(invalid(
-            "TLS is not supported; use a plaintext http:// target",
-        ));
-    }
-    let url = if trimmed.starts_with("http://") {
+    let url = if trimmed.starts_with("https://") {
+        if !allow_https {
+            return Err(invalid(
+                "TLS (https://) targets work in standalone runs, compare and probe, not in \
+                 distributed runs yet; use a plaintext http:// target",
+            ));
+        }
+        trimmed.to_string()
+    } else if trimmed.starts_with("http://") {
         trimmed.to_string()
     } else if trimmed.contains("://") {
-        return Err(invalid("only http:// targets are supported"));
+        return Err(invalid("only http:// and https:// targets are supported"));
     } else {
         format!("http://{trimmed}")
     };
@@ -49,7 +67,7 @@ pub fn normalize_target(target: &str) -> Result<String, DriverError> {
     Ok(url)
 }
 
-/// An endpoint for `url` (already normalized) with the driver's transport settings.
+/// An endpoint for `url` (already normalized) with the driver's transport settings, plaintext.
 pub fn endpoint(url: &str) -> Result<Endpoint, DriverError> {
     Endpoint::from_shared(url.to_string())
         .map(|e| e.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
@@ -59,15 +77,78 @@ pub fn endpoint(url: &str) -> Result<Endpoint, DriverError> {
         })
 }
 
-/// Opens one HTTP/2 connection to `url`.
+/// An endpoint for `url` with the TLS settings of `connection` (an `https://` URL without
+/// TLS settings trusts the system's roots).
+pub fn endpoint_with(url: &str, connection: &Connection) -> Result<Endpoint, DriverError> {
+    connection.check_target(url)?;
+    let endpoint = endpoint(url)?;
+    if !url.starts_with("https://") {
+        return Ok(endpoint);
+    }
+    let defaults = crate::spec::ClientTls::default();
+    tls::configure(endpoint, url, connection.tls.as_ref().unwrap_or(&defaults))
+}
+
+/// Opens one plaintext HTTP/2 connection to `url` (the coordinator, workers).
 pub async fn connect(url: &str) -> Result<Channel, DriverError> {
-    endpoint(url)?
+    dial(endpoint(url)?, url).await
+}
+
+/// Opens one HTTP/2 connection to the checkout at `url` as `connection` says: TLS for an
+/// `https://` URL, its metadata on every call.
+pub async fn connect_checkout(
+    url: &str,
+    connection: &Connection,
+) -> Result<CheckoutChannel, DriverError> {
+    let channel = dial(endpoint_with(url, connection)?, url).await?;
+    Ok(CheckoutChannel::new(channel, connection.metadata.clone()))
+}
+
+async fn dial(endpoint: Endpoint, url: &str) -> Result<Channel, DriverError> {
+    endpoint
         .connect()
         .await
         .map_err(|source| DriverError::Connect {
             target: url.to_string(),
-            source,
+            reason: error_chain(&source),
         })
+}
+
+/// `err` and its causes, joined with `: `, each cause once (transport errors often repeat
+/// their source's words).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    with_causes(err.to_string(), err.source())
+}
+
+/// `text` followed by the words of `source` and its own causes that it does not hold yet.
+fn with_causes(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        if !text.contains(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `status` with the causes of a transport failure in its message (a TLS alert such as
+/// "the server requires a client certificate" otherwise shows only as "transport error").
+/// `anonymous_tls`: the call went over TLS without a client certificate, so a transport
+/// failure may be a refused handshake (TLS 1.3 reports it after the client's side is done:
+/// as the alert, or as a connection closed or a broken pipe).
+pub(crate) fn explain(status: tonic::Status, anonymous_tls: bool) -> tonic::Status {
+    let Some(cause) = std::error::Error::source(&status) else {
+        return status;
+    };
+    let mut message = with_causes(status.message().to_string(), Some(cause));
+    if message.contains("CertificateRequired") {
+        message.push_str(" (the server requires a client certificate: give --cert and --key)");
+    } else if anonymous_tls {
+        message.push_str(" (if the server requires client certificates, give --cert and --key)");
+    }
+    tonic::Status::new(status.code(), message)
 }
 
 #[cfg(test)]
@@ -85,6 +166,11 @@ mod tests {
             "http://10.0.0.1:1"
         );
         assert_eq!(normalize_target("[::1]:7").unwrap(), "http://[::1]:7");
+        assert_eq!(
+            normalize_direct_target("https://localhost:8443/").unwrap(),
+            "https://localhost:8443"
+        );
+        assert!(normalize_direct_target("https://localhost").is_err());
         for bad in [
             "",
             "localhost",

@@ -7,15 +7,23 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::checkout::{connect, normalize_target};
+use crate::checkout::{connect_checkout, normalize_direct_target};
 use crate::error::DriverError;
+use crate::spec::Connection;
 
-/// Asks the health service of `target` about `service` (empty: the whole server), giving up
-/// after `timeout`; `Ok(true)` when SERVING.
-pub async fn probe(target: &str, service: &str, timeout: Duration) -> Result<bool, DriverError> {
-    let url = normalize_target(target)?;
+/// Asks the health service of `target` (`http://` or `https://`, connected as `connection`
+/// says) about `service` (empty: the whole server), giving up after `timeout`; `Ok(true)` when
+/// SERVING.
+pub async fn probe(
+    target: &str,
+    connection: &Connection,
+    service: &str,
+    timeout: Duration,
+) -> Result<bool, DriverError> {
+    let url = normalize_direct_target(target)?;
+    connection.check_target(&url)?;
     let check = async {
-        let mut client = HealthClient::new(connect(&url).await?);
+        let mut client = HealthClient::new(connect_checkout(&url, connection).await?);
         let reply = client
             .check(HealthCheckRequest {
                 service: service.to_string(),

@@ -82,8 +82,11 @@ impl WorkerArgs {
 /// Flags of `driver probe`.
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// Server as host:port or http://host:port.
+    /// Server as host:port, http://host:port or https://host:port.
     pub target: String,
+
+    #[command(flatten)]
+    pub connect: super::ConnectArgs,
 
     /// Service name to ask about; the empty default means the whole server.
     #[arg(long, default_value = "")]

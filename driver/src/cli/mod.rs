@@ -1,6 +1,7 @@
 //! Command-line arguments, and their conversion into validated specs.
 
 mod cluster;
+mod connect;
 mod run;
 mod web;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use cluster::{CoordinatorArgs, ProbeArgs, WorkerArgs};
+pub use connect::ConnectArgs;
 pub use run::{CompareArgs, LoadArgs, RunArgs};
 pub use web::WebArgs;
 
@@ -115,8 +117,20 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
-        let cli = parse(&["--mode", "safe", "--target", "https://x:1"]).unwrap();
+        let cli = parse(&["--mode", "safe", "--target", "grpc://x:1"]).unwrap();
         assert!(cli.run.to_spec().is_err());
+        // TLS targets are fine for a standalone run (see tests/tls.rs), not distributed ones.
+        let cli = parse(&["--mode", "safe", "--target", "https://x:1"]).unwrap();
+        assert!(cli.run.to_spec().unwrap().targets[0].starts_with("https://"));
+        let cli = parse(&[
+            "--mode",
+            "safe",
+            "--target",
+            "https://x:1",
+            "--coordinator",
+            "c:1",
+        ]);
+        assert!(cli.unwrap().run.to_spec().is_err());
         // Parsed, then refused by the one validation of a run plan (before any side effect).
         for refused in [
             &["--timeout", "1000000years"][..],

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 use flashsale_server::Strategy;
 
-use super::{OutputFormat, parse_positive_duration};
-use crate::checkout::normalize_target;
+use super::{ConnectArgs, OutputFormat, parse_positive_duration};
+use crate::checkout::{normalize_direct_target, normalize_target};
 use crate::error::DriverError;
 use crate::run::compare::CompareSpec;
 use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
@@ -28,14 +28,15 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..))]
     pub stock: i64,
 
-    /// Checkout server as host:port or http://host:port. Several replicas of one checkout
+    /// Checkout server as host:port, http://host:port or https://host:port (TLS, see
+    /// --ca-cert). Several replicas of one checkout
     /// (sharing one database): comma-separated and/or the flag repeated; a name that resolves
     /// to several addresses is resolved once at the start and every address becomes a replica
     /// (IPv4 ones only when it has both, so localhost stays one). Connections are spread round-robin over
     /// the replicas; Reset, GetStock and ListOrders go to the first; the report shows each
     /// replica's attempts. Without it, a server is started inside the driver on an ephemeral
     /// loopback port with its default settings. With --coordinator: one server as the workers
-    /// reach it (default: the coordinator's).
+    /// reach it (default: the coordinator's; plaintext only).
     #[arg(
         long,
         env = "FLASHSALE_TARGET",
@@ -99,6 +100,9 @@ pub struct LoadArgs {
     /// Admin token of the server, sent on Reset (its --admin-token).
     #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 impl LoadArgs {
@@ -133,7 +137,10 @@ impl LoadArgs {
     /// The targets as given, each normalized (blank entries of a list such as `a,,b` are
     /// refused by [`normalize_target`]).
     fn targets(&self) -> Result<Vec<String>, DriverError> {
-        self.target.iter().map(|t| normalize_target(t)).collect()
+        self.target
+            .iter()
+            .map(|t| normalize_direct_target(t))
+            .collect()
     }
 }
 
@@ -176,11 +183,24 @@ impl RunArgs {
     pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
         let mode = self.mode.ok_or(crate::spec::SpecError::NoMode)?;
         let prefix = self.user_prefix.clone().unwrap_or_else(random_prefix);
+        let targets = if self.coordinator.is_some() {
+            if self.load.connect.any() {
+                return Err(crate::spec::SpecError::ConnectionWithCoordinator.into());
+            }
+            self.load
+                .target
+                .iter()
+                .map(|t| normalize_target(t))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            self.load.targets()?
+        };
+        let connection = self.load.connect.to_connection(&targets)?;
         let spec = RunSpec {
             policy: self.load.to_policy(),
             settle: self.load.settle,
             load: self.load.to_load(mode, prefix, Quantities::single(1)),
-            targets: self.load.targets()?,
+            targets,
             coordinator: self
                 .coordinator
                 .as_deref()
@@ -191,6 +211,7 @@ impl RunArgs {
             strategy: self.strategy,
             admin_token: self.load.admin_token.clone(),
             cluster_token: self.token.clone(),
+            connection,
         };
         // Before anything happens: no Reset, no connection for a plan that is refused.
         spec.validate()?;
@@ -211,14 +232,17 @@ impl CompareArgs {
         let load = self
             .load
             .to_load(Mode::Buggy, random_prefix(), compare_quantities());
+        let targets = self.load.targets()?;
+        let connection = self.load.connect.to_connection(&targets)?;
         let spec = CompareSpec::new(
-            self.load.targets()?,
+            targets,
             self.load.stock,
             &load,
             &self.load.to_policy(),
             self.load.settle,
         )
-        .with_admin_token(self.load.admin_token.as_deref());
+        .with_admin_token(self.load.admin_token.as_deref())
+        .with_connection(&connection);
         for run in &spec.runs {
             run.validate()?;
         }

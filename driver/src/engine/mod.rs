@@ -26,7 +26,7 @@ mod user;
 use crate::checkout;
 use crate::engine::counts::Counts;
 use crate::error::DriverError;
-use crate::spec::LoadSpec;
+use crate::spec::{Connection, LoadSpec};
 use live::Live;
 use stats::Stats;
 use user::drive_connection;
@@ -102,6 +102,17 @@ pub fn run_observed(
     start_at: Option<SystemTime>,
     live: &Arc<Live>,
 ) -> Result<LoadResult, DriverError> {
+    run_observed_with(urls, &Connection::default(), spec, start_at, live)
+}
+
+/// [`run_observed`] with connections made as `connection` says (TLS, metadata on every call).
+pub fn run_observed_with(
+    urls: &[String],
+    connection: &Connection,
+    spec: &LoadSpec,
+    start_at: Option<SystemTime>,
+    live: &Arc<Live>,
+) -> Result<LoadResult, DriverError> {
     if urls.is_empty() {
         return Err(DriverError::from(crate::spec::SpecError::NoTarget));
     }
@@ -125,10 +136,14 @@ pub fn run_observed(
                 })
                 .collect();
             let (urls, spec) = (urls.to_vec(), spec.clone());
+            let connection = connection.clone();
             let (barrier, failed, live) = (barrier.clone(), failed.clone(), live.clone());
             std::thread::Builder::new()
                 .name(format!("load-{thread}"))
-                .spawn(move || load_thread(&urls, &spec, plan, start_at, &barrier, &failed, &live))
+                .spawn(move || {
+                    let targets = (urls.as_slice(), &connection);
+                    load_thread(targets, &spec, plan, start_at, &barrier, &failed, &live)
+                })
         })
         .collect::<Result<_, _>>()?;
 
@@ -190,7 +205,7 @@ fn deadline_after(start: Instant, duration: Duration) -> Instant {
 }
 
 fn load_thread(
-    urls: &[String],
+    (urls, connection): (&[String], &Connection),
     spec: &LoadSpec,
     plan: Vec<Planned>,
     start_at: Option<SystemTime>,
@@ -201,18 +216,18 @@ fn load_thread(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let connected =
-        match &runtime {
-            Ok(rt) => rt.block_on(async {
-                futures::future::try_join_all(plan.iter().map(|planned| {
-                    checkout::connect(&urls[planned.connection as usize % urls.len()])
-                }))
-                .await
-            }),
-            Err(err) => Err(DriverError::Thread(format!(
-                "cannot start a runtime: {err}"
-            ))),
-        };
+    let connected = match &runtime {
+        Ok(rt) => rt.block_on(async {
+            futures::future::try_join_all(plan.iter().map(|planned| {
+                let url = &urls[planned.connection as usize % urls.len()];
+                checkout::connect_checkout(url, connection)
+            }))
+            .await
+        }),
+        Err(err) => Err(DriverError::Thread(format!(
+            "cannot start a runtime: {err}"
+        ))),
+    };
     if connected.is_err() {
         failed.store(true, Ordering::SeqCst);
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use flashsale::pb::{self, checkout_client::CheckoutClient};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
+use crate::checkout::CheckoutChannel;
 use crate::engine::counts::AtomicCounts;
 use crate::engine::history::AttemptKey;
 use crate::engine::live::Live;
@@ -20,7 +20,7 @@ use crate::spec::{LoadSpec, Mode};
 
 /// All users of one connection, polled by one task; they record into their thread's `Stats`.
 pub(super) async fn drive_connection(
-    channel: Channel,
+    channel: CheckoutChannel,
     users: Vec<u64>,
     spec: &LoadSpec,
     window: (Instant, Option<Instant>),
@@ -63,7 +63,7 @@ struct Buyer {
 /// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline`; none
 /// once the load is stopped or past its cut-off ([`Live::may_attempt`], checked before each).
 async fn virtual_user(
-    mut client: CheckoutClient<Channel>,
+    mut client: CheckoutClient<CheckoutChannel>,
     buyer: Buyer,
     spec: &LoadSpec,
     (origin, deadline): (Instant, Option<Instant>),
@@ -108,7 +108,7 @@ const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(99_999_999);
 
 /// One purchase call and what it came to.
 pub async fn purchase(
-    client: &mut CheckoutClient<Channel>,
+    client: &mut CheckoutClient<CheckoutChannel>,
     mode: Mode,
     request: pb::PurchaseRequest,
     timeout: Duration,

@@ -291,7 +291,11 @@ fn summary_tables(report: &Report) -> String {
             format!(
                 "{}{}",
                 r.target,
-                if r.embedded { " (embedded)" } else { "" }
+                match (r.embedded, r.tls_unverified) {
+                    (true, _) => " (embedded)",
+                    (false, true) => " (TLS certificate NOT verified: --insecure)",
+                    (false, false) => "",
+                }
             ),
         ),
         (

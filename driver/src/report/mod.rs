@@ -153,6 +153,9 @@ pub struct RunInfo {
     pub per_user_limit: u32,
     /// Wall time from the users' start to the last answer.
     pub elapsed_s: f64,
+    /// The target's TLS certificate was not verified (`--insecure`); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_unverified: bool,
 }
 
 /// Every attempt, by what it came to.
@@ -285,6 +288,12 @@ impl Report {
             r.rpc,
             printable(&against)
         );
+        if r.tls_unverified {
+            let _ = writeln!(
+                s,
+                "  WARNING: the target's TLS certificate was NOT verified (--insecure)"
+            );
+        }
         let _ = writeln!(
             s,
             "  {} users{} over {} connections on {} threads, {shape}, quantity {}{}",
@@ -549,6 +558,7 @@ impl Report {
                 round: before.round,
                 per_user_limit: settings.per_user_limit,
                 elapsed_s,
+                tls_unverified: false,
             },
             outcomes: Outcomes::from_counts(&load.stats.counts),
             audit,

@@ -56,6 +56,7 @@ impl CompareSpec {
                     settle,
                     admin_token: None,
                     cluster_token: None,
+                    connection: crate::spec::Connection::default(),
                 };
                 run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
                 run
@@ -72,6 +73,14 @@ impl CompareSpec {
     pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
         for run in &mut self.runs {
             run.admin_token = token.map(str::to_string);
+        }
+        self
+    }
+
+    /// Every run connects as `connection` says (TLS, metadata).
+    pub fn with_connection(mut self, connection: &crate::spec::Connection) -> Self {
+        for run in &mut self.runs {
+            run.connection = connection.clone();
         }
         self
     }

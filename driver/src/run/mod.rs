@@ -81,7 +81,7 @@ pub async fn run_against(
         .first()
         .ok_or_else(|| DriverError::from(crate::spec::SpecError::NoTarget))?
         .as_str();
-    let mut control = Control::connect(url)
+    let mut control = Control::connect_with(url, &spec.connection)
         .await?
         .with_admin_token(spec.admin_token.as_deref())?;
     let before = if spec.reset {
@@ -122,8 +122,9 @@ pub async fn run_against(
             ..spec.load.clone()
         };
         let live = live.clone();
+        let connection = spec.connection.clone();
         tokio::task::spawn_blocking(move || {
-            crate::engine::run_observed(&urls, &load_spec, None, &live)
+            crate::engine::run_observed_with(&urls, &connection, &load_spec, None, &live)
         })
         .await
         .map_err(|e| DriverError::Thread(e.to_string()))
@@ -137,7 +138,7 @@ pub async fn run_against(
         Some(why) => Err(why),
         None => final_state(&mut control, spec).await,
     };
-    let report = match final_state {
+    let mut report = match final_state {
         Ok((after, unsettled, book)) => {
             let evidence = Evidence {
                 before: &before,
@@ -165,6 +166,7 @@ pub async fn run_against(
             report
         }
     };
+    report.run.tls_unverified = spec.connection.insecure();
     Ok(report)
 }
 

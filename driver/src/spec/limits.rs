@@ -74,6 +74,14 @@ pub enum SpecError {
     TargetsWithCoordinator,
     #[error("no target to run against")]
     NoTarget,
+    #[error(
+        "TLS flags (--ca-cert, --cert, --key, --insecure, --authority) need an https:// --target; the embedded server is plaintext"
+    )]
+    TlsWithoutTarget,
+    #[error(
+        "TLS flags and -H/--metadata are not supported with --coordinator yet: distributed runs reach the checkout over plaintext without metadata"
+    )]
+    ConnectionWithCoordinator,
 }
 
 fn human(d: Duration) -> String {

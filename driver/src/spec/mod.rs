@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub mod connection;
 pub mod ids;
 mod limits;
 pub mod policy;
@@ -11,6 +12,7 @@ pub mod targets;
 use flashsale_server::Strategy;
 use serde::Serialize;
 
+pub use connection::{ClientTls, Connection, ConnectionError, Metadata};
 pub use limits::{
     MAX_CONNECTIONS, MAX_DURATION, MAX_IN_FLIGHT, MAX_SETTLE, MAX_TARGETS, MAX_THREADS,
     MAX_TIMEOUT, MAX_USER_PREFIX_BYTES, MAX_USERS, SpecError, validate_prefix, validate_settle,
@@ -126,6 +128,8 @@ pub struct RunSpec {
     pub admin_token: Option<String>,
     /// Cluster token sent to the coordinator of a distributed run.
     pub cluster_token: Option<String>,
+    /// TLS and metadata of the connections to the checkout (control calls and purchases).
+    pub connection: crate::spec::Connection,
 }
 
 /// Default of `--settle`.
