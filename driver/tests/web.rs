@@ -272,7 +272,7 @@ async fn bad_input_is_refused_with_the_cli_message() {
         json!({ "mode": "safe", "duration": "61m" }),
         json!({ "mode": "safe", "stock": "-1" }),
         json!({ "mode": "safe", "quantity": "0" }),
-        json!({ "mode": "safe", "target": "https://x:1" }),
+        json!({ "mode": "safe", "target": "grpc://x:1" }),
         json!({ "users": "10" }),
     ] {
         let reply = web.post("/api/runs", bad.clone()).await;
