@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""flashsale on PostgreSQL against pgbench running the same statements (issue #11).
+
+For every safe strategy, purchases/s of `server --store postgres --latency 0ms` driven by our
+driver, against `pgbench` running that strategy's statements as a custom script (-f) on the same
+kind of database with the same number of clients; plus the hot-row ceiling: pgbench doing
+nothing but the one UPDATE of the one row every purchase takes from.
+
+    source .ci/postgres.sh                 # throwaway cluster (fsync off), exports the URL
+    python3 bench/pgbench.py               # 3 interleaved repeats of 5 s per variant (~4 min)
+    python3 bench/pgbench.py --repeats 1 --duration 2    # a quick look
+
+Every run gets a fresh database (CREATE DATABASE from FLASHSALE_TEST_DATABASE_URL, or
+--database-url), created and seeded by the server itself (its migrations, stock 10^9 so nothing
+sells out), so pgbench runs on exactly the server's schema. The driver runs `--users C` against
+a server with `--pool-size C`; pgbench runs `-c C -j 1 -M prepared`. Nothing is pinned: the
+database, the server and the load share the machine's cores, as they do in a deployment on one
+host. Ratios come from the medians of this one invocation. Exit status 0 when every run produced
+numbers (no speed assertion), 1 when one did not, 2 on a usage or build error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (the harness's process helpers: Daemon, run_client, free_port)
+
+ROOT = bench.ROOT
+STOCK = 1_000_000_000
+
+# The statements of each path, as server/src/store/postgres/sql.rs has them, in the order the
+# server sends them for one purchase of one unit (no per-user limit): every safe purchase first
+# reads the current round and strategy, then runs its transaction.
+CURRENT = "SELECT round AS r, strategy FROM sale \\gset\n"
+RECORD = (
+    "INSERT INTO orders (round, user_id, quantity, request_id) "
+    "VALUES (:r, 'pgbench-' || :client_id, 1, NULLIF('pgb-' || :rid, '')) "
+    "ON CONFLICT ON CONSTRAINT orders_request_once DO NOTHING RETURNING order_id;\n"
+)
+RID = "\\set rid random(1, 1000000000000000)\n"
+SCRIPTS = {
+    "conditional": RID + CURRENT + "BEGIN;\n"
+    "UPDATE sale SET stock = stock - 1 WHERE round = :r AND stock >= 1 RETURNING stock;\n"
+    + RECORD + "COMMIT;\n",
+    "row-lock": RID + CURRENT + "BEGIN;\n"
+    "SELECT round, stock FROM sale FOR UPDATE;\n"
+    "UPDATE sale SET stock = stock - 1 WHERE round = :r RETURNING stock;\n"
+    + RECORD + "COMMIT;\n",
+    "serializable": RID + CURRENT + "BEGIN ISOLATION LEVEL SERIALIZABLE;\n"
+    "SELECT stock AS s FROM sale \\gset\n"
+    "UPDATE sale SET stock = :s - 1 WHERE round = :r RETURNING stock;\n"
+    + RECORD + "COMMIT;\n",
+    # The ceiling: one row everyone updates, nothing else, one statement per transaction.
+    "hot-row": "UPDATE sale SET stock = stock - 1 WHERE round = 1 AND stock >= 1;\n",
+}
+# The server's strategy each pgbench script mirrors.
+MIRRORS = {"atomic": "conditional", "row-lock": "row-lock", "serializable": "serializable"}
+
+
+def db_url(base: str, name: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def psql(url: str, sql: str) -> str:
+    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise bench.RunFailed(f"psql {sql!r}: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+class PgBench:
+    def __init__(self, args, bins: dict[str, Path], outdir: Path):
+        self.args = args
+        self.bins = bins
+        self.outdir = outdir
+        self.seq = 0
+        self.scripts = {}
+        for name, text in SCRIPTS.items():
+            path = outdir / f"{name}.sql"
+            path.write_text(text)
+            self.scripts[name] = path
+
+    def fresh_db(self) -> str:
+        self.seq += 1
+        name = f"flashsale_pgbench_{os.getpid()}_{self.seq}"
+        psql(self.args.database_url, f"DROP DATABASE IF EXISTS {name}")
+        psql(self.args.database_url, f"CREATE DATABASE {name}")
+        return name
+
+    def drop_db(self, name: str) -> None:
+        psql(self.args.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def server(self, tag: str, url: str, strategy: str) -> tuple[bench.Daemon, int]:
+        port = bench.free_port()
+        cmd = [str(self.bins["server"]), "--store", "postgres", "--database-url", url,
+               "--pool-size", str(self.args.clients), "--strategy", strategy,
+               "--listen", f"127.0.0.1:{port}", "--stock", str(STOCK), "--latency", "0ms",
+               "--failure-rate", "0"]
+        d = bench.Daemon(f"{tag}-server", cmd, None, self.outdir)
+        bench.wait_listening(port, d.proc, timeout=30)
+        return d, port
+
+    def run(self, tag: str, v: dict) -> dict:
+        name = self.fresh_db()
+        url = db_url(self.args.database_url, name)
+        try:
+            if v["kind"] == "driver":
+                return self.driver(tag, url, v)
+            return self.pgbench(tag, url, v)
+        finally:
+            self.drop_db(name)
+
+    def driver(self, tag: str, url: str, v: dict) -> dict:
+        server, port = self.server(tag, url, v["strategy"])
+        try:
+            cmd = [str(self.bins["driver"]), "--mode", "safe", "--target", f"127.0.0.1:{port}",
+                   "--users", str(self.args.clients),
+                   "--duration", f"{int(self.args.duration * 1000)}ms", "--stock", str(STOCK),
+                   "--timeout", "30s", "--output", "json"]
+            res = bench.run_client(tag, cmd, self.args.duration + 120, self.outdir)
+        finally:
+            server.stop()
+        if res["timed_out"] or res["rc"] not in (0, 1, 4):
+            raise bench.RunFailed(f"driver exited with {res['rc']}: {res['stderr_tail']}")
+        doc = json.loads(res["stdout"])
+        out = doc["outcomes"]
+        if not out["attempts"]:
+            raise bench.RunFailed("no attempts measured")
+        # throughput_rps is attempts/s; a purchase is an attempt that placed an order.
+        pps = doc["throughput_rps"] * out["purchased"] / out["attempts"]
+        return {"pps": pps, "attempts": out["attempts"], "purchased": out["purchased"],
+                "errors": out["errors"], "oversold": doc["audit"]["oversold_units"],
+                "p50_ms": doc["latency_ms"]["p50"], "p99_ms": doc["latency_ms"]["p99"]}
+
+    def pgbench(self, tag: str, url: str, v: dict) -> dict:
+        # The server creates and seeds the schema (its own migrations), then steps aside.
+        server, _ = self.server(tag, url, "atomic")
+        server.stop()
+        cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(self.args.clients), "-j", "1",
+               "-T", str(max(1, round(self.args.duration))), "-f", str(self.scripts[v["script"]])]
+        if v["script"] == "serializable":
+            cmd += ["--max-tries", "10"]  # the server's bound on attempts
+        cmd.append(url)
+        res = bench.run_client(tag, cmd, self.args.duration + 120, self.outdir)
+        text = res["stdout"]
+        if res["timed_out"] or res["rc"] != 0:
+            raise bench.RunFailed(f"pgbench exited with {res['rc']}: {res['stderr_tail']}")
+        tps = re.search(r"^tps = ([0-9.]+) \(without initial", text, re.M)
+        done = re.search(r"^number of transactions actually processed: (\d+)", text, re.M)
+        failed = re.search(r"^number of failed transactions: (\d+)", text, re.M)
+        retried = re.search(r"^number of transactions retried: (\d+)", text, re.M)
+        lat = re.search(r"^latency average = ([0-9.]+) ms", text, re.M)
+        if not tps or not done:
+            raise bench.RunFailed(f"no tps in pgbench output: {text[-500:]}")
+        return {"pps": float(tps.group(1)), "attempts": int(done.group(1)),
+                "purchased": int(done.group(1)),
+                "errors": int(failed.group(1)) if failed else 0,
+                "retried": int(retried.group(1)) if retried else 0,
+                "avg_ms": float(lat.group(1)) if lat else float("nan")}
+
+
+def variants(args) -> list[dict]:
+    vs = []
+    for s in args.strategies:
+        vs.append({"name": f"driver/{s}", "kind": "driver", "strategy": s})
+        if s in MIRRORS:
+            vs.append({"name": f"pgbench/{MIRRORS[s]}", "kind": "pgbench", "script": MIRRORS[s]})
+    vs.append({"name": "pgbench/hot-row", "kind": "pgbench", "script": "hot-row"})
+    return vs
+
+
+def med(runs: list[dict], key: str) -> float:
+    vals = [r[key] for r in runs if key in r]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def ratio_range(a: list[dict], b: list[dict]) -> str:
+    rs = [x["pps"] / y["pps"] for x, y in zip(a, b) if y["pps"]]
+    return f"{min(rs):.2f} – {max(rs):.2f}" if rs else ""
+
+
+def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
+    lines = [
+        f"| variant | purchases/s | per-repeat | p50 ms | p99 ms | errors / failed tx | retried (pgbench) |",
+        "|---|--:|--|--:|--:|--:|--:|",
+    ]
+    for v in vs:
+        runs = results[v["name"]]
+        per = ", ".join(f"{r['pps']:,.0f}" for r in runs)
+        lines.append(
+            f"| {v['name']} | {med(runs, 'pps'):,.0f} | {per} | "
+            f"{med(runs, 'p50_ms'):.1f} | {med(runs, 'p99_ms'):.1f} | "
+            f"{max(r['errors'] for r in runs)} | "
+            f"{max((r.get('retried', 0) for r in runs), default=0) if v['kind'] == 'pgbench' else '-'} |"
+            .replace("| nan | nan |", "| - | - |"))
+    lines += ["", "| ratio | median | per-repeat range | goal |", "|---|--:|--|--|"]
+
+    def row(label, a, b, goal=""):
+        if a in results and b in results:
+            x, y = med(results[a], "pps"), med(results[b], "pps")
+            lines.append(f"| {label} | {x / y:.2f} | {ratio_range(results[a], results[b])} | {goal} |")
+
+    row("driver/atomic ÷ pgbench/conditional", "driver/atomic", "pgbench/conditional", "≥ 0.8")
+    row("driver/row-lock ÷ pgbench/row-lock", "driver/row-lock", "pgbench/row-lock", "(report)")
+    row("driver/serializable ÷ pgbench/serializable", "driver/serializable",
+        "pgbench/serializable", "(report)")
+    for name in [v["name"] for v in vs if v["name"] != "pgbench/hot-row"]:
+        row(f"{name} ÷ hot-row ceiling", name, "pgbench/hot-row", "(report)")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--database-url", default=os.environ.get("FLASHSALE_TEST_DATABASE_URL"),
+                   help="a superuser URL of a cluster to create databases in "
+                        "(default: $FLASHSALE_TEST_DATABASE_URL, as .ci/postgres.sh exports)")
+    p.add_argument("--clients", type=int, default=32,
+                   help="driver users = server pool size = pgbench clients (default 32)")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--strategies", default="atomic,row-lock,serializable,mutex",
+                   type=lambda s: [x for x in s.split(",") if x])
+    p.add_argument("--skip-build", action="store_true")
+    args = p.parse_args()
+    if not args.database_url:
+        print("pgbench.py: no database: source .ci/postgres.sh or pass --database-url",
+              file=sys.stderr)
+        return 2
+    if not 1 <= args.clients <= 1024 or args.duration <= 0 or args.repeats < 1:
+        print("pgbench.py: --clients 1..1024, --duration > 0, --repeats >= 1", file=sys.stderr)
+        return 2
+    for tool in ("pgbench", "psql"):
+        if not shutil.which(tool):
+            print(f"pgbench.py: {tool} not found (Debian: apt-get install postgresql-client)",
+                  file=sys.stderr)
+            return 2
+    bench.LOAD_CORE = None  # nothing pinned: database, server and load share the cores
+    if not args.skip_build:
+        print("building release binaries ...", file=sys.stderr, flush=True)
+        subprocess.run(["cargo", "build", "--release", "--bin", "server", "--bin", "driver"],
+                       cwd=ROOT, check=True)
+    meta = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    release = Path(json.loads(meta.stdout)["target_directory"]) / "release"
+    bins = {b: release / b for b in ("server", "driver")}
+    missing = [str(b) for b in bins.values() if not b.exists()]
+    if missing:
+        print(f"pgbench.py: missing binaries {missing}", file=sys.stderr)
+        return 2
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    outdir = release.parent / "bench" / f"pgbench-{stamp}"
+    outdir.mkdir(parents=True, exist_ok=True)
+    pb = PgBench(args, bins, outdir)
+    vs = variants(args)
+    results: dict[str, list[dict]] = {v["name"]: [] for v in vs}
+    started = time.monotonic()
+    version = psql(args.database_url, "SHOW server_version")
+    settings = psql(args.database_url,
+                    "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings "
+                    "WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', "
+                    "'max_connections', 'shared_buffers')")
+    failed = 0
+    try:
+        for rep in range(args.repeats):
+            for v in vs:  # interleaved: a noisy minute hits every variant alike
+                tag = f"r{rep}-{v['name'].replace('/', '-')}"
+                print(f"  {tag} ...", file=sys.stderr, flush=True)
+                try:
+                    results[v["name"]].append(pb.run(tag, v))
+                except bench.RunFailed as e:
+                    failed += 1
+                    print(f"  {tag} FAILED: {e}", file=sys.stderr)
+    finally:
+        bench.Daemon.stop_all()
+    took = time.monotonic() - started
+    if failed or any(not r for r in results.values()):
+        print(f"pgbench.py: {failed} run(s) failed; logs in {outdir}", file=sys.stderr)
+        return 1
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip()
+    head = (f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC, commit {commit}, "
+            f"{os.cpu_count()} cores, PostgreSQL {version} ({settings}), "
+            f"{args.clients} clients, {args.repeats} repeat(s) x {args.duration:g}s, "
+            f"load average {os.getloadavg()[0]:.2f}, measuring took {took:.0f}s.")
+    table = summarize(args, vs, results)
+    md = head + "\n\n" + table + "\n"
+    (outdir / "results.md").write_text(md)
+    (outdir / "results.json").write_text(json.dumps(results, indent=1))
+    print(md)
+    print(f"raw numbers and logs: {outdir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
