@@ -25,6 +25,11 @@ FROM ${BUILDER_IMAGE} AS recipe
 WORKDIR /src
 COPY . .
 RUN scripts/cargo-recipe.sh /recipe
+# Names this stage's leftovers (the classic builder keeps each stage as an untagged image) so that
+# a build can find and remove them: tests/compose.sh passes --build-arg FLASHSALE_BUILD=<its id>.
+# Declared last, so its value never costs a cache miss.
+ARG FLASHSALE_BUILD=
+LABEL org.flashsale.build=${FLASHSALE_BUILD}
 
 FROM ${BUILDER_IMAGE} AS builder
 WORKDIR /src
@@ -35,6 +40,8 @@ RUN scripts/build-static.sh >/dev/null
 # stubs' build: touch them so cargo sees every workspace crate as changed.
 COPY . .
 RUN find . -path ./target -prune -o -type f -exec touch {} + && scripts/build-static.sh
+ARG FLASHSALE_BUILD=
+LABEL org.flashsale.build=${FLASHSALE_BUILD}
 
 FROM scratch
 COPY --from=builder /src/dist/built-by-scripts-build-static.sh /etc/flashsale-build
