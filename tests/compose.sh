@@ -79,7 +79,7 @@ cleanup() {
     # One-off `run` containers left behind by an interrupted run.
     docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" |
         xargs -r docker rm -f >/dev/null 2>&1 || true
-    docker image rm "$FLASHSALE_IMAGE" >/dev/null 2>&1 || true
+    docker image rm "$FLASHSALE_IMAGE" "$FLASHSALE_IMAGE-prebuilt" >/dev/null 2>&1 || true
     # The builder stages' untagged images (GBs: the toolchain and target/), which the classic
     # builder keeps as cache, labelled by the Dockerfile with this build's id.
     if [ "${FLASHSALE_KEEP_BUILD_CACHE:-0}" != 1 ]; then
@@ -151,11 +151,29 @@ prebuilt)
     ;;
 esac
 echo "  built in $((SECONDS - build_start))s; $(docker image inspect -f '{{.Size}}' "$FLASHSALE_IMAGE") bytes"
-# The image's driver, on the host: static, so it runs here too (the host-side probe below).
+# The image's binaries, on the host: static, so its driver runs here too (the host-side probe
+# below).
+mkdir "$tmp/dist"
 cid=$(docker create "$FLASHSALE_IMAGE")
-docker cp "$cid:/driver" "$tmp/driver" && docker cp "$cid:/etc/flashsale-build" "$tmp/build-info"
+for f in /server /driver /etc/flashsale-build; do docker cp "$cid:$f" "$tmp/dist/"; done
 docker rm "$cid" >/dev/null
-sed 's/^/  /' "$tmp/build-info"
+sed 's/^/  /' "$tmp/dist/flashsale-build"
+if [ "$build" = source ]; then
+    # The other path's Dockerfile, on these binaries: it must make the same image (what
+    # Dockerfile.prebuilt does with the dist/ of scripts/build-static.sh).
+    step "Dockerfile.prebuilt packs the same binaries into the same layout"
+    mv "$tmp/dist/flashsale-build" "$tmp/dist/built-by-scripts-build-static.sh"
+    prebuilt="$FLASHSALE_IMAGE-prebuilt"
+    docker build -q -t "$prebuilt" -f Dockerfile.prebuilt "$tmp/dist" >/dev/null
+    same() { docker image inspect -f "$1" "$FLASHSALE_IMAGE"; }
+    for field in '{{json .Config.Entrypoint}} {{.Config.User}} {{json .Config.Env}} {{json .Config.ExposedPorts}}' '{{.Size}}'; do
+        [ "$(same "$field")" = "$(docker image inspect -f "$field" "$prebuilt")" ] ||
+            fail "Dockerfile.prebuilt's image differs in $field: $(docker image inspect -f "$field" "$prebuilt") vs $(same "$field")"
+    done
+    docker run --rm --entrypoint /driver "$prebuilt" --version >/dev/null
+    docker image rm "$prebuilt" >/dev/null
+    echo "  same entrypoint, user, environment, ports and size; its driver runs"
+fi
 
 step "run driver before up (${dc[*]}, project $COMPOSE_PROJECT_NAME): starts the stack itself, 3 workers, pass"
 # The driver service depends on the workers (and they on the coordinator and the server), so a
@@ -179,7 +197,7 @@ mapfile -t workers < <("${dc[@]}" ps -q worker)
 wait_until 60 "3 workers joined the coordinator" all_workers_joined
 
 step "from the host: the published server port; from a container: service-name DNS"
-"$tmp/driver" probe "127.0.0.1:$FLASHSALE_SERVER_PORT"
+"$tmp/dist/driver" probe "127.0.0.1:$FLASHSALE_SERVER_PORT"
 timeout 60 "${dc[@]}" run --rm -T --no-deps driver probe server:50051
 echo "  ok"
 
