@@ -164,7 +164,9 @@ if [ "$build" = source ]; then
     step "Dockerfile.prebuilt packs the same binaries into the same layout"
     mv "$tmp/dist/flashsale-build" "$tmp/dist/built-by-scripts-build-static.sh"
     prebuilt="$FLASHSALE_IMAGE-prebuilt"
-    docker build -q -t "$prebuilt" -f Dockerfile.prebuilt "$tmp/dist" >/dev/null
+    # (stderr kept for a failure only: the classic builder's deprecation notice is noise here.)
+    docker build -q -t "$prebuilt" -f Dockerfile.prebuilt "$tmp/dist" >/dev/null 2>"$tmp/prebuilt.err" ||
+        { cat "$tmp/prebuilt.err" >&2; fail "docker build -f Dockerfile.prebuilt failed"; }
     same() { docker image inspect -f "$1" "$FLASHSALE_IMAGE"; }
     for field in '{{json .Config.Entrypoint}} {{.Config.User}} {{json .Config.Env}} {{json .Config.ExposedPorts}}' '{{.Size}}'; do
         [ "$(same "$field")" = "$(docker image inspect -f "$field" "$prebuilt")" ] ||
