@@ -50,5 +50,5 @@ COPY --from=builder /src/dist/server /src/dist/driver /
 USER 10001:10001
 # Container logs go to a log driver, not a terminal: no ANSI colours (tracing honours NO_COLOR).
 ENV NO_COLOR=1
-EXPOSE 50051 7000
+EXPOSE 50051 7000 8089
 ENTRYPOINT ["/server"]

@@ -50,7 +50,8 @@ export COMPOSE_PROJECT_NAME="flashsale-test-$$"
 export FLASHSALE_IMAGE="flashsale:test-$$"
 FLASHSALE_SERVER_PORT=$(free_port)
 FLASHSALE_COORDINATOR_PORT=$(free_port)
-export FLASHSALE_SERVER_PORT FLASHSALE_COORDINATOR_PORT
+FLASHSALE_WEB_PORT=$(free_port)
+export FLASHSALE_SERVER_PORT FLASHSALE_COORDINATOR_PORT FLASHSALE_WEB_PORT
 FLASHSALE_CLUSTER_TOKEN="compose-test-$$-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 export FLASHSALE_CLUSTER_TOKEN
 network="${COMPOSE_PROJECT_NAME}_flashsale"
@@ -234,6 +235,20 @@ refused() {
     fi
     echo "  $name: exit 2: $(docker logs "$name" 2>&1 | grep -Ei -m1 "$worker_refused" | cut -c1-160)"
 }
+
+step "the coordinator's dashboard on the published port: the page, and starting a run needs the cluster token"
+web="http://127.0.0.1:$FLASHSALE_WEB_PORT"
+csrf=$(curl -fsS --max-time 10 "$web/" | sed -n 's/.*name="csrf-token" content="\([^"]*\)".*/\1/p')
+[ -n "$csrf" ] || { echo "the dashboard page carries no CSRF token" >&2; exit 1; }
+start_run() { # start_run BODY [AUTH...]: the HTTP status of POST /api/runs
+    curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X POST -H "x-csrf-token: $csrf" \
+        -H 'content-type: application/json' "${@:2}" -d "$1" "$web/api/runs"
+}
+code=$(start_run '{"mode":"safe","users":"100"}')
+[ "$code" = 401 ] || { echo "a start without the cluster token got HTTP $code, not 401" >&2; exit 1; }
+code=$(start_run '{"mode":"safe","users":"0"}' -H "authorization: Bearer $FLASHSALE_CLUSTER_TOKEN")
+[ "$code" = 400 ] || { echo "a start with the token and 0 users got HTTP $code, not 400" >&2; exit 1; }
+echo "  page served; without the token 401; with it the form is validated (400 for 0 users)"
 
 step "workers without the cluster token cannot join: a wrong one, none at all"
 intruder "$COMPOSE_PROJECT_NAME-intruder-wrong" FLASHSALE_CLUSTER_TOKEN="not-$FLASHSALE_CLUSTER_TOKEN"
