@@ -145,9 +145,10 @@ if [ "$build_postgres" = 1 ]; then
         --build-arg "FLASHSALE_BUILD=$COMPOSE_PROJECT_NAME" docker/postgres >/dev/null
 fi
 if [ "$build_flashsale" = 1 ]; then
-    step "build the flashsale image through compose"
+    step "build the flashsale image from source through compose (builder ${FLASHSALE_BUILDER_IMAGE:-rust:1-bookworm})"
     built+=("$FLASHSALE_IMAGE")
-    "${dc[@]}" build server >"$tmp/build.log" 2>&1 || { tail -n 40 "$tmp/build.log" >&2; fail "image build"; }
+    "${dc[@]}" build --build-arg FLASHSALE_BUILD="$COMPOSE_PROJECT_NAME" server >"$tmp/build.log" 2>&1 ||
+        { tail -n 60 "$tmp/build.log" >&2; fail "compose build failed"; }
 fi
 
 step "up: postgres + 3 server replicas"
