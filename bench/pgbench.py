@@ -32,7 +32,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -199,7 +198,7 @@ def ratio_range(a: list[dict], b: list[dict]) -> str:
 
 def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
     lines = [
-        f"| variant | purchases/s | per-repeat | p50 ms | p99 ms | errors / failed tx | retried (pgbench) |",
+        "| variant | purchases/s | per-repeat | p50 ms | p99 ms | errors / failed tx | retried (pgbench) |",
         "|---|--:|--|--:|--:|--:|--:|",
     ]
     for v in vs:
