@@ -133,7 +133,9 @@ class PgBench:
                    "--users", str(self.args.clients),
                    "--duration", f"{int(self.args.duration * 1000)}ms", "--stock", str(STOCK),
                    "--timeout", "30s", "--output", "json"]
+            cpu0 = bench.cpu_seconds(server.pid)
             res = bench.run_client(tag, cmd, self.args.duration + 120, self.outdir)
+            server_cpu = bench.cpu_seconds(server.pid) - cpu0
         finally:
             server.stop()
         if res["timed_out"] or res["rc"] not in (0, 1, 4):
@@ -145,6 +147,8 @@ class PgBench:
         # throughput_rps is attempts/s; a purchase is an attempt that placed an order.
         pps = doc["throughput_rps"] * out["purchased"] / out["attempts"]
         return {"pps": pps, "attempts": out["attempts"], "purchased": out["purchased"],
+                "server_us": 1e6 * server_cpu / max(out["purchased"], 1),
+                "load_us": 1e6 * res["cpu_s"] / max(out["purchased"], 1),
                 "errors": out["errors"], "oversold": doc["audit"]["oversold_units"],
                 "p50_ms": doc["latency_ms"]["p50"], "p99_ms": doc["latency_ms"]["p99"]}
 
@@ -171,6 +175,7 @@ class PgBench:
             raise bench.RunFailed(f"no tps in pgbench output: {text[-500:]}")
         return {"pps": float(tps.group(1)), "attempts": int(done.group(1)),
                 "purchased": int(done.group(1)),
+                "load_us": 1e6 * res["cpu_s"] / max(int(done.group(1)), 1),
                 "errors": int(failed.group(1)) if failed else 0,
                 "retried": int(retried.group(1)) if retried else 0,
                 "avg_ms": float(lat.group(1)) if lat else float("nan")}
@@ -198,8 +203,9 @@ def ratio_range(a: list[dict], b: list[dict]) -> str:
 
 def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
     lines = [
-        "| variant | purchases/s | per-repeat | p50 ms | p99 ms | errors / failed tx | retried (pgbench) |",
-        "|---|--:|--|--:|--:|--:|--:|",
+        "| variant | purchases/s | per-repeat | p50 ms | p99 ms | errors / failed tx | "
+        "retried (pgbench) | server CPU µs/purchase | load CPU µs/purchase |",
+        "|---|--:|--|--:|--:|--:|--:|--:|--:|",
     ]
     for v in vs:
         runs = results[v["name"]]
@@ -208,8 +214,9 @@ def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
             f"| {v['name']} | {med(runs, 'pps'):,.0f} | {per} | "
             f"{med(runs, 'p50_ms'):.1f} | {med(runs, 'p99_ms'):.1f} | "
             f"{max(r['errors'] for r in runs)} | "
-            f"{max((r.get('retried', 0) for r in runs), default=0) if v['kind'] == 'pgbench' else '-'} |"
-            .replace("| nan | nan |", "| - | - |"))
+            f"{max((r.get('retried', 0) for r in runs), default=0) if v['kind'] == 'pgbench' else '-'} | "
+            f"{med(runs, 'server_us'):.0f} | {med(runs, 'load_us'):.0f} |"
+            .replace("| nan | nan |", "| - | - |").replace("| nan |", "| - |"))
     lines += ["", "| ratio | median | per-repeat range | goal |", "|---|--:|--|--|"]
 
     def row(label, a, b, goal=""):
