@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds `server` and `driver` as static binaries and copies them into dist/, which is all the
-# Dockerfile (FROM scratch) needs. Run it before `docker compose build` / `docker compose up`.
+# Builds `server` and `driver` as static binaries and copies them into dist/: what the FROM
+# scratch image holds. The Dockerfile runs it in its builder stage; on a host with Rust it is the
+# fast path, with Dockerfile.prebuilt packing dist/ into the image (docs/compose.md).
 #
 # Static glibc (+crt-static) on the host's own Linux GNU target: no extra rustup target, no
 # musl toolchain. The explicit --target keeps RUSTFLAGS away from build scripts and proc macros,
@@ -37,7 +38,12 @@ done
 # The Dockerfile copies this marker first, so a build without dist/ fails naming this script.
 {
     echo "target: $target"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+    if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+        git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+    else
+        commit="unknown (built outside a git checkout, e.g. by the Dockerfile)"
+    fi
+    echo "commit: $commit"
     echo "rustc: $(rustc --version)"
 } >dist/built-by-scripts-build-static.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end test of the Docker Compose setup: builds the static binaries and the FROM scratch
-# image; a first `run driver` on the stopped stack starts server + coordinator + 3 workers by
+# End-to-end test of the Docker Compose setup: builds the FROM scratch image through compose
+# from source (the multi-stage Dockerfile, what `docker compose up` does for a user with only
+# Docker); a first `run driver` on the stopped stack starts server + coordinator + 3 workers by
 # itself (the driver service depends on them) and passes; containers of the same image that
 # present a wrong or no cluster token cannot join (they exit 2, UNAUTHENTICATED in their log,
 # and runs still count the stack's 3 workers), nor can a client submit a run without it. Then
@@ -13,11 +14,27 @@
 # The stack's secrets are the compose file's variables: this test sets its own cluster token
 # (FLASHSALE_CLUSTER_TOKEN), so the demo default is not what makes it pass.
 #
-# Needs Rust, Docker (with `docker compose` or `docker-compose`) and python3. Runs as its own
+# How the image is built, FLASHSALE_COMPOSE_BUILD:
+#   source    (default) `compose build` with the Dockerfile: a Rust builder stage, then FROM
+#             scratch. FLASHSALE_BUILDER_IMAGE names the builder (the Dockerfile's default,
+#             rust:1-bookworm, must then be pullable); where nothing can be pulled, as in CI:
+#                 FLASHSALE_BUILDER_IMAGE=$(bash .ci/builder-image.sh) bash tests/compose.sh
+#   prebuilt  scripts/build-static.sh on the host, then Dockerfile.prebuilt (needs Rust; the
+#             quick one for a developer who just changed the code).
+# The build's layers are removed on exit like everything else (FLASHSALE_KEEP_BUILD_CACHE=1
+# keeps them, for a faster next run).
+#
+# Needs Docker (with `docker compose` or `docker-compose`) and python3. Runs as its own
 # compose project with a throwaway image tag and free host ports, so it never touches a
 # `docker compose up` of yours; everything it creates is removed on exit, pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+build=${FLASHSALE_COMPOSE_BUILD:-source}
+case "$build" in
+source | prebuilt) ;;
+*) echo "compose.sh: FLASHSALE_COMPOSE_BUILD is source or prebuilt, not '$build'" >&2; exit 2 ;;
+esac
 
 if docker compose version >/dev/null 2>&1; then
     dc=(docker compose)
@@ -33,7 +50,8 @@ export COMPOSE_PROJECT_NAME="flashsale-test-$$"
 export FLASHSALE_IMAGE="flashsale:test-$$"
 FLASHSALE_SERVER_PORT=$(free_port)
 FLASHSALE_COORDINATOR_PORT=$(free_port)
-export FLASHSALE_SERVER_PORT FLASHSALE_COORDINATOR_PORT
+FLASHSALE_WEB_PORT=$(free_port)
+export FLASHSALE_SERVER_PORT FLASHSALE_COORDINATOR_PORT FLASHSALE_WEB_PORT
 FLASHSALE_CLUSTER_TOKEN="compose-test-$$-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 export FLASHSALE_CLUSTER_TOKEN
 network="${COMPOSE_PROJECT_NAME}_flashsale"
@@ -62,7 +80,13 @@ cleanup() {
     # One-off `run` containers left behind by an interrupted run.
     docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" |
         xargs -r docker rm -f >/dev/null 2>&1 || true
-    docker image rm "$FLASHSALE_IMAGE" >/dev/null 2>&1 || true
+    docker image rm "$FLASHSALE_IMAGE" "$FLASHSALE_IMAGE-prebuilt" >/dev/null 2>&1 || true
+    # The builder stages' untagged images (GBs: the toolchain and target/), which the classic
+    # builder keeps as cache, labelled by the Dockerfile with this build's id.
+    if [ "${FLASHSALE_KEEP_BUILD_CACHE:-0}" != 1 ]; then
+        docker images -aq --filter "label=org.flashsale.build=$COMPOSE_PROJECT_NAME" |
+            xargs -r docker image rm >/dev/null 2>&1 || true
+    fi
     rm -rf "$tmp"
     exit "$rc"
 }
@@ -111,13 +135,48 @@ print(f"  {path.rsplit('/', 1)[-1]}: " + "; ".join(exprs))
 EOF
 }
 
-step "static binaries (scripts/build-static.sh)"
-scripts/build-static.sh
-
-step "image $FLASHSALE_IMAGE"
 build_start=$SECONDS
-docker build -q -t "$FLASHSALE_IMAGE" . >/dev/null
+case "$build" in
+source)
+    step "image $FLASHSALE_IMAGE from source through compose (Dockerfile, builder ${FLASHSALE_BUILDER_IMAGE:-rust:1-bookworm})"
+    [ -z "${FLASHSALE_BUILDER_IMAGE:-}" ] || export FLASHSALE_BUILDER_IMAGE
+    "${dc[@]}" build --build-arg FLASHSALE_BUILD="$COMPOSE_PROJECT_NAME" server >"$tmp/build.log" 2>&1 ||
+        { tail -n 60 "$tmp/build.log" >&2; fail "compose build failed"; }
+    # The dependencies' build, then the workspace's (cargo's colours stripped).
+    sed 's/\x1b\[[0-9;]*m//g' "$tmp/build.log" | grep -E 'Finished' | sed 's/^ */  cargo: /' || true
+    ;;
+prebuilt)
+    step "static binaries (scripts/build-static.sh), image $FLASHSALE_IMAGE from them (Dockerfile.prebuilt)"
+    scripts/build-static.sh
+    docker build -q -t "$FLASHSALE_IMAGE" -f Dockerfile.prebuilt dist >/dev/null
+    ;;
+esac
 echo "  built in $((SECONDS - build_start))s; $(docker image inspect -f '{{.Size}}' "$FLASHSALE_IMAGE") bytes"
+# The image's binaries, on the host: static, so its driver runs here too (the host-side probe
+# below).
+mkdir "$tmp/dist"
+cid=$(docker create "$FLASHSALE_IMAGE")
+for f in /server /driver /etc/flashsale-build; do docker cp "$cid:$f" "$tmp/dist/"; done
+docker rm "$cid" >/dev/null
+sed 's/^/  /' "$tmp/dist/flashsale-build"
+if [ "$build" = source ]; then
+    # The other path's Dockerfile, on these binaries: it must make the same image (what
+    # Dockerfile.prebuilt does with the dist/ of scripts/build-static.sh).
+    step "Dockerfile.prebuilt packs the same binaries into the same layout"
+    mv "$tmp/dist/flashsale-build" "$tmp/dist/built-by-scripts-build-static.sh"
+    prebuilt="$FLASHSALE_IMAGE-prebuilt"
+    # (stderr kept for a failure only: the classic builder's deprecation notice is noise here.)
+    docker build -q -t "$prebuilt" -f Dockerfile.prebuilt "$tmp/dist" >/dev/null 2>"$tmp/prebuilt.err" ||
+        { cat "$tmp/prebuilt.err" >&2; fail "docker build -f Dockerfile.prebuilt failed"; }
+    same() { docker image inspect -f "$1" "$FLASHSALE_IMAGE"; }
+    for field in '{{json .Config.Entrypoint}} {{.Config.User}} {{json .Config.Env}} {{json .Config.ExposedPorts}}' '{{.Size}}'; do
+        [ "$(same "$field")" = "$(docker image inspect -f "$field" "$prebuilt")" ] ||
+            fail "Dockerfile.prebuilt's image differs in $field: $(docker image inspect -f "$field" "$prebuilt") vs $(same "$field")"
+    done
+    docker run --rm --entrypoint /driver "$prebuilt" --version >/dev/null
+    docker image rm "$prebuilt" >/dev/null
+    echo "  same entrypoint, user, environment, ports and size; its driver runs"
+fi
 
 step "run driver before up (${dc[*]}, project $COMPOSE_PROJECT_NAME): starts the stack itself, 3 workers, pass"
 # The driver service depends on the workers (and they on the coordinator and the server), so a
@@ -141,7 +200,7 @@ mapfile -t workers < <("${dc[@]}" ps -q worker)
 wait_until 60 "3 workers joined the coordinator" all_workers_joined
 
 step "from the host: the published server port; from a container: service-name DNS"
-dist/driver probe "127.0.0.1:$FLASHSALE_SERVER_PORT"
+"$tmp/dist/driver" probe "127.0.0.1:$FLASHSALE_SERVER_PORT"
 timeout 60 "${dc[@]}" run --rm -T --no-deps driver probe server:50051
 echo "  ok"
 
@@ -176,6 +235,20 @@ refused() {
     fi
     echo "  $name: exit 2: $(docker logs "$name" 2>&1 | grep -Ei -m1 "$worker_refused" | cut -c1-160)"
 }
+
+step "the coordinator's dashboard on the published port: the page, and starting a run needs the cluster token"
+web="http://127.0.0.1:$FLASHSALE_WEB_PORT"
+csrf=$(curl -fsS --max-time 10 "$web/" | sed -n 's/.*name="csrf-token" content="\([^"]*\)".*/\1/p')
+[ -n "$csrf" ] || { echo "the dashboard page carries no CSRF token" >&2; exit 1; }
+start_run() { # start_run BODY [AUTH...]: the HTTP status of POST /api/runs
+    curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X POST -H "x-csrf-token: $csrf" \
+        -H 'content-type: application/json' "${@:2}" -d "$1" "$web/api/runs"
+}
+code=$(start_run '{"mode":"safe","users":"100"}')
+[ "$code" = 401 ] || { echo "a start without the cluster token got HTTP $code, not 401" >&2; exit 1; }
+code=$(start_run '{"mode":"safe","users":"0"}' -H "authorization: Bearer $FLASHSALE_CLUSTER_TOKEN")
+[ "$code" = 400 ] || { echo "a start with the token and 0 users got HTTP $code, not 400" >&2; exit 1; }
+echo "  page served; without the token 401; with it the form is validated (400 for 0 users)"
 
 step "workers without the cluster token cannot join: a wrong one, none at all"
 intruder "$COMPOSE_PROJECT_NAME-intruder-wrong" FLASHSALE_CLUSTER_TOKEN="not-$FLASHSALE_CLUSTER_TOKEN"
