@@ -181,6 +181,24 @@ async fn follow_events(addr: SocketAddr, enough: impl Fn(&[Value]) -> bool) -> V
     seen
 }
 
+/// A live snapshot's latency figures: requests in the last second, p50 <= p90 <= p99, all
+/// plausible for a loopback checkout (above 1 µs, below 10 s).
+fn assert_live_latency(live: &Value) {
+    let latency = &live["latency"];
+    let count = latency["count"].as_u64().unwrap_or(0);
+    assert!(count > 0, "latencies of the last second: {live}");
+    assert!(
+        count <= live["attempts"].as_u64().unwrap(),
+        "no more than attempted: {live}"
+    );
+    let p = |name: &str| latency[name].as_u64().unwrap();
+    let (p50, p90, p99) = (p("p50_us"), p("p90_us"), p("p99_us"));
+    assert!(
+        0 < p50 && p50 <= p90 && p90 <= p99 && p99 < 10_000_000,
+        "{latency}"
+    );
+}
+
 fn form(mode: &str, users: u32, stock: u32, duration: &str) -> Value {
     json!({ "mode": mode, "users": users.to_string(), "stock": stock.to_string(), "duration": duration })
 }
@@ -218,6 +236,8 @@ async fn start_follow_stop_history_and_downloads() {
             .is_some_and(|p| !p.is_empty()),
         "the stock chart has points"
     );
+    // Latency percentiles of the last second, live, while the run goes.
+    assert_live_latency(&live.last().unwrap()["live"]);
 
     let stop = web.post("/api/stop", json!({})).await;
     assert_eq!((stop.status, stop.json()["id"].as_u64()), (202, Some(id)));
@@ -467,12 +487,54 @@ async fn coordinator_dashboard_distributes_runs() {
         .await;
     assert_eq!(reply.status, 202, "{}", reply.body);
     let id = reply.json()["id"].as_u64().unwrap();
-    // Live figures come from the coordinator's progress updates.
-    follow_events(web.addr, |seen| {
+    // Live figures come from the coordinator's progress updates: the summed latencies and
+    // one row per worker, each running with its own attempts.
+    let rows_of = |s: &Value| -> Vec<(String, String, u64)> {
+        s["live"]["workers"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|w| {
+                        (
+                            w["name"].as_str().unwrap_or_default().to_string(),
+                            w["state"].as_str().unwrap_or_default().to_string(),
+                            w["attempts"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let both_busy = |s: &Value| {
+        let rows = rows_of(s);
+        rows.len() == 2 && rows.iter().all(|(_, _, attempts)| *attempts > 0)
+    };
+    let seen = follow_events(web.addr, |seen| {
         seen.iter()
-            .any(|s| s["live"]["attempts"].as_u64().unwrap_or(0) > 0)
+            .any(|s| both_busy(s) && !s["live"]["latency"].is_null())
     })
     .await;
+    let live = seen
+        .iter()
+        .rev()
+        .find(|s| both_busy(s) && !s["live"]["latency"].is_null())
+        .unwrap();
+    let mut rows = rows_of(live);
+    rows.sort();
+    assert_eq!(
+        rows.iter()
+            .map(|(name, state, _)| (name.as_str(), state.as_str()))
+            .collect::<Vec<_>>(),
+        [("w1", "running"), ("w2", "running")],
+        "{live}"
+    );
+    let row_sum: u64 = rows.iter().map(|(_, _, attempts)| attempts).sum();
+    assert_eq!(
+        row_sum,
+        live["live"]["attempts"].as_u64().unwrap(),
+        "the rows add up to the summed counters"
+    );
+    assert_live_latency(&live["live"]);
     assert_eq!(web.post("/api/stop", json!({})).await.status, 202);
     let state = web.idle().await;
     assert_eq!(state["run"]["phase"], "done", "{state}");

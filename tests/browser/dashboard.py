@@ -4,8 +4,9 @@ Opens the page served by `driver web`, then:
   1. starts a safe burst of 1000 users and sees PASS;
   2. starts a buggy burst of 1000 users, sees the stock chart get points and FAIL with the
      no_oversell check failed;
-  3. starts a sustained buggy run, sees the live stock chart grow and cross zero, presses
-     Stop and sees the run end with a report (verdict, checks, download links that work);
+  3. starts a sustained buggy run, sees the live stock chart grow and cross zero and
+     the live latency p50/p99 (no worker rows standalone), presses Stop and sees the run end
+     with a report (verdict, checks, download links that work);
   4. runs "All modes" and compares two runs of the history side by side;
 and fails on any console error. Saves screenshots under target/browser/.
 
@@ -14,6 +15,7 @@ Usage: python3 dashboard.py URL [--chromium /usr/bin/chromium] [--out target/bro
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -99,6 +101,14 @@ def main():
             page.wait_for_timeout(100)
         expect(chart.locator("line.zero")).to_have_count(1, timeout=RUN_TIMEOUT_MS)
         assert int(page.locator("#f-attempts").inner_text().replace(",", "")) > 0
+        # Live latency percentiles of the last second, e.g. "1.25 ms".
+        expect(page.locator("#f-p50")).to_have_text(re.compile(r"^[\d.,]+ ms$"), timeout=RUN_TIMEOUT_MS)
+        expect(page.locator("#f-p99")).to_have_text(re.compile(r"^[\d.,]+ ms$"), timeout=RUN_TIMEOUT_MS)
+        p50 = float(page.locator("#f-p50").inner_text().split()[0].replace(",", ""))
+        p99 = float(page.locator("#f-p99").inner_text().split()[0].replace(",", ""))
+        assert 0 < p50 <= p99, (p50, p99)
+        # A standalone run has no worker rows.
+        expect(page.locator("#workers-block")).to_be_hidden()
         page.screenshot(path=os.path.join(opts.out, "dashboard-live.png"), full_page=True)
         page.click("#stop-btn")
         text = wait_verdict(page, run_id)
@@ -111,7 +121,7 @@ def main():
         html = page.request.get(opts.url.rstrip("/") + html_link.get_attribute("href"))
         assert html.ok and "<!DOCTYPE html>" in html.text()
         print(f"sustained run stopped after {report.json()['run']['elapsed_s']:.1f} s: "
-              f"{text.splitlines()[0]}")
+              f"{text.splitlines()[0]} (live p50 {p50} ms, p99 {p99} ms)")
 
         # 4. All modes, then two runs of the history side by side.
         page.fill("#users", "300")

@@ -15,16 +15,16 @@ use crate::audit::Evidence;
 use crate::checkout::book::BookState;
 use crate::checkout::connect;
 use crate::cluster::auth::{self, ClusterToken};
-use crate::cluster::coordinator::MAX_MESSAGE_BYTES;
+use crate::cluster::coordinator::{MAX_MESSAGE_BYTES, MAX_PROGRESS_WORKERS};
 use crate::cluster::verify::{ShareBounds, verify};
-use crate::cluster::wire::{book_from_wire, plan_to_wire, stats_from_wire};
+use crate::cluster::wire::{book_from_wire, plan_to_wire, stats_from_wire, worker_name};
 use crate::engine::LoadResult;
-use crate::engine::live::Totals;
+use crate::engine::live::{Totals, live_bins_from_columns};
 use crate::engine::stats::Stats;
 use crate::error::DriverError;
 use crate::report::timeline::StockPoint;
 use crate::report::{Report, WorkerSummary};
-use crate::run::progress::{self, Remote};
+use crate::run::progress::{self, Remote, RemoteState, WorkerRow, WorkerState};
 use crate::spec::{LoadSpec, RunSpec};
 
 /// How long a CancelRun call may take.
@@ -223,14 +223,7 @@ impl Session<'_> {
                     }
                 }
                 Update::Progress(p) => {
-                    let totals = Totals {
-                        attempts: p.attempts,
-                        purchased: p.purchased,
-                        sold_out: p.sold_out,
-                        errors: p.errors,
-                    };
-                    let elapsed = Duration::try_from_secs_f64(p.elapsed_s).unwrap_or_default();
-                    remote.update(totals, elapsed, p.stock);
+                    remote.update(progress_from_wire(p));
                     if display.is_none()
                         && let Some(label) = &self.label
                     {
@@ -302,5 +295,112 @@ fn checked(worker: &pb::WorkerReport, spec: &RunSpec, window: Duration) -> pb::W
         stats: None,
         unreported_attempts: ShareBounds::new(&share).max_attempts(window),
         ..worker.clone()
+    }
+}
+
+/// A coordinator's progress update as the progress line and the dashboard show it. Nothing
+/// in it is trusted: latencies that are not well-formed live bins are dropped, at most
+/// [`MAX_PROGRESS_WORKERS`] worker rows are kept, their names cleaned like a worker's own.
+fn progress_from_wire(p: pb::RunProgress) -> RemoteState {
+    let latency = p.latency.and_then(|l| {
+        let bins = live_bins_from_columns(&l.bins, &l.counts);
+        if bins.is_none() {
+            tracing::warn!("malformed live latencies in the coordinator's progress ignored");
+        }
+        bins
+    });
+    let workers = p
+        .workers
+        .into_iter()
+        .take(MAX_PROGRESS_WORKERS)
+        .map(|w| WorkerRow {
+            name: worker_name(&w.name),
+            attempts: w.attempts,
+            purchased: w.purchased,
+            sold_out: w.sold_out,
+            errors: w.errors,
+            state: match pb::WorkerState::try_from(w.state) {
+                Ok(pb::WorkerState::Lost) => WorkerState::Lost,
+                Ok(pb::WorkerState::Faulty) => WorkerState::Faulty,
+                Ok(pb::WorkerState::Done) => WorkerState::Done,
+                _ => WorkerState::Running,
+            },
+        })
+        .collect();
+    RemoteState {
+        totals: Totals {
+            attempts: p.attempts,
+            purchased: p.purchased,
+            sold_out: p.sold_out,
+            errors: p.errors,
+        },
+        elapsed: Duration::try_from_secs_f64(p.elapsed_s).unwrap_or_default(),
+        stock: p.stock,
+        latency,
+        workers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_from_a_coordinator_is_bounded_and_checked() {
+        let row = |name: &str, state: pb::WorkerState| pb::WorkerProgress {
+            name: name.into(),
+            attempts: 10,
+            purchased: 2,
+            sold_out: 7,
+            errors: 1,
+            state: state as i32,
+        };
+        let mut workers = vec![
+            row("w1\u{7}", pb::WorkerState::Running),
+            row("w2", pb::WorkerState::Lost),
+            row("w3", pb::WorkerState::Faulty),
+            row("w4", pb::WorkerState::Done),
+            pb::WorkerProgress {
+                state: 99,
+                ..row("w5", pb::WorkerState::Running)
+            },
+        ];
+        workers.extend((0..2 * MAX_PROGRESS_WORKERS).map(|_| row("many", pb::WorkerState::Done)));
+        let state = progress_from_wire(pb::RunProgress {
+            elapsed_s: 1.5,
+            attempts: 40,
+            latency: Some(pb::LiveLatency {
+                bins: vec![10, 200],
+                counts: vec![3, 1],
+            }),
+            workers,
+            ..Default::default()
+        });
+        assert_eq!(state.workers.len(), MAX_PROGRESS_WORKERS);
+        assert_eq!(state.workers[0].name, "w1?", "control characters cleaned");
+        let states: Vec<_> = state.workers[..5].iter().map(|w| w.state).collect();
+        assert_eq!(
+            states,
+            [
+                WorkerState::Running,
+                WorkerState::Lost,
+                WorkerState::Faulty,
+                WorkerState::Done,
+                WorkerState::Running
+            ]
+        );
+        assert_eq!(state.latency.map(|l| l.count()), Some(4));
+        assert_eq!(state.elapsed, Duration::from_millis(1_500));
+
+        let bad = progress_from_wire(pb::RunProgress {
+            elapsed_s: f64::NAN,
+            latency: Some(pb::LiveLatency {
+                bins: vec![100_000],
+                counts: vec![1],
+            }),
+            ..Default::default()
+        });
+        assert_eq!(bad.latency, None, "bins beyond the live range refused");
+        assert_eq!(bad.elapsed, Duration::ZERO);
     }
 }

@@ -24,7 +24,7 @@ use crate::cluster::coordinator::{HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, MAX_MES
 use crate::cluster::parts;
 use crate::cluster::wire::{plan_from_wire, stats_to_wire};
 use crate::engine;
-use crate::engine::live::Live;
+use crate::engine::live::{Live, live_bins_to_columns};
 use crate::engine::stats::Stats;
 use crate::error::DriverError;
 
@@ -172,14 +172,17 @@ async fn connect_with_retry(url: &str) -> Result<Channel, DriverError> {
     }
 }
 
-/// Sends a heartbeat every interval, with the live counters of the current run.
+/// Sends a heartbeat every interval, with the live counters and latencies of the current run.
 async fn heartbeats(outbox: mpsc::Sender<pb::WorkerMessage>, current: Current) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     loop {
         tick.tick().await;
-        let (run_id, totals) = lock(&current)
-            .as_ref()
-            .map_or((0, Default::default()), |r| (r.run_id, r.live.totals()));
+        let running = lock(&current).as_ref().map(|r| (r.run_id, r.live.clone()));
+        let (run_id, totals, latency) =
+            running.map_or((0, Default::default(), None), |(id, live)| {
+                let (bins, counts) = live_bins_to_columns(&live.latency());
+                (id, live.totals(), Some(pb::LiveLatency { bins, counts }))
+            });
         let beat = pb::WorkerMessage {
             msg: Some(pb::worker_message::Msg::Heartbeat(pb::Heartbeat {
                 run_id,
@@ -187,6 +190,7 @@ async fn heartbeats(outbox: mpsc::Sender<pb::WorkerMessage>, current: Current) {
                 purchased: totals.purchased,
                 sold_out: totals.sold_out,
                 errors: totals.errors,
+                latency,
             })),
         };
         if outbox.send(beat).await.is_err() {

@@ -82,7 +82,7 @@ impl LatencyBins {
 }
 
 /// The bin of `us`: exact below 100, then 90 bins (mantissa 10..=99) per power of ten.
-fn index(us: u64) -> u16 {
+pub(crate) const fn index(us: u64) -> u16 {
     if us < 100 {
         return us as u16;
     }

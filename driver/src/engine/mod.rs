@@ -271,7 +271,7 @@ fn load_thread(
         // Every user of this thread is done: the connections' counters are final.
         let counts = counters
             .into_iter()
-            .map(|(connection, counters)| (connection, counters.snapshot()))
+            .map(|(connection, counters)| (connection, counters.counts.snapshot()))
             .collect();
         Ok((
             stats.into_inner(),

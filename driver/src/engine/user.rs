@@ -10,9 +10,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use crate::checkout::CheckoutChannel;
-use crate::engine::counts::AtomicCounts;
 use crate::engine::history::AttemptKey;
-use crate::engine::live::Live;
+use crate::engine::live::{ConnectionLive, Live};
 use crate::engine::outcome::Outcome;
 use crate::engine::stats::Stats;
 use crate::spec::ids::request_id;
@@ -24,7 +23,7 @@ pub(super) async fn drive_connection(
     users: Vec<u64>,
     spec: &LoadSpec,
     window: (Instant, Option<Instant>),
-    (counters, live): (Arc<AtomicCounts>, &Live),
+    (counters, live): (Arc<ConnectionLive>, &Live),
     stats: &RefCell<Stats>,
 ) {
     let client = CheckoutClient::new(channel);
@@ -67,7 +66,7 @@ async fn virtual_user(
     buyer: Buyer,
     spec: &LoadSpec,
     (origin, deadline): (Instant, Option<Instant>),
-    (stats, counters, live): (&RefCell<Stats>, &AtomicCounts, &Live),
+    (stats, counters, live): (&RefCell<Stats>, &ConnectionLive, &Live),
 ) {
     let mut seq = buyer.click;
     loop {
@@ -88,7 +87,7 @@ async fn virtual_user(
         let started = Instant::now();
         let outcome = purchase(&mut client, spec.mode, request, spec.timeout).await;
         let latency = started.elapsed();
-        counters.record(&outcome, quantity);
+        counters.record(&outcome, quantity, latency);
         stats
             .borrow_mut()
             .record_at(origin.elapsed(), key, quantity, outcome, latency);

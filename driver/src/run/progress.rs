@@ -1,5 +1,5 @@
-//! Live progress on stderr (indicatif): elapsed, requests/s, purchased, sold out, errors and
-//! the last stock polled. The same line for every run: a standalone run reads the load's
+//! Live progress on stderr (indicatif): elapsed, requests/s, purchased, sold out, errors,
+//! the last second's p50/p99 latency and the last stock polled. The same line for every run: a standalone run reads the load's
 //! relaxed per-connection counters ([`Live`]), a distributed client what the coordinator last
 //! reported ([`Remote`]).
 
@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::bins::LatencyBins;
 use crate::engine::counts::Counts;
-use crate::engine::live::{Live, Totals};
+use crate::engine::live::{LatencyWindow, Live, Totals};
 
 /// How often the line is redrawn.
 const REFRESH: Duration = Duration::from_millis(100);
@@ -31,6 +32,38 @@ pub trait Source: Send + Sync + 'static {
     fn counts(&self) -> Option<Counts> {
         None
     }
+    /// Every latency recorded so far (cumulative), when this source has them.
+    fn latency(&self) -> Option<LatencyBins> {
+        None
+    }
+    /// One row per worker (a distributed run's), else empty.
+    fn workers(&self) -> Vec<WorkerRow> {
+        Vec::new()
+    }
+}
+
+/// Where a worker of a distributed run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Running,
+    /// Gone silent, disconnected, or no result in time.
+    Lost,
+    /// Sent a report impossible for its share (dropped).
+    Faulty,
+    /// Reported its result.
+    Done,
+}
+
+/// One worker's live row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerRow {
+    pub name: String,
+    pub attempts: u64,
+    pub purchased: u64,
+    pub sold_out: u64,
+    pub errors: u64,
+    pub state: WorkerState,
 }
 
 /// Receives the live [`Source`] of each run (or each run of a comparison) as it starts: how an
@@ -66,44 +99,62 @@ impl Source for Live {
     fn counts(&self) -> Option<Counts> {
         Some(Live::counts(self))
     }
+    fn latency(&self) -> Option<LatencyBins> {
+        Some(Live::latency(self))
+    }
 }
 
 /// Progress reported from elsewhere (the coordinator's summed worker counters).
 #[derive(Debug, Default)]
 pub struct Remote(Mutex<RemoteState>);
 
-#[derive(Debug, Default, Clone, Copy)]
-struct RemoteState {
-    totals: Totals,
-    elapsed: Duration,
-    stock: Option<i64>,
+/// One progress report of a coordinator.
+#[derive(Debug, Default, Clone)]
+pub struct RemoteState {
+    pub totals: Totals,
+    pub elapsed: Duration,
+    pub stock: Option<i64>,
+    /// The workers' latencies summed (cumulative), if reported.
+    pub latency: Option<LatencyBins>,
+    pub workers: Vec<WorkerRow>,
 }
 
 impl Remote {
     /// Records the latest report.
-    pub fn update(&self, totals: Totals, elapsed: Duration, stock: Option<i64>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = RemoteState {
-            totals,
-            elapsed,
-            stock,
-        };
+    pub fn update(&self, state: RemoteState) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = state;
     }
 
-    fn get(&self) -> RemoteState {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn with<T>(&self, read: impl FnOnce(&RemoteState) -> T) -> T {
+        read(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
 impl Source for Remote {
     fn totals(&self) -> Totals {
-        self.get().totals
+        self.with(|s| s.totals)
     }
     fn elapsed(&self, _now: Instant) -> Duration {
-        self.get().elapsed
+        self.with(|s| s.elapsed)
     }
     fn stock(&self) -> Option<i64> {
-        self.get().stock
+        self.with(|s| s.stock)
     }
+    fn latency(&self) -> Option<LatencyBins> {
+        self.with(|s| s.latency.clone())
+    }
+    fn workers(&self) -> Vec<WorkerRow> {
+        self.with(|s| s.workers.clone())
+    }
+}
+
+/// `p50 1.2ms p99 8.0ms`, or empty without latencies.
+fn latency_text(window: &mut LatencyWindow, now: Instant, bins: Option<LatencyBins>) -> String {
+    let Some(p) = bins.and_then(|b| window.push(now, b)) else {
+        return String::new();
+    };
+    let ms = |us: u64| us as f64 / 1_000.0;
+    format!("  p50 {:.1}ms p99 {:.1}ms", ms(p.p50_us), ms(p.p99_us))
 }
 
 /// Shows progress of `source` until `stopped` is cancelled, then clears the line.
@@ -114,6 +165,7 @@ pub async fn show<S: Source + ?Sized>(source: Arc<S>, label: String, stopped: Ca
     );
     bar.set_prefix(label);
     let mut samples: VecDeque<(Instant, u64)> = VecDeque::new();
+    let mut latency = LatencyWindow::default();
     let mut ticks = tokio::time::interval(REFRESH);
     loop {
         tokio::select! {
@@ -134,8 +186,9 @@ pub async fn show<S: Source + ?Sized>(source: Arc<S>, label: String, stopped: Ca
         };
         let elapsed = source.elapsed(now);
         let stock = source.stock().map_or("-".to_string(), |s| s.to_string());
+        let latency = latency_text(&mut latency, now, source.latency());
         bar.set_message(format!(
-            "{:>6.1}s  {rate:>8.0} req/s  purchased {}  sold out {}  errors {}  stock {stock}",
+            "{:>6.1}s  {rate:>8.0} req/s{latency}  purchased {}  sold out {}  errors {}  stock {stock}",
             elapsed.as_secs_f64(),
             totals.purchased,
             totals.sold_out,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::run::progress::Source;
+use crate::engine::live::{LatencyWindow, Percentiles};
+use crate::run::progress::{Source, WorkerRow};
 
 /// How often a running run is sampled and pushed to the browsers (4 updates a second).
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -35,6 +36,11 @@ pub struct LiveView {
     pub timeouts: Option<u64>,
     /// Non-OK statuses by name (empty when the source only has totals).
     pub by_status: BTreeMap<&'static str, u64>,
+    /// Latency percentiles of the requests that finished in the last second (`null` when
+    /// none did, or the source has no latencies).
+    pub latency: Option<Percentiles>,
+    /// One row per worker of a distributed run (empty for a standalone one).
+    pub workers: Vec<WorkerRow>,
     /// The last stock polled.
     pub stock: Option<i64>,
     /// `[seconds since the users started, stock]`.
@@ -47,6 +53,7 @@ pub struct LiveView {
 pub struct Sampler {
     source: Arc<dyn Source>,
     rate: VecDeque<(Instant, u64)>,
+    latency: LatencyWindow,
     view: LiveView,
 }
 
@@ -55,6 +62,7 @@ impl Sampler {
         Self {
             source,
             rate: VecDeque::new(),
+            latency: LatencyWindow::default(),
             view: LiveView {
                 part,
                 ..LiveView::default()
@@ -93,6 +101,11 @@ impl Sampler {
         view.sold_out = totals.sold_out;
         view.errors = totals.errors;
         view.stock = self.source.stock();
+        view.latency = self
+            .source
+            .latency()
+            .and_then(|bins| self.latency.push(now, bins));
+        view.workers = self.source.workers();
         if let Some(counts) = self.source.counts() {
             view.timeouts = Some(counts.timeouts);
             view.by_status = counts.statuses.by_name();
@@ -136,15 +149,36 @@ mod tests {
         assert!(sampler.sample(start).stock_points.is_empty());
         live.mark_started(start);
         live.set_stock(3);
-        conn.record(&Outcome::SoldOut { stock_after: 0 }, 1);
-        conn.record(&Outcome::Status(tonic::Code::Unavailable), 1);
+        conn.record(
+            &Outcome::SoldOut { stock_after: 0 },
+            1,
+            Duration::from_millis(2),
+        );
+        conn.record(
+            &Outcome::Status(tonic::Code::Unavailable),
+            1,
+            Duration::from_millis(40),
+        );
         let view = sampler.sample(start + Duration::from_millis(500)).clone();
         assert_eq!((view.attempts, view.sold_out, view.errors), (2, 1, 1));
         assert_eq!(view.by_status.get("UNAVAILABLE"), Some(&1));
+        let latency = view.latency.expect("latencies of the last second");
+        assert_eq!(
+            (latency.count, latency.p50_us, latency.p99_us),
+            (2, 2_050, 40_500)
+        );
+        assert!(view.workers.is_empty());
         assert_eq!(view.stock_points, vec![(0.5, 3)]);
         live.set_stock(-2);
+        conn.record(
+            &Outcome::SoldOut { stock_after: 0 },
+            1,
+            Duration::from_millis(7),
+        );
         let view = sampler.sample(start + Duration::from_millis(750));
         assert_eq!(view.stock_points.last(), Some(&(0.75, -2)));
+        // All three finished within the last second.
+        assert_eq!(view.latency.map(|l| l.count), Some(3));
         assert!(view.requests_per_s > 0.0);
     }
 

@@ -32,9 +32,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::auth::ClusterToken;
 use crate::cluster::wire::worker_name;
-use crate::engine::live::Totals;
+use crate::engine::live::{Totals, live_bins_from_columns};
 use crate::error::DriverError;
-pub use orchestrate::{RESULT_SLACK, START_DELAY, Updates};
+pub use orchestrate::{MAX_PROGRESS_WORKERS, RESULT_SLACK, START_DELAY, Updates};
 pub use registry::Registry;
 
 /// Time between worker heartbeats.
@@ -297,6 +297,13 @@ fn forward(registry: &Registry, worker: u64, message: pb::WorkerMessage) {
                     sold_out: beat.sold_out,
                     errors: beat.errors,
                 },
+                latency: beat.latency.and_then(|l| {
+                    let bins = live_bins_from_columns(&l.bins, &l.counts);
+                    if bins.is_none() {
+                        tracing::warn!(worker, "malformed live latencies in a heartbeat ignored");
+                    }
+                    bins
+                }),
             }),
         ),
         Some(Msg::Result(result)) => {

@@ -19,7 +19,8 @@ use crate::checkout::{Control, normalize_target};
 use crate::cluster::parts::Assembly;
 use crate::cluster::verify::{Fault, ShareBounds, verify};
 use crate::cluster::wire::{book_to_wire, plan_from_wire};
-use crate::engine::live::{Live, Totals};
+use crate::engine::bins::LatencyBins;
+use crate::engine::live::{Live, Totals, live_bins_to_columns};
 use crate::run::watch::{self, Watcher};
 use crate::spec::LoadSpec;
 
@@ -33,6 +34,8 @@ pub const RESULT_SLACK: Duration = Duration::from_secs(5);
 const WAITING_EVERY: Duration = Duration::from_millis(500);
 /// How often the client gets the summed live counters during the load.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Most worker rows in one progress update (a client refuses more).
+pub const MAX_PROGRESS_WORKERS: usize = 1024;
 
 /// The updates of one SubmitRun stream. Progress is offered without waiting: a slow client
 /// loses intermediate updates, never holds the run up.
@@ -129,6 +132,8 @@ struct Share {
     attempts_seen: u64,
     /// Its live counters as of its last heartbeat.
     live: Totals,
+    /// Its latencies so far as of its last heartbeat that carried well-formed ones.
+    latency: LatencyBins,
     /// Highest attempts per second between two heartbeats.
     peak_rate: f64,
     result: Option<pb::WorkerResult>,
@@ -145,9 +150,12 @@ impl Share {
         self.result.is_none() && self.lost.is_none()
     }
 
-    fn heartbeat(&mut self, totals: Totals) {
+    fn heartbeat(&mut self, totals: Totals, latency: Option<LatencyBins>) {
         let attempts = totals.attempts;
         self.live = totals;
+        if let Some(latency) = latency {
+            self.latency = latency;
+        }
         let now = Instant::now();
         let secs = now.duration_since(self.last_heard).as_secs_f64();
         if attempts > self.attempts_seen && secs > 0.0 {
@@ -162,6 +170,28 @@ impl Share {
     fn lose(&mut self, reason: String, run_id: u64) {
         self.lost = Some((reason, Instant::now()));
         send_cancel(&self.member, run_id);
+    }
+
+    /// Its live row for the client's progress.
+    fn row(&self) -> pb::WorkerProgress {
+        let totals = self.totals();
+        let state = if self.faulty {
+            pb::WorkerState::Faulty
+        } else if self.lost.is_some() {
+            pb::WorkerState::Lost
+        } else if self.result.is_some() {
+            pb::WorkerState::Done
+        } else {
+            pb::WorkerState::Running
+        };
+        pb::WorkerProgress {
+            name: self.member.name.clone(),
+            attempts: totals.attempts,
+            purchased: totals.purchased,
+            sold_out: totals.sold_out,
+            errors: totals.errors,
+            state: state as i32,
+        }
     }
 
     /// Its counters so far: from its result once it reported, else its last heartbeat.
@@ -396,6 +426,7 @@ pub async fn run(
                 last_heard: Instant::now(),
                 attempts_seen: 0,
                 live: Totals::default(),
+                latency: LatencyBins::default(),
                 peak_rate: 0.0,
                 result: None,
                 lost,
@@ -504,8 +535,19 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
-    /// Sends the client the workers' summed counters.
+    /// Sends the client the workers' summed counters and latencies, and a row per worker
+    /// (at most [`MAX_PROGRESS_WORKERS`]).
     fn progress(&self, shares: &BTreeMap<u64, Share>) {
+        let mut latency = LatencyBins::default();
+        for share in shares.values() {
+            latency.merge(&share.latency);
+        }
+        let (bins, counts) = live_bins_to_columns(&latency);
+        let workers = shares
+            .values()
+            .take(MAX_PROGRESS_WORKERS)
+            .map(Share::row)
+            .collect();
         let totals = shares
             .values()
             .map(Share::totals)
@@ -525,6 +567,8 @@ impl Round<'_> {
                 sold_out: totals.sold_out,
                 errors: totals.errors,
                 stock: self.live.stock(),
+                latency: Some(pb::LiveLatency { bins, counts }),
+                workers,
             }));
     }
 }
@@ -544,9 +588,9 @@ async fn collect(
     while shares.values().any(Share::pending) {
         tokio::select! {
             event = events.recv() => match event {
-                Some(RunEvent::Heartbeat { worker, totals }) => {
+                Some(RunEvent::Heartbeat { worker, totals, latency }) => {
                     if let Some(share) = shares.get_mut(&worker) {
-                        share.heartbeat(totals);
+                        share.heartbeat(totals, latency);
                     }
                 }
                 Some(RunEvent::Result { worker, result }) => {

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
 
+use crate::engine::bins::LatencyBins;
 use crate::engine::live::Totals;
 
 /// Messages down a worker's Join stream.
@@ -20,6 +21,8 @@ pub enum RunEvent {
     Heartbeat {
         worker: u64,
         totals: Totals,
+        /// Its latencies so far (cumulative), if it sent well-formed ones.
+        latency: Option<LatencyBins>,
     },
     Result {
         worker: u64,

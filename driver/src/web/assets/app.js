@@ -136,11 +136,32 @@
     text($("f-soldout"), fmt(live.sold_out));
     text($("f-errors"), fmt(live.errors));
     text($("f-stock"), live.stock === null ? "-" : fmt(live.stock));
+    const ms = (us) => fmt(us / 1000, us < 10000 ? 2 : 1) + " ms";
+    text($("f-p50"), live.latency ? ms(live.latency.p50_us) : "-");
+    text($("f-p99"), live.latency ? ms(live.latency.p99_us) : "-");
+    workersTable(live.workers || []);
     chart($("stock-chart"), live.stock_points, true, "units");
     chart($("rate-chart"), live.rate_points, false, "req/s");
     const statuses = Object.entries(live.by_status || {});
     if (live.timeouts) statuses.push(["client timeout", live.timeouts]);
     errorsTable(statuses);
+  }
+
+  function workersTable(workers) {
+    $("workers-block").hidden = workers.length === 0;
+    const body = $("workers").tBodies[0];
+    body.replaceChildren();
+    for (const w of workers) {
+      const tr = body.insertRow();
+      tr.className = "worker " + w.state;
+      text(tr.insertCell(), w.name);
+      text(tr.insertCell(), w.state);
+      for (const n of [w.attempts, w.purchased, w.sold_out, w.errors]) {
+        const td = tr.insertCell();
+        td.className = "num";
+        td.textContent = fmt(n);
+      }
+    }
   }
 
   function errorsTable(statuses) {
