@@ -4,7 +4,6 @@
 //! (works, loudly), and `-H` metadata on every call, recorded by a double that wraps the real
 //! checkout.
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,73 +17,13 @@ use flashsale_driver::cli::{Cli, Command};
 use flashsale_driver::{EXIT_ERROR, Verdict};
 use flashsale_server::tls::TlsConfig;
 use flashsale_server::{CheckoutService, MemoryStore, RunningServer, ServerConfig};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use tonic::{Request, Response, Status};
 
-/// A CA that signs certificates for the test.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
+#[path = "../../server/tests/certs/mod.rs"]
+mod certs;
 
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// (certificate, key) PEM for `names`.
-    fn sign(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "flashsale test");
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// A directory of PEM files, removed when dropped.
-struct Files(PathBuf);
-
-impl Files {
-    fn new(tag: &str) -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "flashsale-driver-tls-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use certs::{Ca, Files};
 
 /// The real checkout over TLS with a certificate `ca` signed for localhost and 127.0.0.1;
 /// with `client_ca`, clients must present a certificate it signed.
@@ -103,9 +42,9 @@ async fn named_tls_server(
     let config = ServerConfig {
         latency: Duration::from_millis(5),
         tls: TlsConfig {
-            tls_cert: Some(files.write("server.pem", &cert).into()),
-            tls_key: Some(files.write("server.key", &key).into()),
-            client_ca: client_ca.map(|c| files.write("client-ca.pem", &c.pem).into()),
+            tls_cert: Some(files.write_arg("server.pem", &cert).into()),
+            tls_key: Some(files.write_arg("server.key", &key).into()),
+            client_ca: client_ca.map(|c| files.write_arg("client-ca.pem", &c.pem).into()),
         },
         ..ServerConfig::default()
     };
@@ -148,7 +87,7 @@ async fn runs_over_https_pass_safe_and_fail_buggy() {
     let ca = Ca::new("test CA");
     let server = tls_server(&files, &ca, None).await;
     let url = server.url();
-    let ca_file = files.write("ca.pem", &ca.pem);
+    let ca_file = files.write_arg("ca.pem", &ca.pem);
     let over_tls = |mode: &'static str| {
         let mut args = vec!["--mode", mode, "--target", &url, "--ca-cert", &ca_file];
         args.extend(LOAD);
@@ -178,11 +117,11 @@ async fn mutual_tls_runs_with_a_client_certificate_and_is_refused_without() {
     // A certificate for a name only: reached by address, verified through --authority.
     let server = named_tls_server(&files, &ca, Some(&clients), &["checkout.test"]).await;
     let url = server.url();
-    let ca_file = files.write("ca.pem", &ca.pem);
+    let ca_file = files.write_arg("ca.pem", &ca.pem);
     let (cert, key) = clients.sign(&["driver"], ExtendedKeyUsagePurpose::ClientAuth);
     let (cert, key) = (
-        files.write("client.pem", &cert),
-        files.write("client.key", &key),
+        files.write_arg("client.pem", &cert),
+        files.write_arg("client.key", &key),
     );
     let mtls = ["--ca-cert", &ca_file, "--cert", &cert, "--key", &key];
     let mut args = vec!["--mode", "safe", "--target", &url];
@@ -218,7 +157,7 @@ async fn a_ca_that_did_not_sign_the_server_is_a_clear_connection_error() {
     let ca = Ca::new("server CA");
     let server = tls_server(&files, &ca, None).await;
     let url = server.url();
-    let wrong = files.write("wrong.pem", &Ca::new("another CA").pem);
+    let wrong = files.write_arg("wrong.pem", &Ca::new("another CA").pem);
     let mut args = vec!["--mode", "safe", "--target", &url, "--ca-cert", &wrong];
     args.extend(LOAD);
     let output = driver(&args).await;
@@ -262,7 +201,7 @@ async fn probe_checks_health_over_tls() {
     let ca = Ca::new("test CA");
     let server = tls_server(&files, &ca, None).await;
     let url = server.url();
-    let ca_file = files.write("ca.pem", &ca.pem);
+    let ca_file = files.write_arg("ca.pem", &ca.pem);
     let ok = driver(&["probe", &url, "--ca-cert", &ca_file]).await;
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     let refused = driver(&["probe", &url]).await;
@@ -416,7 +355,7 @@ async fn metadata_goes_on_every_call_and_the_admin_token_wins_on_control_calls()
 async fn bad_flags_are_refused_before_any_call() {
     let (url, seen, stop) = recording_server().await;
     let files = Files::new("bad");
-    let garbage = files.write("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64!\n");
+    let garbage = files.write_arg("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64!\n");
     let missing = files.0.join("missing.pem").to_string_lossy().into_owned();
     let https = url.replace("http://", "https://");
     let cases: [(&[&str], &str); 6] = [
