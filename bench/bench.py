@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -273,18 +274,22 @@ class Bench:
     def distributed(self, tag: str, port: int, v: dict, extra: list[Daemon]):
         cport = free_port()
         drv = str(self.bins["driver"])
+        # The cluster's shared secret: coordinator, workers and the submitting client.
+        token = secrets.token_hex(16)
         coord = Daemon(f"{tag}-coordinator", [
             drv, "coordinator", "--listen", f"127.0.0.1:{cport}", "--expect-workers",
             str(v["workers"]), "--target", f"127.0.0.1:{port}", "--join-timeout", "30s",
+            "--token", token,
         ], LOAD_CORE, self.outdir)
         extra.append(coord)
         wait_listening(cport, coord.proc)
         for i in range(v["workers"]):
             extra.append(Daemon(f"{tag}-worker{i + 1}", [
                 drv, "worker", "--coordinator", f"127.0.0.1:{cport}", "--name", f"w{i + 1}",
+                "--token", token,
             ], LOAD_CORE, self.outdir))
         cpu0 = {d.pid: cpu_seconds(d.pid) for d in extra}
-        cmd = self.driver_cmd(["--coordinator", f"127.0.0.1:{cport}"], v["mode"],
+        cmd = self.driver_cmd(["--coordinator", f"127.0.0.1:{cport}", "--token", token], v["mode"],
                               v.get("strategy"), v["users"], v["seconds"], "10s")
         res = run_client(tag, cmd, self.bound(v["seconds"], v["users"]) + 30, self.outdir)
         load_cpu = res["cpu_s"] + sum(cpu_seconds(d.pid) - cpu0[d.pid] for d in extra)
