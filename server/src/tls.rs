@@ -118,8 +118,9 @@ fn invalid(flag: &'static str, path: &Path, reason: impl Into<String>) -> TlsErr
     }
 }
 
-/// The file's bytes, once they proved to hold at least one readable certificate.
-fn read_certificates(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+/// The file's bytes, once they proved to hold at least one readable certificate (`flag` names
+/// the file in errors). The driver reads its client-side PEM files with it too.
+pub fn read_certificates(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     let bytes = read(flag, path)?;
     let mut count = 0usize;
     for cert in CertificateDer::pem_slice_iter(&bytes) {
@@ -133,7 +134,7 @@ fn read_certificates(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsErro
 }
 
 /// The file's bytes, once they proved to hold a private key.
-fn read_key(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+pub fn read_key(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     let bytes = read(flag, path)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| invalid(flag, path, e.to_string()))?;
     Ok(bytes)

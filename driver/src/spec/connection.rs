@@ -5,16 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::codegen::http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Longest metadata entry accepted on the command line (key, separator and value), in bytes.
 pub const MAX_METADATA_ENTRY_BYTES: usize = 8 * 1024;
 /// Most metadata entries.
 pub const MAX_METADATA_ENTRIES: usize = 64;
-/// Largest PEM file read for TLS.
-pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 /// Headers the transport or the gRPC protocol sets itself; a `-H` may not replace them.
 const RESERVED_KEYS: &[&str] = &[
@@ -32,20 +28,9 @@ const RESERVED_KEYS: &[&str] = &[
 /// Why connection settings are refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("cannot read {what} {}: {source}", path.display())]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{what} {} is larger than {MAX_PEM_BYTES} bytes", path.display())]
-    TooLarge { what: &'static str, path: PathBuf },
-    #[error("{what} {} is not valid PEM: {reason}", path.display())]
-    InvalidPem {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
+    /// A PEM file that cannot be read or does not hold what it should (the server's check).
+    #[error(transparent)]
+    Pem(#[from] flashsale_server::tls::TlsError),
     #[error("invalid metadata `{entry}`: {reason}")]
     InvalidMetadata { entry: String, reason: String },
     #[error("at most {MAX_METADATA_ENTRIES} metadata entries are allowed")]
@@ -70,57 +55,23 @@ impl std::fmt::Debug for Pem {
 }
 
 impl Pem {
-    fn read(what: &'static str, path: &Path) -> Result<Self, ConnectionError> {
-        use std::io::Read;
-        let err = |source| ConnectionError::Read {
-            what,
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(err)?;
-        let mut bytes = Vec::new();
-        file.take(MAX_PEM_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(err)?;
-        if bytes.len() as u64 > MAX_PEM_BYTES {
-            return Err(ConnectionError::TooLarge {
-                what,
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(Self {
+    fn new(path: &Path, bytes: Vec<u8>) -> Self {
+        Self {
             path: path.to_path_buf(),
             bytes: bytes.into(),
-        })
-    }
-
-    fn invalid(&self, what: &'static str, reason: impl Into<String>) -> ConnectionError {
-        ConnectionError::InvalidPem {
-            what,
-            path: self.path.clone(),
-            reason: reason.into(),
         }
     }
 
     /// Reads `path` and checks that it holds at least one certificate, all of them readable.
     pub fn certificates(what: &'static str, path: &Path) -> Result<Self, ConnectionError> {
-        let pem = Self::read(what, path)?;
-        let mut count = 0usize;
-        for cert in CertificateDer::pem_slice_iter(&pem.bytes) {
-            cert.map_err(|e| pem.invalid(what, e.to_string()))?;
-            count += 1;
-        }
-        if count == 0 {
-            return Err(pem.invalid(what, "no CERTIFICATE block in it"));
-        }
-        Ok(pem)
+        let bytes = flashsale_server::tls::read_certificates(what, path)?;
+        Ok(Self::new(path, bytes))
     }
 
     /// Reads `path` and checks that it holds a private key.
     pub fn private_key(what: &'static str, path: &Path) -> Result<Self, ConnectionError> {
-        let pem = Self::read(what, path)?;
-        PrivateKeyDer::from_pem_slice(&pem.bytes).map_err(|e| pem.invalid(what, e.to_string()))?;
-        Ok(pem)
+        let bytes = flashsale_server::tls::read_key(what, path)?;
+        Ok(Self::new(path, bytes))
     }
 }
 
@@ -380,15 +331,21 @@ mod tests {
         let missing = dir.join("missing.pem");
         assert!(matches!(
             Pem::certificates("--ca-cert", &missing),
-            Err(ConnectionError::Read { .. })
+            Err(ConnectionError::Pem(
+                flashsale_server::tls::TlsError::Read { .. }
+            ))
         ));
         assert!(matches!(
             Pem::certificates("--ca-cert", &garbage),
-            Err(ConnectionError::InvalidPem { .. })
+            Err(ConnectionError::Pem(
+                flashsale_server::tls::TlsError::InvalidPem { .. }
+            ))
         ));
         assert!(matches!(
             Pem::private_key("--key", &garbage),
-            Err(ConnectionError::InvalidPem { .. })
+            Err(ConnectionError::Pem(
+                flashsale_server::tls::TlsError::InvalidPem { .. }
+            ))
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
