@@ -55,8 +55,8 @@ export FLASHSALE_POSTGRES_PASSWORD FLASHSALE_ADMIN_TOKEN
 export FLASHSALE_LATENCY=20ms FLASHSALE_STOCK=30
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/flashsale-compose-pg.XXXXXX")
 
-step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
-fail() { echo "compose-postgres.sh: FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 
 cleanup() {
     local rc=$?
@@ -83,18 +83,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_until LIMIT_S WHAT CMD...: polls CMD every 0.5 s until it succeeds or LIMIT_S pass.
-wait_until() {
-    local limit=$1 what=$2 start=$SECONDS
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        if ((SECONDS - start >= limit)); then
-            fail "timed out after ${limit}s waiting for $what"
-        fi
-        sleep 0.5
-    done
-    echo "  $what: after $((SECONDS - start))s"
-}
 servers_healthy() {
     local ids n=0 id
     ids=$("${dc[@]}" ps -q server)

@@ -60,8 +60,8 @@ network="${COMPOSE_PROJECT_NAME}_flashsale"
 intruders=()
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/flashsale-compose.XXXXXX")
 
-step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
-fail() { echo "compose.sh: FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 
 cleanup() {
     local rc=$?
@@ -93,18 +93,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_until LIMIT_S WHAT CMD...: polls CMD every 0.5 s until it succeeds or LIMIT_S pass.
-wait_until() {
-    local limit=$1 what=$2 start=$SECONDS
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        if ((SECONDS - start >= limit)); then
-            fail "timed out after ${limit}s waiting for $what"
-        fi
-        sleep 0.5
-    done
-    echo "  $what: after $((SECONDS - start))s"
-}
 healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$("${dc[@]}" ps -q "$1")")" = healthy ]; }
 coordinator_id() { "${dc[@]}" ps -q coordinator; }
 # The coordinator's own health service is SERVING only while all expected workers are connected.
