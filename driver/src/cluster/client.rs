@@ -126,6 +126,7 @@ pub async fn run(
         book: &book,
         unsettled: (!result.unsettled.is_empty()).then(|| result.unsettled.clone()),
         policy: &spec.policy,
+        counters: true,
     };
     let mut report = Report::build(&result.target, false, &spec.load, &evidence, &load);
     let polls: Vec<StockPoint> = result

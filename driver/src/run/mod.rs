@@ -146,6 +146,7 @@ pub async fn run_against(
                 book: &book,
                 unsettled,
                 policy: &spec.policy,
+                counters: true,
             };
             let mut report = Report::build(url, embedded, &spec.load, &evidence, &load);
             report.series.add_stock_polls(&polls);

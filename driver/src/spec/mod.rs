@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub mod connection;
+pub mod custom;
 pub mod ids;
 mod limits;
 pub mod policy;

@@ -1,0 +1,54 @@
+//! One connection's way of buying, whatever the checkout speaks: the built-in contract, or a
+//! checkout of the team's own ([`crate::spec::custom`]). The engine sees only [`Purchaser`]
+//! and [`Attempt`]; every kind of checkout answers with an [`Outcome`].
+
+use std::time::Duration;
+
+use flashsale::pb::{self, checkout_client::CheckoutClient};
+
+use super::{CheckoutChannel, builtin, connect_checkout};
+use crate::error::DriverError;
+use crate::outcome::Outcome;
+use crate::spec::{Connection, Mode};
+
+/// What one purchase attempt sends.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub user_id: String,
+    pub quantity: u32,
+    /// Unique per user and attempt ([`crate::spec::ids::request_id`]).
+    pub request_id: String,
+    /// The round the purchase is for (0: whatever round the server is in).
+    pub round: u64,
+}
+
+/// One connection to the checkout, cheap to clone for each virtual user on it.
+#[derive(Debug, Clone)]
+pub enum Purchaser {
+    /// `flashsale.v1.Checkout`.
+    Builtin(CheckoutClient<CheckoutChannel>),
+}
+
+impl Purchaser {
+    /// Opens one connection to `url` as `connection` says (TLS, metadata, which API).
+    pub async fn connect(url: &str, connection: &Connection) -> Result<Self, DriverError> {
+        Ok(Purchaser::Builtin(CheckoutClient::new(
+            connect_checkout(url, connection).await?,
+        )))
+    }
+
+    /// One purchase in `mode` with deadline `timeout`, and what it came to.
+    pub async fn purchase(&mut self, mode: Mode, attempt: Attempt, timeout: Duration) -> Outcome {
+        match self {
+            Purchaser::Builtin(client) => {
+                let request = pb::PurchaseRequest {
+                    user_id: attempt.user_id,
+                    quantity: attempt.quantity,
+                    request_id: attempt.request_id,
+                    round: attempt.round,
+                };
+                builtin::purchase(client, mode, request, timeout).await
+            }
+        }
+    }
+}
