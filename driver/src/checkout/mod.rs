@@ -7,6 +7,7 @@ use std::time::Duration;
 pub mod book;
 mod builtin;
 mod channel;
+pub mod custom;
 mod control;
 pub mod probe;
 mod purchaser;

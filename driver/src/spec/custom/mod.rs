@@ -25,3 +25,36 @@ pub enum CustomError {
         reason: String,
     },
 }
+
+// TEMPORARY scaffolding (grpc branch): the lead's integration defines these; replaced on merge.
+use std::path::PathBuf;
+#[derive(Debug, Clone)]
+pub struct CustomApi {
+    pub rules: OutcomeRules,
+    pub stock: FieldPath,
+    pub purchase: Call,
+    pub stock_call: Call,
+    pub reset: Option<Call>,
+    pub transport: Transport,
+    pub name: String,
+}
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub target: String,
+    pub path: Option<Template>,
+    pub body: Option<Template>,
+}
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Grpc(GrpcOptions),
+    Http(HttpOptions),
+}
+#[derive(Debug, Clone, Default)]
+pub struct GrpcOptions {
+    pub protos: Vec<PathBuf>,
+    pub import_paths: Vec<PathBuf>,
+}
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    pub http2: bool,
+}
