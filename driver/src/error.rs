@@ -50,6 +50,9 @@ pub enum DriverError {
     /// TLS or metadata settings that cannot be used (unreadable PEM, invalid `-H`).
     #[error(transparent)]
     Connection(#[from] crate::spec::ConnectionError),
+    /// A custom gRPC checkout whose methods cannot be resolved or called as described.
+    #[error(transparent)]
+    CustomGrpc(#[from] crate::checkout::custom::grpc::GrpcSchemaError),
     #[error("load thread failed: {0}")]
     Thread(String),
     #[error("I/O error: {0}")]

@@ -169,8 +169,10 @@ async fn fetch_all(
     for service in services {
         match ask(channel, version, &Ask::Symbol(service)).await {
             Ok(Answer::Files(raw)) => take(raw, &mut files, &mut wanted, &mut have)?,
-            // Unknown here: the schema names what the server offers instead.
+            // Unknown here (an error answer, or a NOT_FOUND status from some servers): the
+            // schema names what the server offers instead.
             Ok(Answer::Error(..)) => {}
+            Err(status) if status.code() == Code::NotFound => {}
             Ok(Answer::Services(_)) => return Err(failed("a service list instead of files".into())),
             Err(status) => return Err(failed(format!("{} ({})", status.message(), status.code()))),
         }
