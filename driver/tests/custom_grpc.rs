@@ -48,6 +48,8 @@ fn api(place: Call, protos: Vec<std::path::PathBuf>) -> Arc<CustomApi> {
             import_paths: Vec::new(),
         }),
         name: "shop".into(),
+        origin: None,
+        source: String::new(),
     })
 }
 

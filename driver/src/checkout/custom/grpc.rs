@@ -28,7 +28,7 @@ use crate::spec::custom::{Call, CustomApi, ReplyStatus, Transport, Values};
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 /// One HTTP/2 connection to a custom gRPC checkout; clone it for each virtual user on it.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GrpcConnection {
     grpc: Grpc<CheckoutChannel>,
     methods: Arc<Methods>,
