@@ -30,6 +30,9 @@ pub fn proto_path() -> String {
     format!("{}/tests/shop/shop.proto", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A customer whose orders are answered with a 200 KiB reply (and change nothing).
+pub const HUGE_REPLY_CUSTOMER: &str = "huge-reply";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
     /// Check, then (after a simulated database latency) take: two buyers of the last unit
@@ -90,10 +93,20 @@ impl pb::orders_server::Orders for Arc<Shop> {
     ) -> Result<Response<pb::OrderReply>, Status> {
         let order = request.into_inner();
         if order.qty == 0 || order.customer.is_empty() || order.idempotency_key.is_empty() {
-            return Err(Status::invalid_argument("customer, qty and idempotency_key are required"));
+            return Err(Status::invalid_argument(
+                "customer, qty and idempotency_key are required",
+            ));
         }
         if order.sku != "A1" {
             return Err(Status::not_found(format!("no SKU {}", order.sku)));
+        }
+        if order.customer == HUGE_REPLY_CUSTOMER {
+            // A fault for the driver's reply-size cap: a reply far over 64 KiB.
+            return Ok(Response::new(pb::OrderReply {
+                status: pb::order_reply::Status::Confirmed as i32,
+                order_ref: "x".repeat(200 * 1024),
+                remaining: 0,
+            }));
         }
         let qty = i64::from(order.qty);
         match self.variant {
@@ -187,7 +200,9 @@ impl RunningShop {
                 .expect("a runtime for the shop");
             runtime.block_on(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind :0");
-                ready_tx.send(listener.local_addr().expect("its address")).ok();
+                ready_tx
+                    .send(listener.local_addr().expect("its address"))
+                    .ok();
                 let mut router = tonic::transport::Server::builder()
                     .add_service(pb::orders_server::OrdersServer::new(served.clone()))
                     .add_service(pb::inventory_server::InventoryServer::new(served));

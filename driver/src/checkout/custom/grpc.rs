@@ -103,9 +103,23 @@ impl GrpcConnection {
                 status: ReplyStatus::Grpc(Code::Ok),
                 body: schema::reply_json(reply.get_ref()),
             },
-            Err(status) => status_only(status.code()),
+            Err(status) => status_only(reply_code(&status)),
         }
     }
+}
+
+/// The code a failed call is reported as: tonic's refusal to read a reply over
+/// [`MAX_REPLY_BYTES`] (`OUT_OF_RANGE`, "decoded message length too large") is
+/// `RESOURCE_EXHAUSTED`; anything else is the status the server or the transport gave.
+fn reply_code(status: &tonic::Status) -> Code {
+    if status.code() == Code::OutOfRange
+        && status
+            .message()
+            .contains("decoded message length too large")
+    {
+        return Code::ResourceExhausted;
+    }
+    status.code()
 }
 
 fn status_only(code: Code) -> Reply {
@@ -127,7 +141,9 @@ async fn resolved(
     url: &str,
 ) -> Result<Arc<Methods>, DriverError> {
     let cell = {
-        let mut cache = RESOLVED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = RESOLVED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.retain(|(api, _)| api.strong_count() > 0);
         let key = Arc::downgrade(api);
         match cache.iter().find(|(k, _)| Weak::ptr_eq(k, &key)) {
@@ -151,10 +167,14 @@ async fn resolve(
     channel: &CheckoutChannel,
     url: &str,
 ) -> Result<Methods, GrpcSchemaError> {
-    let calls: Vec<&Call> = [Some(&api.purchase), Some(&api.stock_call), api.reset.as_ref()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let calls: Vec<&Call> = [
+        Some(&api.purchase),
+        Some(&api.stock_call),
+        api.reset.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let schema = match &api.transport {
         Transport::Grpc(options) if !options.protos.is_empty() => {
             Schema::from_protos(&options.protos, &options.import_paths)?
@@ -186,10 +206,14 @@ async fn resolve(
 /// Every call of `api` to `target` (the purchase and a control call may share a method with
 /// different data).
 fn calls_with_target<'a>(api: &'a CustomApi, target: &'a str) -> impl Iterator<Item = &'a Call> {
-    [Some(&api.purchase), Some(&api.stock_call), api.reset.as_ref()]
-        .into_iter()
-        .flatten()
-        .filter(move |c| c.target == target)
+    [
+        Some(&api.purchase),
+        Some(&api.stock_call),
+        api.reset.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(move |c| c.target == target)
 }
 
 fn check_data<'a>(

@@ -41,9 +41,9 @@ enum Answer {
 macro_rules! ask_with {
     ($name:ident, $pb:path) => {
         async fn $name(channel: &CheckoutChannel, ask: &Ask<'_>) -> Result<Answer, tonic::Status> {
-            use $pb as pb;
             use pb::server_reflection_request::MessageRequest;
             use pb::server_reflection_response::MessageResponse;
+            use $pb as pb;
             let request = match ask {
                 Ask::ListServices => MessageRequest::ListServices(String::new()),
                 Ask::Symbol(symbol) => MessageRequest::FileContainingSymbol(symbol.to_string()),
@@ -53,15 +53,15 @@ macro_rules! ask_with {
                 host: String::new(),
                 message_request: Some(request),
             };
-            let mut client = pb::server_reflection_client::ServerReflectionClient::new(channel.clone());
+            let mut client =
+                pb::server_reflection_client::ServerReflectionClient::new(channel.clone());
             let mut replies = client
                 .server_reflection_info(tokio_stream::once(request))
                 .await?
                 .into_inner();
-            let reply = replies
-                .message()
-                .await?
-                .ok_or_else(|| tonic::Status::unknown("the reflection stream ended without an answer"))?;
+            let reply = replies.message().await?.ok_or_else(|| {
+                tonic::Status::unknown("the reflection stream ended without an answer")
+            })?;
             Ok(match reply.message_response {
                 Some(MessageResponse::ListServicesResponse(list)) => {
                     Answer::Services(list.service.into_iter().map(|s| s.name).collect())
@@ -87,7 +87,11 @@ enum Version {
     V1Alpha,
 }
 
-async fn ask(channel: &CheckoutChannel, version: Version, ask: &Ask<'_>) -> Result<Answer, tonic::Status> {
+async fn ask(
+    channel: &CheckoutChannel,
+    version: Version,
+    ask: &Ask<'_>,
+) -> Result<Answer, tonic::Status> {
     match version {
         Version::V1 => ask_v1(channel, ask).await,
         Version::V1Alpha => ask_v1alpha(channel, ask).await,
@@ -160,7 +164,12 @@ async fn fetch_all(
             if !have.insert(file.name().to_string()) {
                 continue;
             }
-            wanted.extend(file.dependency.iter().filter(|d| !have.contains(*d)).cloned());
+            wanted.extend(
+                file.dependency
+                    .iter()
+                    .filter(|d| !have.contains(*d))
+                    .cloned(),
+            );
             files.push(file);
         }
         Ok(())
@@ -173,7 +182,9 @@ async fn fetch_all(
             // schema names what the server offers instead.
             Ok(Answer::Error(..)) => {}
             Err(status) if status.code() == Code::NotFound => {}
-            Ok(Answer::Services(_)) => return Err(failed("a service list instead of files".into())),
+            Ok(Answer::Services(_)) => {
+                return Err(failed("a service list instead of files".into()));
+            }
             Err(status) => return Err(failed(format!("{} ({})", status.message(), status.code()))),
         }
     }
@@ -186,7 +197,9 @@ async fn fetch_all(
             Ok(Answer::Error(_, message)) => {
                 return Err(failed(format!("it cannot give `{name}`: {message}")));
             }
-            Ok(Answer::Services(_)) => return Err(failed("a service list instead of files".into())),
+            Ok(Answer::Services(_)) => {
+                return Err(failed("a service list instead of files".into()));
+            }
             Err(status) => return Err(failed(format!("{} ({})", status.message(), status.code()))),
         }
     }

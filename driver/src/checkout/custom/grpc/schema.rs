@@ -95,7 +95,10 @@ const REQUEST_JSON: DeserializeOptions = DeserializeOptions::new().deny_unknown_
 impl Schema {
     /// Compiles `protos` (each found under its own folder or one of `import_paths`; the
     /// well-known `google/protobuf/*.proto` are built in).
-    pub fn from_protos(protos: &[PathBuf], import_paths: &[PathBuf]) -> Result<Self, GrpcSchemaError> {
+    pub fn from_protos(
+        protos: &[PathBuf],
+        import_paths: &[PathBuf],
+    ) -> Result<Self, GrpcSchemaError> {
         let files = protos
             .iter()
             .map(|p| p.display().to_string())
@@ -180,9 +183,12 @@ impl Method {
     /// The request message `json` describes.
     pub fn request(&self, json: &str) -> Result<DynamicMessage, String> {
         let mut deserializer = serde_json::Deserializer::from_str(json);
-        let message =
-            DynamicMessage::deserialize_with_options(self.input.clone(), &mut deserializer, &REQUEST_JSON)
-                .map_err(|e| e.to_string())?;
+        let message = DynamicMessage::deserialize_with_options(
+            self.input.clone(),
+            &mut deserializer,
+            &REQUEST_JSON,
+        )
+        .map_err(|e| e.to_string())?;
         deserializer.end().map_err(|e| e.to_string())?;
         Ok(message)
     }
@@ -224,7 +230,9 @@ fn split_call(call: &str) -> Result<(&str, &str), GrpcSchemaError> {
     let ident = |s: &str| {
         !s.is_empty()
             && s.split('.').all(|part| {
-                part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             })
     };
