@@ -117,8 +117,7 @@ async fn without_reflection_or_proto_says_to_give_proto() {
     let shop = RunningShop::start(Variant::Safe, 2, false);
     let err = connect(&shop, &api(call(PLACE, Some(DATA)), Vec::new()))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     let text = err.to_string();
     assert!(text.contains("does not offer server reflection"), "{text}");
     assert!(text.contains("--proto"), "{text}");
@@ -192,8 +191,7 @@ async fn a_dead_service_is_a_connection_error() {
     let api = api(call(PLACE, Some(DATA)), Vec::new());
     let err = GrpcConnection::connect(&format!("http://{addr}"), &Connection::default(), &api)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(matches!(err, DriverError::Connect { .. }), "{err}");
 }
 

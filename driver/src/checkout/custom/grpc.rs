@@ -30,7 +30,8 @@ pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// One HTTP/2 connection to a custom gRPC checkout; clone it for each virtual user on it.
 #[derive(Debug, Clone)]
 pub struct GrpcConnection {
-    grpc: Grpc<CheckoutChannel>,
+    /// Boxed: the client is large, and this connection sits in an enum with the HTTP one.
+    grpc: Box<Grpc<CheckoutChannel>>,
     methods: Arc<Methods>,
     /// The request JSON, rendered here so that a call does not allocate a new string.
     buffer: String,
@@ -59,7 +60,7 @@ impl GrpcConnection {
     ) -> Result<Self, DriverError> {
         let channel = connect_checkout(url, connection).await?;
         let methods = resolved(api, &channel, url).await?;
-        let grpc = Grpc::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
+        let grpc = Box::new(Grpc::new(channel).max_decoding_message_size(MAX_REPLY_BYTES));
         Ok(Self {
             grpc,
             methods,
