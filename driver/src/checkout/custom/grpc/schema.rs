@@ -257,3 +257,94 @@ fn listing(names: impl Iterator<Item = String>) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop() -> Schema {
+        let proto = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/shop/shop.proto"
+        ));
+        Schema::from_protos(&[proto], &[]).expect("shop.proto compiles")
+    }
+
+    #[test]
+    fn method_names() {
+        assert_eq!(
+            split_call("shop.v1.Orders/PlaceOrder").unwrap(),
+            ("shop.v1.Orders", "PlaceOrder")
+        );
+        assert_eq!(
+            split_call("/shop.v1.Orders/PlaceOrder").unwrap(),
+            ("shop.v1.Orders", "PlaceOrder")
+        );
+        assert_eq!(
+            split_call("shop.v1.Orders.PlaceOrder").unwrap(),
+            ("shop.v1.Orders", "PlaceOrder")
+        );
+        for bad in [
+            "",
+            "PlaceOrder",
+            "shop.v1.Orders/",
+            "/x",
+            "a b/C",
+            "a/b/c",
+            "1a/B",
+        ] {
+            assert!(split_call(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resolves_and_converts_from_a_proto_file() {
+        let schema = shop();
+        let method = schema.method("shop.v1.Orders/PlaceOrder").unwrap();
+        assert_eq!(method.path.as_str(), "/shop.v1.Orders/PlaceOrder");
+        let request = method
+            .request(r#"{"customer":"c","qty":2,"idempotencyKey":"k"}"#)
+            .unwrap();
+        assert_eq!(
+            reply_json(&request),
+            Some(serde_json::json!({"customer":"c","sku":"","qty":2,"idempotency_key":"k"}))
+        );
+        assert!(method.request(r#"{"qty":-1}"#).is_err());
+        assert!(method.request(r#"{"qty":1} trailing"#).is_err());
+        let err = method
+            .check_request(r#"{"quantity":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("shop.v1.OrderRequest") && err.contains("quantity"),
+            "{err}"
+        );
+        let err = schema.method("shop.v1.Orders/WatchOrders").unwrap_err();
+        assert!(matches!(err, GrpcSchemaError::Streaming { .. }), "{err}");
+        let err = schema.method("shop.v1.Nope/X").unwrap_err().to_string();
+        assert!(
+            err.contains("--proto") && err.contains("shop.v1.Orders"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_proto_file_is_named() {
+        let err = Schema::from_protos(&[PathBuf::from("/nonexistent/x.proto")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/x.proto"), "{err}");
+        assert!(Schema::from_protos(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn listings_are_sorted_and_bounded() {
+        assert_eq!(
+            listing(["b".to_string(), "a".to_string()].into_iter()),
+            "a, b"
+        );
+        assert_eq!(listing(std::iter::empty()), "none");
+        let many = listing((0..40).map(|i| format!("s{i:02}")));
+        assert!(many.ends_with("and 10 more"), "{many}");
+    }
+}
