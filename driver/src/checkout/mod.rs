@@ -8,6 +8,7 @@ pub mod book;
 mod builtin;
 mod channel;
 mod control;
+pub mod custom;
 pub mod probe;
 mod purchaser;
 mod tls;
