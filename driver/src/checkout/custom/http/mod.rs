@@ -29,7 +29,6 @@
 mod dial;
 mod tls;
 
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
@@ -97,9 +96,10 @@ impl HttpConnection {
         let uri: Uri = url
             .parse()
             .map_err(|e| invalid(format!("not a valid URL ({e})")))?;
-        let (Some(scheme), Some(target)) = (uri.scheme().cloned(), uri.authority().cloned())
-        else {
-            return Err(invalid("expected http://host:port or https://host:port".into()));
+        let (Some(scheme), Some(target)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+            return Err(invalid(
+                "expected http://host:port or https://host:port".into(),
+            ));
         };
         let tls = if scheme == Scheme::HTTPS {
             let defaults = crate::spec::ClientTls::default();
@@ -119,13 +119,10 @@ impl HttpConnection {
             tls,
             timeout: CONNECT_TIMEOUT,
         };
-        dialer
-            .dial()
-            .await
-            .map_err(|e| DriverError::Connect {
-                target: url.to_string(),
-                reason: explain(&e),
-            })?;
+        dialer.dial().await.map_err(|e| DriverError::Connect {
+            target: url.to_string(),
+            reason: explain(&e),
+        })?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(http2)
             .pool_idle_timeout(IDLE_TIMEOUT)
@@ -185,7 +182,10 @@ impl HttpConnection {
                 return status_only(ReplyStatus::Http(503));
             }
             Err(e) => {
-                tracing::debug!("request failed after it may have been sent: {}", error_chain(&e));
+                tracing::debug!(
+                    "request failed after it may have been sent: {}",
+                    error_chain(&e)
+                );
                 return status_only(ReplyStatus::Grpc(Code::Unknown));
             }
         };
