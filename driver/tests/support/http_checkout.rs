@@ -103,6 +103,12 @@ impl Drop for HttpCheckout {
 
 /// Starts the checkout on a loopback port.
 pub async fn serve(options: Options) -> HttpCheckout {
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    serve_on(any_port, options).await.unwrap()
+}
+
+/// Starts the checkout on `addr`.
+pub async fn serve_on(addr: SocketAddr, options: Options) -> std::io::Result<HttpCheckout> {
     let shop = Arc::new(Shop {
         stock: AtomicI64::new(options.stock),
         orders: AtomicU64::new(0),
@@ -118,8 +124,8 @@ pub async fn serve(options: Options) -> HttpCheckout {
         .route("/api/v1/debug/reset", post(reset))
         .with_state(shop.clone());
     let acceptor = options.tls.map(|(cert, key)| acceptor(&cert, &key));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(async move {
         loop {
@@ -158,7 +164,7 @@ pub async fn serve(options: Options) -> HttpCheckout {
             });
         }
     });
-    HttpCheckout { addr, shop, stop }
+    Ok(HttpCheckout { addr, shop, stop })
 }
 
 fn acceptor(cert: &str, key: &str) -> TlsAcceptor {
@@ -211,7 +217,7 @@ fn sold(shop: &Shop, remaining: i64) -> Answer {
         );
     }
     if let Fault::ErrorAfterApply { every } = shop.fault
-        && n % every.max(1) == 0
+        && n.is_multiple_of(every.max(1))
     {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
