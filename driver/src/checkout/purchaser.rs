@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use flashsale::pb::{self, checkout_client::CheckoutClient};
 
+use super::custom::CustomConnection;
 use super::{CheckoutChannel, builtin, connect_checkout};
 use crate::error::DriverError;
 use crate::outcome::Outcome;
+use crate::spec::custom::Values;
 use crate::spec::{Connection, Mode};
 
 /// What one purchase attempt sends.
@@ -27,14 +29,19 @@ pub struct Attempt {
 pub enum Purchaser {
     /// `flashsale.v1.Checkout`.
     Builtin(CheckoutClient<CheckoutChannel>),
+    /// A checkout of the team's own (the mode does not apply: the spec names the call).
+    Custom(CustomConnection),
 }
 
 impl Purchaser {
     /// Opens one connection to `url` as `connection` says (TLS, metadata, which API).
     pub async fn connect(url: &str, connection: &Connection) -> Result<Self, DriverError> {
-        Ok(Purchaser::Builtin(CheckoutClient::new(
-            connect_checkout(url, connection).await?,
-        )))
+        Ok(match &connection.custom {
+            None => Purchaser::Builtin(CheckoutClient::new(
+                connect_checkout(url, connection).await?,
+            )),
+            Some(api) => Purchaser::Custom(CustomConnection::connect(url, connection, api).await?),
+        })
     }
 
     /// One purchase in `mode` with deadline `timeout`, and what it came to.
@@ -48,6 +55,16 @@ impl Purchaser {
                     round: attempt.round,
                 };
                 builtin::purchase(client, mode, request, timeout).await
+            }
+            Purchaser::Custom(connection) => {
+                let values = Values {
+                    user: &attempt.user_id,
+                    quantity: attempt.quantity,
+                    request_id: &attempt.request_id,
+                    round: attempt.round,
+                    stock: 0,
+                };
+                connection.purchase(&values, timeout).await
             }
         }
     }

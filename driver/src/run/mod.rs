@@ -146,7 +146,7 @@ pub async fn run_against(
                 book: &book,
                 unsettled,
                 policy: &spec.policy,
-                counters: true,
+                counters: control.counters(),
             };
             let mut report = Report::build(url, embedded, &spec.load, &evidence, &load);
             report.series.add_stock_polls(&polls);
@@ -168,6 +168,10 @@ pub async fn run_against(
         }
     };
     report.run.tls_unverified = spec.connection.insecure();
+    if let Some(api) = &spec.connection.custom {
+        report.run.mode = "custom";
+        report.run.rpc = api.name.clone();
+    }
     Ok(report)
 }
 

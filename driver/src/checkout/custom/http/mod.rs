@@ -29,6 +29,8 @@
 mod dial;
 mod tls;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
@@ -40,7 +42,7 @@ use tonic::Code;
 use super::Reply;
 use crate::checkout::{CONNECT_TIMEOUT, error_chain};
 use crate::error::DriverError;
-use crate::spec::custom::ReplyStatus;
+use crate::spec::custom::{Call, CustomApi, ReplyStatus, Transport, Values};
 use crate::spec::{Connection, Metadata};
 use dial::Dialer;
 
@@ -80,6 +82,43 @@ pub struct Outgoing<'a> {
 }
 
 impl HttpConnection {
+    /// One connection to `url` (normalized `http://` or `https://`), TLS and headers as
+    /// `connection` says, HTTP/1.1 or HTTP/2 as `api` says.
+    pub async fn connect(
+        url: &str,
+        connection: &Connection,
+        api: &Arc<CustomApi>,
+    ) -> Result<Self, DriverError> {
+        let http2 = matches!(&api.transport, Transport::Http(options) if options.http2);
+        Self::open(url, connection, http2).await
+    }
+
+    /// Sends `call` with its templates rendered from `values`; its status and JSON body.
+    pub async fn call(&mut self, call: &Call, values: &Values<'_>) -> Reply {
+        let Ok(method) = Method::from_bytes(call.target.as_bytes()) else {
+            return status_only(ReplyStatus::Grpc(Code::InvalidArgument));
+        };
+        let path = match &call.path {
+            Some(template) => {
+                let mut path = String::with_capacity(64);
+                template.render_into(values, &mut path);
+                path
+            }
+            None => "/".to_string(),
+        };
+        let body = call.body.as_ref().map(|template| {
+            let mut body = String::with_capacity(128);
+            template.render_into(values, &mut body);
+            body
+        });
+        self.send(Outgoing {
+            method: &method,
+            path,
+            body,
+        })
+        .await
+    }
+
     /// One connection to `url` (normalized `http://` or `https://`), TLS and headers as
     /// `connection` says, speaking HTTP/2 when `http2`. Opens one socket to check that the
     /// target is there and its certificate is accepted.
