@@ -171,7 +171,7 @@ async fn a_reply_larger_than_the_cap_is_resource_exhausted() {
         .unwrap();
     let reply = conn.send(purchase("safe", 1)).await;
     assert_eq!(reply.status, ReplyStatus::Grpc(Code::ResourceExhausted));
-    assert!(100 * 1024 > MAX_REPLY_BYTES);
+    const { assert!(100 * 1024 > MAX_REPLY_BYTES) };
     // The connection is still usable for the next request.
     let reply = conn
         .send(Outgoing {
@@ -575,7 +575,11 @@ async fn over_tls_with_a_ca_and_a_refused_certificate_exits_2() {
     let other = files.write_arg("other.pem", &Ca::new("another CA").pem);
     let output = driver(with(demo_flags(&url, "safe"), &["--ca-cert", &other])).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(i32::from(EXIT_ERROR)), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(i32::from(EXIT_ERROR)),
+        "{stderr}"
+    );
     assert!(stderr.contains("invalid peer certificate"), "{stderr}");
     assert!(
         stderr.contains("give --ca-cert with the CA that signed it"),

@@ -53,9 +53,13 @@ pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One connection to an HTTP checkout (a pool of sockets over HTTP/1.1, one socket over
-/// HTTP/2), cheap to clone for each virtual user on it.
+/// HTTP/2), cheap to clone for each virtual user on it (its clones share the pool).
 #[derive(Clone)]
 pub struct HttpConnection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     client: Client<Dialer, Full<Bytes>>,
     scheme: Scheme,
     /// What `Host` / `:authority` say: `--authority`, else the target's.
@@ -66,8 +70,8 @@ pub struct HttpConnection {
 impl std::fmt::Debug for HttpConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpConnection")
-            .field("scheme", &self.scheme)
-            .field("authority", &self.authority)
+            .field("scheme", &self.inner.scheme)
+            .field("authority", &self.inner.authority)
             .finish_non_exhaustive()
     }
 }
@@ -169,15 +173,18 @@ impl HttpConnection {
             .timer(hyper_util::rt::TokioTimer::new())
             .build(dialer);
         Ok(Self {
-            client,
-            scheme,
-            authority,
-            metadata: connection.metadata.clone(),
+            inner: Arc::new(Inner {
+                client,
+                scheme,
+                authority,
+                metadata: connection.metadata.clone(),
+            }),
         })
     }
 
     /// Sends `request` and reads its reply (see the module's doc for what failures become).
     pub async fn send(&self, request: Outgoing<'_>) -> Reply {
+        let inner = &*self.inner;
         let path = match PathAndQuery::from_maybe_shared(Bytes::from(request.path)) {
             Ok(path) => path,
             Err(e) => {
@@ -186,8 +193,8 @@ impl HttpConnection {
             }
         };
         let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
+            .scheme(inner.scheme.clone())
+            .authority(inner.authority.clone())
             .path_and_query(path)
             .build();
         let mut builder = Request::builder().method(request.method.clone());
@@ -209,12 +216,12 @@ impl HttpConnection {
             header::ACCEPT,
             header::HeaderValue::from_static("application/json"),
         );
-        self.metadata.apply(&mut headers);
+        inner.metadata.apply(&mut headers);
         let Ok(mut http_request) = builder.body(Full::new(body)) else {
             return status_only(ReplyStatus::Grpc(Code::InvalidArgument));
         };
         *http_request.headers_mut() = headers;
-        let response = match self.client.request(http_request).await {
+        let response = match inner.client.request(http_request).await {
             Ok(response) => response,
             Err(e) if e.is_connect() => {
                 tracing::debug!("no connection to the checkout: {}", error_chain(&e));
