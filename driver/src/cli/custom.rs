@@ -203,7 +203,14 @@ mod tests {
                 .contains("--mode applies to flashsale.v1.Checkout only")
         );
         assert!(
-            spec_error(&with(&["--no-reset", "--coordinator", "c:1"])).contains("runs standalone")
+            spec_error(&with(&[
+                "--no-reset",
+                "--coordinator",
+                "c:1",
+                "--proto",
+                "x.proto"
+            ]))
+            .contains("reflection")
         );
         assert!(
             spec_error(&["--call", "shop.v1.Orders/PlaceOrder", "--target", "x:1"])

@@ -205,6 +205,9 @@ impl RunArgs {
         } else {
             self.load.targets()?
         };
+        if let (Some(api), Some(_)) = (&custom, &self.coordinator) {
+            api.check_portable()?;
+        }
         let targets = match &custom {
             Some(api) => custom_targets(api, targets, self)?,
             None => targets,
@@ -241,9 +244,6 @@ fn custom_targets(
     targets: Vec<String>,
     args: &RunArgs,
 ) -> Result<Vec<String>, DriverError> {
-    if args.coordinator.is_some() {
-        return Err(SpecError::CustomWithCoordinator.into());
-    }
     if args.strategy.is_some() {
         return Err(SpecError::CustomWithBuiltinFlag("--strategy").into());
     }
@@ -253,9 +253,13 @@ fn custom_targets(
     if !targets.is_empty() {
         return Ok(targets);
     }
-    match &api.origin {
-        Some(origin) => Ok(vec![normalize_direct_target(origin)?]),
-        None => Err(SpecError::CustomWithoutTarget.into()),
+    match (&api.origin, &args.coordinator) {
+        (Some(origin), None) => Ok(vec![normalize_direct_target(origin)?]),
+        (None, None) => Err(SpecError::CustomWithoutTarget.into()),
+        // Distributed: the workers reach the checkout over plaintext, the coordinator's
+        // default target when none is given.
+        (Some(origin), Some(_)) => Ok(vec![normalize_target(origin)?]),
+        (None, Some(_)) => Ok(targets),
     }
 }
 

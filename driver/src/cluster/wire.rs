@@ -51,6 +51,8 @@ pub fn plan_to_wire(spec: &LoadSpec) -> pb::LoadPlan {
         round: spec.round,
         timeout_ms: millis(spec.timeout),
         user_prefix: spec.user_prefix.clone(),
+        // Set by the client from the run's connection (a checkout of the team's own).
+        checkout: String::new(),
     }
 }
 
@@ -96,6 +98,17 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// The checkout of the team's own a plan carries, if any (see [`CustomApi::from_source`]).
+pub fn checkout_from_wire(
+    plan: &pb::LoadPlan,
+) -> Result<Option<std::sync::Arc<crate::spec::custom::CustomApi>>, DriverError> {
+    if plan.checkout.is_empty() {
+        return Ok(None);
+    }
+    let api = crate::spec::custom::CustomApi::from_source(&plan.checkout)?;
+    Ok(Some(std::sync::Arc::new(api)))
 }
 
 /// Longest worker name kept, in bytes.

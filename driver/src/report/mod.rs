@@ -121,6 +121,17 @@ impl WorkerSummary {
     }
 }
 
+impl RunInfo {
+    /// Names a checkout of the team's own (mode `custom`, its purchase call) when
+    /// `connection` drove one.
+    pub fn name_checkout(&mut self, connection: &crate::spec::Connection) {
+        if let Some(api) = &connection.custom {
+            self.mode = "custom";
+            self.rpc = api.name.clone();
+        }
+    }
+}
+
 /// What was run, and where.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {

@@ -168,10 +168,7 @@ pub async fn run_against(
         }
     };
     report.run.tls_unverified = spec.connection.insecure();
-    if let Some(api) = &spec.connection.custom {
-        report.run.mode = "custom";
-        report.run.rpc = api.name.clone();
-    }
+    report.run.name_checkout(&spec.connection);
     Ok(report)
 }
 

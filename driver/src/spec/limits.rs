@@ -83,10 +83,6 @@ pub enum SpecError {
     )]
     ConnectionWithCoordinator,
     #[error(
-        "a checkout of your own (--checkout, --call, --http-post) runs standalone; distributed runs of it are not supported yet"
-    )]
-    CustomWithCoordinator,
-    #[error(
         "a checkout of your own needs --target (or whole URLs in --http-post): the embedded server speaks flashsale.v1.Checkout"
     )]
     CustomWithoutTarget,

@@ -73,6 +73,30 @@ pub struct HttpOptions {
 }
 
 impl CustomApi {
+    /// A description received as spec text (from a coordinator or a client): size-checked,
+    /// parsed and compiled like a file. `.proto` files named in it would be another machine's,
+    /// so they are refused: the receiver asks the server's reflection instead.
+    pub fn from_source(text: &str) -> Result<Self, CustomError> {
+        if text.len() as u64 > MAX_SPEC_FILE_BYTES {
+            return Err(CustomError::Spec(format!(
+                "larger than {MAX_SPEC_FILE_BYTES} bytes"
+            )));
+        }
+        let api = CustomFile::parse(text)?.compile()?;
+        api.check_portable()?;
+        Ok(api)
+    }
+
+    /// Whether this description works on another machine: it names no local `.proto` files.
+    pub fn check_portable(&self) -> Result<(), CustomError> {
+        match &self.transport {
+            Transport::Grpc(g) if !g.protos.is_empty() => Err(CustomError::Spec(
+                "--proto files stay on this machine: a distributed run of a gRPC checkout finds its methods through the server's reflection".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the reset call is there.
     pub fn can_reset(&self) -> bool {
         self.reset.is_some()
