@@ -323,6 +323,52 @@ async fn tls_with_a_ca_over_both_protocols_and_a_refused_certificate() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_with_a_client_certificate_and_refused_without() {
+    let files = Files::new("http-mtls");
+    let ca = Ca::new("http CA");
+    let clients = Ca::new("client CA");
+    let shop = serve(Options {
+        tls: Some(ca.sign(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth)),
+        client_ca: Some(clients.pem.clone()),
+        ..Options::default()
+    })
+    .await;
+    let (cert, key) = clients.sign(&["buyer"], ExtendedKeyUsagePurpose::ClientAuth);
+    let identity = (
+        Pem::certificates("--cert", &files.write("client.pem", &cert)).unwrap(),
+        Pem::private_key("--key", &files.write("client.key", &key)).unwrap(),
+    );
+    let with_identity = Connection {
+        tls: Some(ClientTls {
+            identity: Some(identity),
+            ..trusting(&files, &ca)
+        }),
+        ..Connection::default()
+    };
+    for http2 in [false, true] {
+        let conn = HttpConnection::open(&shop.url(true), &with_identity, http2)
+            .await
+            .unwrap();
+        let reply = conn.send(purchase("safe", 1)).await;
+        assert_eq!(reply.status, ReplyStatus::Http(200), "http2 {http2}");
+    }
+    // Without a certificate: refused before the run, with the cause and what to give.
+    let anonymous = Connection {
+        tls: Some(trusting(&files, &ca)),
+        ..Connection::default()
+    };
+    for http2 in [false, true] {
+        let err = HttpConnection::open(&shop.url(true), &anonymous, http2)
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, DriverError::Connect { .. }), "{message}");
+        assert!(message.contains("give --cert and --key"), "{message}");
+    }
+    assert_eq!(shop.shop.requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn authority_names_the_certificate_and_the_host_header() {
     let files = Files::new("http-authority");
     let ca = Ca::new("http CA");

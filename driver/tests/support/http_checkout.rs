@@ -50,6 +50,8 @@ pub struct Options {
     pub fault: Fault,
     /// (certificate chain, key) as PEM: serve TLS.
     pub tls: Option<(String, String)>,
+    /// With TLS: clients must present a certificate this CA (PEM) signed.
+    pub client_ca: Option<String>,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             latency: Duration::from_millis(5),
             fault: Fault::None,
             tls: None,
+            client_ca: None,
         }
     }
 }
@@ -123,7 +126,10 @@ pub async fn serve_on(addr: SocketAddr, options: Options) -> std::io::Result<Htt
         .route("/api/v1/debug/stock", get(stock))
         .route("/api/v1/debug/reset", post(reset))
         .with_state(shop.clone());
-    let acceptor = options.tls.map(|(cert, key)| acceptor(&cert, &key));
+    let client_ca = options.client_ca;
+    let acceptor = options
+        .tls
+        .map(|(cert, key)| acceptor(&cert, &key, client_ca.as_deref()));
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
@@ -167,7 +173,7 @@ pub async fn serve_on(addr: SocketAddr, options: Options) -> std::io::Result<Htt
     Ok(HttpCheckout { addr, shop, stop })
 }
 
-fn acceptor(cert: &str, key: &str) -> TlsAcceptor {
+fn acceptor(cert: &str, key: &str, client_ca: Option<&str>) -> TlsAcceptor {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
@@ -175,12 +181,26 @@ fn acceptor(cert: &str, key: &str) -> TlsAcceptor {
         .unwrap();
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
         .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key).unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     TlsAcceptor::from(Arc::new(config))
 }

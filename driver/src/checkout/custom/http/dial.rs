@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -66,6 +66,39 @@ impl Dialer {
                 source,
             })?;
         Ok(Stream::Tls(Box::new(stream)))
+    }
+}
+
+/// How long [`Dialer::probe`] waits for a refusal after an anonymous TLS handshake.
+const REFUSAL_WAIT: Duration = Duration::from_millis(250);
+
+impl Dialer {
+    /// Opens one socket and drops it: the target is there and, over TLS, accepts the
+    /// handshake. TLS 1.3 lets the client finish its side before the server checks it, so
+    /// without a client certificate (`anonymous`) the server's refusal (`CertificateRequired`)
+    /// comes only with the first read: wait briefly for it.
+    pub async fn probe(&self, anonymous: bool) -> Result<(), DialError> {
+        let stream = self.dial().await?;
+        let Stream::Tls(mut tls) = stream else {
+            return Ok(());
+        };
+        if !anonymous {
+            return Ok(());
+        }
+        let mut byte = [0u8; 1];
+        let refused = |source: io::Error| DialError::Tls {
+            address: self.address.to_string(),
+            source,
+        };
+        match tokio::time::timeout(REFUSAL_WAIT, tls.read(&mut byte)).await {
+            Ok(Err(e)) => Err(refused(e)),
+            Ok(Ok(0)) => Err(refused(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the server closed the connection right after the handshake",
+            ))),
+            // Nothing (the server waits for a request) or data: accepted.
+            Ok(Ok(_)) | Err(_) => Ok(()),
+        }
     }
 }
 

@@ -23,8 +23,10 @@
 //!   `UNKNOWN`, which the audit counts as "may have been applied". The deadline is the
 //!   caller's: it drops the call's future, which abandons the request (its socket is closed).
 //!
-//! [`HttpConnection::connect`] opens one socket first, so an unreachable target or a
-//! certificate that fails verification is a connection error before the run starts.
+//! [`HttpConnection::connect`] opens one socket first, so an unreachable target, a certificate
+//! that fails verification or a server that wants a client certificate is a connection error
+//! before the run starts (over TLS without a client certificate it waits up to 250 ms for the
+//! server's refusal, which TLS 1.3 sends after the handshake).
 
 mod dial;
 mod tls;
@@ -162,10 +164,15 @@ impl HttpConnection {
             tls,
             timeout: CONNECT_TIMEOUT,
         };
-        dialer.dial().await.map_err(|e| DriverError::Connect {
-            target: url.to_string(),
-            reason: explain(&e),
-        })?;
+        let anonymous = connection.tls.as_ref().is_none_or(|t| t.identity.is_none());
+        let anonymous_tls = anonymous && scheme == Scheme::HTTPS;
+        dialer
+            .probe(anonymous)
+            .await
+            .map_err(|e| DriverError::Connect {
+                target: url.to_string(),
+                reason: explain(&e, anonymous_tls),
+            })?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(http2)
             .pool_idle_timeout(IDLE_TIMEOUT)
@@ -271,7 +278,8 @@ fn status_only(status: ReplyStatus) -> Reply {
 }
 
 /// A dial failure with its causes, and what to do about a certificate that was refused.
-fn explain(err: &dial::DialError) -> String {
+/// `anonymous_tls`: over TLS without a client certificate.
+fn explain(err: &dial::DialError, anonymous_tls: bool) -> String {
     let mut reason = error_chain(err);
     if reason.contains("invalid peer certificate") {
         reason.push_str(
@@ -280,6 +288,8 @@ fn explain(err: &dial::DialError) -> String {
         );
     } else if reason.contains("CertificateRequired") {
         reason.push_str(" (the server requires a client certificate: give --cert and --key)");
+    } else if anonymous_tls && matches!(err, dial::DialError::Tls { .. }) {
+        reason.push_str(" (if the server requires client certificates, give --cert and --key)");
     }
     reason
 }
