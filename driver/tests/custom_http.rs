@@ -157,6 +157,23 @@ async fn sends_metadata_and_json_content_type_and_reads_other_calls() {
         .await;
     assert_eq!(missing.status, ReplyStatus::Http(404));
     assert!(missing.body.is_none());
+    // A path that is not one is refused before anything is sent.
+    let before = shop.shop.requests.load(Ordering::SeqCst);
+    for path in ["api/v1/checkout/safe", "/a b", ""] {
+        let reply = conn
+            .send(Outgoing {
+                method: &Method::POST,
+                path: path.into(),
+                body: Some("{}".into()),
+            })
+            .await;
+        assert_eq!(
+            reply.status,
+            ReplyStatus::Grpc(Code::InvalidArgument),
+            "{path:?}"
+        );
+    }
+    assert_eq!(shop.shop.requests.load(Ordering::SeqCst), before);
 }
 
 #[tokio::test(flavor = "multi_thread")]

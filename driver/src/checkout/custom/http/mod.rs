@@ -204,10 +204,11 @@ impl HttpConnection {
             .authority(inner.authority.clone())
             .path_and_query(path)
             .build();
-        let mut builder = Request::builder().method(request.method.clone());
-        if let Ok(uri) = uri {
-            builder = builder.uri(uri);
-        }
+        let Ok(uri) = uri else {
+            tracing::debug!("not a valid request URI");
+            return status_only(ReplyStatus::Grpc(Code::InvalidArgument));
+        };
+        let builder = Request::builder().method(request.method.clone()).uri(uri);
         let mut headers = HeaderMap::with_capacity(4);
         let body = match request.body {
             Some(body) => {
