@@ -92,7 +92,7 @@ pub async fn run_against(
     tracing::info!(
         target = url,
         replicas = urls.len(),
-        mode = spec.load.mode.name(),
+        mode = %spec.label(),
         users = spec.load.users,
         stock = before.stock,
         round = before.round,
