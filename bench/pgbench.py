@@ -43,8 +43,10 @@ ROOT = bench.ROOT
 STOCK = 1_000_000_000
 
 # The statements of each path, as server/src/store/postgres/sql.rs has them, in the order the
-# server sends them for one purchase of one unit (no per-user limit): every safe purchase first
-# reads the current round and strategy, then runs its transaction.
+# server sends them for one purchase of one unit (no per-user limit). Conditional is one
+# statement (sql::BUY_IF_ATOMIC: the strategy and round checked in the UPDATE, the order row
+# inserted from its RETURNING, autocommit); row-lock and serializable first read the round and
+# strategy (sql::CURRENT), then run their transaction.
 CURRENT = "SELECT round AS r, strategy FROM sale \\gset\n"
 RECORD = (
     "INSERT INTO orders (round, user_id, quantity, request_id) "
@@ -53,9 +55,14 @@ RECORD = (
 )
 RID = "\\set rid random(1, 1000000000000000)\n"
 SCRIPTS = {
-    "conditional": RID + CURRENT + "BEGIN;\n"
-    "UPDATE sale SET stock = stock - 1 WHERE round = :r AND stock >= 1 RETURNING stock;\n"
-    + RECORD + "COMMIT;\n",
+    "conditional": RID + "\\set q 1\n\\set any 0\n"
+    "WITH take AS (UPDATE sale SET stock = stock - :q "
+    "WHERE strategy = 'atomic' AND (:any = 0 OR round = :any) AND stock >= :q "
+    "RETURNING round, stock), "
+    "placed AS (INSERT INTO orders (round, user_id, quantity, request_id) "
+    "SELECT round, 'pgbench-' || :client_id, :q, NULLIF('pgb-' || :rid, '') FROM take "
+    "RETURNING order_id) "
+    "SELECT take.round, placed.order_id, take.stock FROM take, placed;\n",
     "row-lock": RID + CURRENT + "BEGIN;\n"
     "SELECT round, stock FROM sale FOR UPDATE;\n"
     "UPDATE sale SET stock = stock - 1 WHERE round = :r RETURNING stock;\n"

@@ -9,6 +9,7 @@
 mod support;
 
 mod migrations;
+mod atomic;
 mod outage;
 mod paths;
 mod replicas;
