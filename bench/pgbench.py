@@ -57,7 +57,7 @@ RID = "\\set rid random(1, 1000000000000000)\n"
 SCRIPTS = {
     "conditional": RID + "\\set q 1\n\\set any 0\n"
     "WITH take AS (UPDATE sale SET stock = stock - :q "
-    "WHERE strategy = 'atomic' AND (:any = 0 OR round = :any) AND stock >= :q "
+    "WHERE strategy = 'atomic' AND (:any::bigint = 0 OR round = :any) AND stock >= :q "
     "RETURNING round, stock), "
     "placed AS (INSERT INTO orders (round, user_id, quantity, request_id) "
     "SELECT round, 'pgbench-' || :client_id, :q, NULLIF('pgb-' || :rid, '') FROM take "

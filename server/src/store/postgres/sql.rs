@@ -24,14 +24,14 @@ pub const TAKE_IF_AVAILABLE: &str = "UPDATE sale SET stock = stock - $1 \
 /// enough stock). A request id already placed in that round fails the whole statement with a
 /// unique violation of `orders_request_once`, undoing the decrement.
 pub const BUY_IF_ATOMIC: &str = "WITH take AS (UPDATE sale SET stock = stock - $1 \
-     WHERE strategy = 'atomic' AND ($2 = 0 OR round = $2) AND stock >= $1 \
+     WHERE strategy = 'atomic' AND ($2::bigint = 0 OR round = $2) AND stock >= $1 \
      RETURNING round, stock), \
      placed AS (INSERT INTO orders (round, user_id, quantity, request_id) \
      SELECT round, $3, $1, NULLIF($4, '') FROM take RETURNING order_id) \
      SELECT take.round, placed.order_id, take.stock FROM take, placed";
 /// The compare-and-decrement of `BUY_IF_ATOMIC`, inside a transaction (a per-user limit applies).
 pub const TAKE_IF_ATOMIC: &str = "UPDATE sale SET stock = stock - $1 \
-     WHERE strategy = 'atomic' AND ($2 = 0 OR round = $2) AND stock >= $1 \
+     WHERE strategy = 'atomic' AND ($2::bigint = 0 OR round = $2) AND stock >= $1 \
      RETURNING round, stock";
 /// Round, stock and strategy: why a guarded take matched nothing.
 pub const STATE: &str = "SELECT round, stock, strategy FROM sale";
