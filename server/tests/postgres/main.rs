@@ -8,8 +8,8 @@
 
 mod support;
 
-mod migrations;
 mod atomic;
+mod migrations;
 mod outage;
 mod paths;
 mod replicas;

@@ -45,7 +45,12 @@ fn is_replay(err: &tokio_postgres::Error) -> bool {
 }
 
 /// Why a take for round `requested` (0: any) of `quantity` units matched nothing.
-fn judge(requested: i64, quantity: i64, state: &State, over_limit: bool) -> Result<Step, StoreError> {
+fn judge(
+    requested: i64,
+    quantity: i64,
+    state: &State,
+    over_limit: bool,
+) -> Result<Step, StoreError> {
     if requested != 0 && requested != state.round {
         return Err(StoreError::RoundMismatch {
             requested: to_u64(requested),
@@ -138,10 +143,7 @@ impl PgStore {
             }
             Err(err) if is_replay(&err) => {
                 // The request id placed an order in this round before: that order, unchanged.
-                let statement = client
-                    .prepare_cached(sql::PLACED_NOW)
-                    .await
-                    .map_err(db)?;
+                let statement = client.prepare_cached(sql::PLACED_NOW).await.map_err(db)?;
                 let Some(row) = client
                     .query_opt(&statement, &[&order.request_id])
                     .await
