@@ -81,7 +81,7 @@ pub struct Paths {
     /// Whether the safe path's strategy was `atomic` when this process last looked: a guess
     /// the store checks (`Store::take_if_atomic`), never trusted. Starts false: the first
     /// purchase reads the strategy. A wrong guess (another replica's Reset switched the
-    /// strategy) changes nothing and costs that purchase its latency twice.
+    /// strategy) changes nothing: that purchase then reads the strategy.
     atomic_guess: AtomicBool,
 }
 
@@ -116,7 +116,10 @@ impl Paths {
     async fn safe(&self, store: &dyn Store, order: Order<'_>) -> Result<Outcome, CheckoutError> {
         // While the strategy is `atomic` the purchase runs on that guess, which the store checks
         // in the same step: no read of the strategy first (one round trip less on a database).
-        if self.atomic_guess.load(Ordering::Relaxed) {
+        // Only without a simulated latency: with one, the purchase is pinned to the round it
+        // arrived in (read below) so that a Reset during its latency aborts it; with none,
+        // nothing happens between its arrival and the store's one atomic step.
+        if self.latency.0.is_zero() && self.atomic_guess.load(Ordering::Relaxed) {
             if let Some(purchase) = conditional::purchase(store, self.latency, order).await? {
                 return Ok(purchase.into());
             }

@@ -147,7 +147,8 @@ async fn a_strategy_switched_by_another_replica_is_followed() {
         return;
     };
     let url = fresh_database(&cluster).await;
-    let config = config(1000, Strategy::Atomic, 5, 0);
+    // No latency: the guess is used only then (with one, every purchase reads the round).
+    let config = config(1000, Strategy::Atomic, 0, 0);
     let (a, b) = (service(&url, &config).await, service(&url, &config).await);
     let warm = rush(&a, false, 10, |i| format!("w{i}")).await;
     assert_eq!(warm.purchased, 10, "{warm:?}");
@@ -162,7 +163,7 @@ async fn a_strategy_switched_by_another_replica_is_followed() {
         .unwrap()
         .into_inner();
     assert_eq!(switched.round, 2);
-    let tally = rush(&a, false, 40, |i| format!("s{i}")).await;
+    let tally = rush(&a, false, 60, |i| format!("s{i}")).await;
     assert!(tally.purchased > 0, "{tally:?}");
     assert!(
         a.serializable_retries() > 0,
