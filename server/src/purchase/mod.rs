@@ -119,10 +119,11 @@ impl Paths {
         // Only without a simulated latency: with one, the purchase is pinned to the round it
         // arrived in (read below) so that a Reset during its latency aborts it; with none,
         // nothing happens between its arrival and the store's one atomic step.
-        if self.latency.0.is_zero() && self.atomic_guess.load(Ordering::Relaxed) {
-            if let Some(purchase) = conditional::purchase(store, self.latency, order).await? {
-                return Ok(purchase.into());
-            }
+        if self.latency.0.is_zero()
+            && self.atomic_guess.load(Ordering::Relaxed)
+            && let Some(purchase) = conditional::purchase(store, self.latency, order).await?
+        {
+            return Ok(purchase.into());
         }
         for _ in 0..DISPATCHES {
             let current = store.current(order.round).await?;
