@@ -43,8 +43,10 @@ ROOT = bench.ROOT
 STOCK = 1_000_000_000
 
 # The statements of each path, as server/src/store/postgres/sql.rs has them, in the order the
-# server sends them for one purchase of one unit (no per-user limit): every safe purchase first
-# reads the current round and strategy, then runs its transaction.
+# server sends them for one purchase of one unit (no per-user limit). Conditional is one
+# statement (sql::BUY_IF_ATOMIC: the strategy and round checked in the UPDATE, the order row
+# inserted from its RETURNING, autocommit); row-lock and serializable first read the round and
+# strategy (sql::CURRENT), then run their transaction.
 CURRENT = "SELECT round AS r, strategy FROM sale \\gset\n"
 RECORD = (
     "INSERT INTO orders (round, user_id, quantity, request_id) "
@@ -53,9 +55,14 @@ RECORD = (
 )
 RID = "\\set rid random(1, 1000000000000000)\n"
 SCRIPTS = {
-    "conditional": RID + CURRENT + "BEGIN;\n"
-    "UPDATE sale SET stock = stock - 1 WHERE round = :r AND stock >= 1 RETURNING stock;\n"
-    + RECORD + "COMMIT;\n",
+    "conditional": RID + "\\set q 1\n\\set any 0\n"
+    "WITH take AS (UPDATE sale SET stock = stock - :q "
+    "WHERE strategy = 'atomic' AND (:any::bigint = 0 OR round = :any) AND stock >= :q "
+    "RETURNING round, stock), "
+    "placed AS (INSERT INTO orders (round, user_id, quantity, request_id) "
+    "SELECT round, 'pgbench-' || :client_id, :q, NULLIF('pgb-' || :rid, '') FROM take "
+    "RETURNING order_id) "
+    "SELECT take.round, placed.order_id, take.stock FROM take, placed;\n",
     "row-lock": RID + CURRENT + "BEGIN;\n"
     "SELECT round, stock FROM sale FOR UPDATE;\n"
     "UPDATE sale SET stock = stock - 1 WHERE round = :r RETURNING stock;\n"
@@ -106,10 +113,10 @@ class PgBench:
     def drop_db(self, name: str) -> None:
         psql(self.args.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
-    def server(self, tag: str, url: str, strategy: str) -> tuple[bench.Daemon, int]:
+    def server(self, tag: str, url: str, strategy: str, pool: int) -> tuple[bench.Daemon, int]:
         port = bench.free_port()
         cmd = [str(self.bins["server"]), "--store", "postgres", "--database-url", url,
-               "--pool-size", str(self.args.clients), "--strategy", strategy,
+               "--pool-size", str(pool), "--strategy", strategy,
                "--listen", f"127.0.0.1:{port}", "--stock", str(STOCK), "--latency", "0ms",
                "--failure-rate", "0"]
         d = bench.Daemon(f"{tag}-server", cmd, None, self.outdir)
@@ -127,7 +134,7 @@ class PgBench:
             self.drop_db(name)
 
     def driver(self, tag: str, url: str, v: dict) -> dict:
-        server, port = self.server(tag, url, v["strategy"])
+        server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.clients))
         try:
             cmd = [str(self.bins["driver"]), "--mode", "safe", "--target", f"127.0.0.1:{port}",
                    "--users", str(self.args.clients),
@@ -154,7 +161,7 @@ class PgBench:
 
     def pgbench(self, tag: str, url: str, v: dict) -> dict:
         # The server creates and seeds the schema (its own migrations), then steps aside.
-        server, _ = self.server(tag, url, "atomic")
+        server, _ = self.server(tag, url, "atomic", self.args.clients)
         server.stop()
         cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(self.args.clients),
                "-j", str(self.args.clients),
@@ -187,6 +194,9 @@ def variants(args) -> list[dict]:
         vs.append({"name": f"driver/{s}", "kind": "driver", "strategy": s})
         if s in MIRRORS:
             vs.append({"name": f"pgbench/{MIRRORS[s]}", "kind": "pgbench", "script": MIRRORS[s]})
+        for pool in args.extra_pools:  # the same load through a smaller (or larger) pool
+            vs.append({"name": f"driver/{s}@pool{pool}", "kind": "driver", "strategy": s,
+                       "pool": pool})
     vs.append({"name": "pgbench/hot-row", "kind": "pgbench", "script": "hot-row"})
     return vs
 
@@ -225,6 +235,9 @@ def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
             lines.append(f"| {label} | {x / y:.2f} | {ratio_range(results[a], results[b])} | {goal} |")
 
     row("driver/atomic ÷ pgbench/conditional", "driver/atomic", "pgbench/conditional", "≥ 0.8")
+    for pool in args.extra_pools:
+        row(f"driver/atomic@pool{pool} ÷ pgbench/conditional ({args.clients} connections)",
+            f"driver/atomic@pool{pool}", "pgbench/conditional", "(report)")
     row("driver/row-lock ÷ pgbench/row-lock", "driver/row-lock", "pgbench/row-lock", "(report)")
     row("driver/serializable ÷ pgbench/serializable", "driver/serializable",
         "pgbench/serializable", "(report)")
@@ -240,6 +253,10 @@ def main() -> int:
                         "(default: $FLASHSALE_TEST_DATABASE_URL, as .ci/postgres.sh exports)")
     p.add_argument("--clients", type=int, default=32,
                    help="driver users = server pool size = pgbench clients (default 32)")
+    p.add_argument("--extra-pools", default=[],
+                   type=lambda s: [int(x) for x in s.split(",") if x],
+                   help="also run each strategy's driver case with these server --pool-size "
+                        "values (same driver users), e.g. 8")
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--strategies", default="atomic,row-lock,serializable,mutex",

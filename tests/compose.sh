@@ -140,6 +140,9 @@ prebuilt)
     ;;
 esac
 echo "  built in $((SECONDS - build_start))s; $(docker image inspect -f '{{.Size}}' "$FLASHSALE_IMAGE") bytes"
+# FLASHSALE_KEEP_IMAGE=NAME: the image is also tagged NAME, which is left in place (the caller
+# removes it): .ci/run hands it to tests/compose-postgres.sh instead of building it twice.
+if [ -n "${FLASHSALE_KEEP_IMAGE:-}" ]; then docker tag "$FLASHSALE_IMAGE" "$FLASHSALE_KEEP_IMAGE"; fi
 # The image's binaries, on the host: static, so its driver runs here too (the host-side probe
 # below).
 mkdir "$tmp/dist"

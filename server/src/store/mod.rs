@@ -268,6 +268,24 @@ pub trait Store: Send + Sync + 'static {
     /// Compare-and-decrement: the user's limit checked first, then the stock taken only if it
     /// covers the order, and the order recorded, atomically.
     async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError>;
+    /// The safe path's compare-and-decrement *if the current strategy is `Atomic`*, with the
+    /// check of the strategy and of the round in the same atomic step: the round `order.round`
+    /// (0: the current one; another than the current one: `RoundMismatch`), then as
+    /// [`Store::compare_and_decrement`]. `Ok(None)`: the current strategy is another one and
+    /// nothing changed. This lets the safe path skip reading the strategy before every purchase
+    /// while it stays `Atomic` (a database store answers it in one round trip); the default reads
+    /// it first.
+    async fn take_if_atomic(&self, order: Order<'_>) -> Result<Option<Purchase>, StoreError> {
+        let current = self.current(order.round).await?;
+        if current.strategy != Strategy::Atomic {
+            return Ok(None);
+        }
+        let order = Order {
+            round: current.round,
+            ..order
+        };
+        self.compare_and_decrement(order).await.map(Some)
+    }
     /// Locks the stock (a row lock), checks limit and stock, spends `work`, takes the stock
     /// and records the order, then unlocks: purchases of a round serialise, across replicas too.
     async fn purchase_locked(

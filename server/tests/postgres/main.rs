@@ -8,6 +8,7 @@
 
 mod support;
 
+mod atomic;
 mod migrations;
 mod outage;
 mod paths;

@@ -14,6 +14,7 @@
 //! A request id places at most one order per round (a unique constraint): a retry of a placed
 //! order gets that order back and changes nothing.
 
+mod atomic;
 mod listing;
 pub mod migrate;
 mod sql;
@@ -507,6 +508,10 @@ impl Store for PgStore {
         Ok(Purchase::Purchased(
             self.settle(&client, placed, round, order).await?,
         ))
+    }
+
+    async fn take_if_atomic(&self, order: Order<'_>) -> Result<Option<Purchase>, StoreError> {
+        self.buy_if_atomic(order).await
     }
 
     async fn purchase_locked(

@@ -17,6 +17,27 @@ pub const WRITE_BACK: &str = "UPDATE sale SET stock = $1 WHERE round = $2 RETURN
 /// Compare-and-decrement.
 pub const TAKE_IF_AVAILABLE: &str = "UPDATE sale SET stock = stock - $1 \
      WHERE round = $2 AND stock >= $1 RETURNING stock";
+/// The safe path's whole purchase while the sale's strategy is `atomic` and no per-user limit
+/// applies, in one statement (one round trip, autocommit): the compare-and-decrement, checked
+/// against the strategy and the requested round ($2, 0: the current one), and the order row in
+/// the round it took from. No row back: nothing changed (another strategy, another round, or not
+/// enough stock). A request id already placed in that round fails the whole statement with a
+/// unique violation of `orders_request_once`, undoing the decrement.
+pub const BUY_IF_ATOMIC: &str = "WITH take AS (UPDATE sale SET stock = stock - $1 \
+     WHERE strategy = 'atomic' AND ($2::bigint = 0 OR round = $2) AND stock >= $1 \
+     RETURNING round, stock), \
+     placed AS (INSERT INTO orders (round, user_id, quantity, request_id) \
+     SELECT round, $3, $1, NULLIF($4, '') FROM take RETURNING order_id) \
+     SELECT take.round, placed.order_id, take.stock FROM take, placed";
+/// The compare-and-decrement of `BUY_IF_ATOMIC`, inside a transaction (a per-user limit applies).
+pub const TAKE_IF_ATOMIC: &str = "UPDATE sale SET stock = stock - $1 \
+     WHERE strategy = 'atomic' AND ($2::bigint = 0 OR round = $2) AND stock >= $1 \
+     RETURNING round, stock";
+/// Round, stock and strategy: why a guarded take matched nothing.
+pub const STATE: &str = "SELECT round, stock, strategy FROM sale";
+/// The order a request id placed in the current round, with the round and its stock.
+pub const PLACED_NOW: &str = "SELECT s.round, o.order_id, s.stock FROM sale s \
+     JOIN orders o ON o.round = s.round AND o.request_id = $1";
 /// Decrement under a lock already held (row-lock strategy).
 pub const TAKE: &str = "UPDATE sale SET stock = stock - $1 WHERE round = $2 RETURNING stock";
 /// Round and stock, nothing locked.
