@@ -10,7 +10,8 @@ repeats, and prints a table of medians plus ratios computed from the same invoca
     python3 bench/bench.py --cases 1,2 --repeats 5 --duration 10
 
 Cases (1000 concurrent streams unless said; stock 1e9 so no run sells out):
-  1  peers on PurchaseSafe/atomic, server --latency 0ms, same core: the driver (10 connections),
+  1  peers on PurchaseSafe/atomic, server --latency 0ms, same core: the driver (10 connections;
+     also on tonic's client stack, the A/B of issue #14),
      the driver with 1000 connections, k6 (1000 VUs, one connection each) and h2load (-c10
      -m100, a pre-encoded gRPC body; needs nghttp2-client). Compare the driver with k6 at
      equal connections; the driver against h2load (the HTTP/2 floor) in CPU per request.
@@ -165,14 +166,16 @@ def running(pid: int) -> bool:
 
 
 def run_client(name: str, cmd: list[str], timeout: float, logdir: Path, cwd: Path = ROOT,
-               window: Window | None = None, extra_pids: tuple[int, ...] = ()) -> dict:
+               window: Window | None = None, extra_pids: tuple[int, ...] = (),
+               env: dict[str, str] | None = None) -> dict:
     """Runs a load process on the load core; returns its exit code, stdout, CPU and peak RSS.
     With a `window`, it is sampled in the background over that process (and `extra_pids`)."""
     out_path, err_path = logdir / f"{name}.out", logdir / f"{name}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.monotonic()
         proc = subprocess.Popen(
-            pinned(LOAD_CORE, cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd
+            pinned(LOAD_CORE, cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+            env={**os.environ, **env} if env else None,
         )
         if window is not None:
             window.attach(lambda: [proc.pid, *extra_pids], lambda: running(proc.pid))
@@ -281,9 +284,11 @@ class Bench:
                 res, load_rss = self.distributed(tag, port, v, extra, window)
             else:
                 res = run_client(tag, self.load_cmd(v, port), self.bound(v["seconds"], users),
-                                 self.outdir, window=window)
+                                 self.outdir, window=window, env=v.get("env"))
                 load_rss = res["rss_mb"]
-            ledger_total = wire.get_stock(port)[0] - window.base_orders if ledger else None
+            # Orders over h2load's whole run (the driver's own runs reset the round first).
+            ledger_total = (wire.get_stock(port)[0] - window.base_orders
+                            if v["kind"] == "h2load" else None)
             srv_rss = peak_rss_mb(server.pid)
         finally:
             for d in extra:
@@ -448,6 +453,9 @@ def plan(args: argparse.Namespace) -> list[dict]:
         # connection count, the comparison of equals.
         1: [
             var(1, "driver", "driver", "0ms", mode="safe", strategy="atomic"),
+            # A/B of the purchase client (issue #14): the same driver on tonic's stack.
+            var(1, "driver (tonic client)", "driver", "0ms", mode="safe", strategy="atomic",
+                env={"FLASHSALE_DRIVER_CLIENT": "tonic"}),
             var(1, f"driver {u} conns", "driver", "0ms", mode="safe", strategy="atomic",
                 connections=u),
             var(1, "k6", "k6", "0ms"),
@@ -669,6 +677,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (a background run being stopped) cleans up like Ctrl-C: servers are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         sys.exit(main())
     except subprocess.CalledProcessError as e:

@@ -87,6 +87,13 @@ def summarize(variants: list[dict], results: dict[str, list[dict]], args) -> tup
         r, s = ratio(drv, h2, "server_us_per_req")
         target("1. server CPU per request, under driver / under h2load", r, "≤ 1.1", r <= 1.1,
                s)
+        tonic = (1, "driver (tonic client)")
+        if tonic in by:
+            r, s = ratio(tonic, drv, "load_us_per_req")
+            target("1. A/B: client CPU per request, tonic client / lean client", r,
+                   "(report)", True, s)
+            r, s = ratio(drv, tonic)
+            target("1. A/B: req/s, lean client / tonic client", r, "(report)", True, s)
     if 2 in cases and (2, "GetStock") in by:
         for name, goal in (("buggy", 0.9), ("unstable (rate 0)", None), ("safe/mutex", None),
                            ("safe/atomic", 0.9)):

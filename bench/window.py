@@ -11,8 +11,9 @@ and end:
 - the whole machine's busy CPU (`/proc/stat`), so what *other* processes used during the
   window ("others") is known and a run disturbed by neighbours can be repeated.
 
-The window starts `lead` seconds after the ledger first moves (the load is flowing), or after
-the process starts for loads that place no orders (GetStock).
+The window starts `lead` seconds after the ledger first grows (the load is flowing), or after
+the process starts for loads that place no orders (GetStock), and is checked to end while the
+ledger still grows.
 """
 
 from __future__ import annotations
@@ -121,12 +122,17 @@ class Window(threading.Thread):
         deadline = time.monotonic() + self.start_timeout
         moved_after = None
         started = time.monotonic()
+        previous = self.base_orders
         while self.ledger:
             if self.stop.wait(0.05) or not self.alive():
                 raise RuntimeError("the generator ended before its load reached the server")
-            if wire.get_stock(self.port)[0] > self.base_orders:
+            # Growing since the last read. (The driver resets the round first: the ledger
+            # drops to 0, then grows.)
+            orders = wire.get_stock(self.port)[0]
+            if orders > previous:
                 moved_after = time.monotonic() - started
                 break
+            previous = orders
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the ledger did not move within {self.start_timeout:.0f}s")
         if self.stop.wait(self.lead):

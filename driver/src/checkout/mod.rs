@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 pub mod book;
+pub mod builtin;
 mod channel;
 mod control;
+mod h2;
 pub mod probe;
 mod tls;
 

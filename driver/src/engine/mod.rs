@@ -220,7 +220,7 @@ fn load_thread(
         Ok(rt) => rt.block_on(async {
             futures::future::try_join_all(plan.iter().map(|planned| {
                 let url = &urls[planned.connection as usize % urls.len()];
-                checkout::connect_checkout(url, connection)
+                checkout::builtin::connect(url, connection, spec.timeout)
             }))
             .await
         }),

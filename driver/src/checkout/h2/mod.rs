@@ -18,6 +18,8 @@ use tokio::net::TcpStream;
 use tonic::Code;
 
 mod status;
+#[cfg(test)]
+mod tests;
 
 pub use status::CallError;
 use status::{code_of_http, grpc_status, grpc_timeout};
@@ -202,8 +204,7 @@ impl Reply {
             (None, None) => &[],
         };
         let internal = Err(CallError::Status(Code::Internal));
-        let Some((&[flag, a, b, c, d], message)) = all.split_first_chunk::<5>().map(|(h, m)| (h, m))
-        else {
+        let Some((&[flag, a, b, c, d], message)) = all.split_first_chunk::<5>() else {
             return internal;
         };
         let len = u32::from_be_bytes([a, b, c, d]) as usize;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 use tonic::Code;
 
 /// A call that did not come back with a usable reply.
@@ -61,7 +61,9 @@ pub fn code_of_http(status: StatusCode) -> Code {
 /// The `grpc-status` in `headers` (a trailers-only response or the trailers), if any. A value
 /// that is not a number is UNKNOWN.
 pub fn grpc_status(headers: &HeaderMap) -> Option<Code> {
-    let value = headers.get("grpc-status")?;
+    // A static name: the lookup neither parses nor allocates.
+    static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    let value = headers.get(&GRPC_STATUS)?;
     let code = std::str::from_utf8(value.as_bytes())
         .ok()
         .and_then(|s| s.parse::<i32>().ok())
@@ -106,7 +108,10 @@ mod tests {
         headers.insert("grpc-status", "x".parse().unwrap());
         assert_eq!(grpc_status(&headers), Some(Code::Unknown));
         assert_eq!(code_of_http(StatusCode::NOT_FOUND), Code::Unimplemented);
-        assert_eq!(code_of_http(StatusCode::SERVICE_UNAVAILABLE), Code::Unavailable);
+        assert_eq!(
+            code_of_http(StatusCode::SERVICE_UNAVAILABLE),
+            Code::Unavailable
+        );
         let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
         assert_eq!(code_of_reset(&refused), Code::Unavailable);
         assert_eq!(code_of_reset(&h2::Reason::CANCEL.into()), Code::Cancelled);
