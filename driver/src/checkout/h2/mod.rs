@@ -8,6 +8,7 @@
 //!
 //! Plaintext (`http://`) only; TLS targets use tonic's channel (see `checkout::builtin`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -38,6 +39,9 @@ const CONNECTION_WINDOW: u32 = 5 << 20;
 #[derive(Clone)]
 pub struct LeanClient {
     send: SendRequest<Bytes>,
+    /// Which of the connection's incarnations `send` belongs to (see [`Redial`]).
+    generation: u64,
+    redial: Arc<Redial>,
     /// `http://authority`, to which a method's path is appended.
     origin: String,
     headers: HeaderMap,
@@ -50,6 +54,42 @@ impl std::fmt::Debug for LeanClient {
             .field("origin", &self.origin)
             .finish()
     }
+}
+
+/// What the users of one connection share to replace it once it is gone (as tonic's channel
+/// reconnects): the first to find it dead dials again, the others take the new one.
+struct Redial {
+    authority: String,
+    connect_timeout: Duration,
+    current: tokio::sync::Mutex<(u64, SendRequest<Bytes>)>,
+}
+
+/// Opens one HTTP/2 connection to `authority` and spawns the task that drives it.
+async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result<SendRequest<Bytes>> {
+    let connect = async {
+        let tcp = TcpStream::connect(authority).await?;
+        tcp.set_nodelay(true)?;
+        h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .handshake::<_, Bytes>(tcp)
+            .await
+            .map_err(std::io::Error::other)
+    };
+    let (send, connection) = tokio::time::timeout(connect_timeout, connect)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {connect_timeout:?}"),
+            )
+        })??;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%err, "lean connection ended");
+        }
+    });
+    Ok(send)
 }
 
 impl LeanClient {
@@ -69,25 +109,9 @@ impl LeanClient {
         let authority = url
             .strip_prefix("http://")
             .ok_or_else(|| failed("the lean client speaks plaintext http:// only".into()))?;
-        let connect = async {
-            let tcp = TcpStream::connect(authority).await?;
-            tcp.set_nodelay(true)?;
-            h2::client::Builder::new()
-                .initial_window_size(STREAM_WINDOW)
-                .initial_connection_window_size(CONNECTION_WINDOW)
-                .handshake::<_, Bytes>(tcp)
-                .await
-                .map_err(std::io::Error::other)
-        };
-        let (send, connection) = tokio::time::timeout(connect_timeout, connect)
+        let send = dial(authority, connect_timeout)
             .await
-            .map_err(|_| failed(format!("no connection within {connect_timeout:?}")))?
             .map_err(|e| failed(super::error_chain(&e)))?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "lean connection ended");
-            }
-        });
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/grpc"));
         headers.insert("te", HeaderValue::from_static("trailers"));
@@ -95,8 +119,15 @@ impl LeanClient {
             .map_err(|e| failed(format!("grpc-timeout: {e}")))?;
         headers.insert("grpc-timeout", deadline);
         metadata.apply(&mut headers);
+        let redial = Arc::new(Redial {
+            authority: authority.to_string(),
+            connect_timeout,
+            current: tokio::sync::Mutex::new((0, send.clone())),
+        });
         Ok(Self {
             send,
+            generation: 0,
+            redial,
             origin: url.to_string(),
             headers,
             buf: BytesMut::new(),
@@ -119,12 +150,20 @@ impl LeanClient {
         uri: &Uri,
         message: &impl Message,
     ) -> Result<R, CallError> {
-        futures::future::poll_fn(|cx| self.send.poll_ready(cx)).await?;
+        if let Err(code) = self.ready().await {
+            // Nothing was sent. Yield, so that a dead target's fast failures cannot keep the
+            // other tasks of this thread from running.
+            tokio::task::yield_now().await;
+            return Err(CallError::Status(code));
+        }
         let mut request = Request::new(());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = self.headers.clone();
-        let (response, mut stream) = self.send.send_request(request, false)?;
+        let (response, mut stream) = self
+            .send
+            .send_request(request, false)
+            .map_err(|_| CallError::Status(Code::Unavailable))?;
         stream.send_data(self.encode(message), true)?;
         let (parts, mut body) = response.await?.into_parts();
         if parts.status != StatusCode::OK {
@@ -150,6 +189,30 @@ impl LeanClient {
             Some(code) => Err(CallError::Status(code)),
             None => Err(CallError::Status(Code::Unknown)),
         }
+    }
+
+    /// Waits until the connection takes a new stream; when it is gone, replaces it once for
+    /// all its users. UNAVAILABLE when no connection can be had: the call was not sent.
+    async fn ready(&mut self) -> Result<(), Code> {
+        let ready = futures::future::poll_fn(|cx| self.send.poll_ready(cx)).await;
+        if ready.is_ok() {
+            return Ok(());
+        }
+        let mut current = self.redial.current.lock().await;
+        if current.0 == self.generation {
+            let send = dial(&self.redial.authority, self.redial.connect_timeout)
+                .await
+                .map_err(|err| {
+                    tracing::debug!(%err, "lean connection: redial failed");
+                    Code::Unavailable
+                })?;
+            *current = (current.0.wrapping_add(1), send);
+        }
+        (self.generation, self.send) = (current.0, current.1.clone());
+        drop(current);
+        futures::future::poll_fn(|cx| self.send.poll_ready(cx))
+            .await
+            .map_err(|_| Code::Unavailable)
     }
 
     /// `message` as one uncompressed gRPC message: flag, 4-byte length, protobuf.

@@ -37,12 +37,21 @@ fn trailers(status: &str) -> HeaderMap {
     t
 }
 
-/// Serves one connection: every request is answered as its user id asks.
+/// Serves every connection: each request is answered as its user id asks; `close` drops the
+/// connection it came on.
 async fn double() -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(serve(tcp));
+        }
+    });
+    (url, task)
+}
+
+async fn serve(tcp: tokio::net::TcpStream) {
+    {
         let mut conn = h2::server::handshake(tcp).await.unwrap();
         while let Some(Ok((request, mut respond))) = conn.accept().await {
             let (parts, mut body) = request.into_parts();
@@ -107,11 +116,11 @@ async fn double() -> (String, tokio::task::JoinHandle<()>) {
                     // Never answers: the caller's own timeout ends the call.
                     std::mem::forget(respond);
                 }
+                "close" => return,
                 other => panic!("unexpected user {other}"),
             }
         }
-    });
-    (url, task)
+    }
 }
 
 async fn call(client: &mut LeanClient, user: &str) -> Result<pb::PurchaseReply, CallError> {
@@ -194,4 +203,39 @@ async fn a_dead_target_is_a_connect_error() {
     assert!(err.to_string().contains("cannot connect"), "{err}");
     let https = LeanClient::connect("https://x:1", &Metadata::default(), timeout, timeout).await;
     assert!(https.is_err());
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_replaced_once_and_a_dead_target_fails_fast() {
+    let (url, server) = double().await;
+    let timeout = Duration::from_secs(5);
+    let mut client = LeanClient::connect(
+        &url,
+        &Metadata::parse(&["x-run: r1"]).unwrap(),
+        timeout,
+        timeout,
+    )
+    .await
+    .unwrap();
+    let mut other = client.clone();
+    // The server drops the connection mid-call: the call's fate is unknown.
+    let lost = call(&mut client, "close").await;
+    assert!(
+        matches!(lost, Err(CallError::Status(Code::Unknown | Code::Internal))),
+        "{lost:?}"
+    );
+    // Both users go on over one new connection.
+    assert_eq!(call(&mut client, "good").await.unwrap().order_id, "good.0");
+    assert_eq!(call(&mut other, "good").await.unwrap().order_id, "good.0");
+    assert_eq!(client.generation, other.generation);
+    assert_eq!(client.generation, 1);
+
+    // The target goes away for good: calls are UNAVAILABLE (never sent), and they yield.
+    server.abort();
+    let _ = server.await;
+    let _ = call(&mut client, "close").await;
+    for _ in 0..3 {
+        let dead = call(&mut client, "good").await;
+        assert_eq!(dead, Err(CallError::Status(Code::Unavailable)));
+    }
 }
