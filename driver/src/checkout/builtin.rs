@@ -4,6 +4,7 @@
 //! A/B baseline). Both send the run's metadata and a `grpc-timeout` with every call and come
 //! to the same [`Outcome`]s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use flashsale::pb::{self, checkout_client::CheckoutClient};
@@ -24,8 +25,8 @@ const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(99_999_999);
 /// One connection's purchase client, cloned by each of its users.
 #[derive(Debug, Clone)]
 pub enum Purchaser {
-    /// Plaintext: the lean client, with the three methods' URIs.
-    Lean(LeanClient, [Uri; 3]),
+    /// Plaintext: the lean client (boxed: it is the larger), with the three methods' URIs.
+    Lean(Box<LeanClient>, Arc<[Uri; 3]>),
     /// TLS (or asked for): tonic's client stack.
     Tonic(CheckoutClient<CheckoutChannel>),
 }
@@ -49,7 +50,7 @@ pub async fn connect(
         path("PurchaseUnstable")?,
         path("PurchaseSafe")?,
     ];
-    Ok(Purchaser::Lean(client, uris))
+    Ok(Purchaser::Lean(Box::new(client), Arc::new(uris)))
 }
 
 impl Purchaser {
