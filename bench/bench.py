@@ -602,7 +602,7 @@ def main() -> int:
     if not set(args.cases) <= {1, 2, 3, 4, 5}:
         p.error("--cases takes numbers from 1 to 5")
     if args.smoke:
-        args.repeats, args.duration, args.warmup, args.lead, args.tail = 1, 1.0, 0.3, 0.3, 1.0
+        args.repeats, args.duration, args.warmup, args.lead, args.tail = 1, 1.0, 0.3, 0.3, 2.0
         args.retries = 0
         args.users = min(args.users, 100)
 
