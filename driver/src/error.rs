@@ -34,6 +34,16 @@ pub enum DriverError {
         target: String,
         status: Box<tonic::Status>,
     },
+    /// A control call of a checkout of the team's own (its stock or reset call) failed.
+    #[error("the {call} call of {target} failed: {reason}")]
+    CustomCall {
+        call: &'static str,
+        target: String,
+        reason: String,
+    },
+    /// A checkout of the team's own described wrongly (flags or spec file).
+    #[error(transparent)]
+    Custom(#[from] crate::spec::custom::CustomError),
     #[error("Reset did not take effect on {target}: {what}")]
     ResetNotApplied { target: String, what: String },
     /// A health check got no answer in time.

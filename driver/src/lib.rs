@@ -1,8 +1,10 @@
 //! The flashsale load driver: starts virtual users together against a `flashsale.v1.Checkout`
 //! server, records every outcome, and audits whether the checkout oversold.
 //!
-//! Laid out by concept, one folder each:
-//! - [`spec`]: what a run is (validated once, for the command line and the wire alike);
+//! Laid out by concept, one folder each, on top of two vocabulary modules ([`error`] and
+//! [`outcome`]: what one request came to):
+//! - [`spec`]: what a run is (validated once, for the command line and the wire alike), and
+//!   how a checkout of the team's own is described ([`spec::custom`]);
 //! - [`checkout`]: the server under test (addresses, connections, control calls, health probe);
 //! - [`engine`]: the load itself (virtual users, connections, per-thread statistics);
 //! - [`audit`]: what the statistics and the server's book prove;
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod cluster;
 pub mod engine;
 pub mod error;
+pub mod outcome;
 pub mod report;
 pub mod run;
 pub mod spec;

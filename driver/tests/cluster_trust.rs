@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use flashsale_driver::cli::Cli;
-use flashsale_driver::engine::outcome::Outcome;
+use flashsale_driver::outcome::Outcome;
 use flashsale_driver::{EXIT_AUDIT_FAILED, Report};
 use support::fake_worker::{FakeWorker, consistent, repeated};
 
@@ -339,7 +339,14 @@ async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
 
     // purchased = 2^64 - N: the merged counters would wrap and hide the oversell.
     let report = run_with_a_liar(&url, &mut fake, |share| {
-        let mut stats = consistent(share, 100, Outcome::SoldOut { stock_after: 0 }, second);
+        let mut stats = consistent(
+            share,
+            100,
+            Outcome::SoldOut {
+                stock_after: Some(0),
+            },
+            second,
+        );
         stats.purchased = u64::MAX - 99;
         stats
     })
@@ -352,7 +359,9 @@ async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
             share,
             share.users,
             3,
-            Outcome::SoldOut { stock_after: 0 },
+            Outcome::SoldOut {
+                stock_after: Some(0),
+            },
             second,
         )
     })
@@ -361,7 +370,14 @@ async fn a_lying_worker_is_named_faulty_and_cannot_flip_a_fail() {
 
     // Counters that do not add up.
     let report = run_with_a_liar(&url, &mut fake, |share| {
-        let mut stats = consistent(share, 100, Outcome::SoldOut { stock_after: 0 }, second);
+        let mut stats = consistent(
+            share,
+            100,
+            Outcome::SoldOut {
+                stock_after: Some(0),
+            },
+            second,
+        );
         stats.sold_out += 7;
         stats
     })
@@ -499,7 +515,9 @@ async fn an_oversized_report_does_not_grow_the_coordinator() {
     let history = consistent(
         &share,
         1000,
-        Outcome::SoldOut { stock_after: 0 },
+        Outcome::SoldOut {
+            stock_after: Some(0),
+        },
         Duration::from_millis(1),
     );
     let mut sent_history = 0u64;

@@ -7,8 +7,8 @@ use flashsale::pb;
 use super::*;
 use crate::checkout::book::{Book, BookEntry, BookState};
 use crate::engine::history::AttemptKey;
-use crate::engine::outcome::Outcome;
 use crate::engine::stats::Stats;
+use crate::outcome::Outcome;
 use crate::spec::policy::{Policy, parse_threshold};
 
 fn stock(stock: i64, orders: u64, units: u64) -> pb::StockReply {
@@ -47,7 +47,7 @@ impl Run {
         let outcome = Outcome::Purchased {
             order_id,
             quantity,
-            stock_after: 0,
+            stock_after: Some(0),
         };
         self.stats.record(key(user), quantity, outcome, ms());
         self
@@ -85,6 +85,7 @@ impl Run {
                 book: &book,
                 unsettled: None,
                 policy,
+                counters: true,
             },
         )
     }
@@ -99,7 +100,9 @@ fn failed(audit: &Audit) -> Vec<&str> {
 }
 
 fn sold_out() -> Outcome {
-    Outcome::SoldOut { stock_after: 0 }
+    Outcome::SoldOut {
+        stock_after: Some(0),
+    }
 }
 
 #[test]
@@ -282,7 +285,7 @@ fn per_user_limit_violations_fail() {
         Outcome::Purchased {
             order_id: "x".into(),
             quantity: 1,
-            stock_after: 0,
+            stock_after: Some(0),
         },
         ms(),
     );
@@ -345,6 +348,7 @@ fn unsettled_server_is_inconclusive() {
             book: &book,
             unsettled: Some("still moving".into()),
             policy: &policy,
+            counters: true,
         },
     );
     assert_eq!(audit.with_status(Status::Inconclusive), ["settled"]);
@@ -409,8 +413,13 @@ fn a_lost_target_still_fails_what_the_replies_prove() {
 
     // A reply that showed negative stock.
     let mut run = Run::default();
-    run.buy(0, 1)
-        .answer(1, 1, Outcome::SoldOut { stock_after: -4 });
+    run.buy(0, 1).answer(
+        1,
+        1,
+        Outcome::SoldOut {
+            stock_after: Some(-4),
+        },
+    );
     let audit = lost(&run, &stock(5, 0, 0), None);
     assert_eq!(failed(&audit), ["stock_not_negative"]);
     assert!(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::custom::CustomConnection;
 use super::{CheckoutChannel, connect_checkout};
 use crate::checkout::book::{Book, BookState};
 use crate::error::DriverError;
@@ -32,11 +33,19 @@ fn book_refused(status: &tonic::Status) -> String {
     }
 }
 
+/// The connection control calls go over.
+#[derive(Debug, Clone)]
+enum Backend {
+    Builtin(CheckoutClient<CheckoutChannel>),
+    /// A checkout of the team's own: its stock and reset calls, no rounds, counters or book.
+    Custom(CustomConnection),
+}
+
 /// Control calls made around a run, on their own connection.
 #[derive(Debug, Clone)]
 pub struct Control {
     url: String,
-    client: CheckoutClient<CheckoutChannel>,
+    backend: Backend,
     admin_token: Option<AdminToken>,
     /// TLS without a client certificate (for hints in errors).
     anonymous_tls: bool,
@@ -50,9 +59,15 @@ impl Control {
 
     /// Control calls on a connection to `url` made as `connection` says (TLS, metadata).
     pub async fn connect_with(url: &str, connection: &Connection) -> Result<Self, DriverError> {
+        let backend = match &connection.custom {
+            None => Backend::Builtin(CheckoutClient::new(
+                connect_checkout(url, connection).await?,
+            )),
+            Some(api) => Backend::Custom(CustomConnection::connect(url, connection, api).await?),
+        };
         Ok(Self {
             url: url.to_string(),
-            client: CheckoutClient::new(connect_checkout(url, connection).await?),
+            backend,
             admin_token: None,
             anonymous_tls: url.starts_with("https://")
                 && connection.tls.as_ref().is_none_or(|t| t.identity.is_none()),
@@ -72,10 +87,16 @@ impl Control {
         Ok(self)
     }
 
+    /// Whether the checkout keeps order counters (GetStock's `orders` and `units_sold`): the
+    /// built-in contract does, a checkout of the team's own reports its stock only.
+    pub fn counters(&self) -> bool {
+        matches!(self.backend, Backend::Builtin(_))
+    }
+
     /// A control request for `message`: the control deadline and the admin token if any. Use
     /// it for every call on the control connection (admin calls such as Reset and ListOrders
     /// need the token).
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(CONTROL_TIMEOUT);
         if let Some(token) = &self.admin_token {
@@ -94,7 +115,15 @@ impl Control {
             stock: Some(stock),
             safe_strategy: flashsale_server::Strategy::to_wire(strategy),
         });
-        self.client
+        let client = match &mut self.backend {
+            Backend::Builtin(client) => client,
+            Backend::Custom(custom) => {
+                let reset = custom.reset(stock, CONTROL_TIMEOUT).await;
+                reset.map_err(|reason| self.custom_error("reset", reason))?;
+                return self.stock().await;
+            }
+        };
+        client
             .reset(request)
             .await
             .map(tonic::Response::into_inner)
@@ -110,6 +139,9 @@ impl Control {
         stock: i64,
         strategy: Option<flashsale_server::Strategy>,
     ) -> Result<pb::StockReply, DriverError> {
+        if matches!(self.backend, Backend::Custom(_)) {
+            return self.reset_custom(stock).await;
+        }
         let previous = self.stock().await?;
         let reply = self.reset(stock, strategy).await?;
         let now = self.stock().await?;
@@ -215,7 +247,15 @@ impl Control {
         let limit = after.orders.saturating_mul(2).saturating_add(100_000);
         let mut request = self.request(pb::ListOrdersRequest { round: after.round });
         request.set_timeout(LIST_TIMEOUT);
-        let mut stream = match self.client.list_orders(request).await {
+        let client = match &mut self.backend {
+            Backend::Builtin(client) => client,
+            Backend::Custom(_) => {
+                return Ok(BookState::Unavailable(
+                    "the checkout spec names no call that lists orders".into(),
+                ));
+            }
+        };
+        let mut stream = match client.list_orders(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => return Ok(BookState::Unavailable(book_refused(&status))),
         };
@@ -249,11 +289,51 @@ impl Control {
     /// Reads the stock and ledger totals.
     pub async fn stock(&mut self) -> Result<pb::StockReply, DriverError> {
         let request = self.request(pb::GetStockRequest {});
-        self.client
+        let client = match &mut self.backend {
+            Backend::Builtin(client) => client,
+            Backend::Custom(custom) => {
+                let stock = custom.stock(CONTROL_TIMEOUT).await;
+                let stock = stock.map_err(|reason| self.custom_error("stock", reason))?;
+                // No rounds, counters or book: only the stock is known.
+                return Ok(pb::StockReply {
+                    stock,
+                    ..pb::StockReply::default()
+                });
+            }
+        };
+        client
             .get_stock(request)
             .await
             .map(tonic::Response::into_inner)
             .map_err(|status| self.rpc_error("GetStock", status))
+    }
+
+    /// A custom checkout's reset: the reset call, then its stock read back, which must be
+    /// exactly `stock` (a reset that does nothing would leave the audit against whatever stock
+    /// the checkout happens to hold). Without rounds, that is all that can be checked.
+    async fn reset_custom(&mut self, stock: i64) -> Result<pb::StockReply, DriverError> {
+        let now = self.reset(stock, None).await?;
+        if now.stock != stock {
+            return Err(DriverError::ResetNotApplied {
+                target: self.url.clone(),
+                what: format!(
+                    "the stock call reads {} right after the reset call asked for {stock}",
+                    now.stock
+                ),
+            });
+        }
+        Ok(pb::StockReply {
+            initial_stock: stock,
+            ..now
+        })
+    }
+
+    fn custom_error(&self, call: &'static str, reason: String) -> DriverError {
+        DriverError::CustomCall {
+            call,
+            target: self.url.clone(),
+            reason,
+        }
     }
 
     fn rpc_error(&self, call: &'static str, status: tonic::Status) -> DriverError {

@@ -1,14 +1,17 @@
 //! The checkout under test: its address, connections to it (plaintext or TLS, with the run's
-//! metadata), the control calls around a run and a health probe.
+//! metadata), purchases whatever API it speaks ([`Purchaser`]), the control calls around a run
+//! and a health probe.
 
 use std::time::Duration;
 
 pub mod book;
-pub mod builtin;
+mod builtin;
 mod channel;
 mod control;
+pub mod custom;
 mod h2;
 pub mod probe;
+mod purchaser;
 mod tls;
 
 use tonic::transport::{Channel, Endpoint};
@@ -17,6 +20,7 @@ use crate::error::DriverError;
 use crate::spec::Connection;
 pub use channel::CheckoutChannel;
 pub use control::Control;
+pub use purchaser::{Attempt, Purchaser};
 
 /// How long establishing one connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -57,10 +57,10 @@ pub(super) fn configure(
 /// Accepts any server certificate (`--insecure`); the handshake's signatures are still
 /// checked, so the connection is encrypted, but with whoever answered.
 #[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
+pub(super) struct NoVerification(Arc<CryptoProvider>);
 
 impl NoVerification {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(Arc::new(rustls::crypto::ring::default_provider()))
     }
 }

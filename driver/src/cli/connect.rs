@@ -93,6 +93,7 @@ impl ConnectArgs {
             None
         };
         let connection = Connection {
+            custom: None,
             tls,
             metadata: Metadata::parse(&self.metadata)?,
         };

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod connect;
+mod custom;
 mod run;
 mod web;
 
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use cluster::{CoordinatorArgs, ProbeArgs, WorkerArgs};
 pub use connect::ConnectArgs;
+pub use custom::CustomArgs;
 pub use run::{CompareArgs, LoadArgs, RunArgs};
 pub use web::WebArgs;
 

@@ -6,14 +6,14 @@ use std::time::Duration;
 use clap::Args;
 use flashsale_server::Strategy;
 
-use super::{ConnectArgs, OutputFormat, parse_positive_duration};
+use super::{ConnectArgs, CustomArgs, OutputFormat, parse_positive_duration};
 use crate::checkout::{normalize_direct_target, normalize_target};
 use crate::error::DriverError;
 use crate::run::compare::CompareSpec;
 use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
 use crate::spec::{
     LoadSpec, MAX_CLICKS, MAX_CONNECTIONS, MAX_QUANTITY, MAX_THREADS, MAX_USERS, Mode, Quantities,
-    RunSpec,
+    RunSpec, SpecError,
 };
 
 /// The load's shape and the report's form: shared by a run and a comparison.
@@ -147,8 +147,9 @@ impl LoadArgs {
 /// Flags of a standalone or distributed run.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Which purchase RPC to call (required for a run).
-    #[arg(long, value_enum, required = true)]
+    /// Which purchase RPC of flashsale.v1.Checkout to call (required for a run, unless the
+    /// checkout is your own: --checkout, --call or --http-post).
+    #[arg(long, value_enum, required_unless_present_any = ["checkout", "call", "http_post"])]
     pub mode: Option<Mode>,
 
     #[command(flatten)]
@@ -176,12 +177,21 @@ pub struct RunArgs {
     /// [default: random per run].
     #[arg(long)]
     pub user_prefix: Option<String>,
+
+    #[command(flatten)]
+    pub custom: CustomArgs,
 }
 
 impl RunArgs {
     /// Checks the combination of flags and fills in the defaults that depend on others.
     pub fn to_spec(&self) -> Result<RunSpec, DriverError> {
-        let mode = self.mode.ok_or(crate::spec::SpecError::NoMode)?;
+        let custom = self.custom.to_api()?.map(std::sync::Arc::new);
+        let mode = match (&custom, self.mode) {
+            (None, mode) => mode.ok_or(SpecError::NoMode)?,
+            (Some(_), Some(_)) => return Err(SpecError::CustomWithBuiltinFlag("--mode").into()),
+            // Not used: the spec names the call.
+            (Some(_), None) => Mode::Safe,
+        };
         let prefix = self.user_prefix.clone().unwrap_or_else(random_prefix);
         let targets = if self.coordinator.is_some() {
             if self.load.connect.any() {
@@ -195,7 +205,15 @@ impl RunArgs {
         } else {
             self.load.targets()?
         };
-        let connection = self.load.connect.to_connection(&targets)?;
+        if let (Some(api), Some(_)) = (&custom, &self.coordinator) {
+            api.check_portable()?;
+        }
+        let targets = match &custom {
+            Some(api) => custom_targets(api, targets, self)?,
+            None => targets,
+        };
+        let mut connection = self.load.connect.to_connection(&targets)?;
+        connection.custom = custom;
         let spec = RunSpec {
             policy: self.load.to_policy(),
             settle: self.load.settle,
@@ -216,6 +234,32 @@ impl RunArgs {
         // Before anything happens: no Reset, no connection for a plan that is refused.
         spec.validate()?;
         Ok(spec)
+    }
+}
+
+/// The targets of a run against a checkout of the team's own: as given, else the origin of
+/// its URLs; with the flags that only the built-in contract has refused.
+fn custom_targets(
+    api: &crate::spec::custom::CustomApi,
+    targets: Vec<String>,
+    args: &RunArgs,
+) -> Result<Vec<String>, DriverError> {
+    if args.strategy.is_some() {
+        return Err(SpecError::CustomWithBuiltinFlag("--strategy").into());
+    }
+    if !args.no_reset && !api.can_reset() {
+        return Err(SpecError::CustomWithoutReset.into());
+    }
+    if !targets.is_empty() {
+        return Ok(targets);
+    }
+    match (&api.origin, &args.coordinator) {
+        (Some(origin), None) => Ok(vec![normalize_direct_target(origin)?]),
+        (None, None) => Err(SpecError::CustomWithoutTarget.into()),
+        // Distributed: the workers reach the checkout over plaintext, the coordinator's
+        // default target when none is given.
+        (Some(origin), Some(_)) => Ok(vec![normalize_target(origin)?]),
+        (None, Some(_)) => Ok(targets),
     }
 }
 

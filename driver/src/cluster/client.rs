@@ -52,6 +52,9 @@ pub async fn run(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut plan = plan_to_wire(&spec.load);
+    if let Some(api) = &spec.connection.custom {
+        plan.checkout = api.source.clone();
+    }
     // Each worker picks its own connection and thread counts for its share.
     plan.connections = 0;
     plan.threads = 0;
@@ -126,8 +129,10 @@ pub async fn run(
         book: &book,
         unsettled: (!result.unsettled.is_empty()).then(|| result.unsettled.clone()),
         policy: &spec.policy,
+        counters: spec.connection.custom.is_none(),
     };
     let mut report = Report::build(&result.target, false, &spec.load, &evidence, &load);
+    report.run.name_checkout(&spec.connection);
     let polls: Vec<StockPoint> = result
         .stock_polls
         .iter()

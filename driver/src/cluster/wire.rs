@@ -51,6 +51,8 @@ pub fn plan_to_wire(spec: &LoadSpec) -> pb::LoadPlan {
         round: spec.round,
         timeout_ms: millis(spec.timeout),
         user_prefix: spec.user_prefix.clone(),
+        // Set by the client from the run's connection (a checkout of the team's own).
+        checkout: String::new(),
     }
 }
 
@@ -96,6 +98,17 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// The checkout of the team's own a plan carries, if any (see [`CustomApi::from_source`]).
+pub fn checkout_from_wire(
+    plan: &pb::LoadPlan,
+) -> Result<Option<std::sync::Arc<crate::spec::custom::CustomApi>>, DriverError> {
+    if plan.checkout.is_empty() {
+        return Ok(None);
+    }
+    let api = crate::spec::custom::CustomApi::from_source(&plan.checkout)?;
+    Ok(Some(std::sync::Arc::new(api)))
 }
 
 /// Longest worker name kept, in bytes.
@@ -358,7 +371,7 @@ pub fn stats_from_wire(wire: &pb::LoadStats) -> Result<Stats, DriverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outcome::Outcome;
+    use crate::outcome::Outcome;
 
     #[test]
     fn stats_round_trip() {
@@ -366,7 +379,7 @@ mod tests {
         let purchased = Outcome::Purchased {
             order_id: "r1-1".into(),
             quantity: 1,
-            stock_after: -2,
+            stock_after: Some(-2),
         };
         let k = |user| AttemptKey { user, seq: 7 };
         stats.record(k(1), 1, purchased, Duration::from_millis(12));
@@ -381,7 +394,9 @@ mod tests {
             Duration::from_millis(1500),
             k(4),
             2,
-            Outcome::SoldOut { stock_after: 0 },
+            Outcome::SoldOut {
+                stock_after: Some(0),
+            },
             Duration::from_millis(3),
         );
         let wire = stats_to_wire(&stats);
@@ -418,12 +433,14 @@ mod tests {
         let mut stats = Stats::with_bucket_ms(10);
         let ms = Duration::from_millis(1);
         for (i, outcome) in [
-            Outcome::LimitReached { stock_after: 3 },
+            Outcome::LimitReached {
+                stock_after: Some(3),
+            },
             Outcome::Status(tonic::Code::Internal),
             Outcome::Purchased {
                 order_id: String::new(),
                 quantity: 2,
-                stock_after: 1,
+                stock_after: Some(1),
             },
         ]
         .into_iter()

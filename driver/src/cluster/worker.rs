@@ -22,7 +22,7 @@ use crate::checkout;
 use crate::cluster::auth::{self, ClusterToken};
 use crate::cluster::coordinator::{HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, MAX_MESSAGE_BYTES};
 use crate::cluster::parts;
-use crate::cluster::wire::{plan_from_wire, stats_to_wire};
+use crate::cluster::wire::{checkout_from_wire, plan_from_wire, stats_to_wire};
 use crate::engine;
 use crate::engine::live::{Live, live_bins_to_columns};
 use crate::engine::stats::Stats;
@@ -255,10 +255,13 @@ async fn carry_out(
         .ok()
         .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
         .unwrap_or(UNIX_EPOCH);
-    let planned = match assignment.plan.as_ref().map(plan_from_wire) {
+    let planned = match assignment.plan.as_ref().map(|p| (plan_from_wire(p), p)) {
         None => Err("assignment without a plan".to_string()),
-        Some(Err(err)) => Err(err.to_string()),
-        Some(Ok(spec)) => check_start(start_at, SystemTime::now()).map(|()| spec),
+        Some((Err(err), _)) => Err(err.to_string()),
+        Some((Ok(spec), plan)) => match checkout_from_wire(plan) {
+            Err(err) => Err(err.to_string()),
+            Ok(custom) => check_start(start_at, SystemTime::now()).map(|()| (spec, custom)),
+        },
     };
     match planned {
         Err(why) => result.error = why,
@@ -267,7 +270,7 @@ async fn carry_out(
             tracing::info!(run_id, "run cancelled before its start: not started");
             result.stats = Some(stats_to_wire(&Stats::default()));
         }
-        Ok(spec) => {
+        Ok((spec, custom)) => {
             live.set_cutoff(cutoff(start_at, &spec));
             tracing::info!(
                 run_id,
@@ -277,8 +280,13 @@ async fn carry_out(
             );
             let target = assignment.target.clone();
             let load_live = live.clone();
+            let connection = crate::spec::Connection {
+                custom,
+                ..Default::default()
+            };
             let load = tokio::task::spawn_blocking(move || {
-                engine::run_observed(&[target], &spec, Some(start_at), &load_live)
+                let targets = [target];
+                engine::run_observed_with(&targets, &connection, &spec, Some(start_at), &load_live)
             })
             .await;
             match load {

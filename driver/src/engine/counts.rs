@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tonic::Code;
 
-use crate::engine::outcome::{Outcome, code_name};
+use crate::outcome::{Outcome, code_name};
 
 /// Number of gRPC status codes (0 = OK ..= 16 = UNAUTHENTICATED).
 const CODES: usize = 17;
@@ -312,7 +312,7 @@ mod tests {
         Outcome::Purchased {
             order_id: id.into(),
             quantity,
-            stock_after: 0,
+            stock_after: Some(0),
         }
     }
 
@@ -320,8 +320,18 @@ mod tests {
         vec![
             (purchased("o1", 2), 2),
             (purchased("", 1), 1),
-            (Outcome::SoldOut { stock_after: 0 }, 3),
-            (Outcome::LimitReached { stock_after: 4 }, 1),
+            (
+                Outcome::SoldOut {
+                    stock_after: Some(0),
+                },
+                3,
+            ),
+            (
+                Outcome::LimitReached {
+                    stock_after: Some(4),
+                },
+                1,
+            ),
             (Outcome::BadReply, 1),
             (Outcome::Timeout, 5),
             (Outcome::Status(Code::Unavailable), 1),

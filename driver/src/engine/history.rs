@@ -7,7 +7,7 @@
 //! A record is [`ATTEMPT_BYTES`] bytes, so the driver's memory grows by that much per attempt
 //! and by nothing else; each load thread keeps its own history and they are merged once.
 
-use crate::engine::outcome::Outcome;
+use crate::outcome::Outcome;
 pub use crate::spec::ids::AttemptKey;
 
 /// Bytes one attempt costs in the history.

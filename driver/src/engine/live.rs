@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::bins::{self, LatencyBins};
 use crate::engine::counts::{AtomicCounts, Counts};
-use crate::engine::outcome::Outcome;
+use crate::outcome::Outcome;
 
 /// Latencies at or above this (100 s) count in the last live bin.
 pub const LIVE_MAX_US: u64 = 99_999_999;
@@ -307,7 +307,7 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outcome::Outcome;
+    use crate::outcome::Outcome;
     use tonic::Code;
 
     #[test]
@@ -315,7 +315,13 @@ mod tests {
         let live = Live::new(CancellationToken::new());
         let (a, b) = (live.register(), live.register());
         let ms = Duration::from_millis;
-        a.record(&Outcome::SoldOut { stock_after: 0 }, 1, ms(1));
+        a.record(
+            &Outcome::SoldOut {
+                stock_after: Some(0),
+            },
+            1,
+            ms(1),
+        );
         b.record(&Outcome::Timeout, 2, ms(20));
         b.record(&Outcome::Status(Code::Unavailable), 1, ms(1));
         b.record(&Outcome::BadReply, 1, ms(3));
@@ -494,7 +500,9 @@ mod tests {
     #[ignore = "a measurement: run in release mode with --nocapture"]
     fn live_record_cost() {
         let conn = ConnectionLive::default();
-        let outcome = Outcome::SoldOut { stock_after: 0 };
+        let outcome = Outcome::SoldOut {
+            stock_after: Some(0),
+        };
         let latencies: Vec<Duration> = (0..1024u64)
             .map(|i| Duration::from_micros(200 + (i * 7919) % 40_000))
             .collect();

@@ -18,7 +18,6 @@ pub mod bins;
 pub mod counts;
 pub mod history;
 pub mod live;
-pub mod outcome;
 pub mod series;
 pub mod stats;
 mod user;
@@ -220,7 +219,7 @@ fn load_thread(
         Ok(rt) => rt.block_on(async {
             futures::future::try_join_all(plan.iter().map(|planned| {
                 let url = &urls[planned.connection as usize % urls.len()];
-                checkout::builtin::connect(url, connection, spec.timeout)
+                checkout::Purchaser::connect(url, connection)
             }))
             .await
         }),
@@ -233,7 +232,7 @@ fn load_thread(
     }
     // Every thread reaches the barrier, connected or not, so none is left waiting.
     barrier.wait();
-    let channels = connected?;
+    let purchasers = connected?;
     if failed.load(Ordering::SeqCst) {
         return Err(DriverError::Thread(
             "another load thread could not connect".into(),
@@ -259,13 +258,23 @@ fn load_thread(
         // one per connection: ~175 KB each).
         let stats = RefCell::new(Stats::with_bucket_ms(series::bucket_ms_for(spec.duration)));
         let mut counters = Vec::with_capacity(plan.len());
-        let per_connection = channels.into_iter().zip(plan).map(|(channel, planned)| {
-            let connection_counters = live.register();
-            counters.push((planned.connection, connection_counters.clone()));
-            let window = (started, deadline);
-            let live_counters = (connection_counters, live);
-            drive_connection(channel, planned.users, spec, window, live_counters, &stats)
-        });
+        let per_connection = purchasers
+            .into_iter()
+            .zip(plan)
+            .map(|(purchaser, planned)| {
+                let connection_counters = live.register();
+                counters.push((planned.connection, connection_counters.clone()));
+                let window = (started, deadline);
+                let live_counters = (connection_counters, live);
+                drive_connection(
+                    purchaser,
+                    planned.users,
+                    spec,
+                    window,
+                    live_counters,
+                    &stats,
+                )
+            });
         let per_connection: Vec<_> = per_connection.collect();
         futures::future::join_all(per_connection).await;
         // Every user of this thread is done: the connections' counters are final.

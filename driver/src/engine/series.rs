@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::engine::bins::LatencyBins;
 use crate::engine::counts::{Counts, Overflow};
-use crate::engine::outcome::Outcome;
+use crate::outcome::Outcome;
 
 /// Most buckets a series keeps; one more doubles the bucket width.
 pub const MAX_BUCKETS: usize = 600;
@@ -166,7 +166,14 @@ mod tests {
     #[test]
     fn records_into_buckets_and_merges() {
         let mut a = Series::new(1000);
-        a.record(at(10), &Outcome::SoldOut { stock_after: 0 }, 1, 900);
+        a.record(
+            at(10),
+            &Outcome::SoldOut {
+                stock_after: Some(0),
+            },
+            1,
+            900,
+        );
         a.record(at(2500), &Outcome::Status(Code::Unavailable), 1, 100);
         let mut b = Series::new(1000);
         b.record(at(999), &Outcome::Timeout, 2, 5_000);
@@ -190,7 +197,9 @@ mod tests {
         for second in 0..2000u64 {
             s.record(
                 at(second * 1000),
-                &Outcome::SoldOut { stock_after: 0 },
+                &Outcome::SoldOut {
+                    stock_after: Some(0),
+                },
                 1,
                 10,
             );

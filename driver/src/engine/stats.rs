@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 
 use crate::engine::counts::{Counts, Overflow};
 use crate::engine::history::{Answer, Attempt, AttemptKey, History};
-use crate::engine::outcome::Outcome;
 use crate::engine::series::Series;
+use crate::outcome::Outcome;
 
 /// Highest latency the histograms track exactly (longer ones are clamped): 10 minutes.
 const MAX_LATENCY_US: u64 = 600_000_000;
@@ -99,7 +99,8 @@ impl Stats {
         });
     }
 
-    fn see_stock(&mut self, stock: i64) {
+    fn see_stock(&mut self, stock: Option<i64>) {
+        let Some(stock) = stock else { return };
         self.min_stock_seen = Some(self.min_stock_seen.map_or(stock, |m| m.min(stock)));
     }
 
@@ -110,9 +111,7 @@ impl Stats {
         self.series.merge(other.series)?;
         self.counts = counts;
         self.history.merge(other.history);
-        if let Some(stock) = other.min_stock_seen {
-            self.see_stock(stock);
-        }
+        self.see_stock(other.min_stock_seen);
         // HdrHistogram's add saturates; it fails only on values outside the bounds, which
         // `new_histogram` shares.
         self.latency
@@ -142,7 +141,7 @@ mod tests {
         Outcome::Purchased {
             order_id: id.into(),
             quantity: 2,
-            stock_after: 5,
+            stock_after: Some(5),
         }
     }
 
@@ -151,7 +150,14 @@ mod tests {
         let ms = Duration::from_millis(1);
         let mut a = Stats::default();
         a.record(k(1), 2, purchased("o1"), ms);
-        a.record(k(2), 2, Outcome::SoldOut { stock_after: -3 }, ms);
+        a.record(
+            k(2),
+            2,
+            Outcome::SoldOut {
+                stock_after: Some(-3),
+            },
+            ms,
+        );
         a.record(k(3), 2, Outcome::Status(Code::Unavailable), ms);
         let mut b = Stats::default();
         b.record(k(4), 2, purchased("o1"), ms);

@@ -4,11 +4,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use flashsale::pb;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
-use crate::checkout::builtin::Purchaser;
+use crate::checkout::{Attempt, Purchaser};
 use crate::engine::history::AttemptKey;
 use crate::engine::live::{ConnectionLive, Live};
 use crate::engine::stats::Stats;
@@ -17,7 +16,7 @@ use crate::spec::ids::request_id;
 
 /// All users of one connection, polled by one task; they record into their thread's `Stats`.
 pub(super) async fn drive_connection(
-    client: Purchaser,
+    purchaser: Purchaser,
     users: Vec<u64>,
     spec: &LoadSpec,
     window: (Instant, Option<Instant>),
@@ -37,7 +36,7 @@ pub(super) async fn drive_connection(
                 clicks,
             };
             virtual_user(
-                client.clone(),
+                purchaser.clone(),
                 buyer,
                 spec,
                 window,
@@ -59,7 +58,7 @@ struct Buyer {
 /// One buyer: a single attempt in a burst, or back-to-back attempts until `deadline`; none
 /// once the load is stopped or past its cut-off ([`Live::may_attempt`], checked before each).
 async fn virtual_user(
-    mut client: Purchaser,
+    mut purchaser: Purchaser,
     buyer: Buyer,
     spec: &LoadSpec,
     (origin, deadline): (Instant, Option<Instant>),
@@ -75,14 +74,14 @@ async fn virtual_user(
             seq,
         };
         let quantity = spec.quantity.pick(buyer.user, seq);
-        let request = pb::PurchaseRequest {
+        let attempt = Attempt {
             user_id: buyer.user_id.clone(),
             quantity,
             request_id: request_id(&buyer.user_id, seq),
             round: spec.round,
         };
         let started = Instant::now();
-        let outcome = client.purchase(spec.mode, request, spec.timeout).await;
+        let outcome = purchaser.purchase(spec.mode, attempt, spec.timeout).await;
         let latency = started.elapsed();
         counters.record(&outcome, quantity, latency);
         stats

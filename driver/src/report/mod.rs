@@ -121,11 +121,24 @@ impl WorkerSummary {
     }
 }
 
+impl RunInfo {
+    /// Names a checkout of the team's own (mode `custom`, its purchase call) when
+    /// `connection` drove one.
+    pub fn name_checkout(&mut self, connection: &crate::spec::Connection) {
+        if let Some(api) = &connection.custom {
+            self.mode = "custom";
+            self.rpc = api.name.clone();
+        }
+    }
+}
+
 /// What was run, and where.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
+    /// `buggy`, `unstable` or `safe`; `custom` for a checkout of the team's own.
     pub mode: &'static str,
-    pub rpc: &'static str,
+    /// The purchase call: a method of flashsale.v1.Checkout, or the custom checkout's.
+    pub rpc: String,
     /// Where the control calls went (Reset, GetStock, ListOrders): the first target.
     pub target: String,
     /// Every target the load was spread over (one per server replica).
@@ -539,7 +552,7 @@ impl Report {
             verdict: audit.verdict.name(),
             run: RunInfo {
                 mode: spec.mode.name(),
-                rpc: spec.mode.rpc(),
+                rpc: spec.mode.rpc().to_string(),
                 target: target.to_string(),
                 targets: replicas.iter().map(|r| r.target.clone()).collect(),
                 embedded,

@@ -130,7 +130,7 @@ fn time_bucket(t_s: f64, covered_s: f64, b: &Bucket) -> TimeBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outcome::Outcome;
+    use crate::outcome::Outcome;
     use tonic::Code;
 
     #[test]
@@ -139,7 +139,9 @@ mod tests {
         for _ in 0..10 {
             series.record(
                 Duration::from_millis(100),
-                &Outcome::SoldOut { stock_after: 1 },
+                &Outcome::SoldOut {
+                    stock_after: Some(1),
+                },
                 1,
                 2000,
             );

@@ -92,7 +92,7 @@ pub async fn run_against(
     tracing::info!(
         target = url,
         replicas = urls.len(),
-        mode = spec.load.mode.name(),
+        mode = %spec.label(),
         users = spec.load.users,
         stock = before.stock,
         round = before.round,
@@ -146,6 +146,7 @@ pub async fn run_against(
                 book: &book,
                 unsettled,
                 policy: &spec.policy,
+                counters: control.counters(),
             };
             let mut report = Report::build(url, embedded, &spec.load, &evidence, &load);
             report.series.add_stock_polls(&polls);
@@ -167,6 +168,7 @@ pub async fn run_against(
         }
     };
     report.run.tls_unverified = spec.connection.insecure();
+    report.run.name_checkout(&spec.connection);
     Ok(report)
 }
 

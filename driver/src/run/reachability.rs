@@ -114,7 +114,7 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outcome::Outcome;
+    use crate::outcome::Outcome;
 
     fn counts(outcomes: &[Outcome]) -> Counts {
         let mut c = Counts::default();
@@ -139,7 +139,9 @@ mod tests {
         assert!(!look(
             &mut t,
             Duration::ZERO,
-            &[Outcome::SoldOut { stock_after: 0 }]
+            &[Outcome::SoldOut {
+                stock_after: Some(0)
+            }]
         ));
         assert!(look(&mut t, Duration::from_secs(1), &[refused()]));
         assert_eq!(t.probe_failed(t0 + Duration::from_secs(3), "refused"), None);

@@ -235,6 +235,8 @@ pub struct Connection {
     pub tls: Option<ClientTls>,
     /// Sent on every call to the checkout: purchases and control calls.
     pub metadata: Metadata,
+    /// A checkout of the team's own, instead of `flashsale.v1.Checkout`.
+    pub custom: Option<Arc<crate::spec::custom::CustomApi>>,
 }
 
 impl Connection {

@@ -82,6 +82,16 @@ pub enum SpecError {
         "TLS flags and -H/--metadata are not supported with --coordinator yet: distributed runs reach the checkout over plaintext without metadata"
     )]
     ConnectionWithCoordinator,
+    #[error(
+        "a checkout of your own needs --target (or whole URLs in --http-post): the embedded server speaks flashsale.v1.Checkout"
+    )]
+    CustomWithoutTarget,
+    #[error("{0} applies to flashsale.v1.Checkout only, not to a checkout of your own")]
+    CustomWithBuiltinFlag(&'static str),
+    #[error(
+        "the checkout has no reset call: give --reset-call or --reset-url (with --reset-data '{{\"stock\":{{{{stock}}}}}}'), or --no-reset to audit against the stock it has now"
+    )]
+    CustomWithoutReset,
 }
 
 fn human(d: Duration) -> String {

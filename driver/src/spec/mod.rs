@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub mod connection;
+pub mod custom;
 pub mod ids;
 mod limits;
 pub mod policy;
@@ -92,8 +93,11 @@ pub const MAX_CLICKS: u32 = 100;
 
 impl RunSpec {
     /// A short name of what runs: the mode, with the strategy it switches to, e.g.
-    /// `safe/mutex`.
+    /// `safe/mutex`; `custom` for a checkout of the team's own.
     pub fn label(&self) -> String {
+        if self.connection.custom.is_some() {
+            return "custom".to_string();
+        }
         match self.strategy {
             Some(strategy) if self.load.mode == Mode::Safe => {
                 format!("{}/{}", self.load.mode.name(), strategy.name())

@@ -136,7 +136,7 @@ fn push_bounded<T>(points: &mut Vec<T>, point: T) {
 mod tests {
     use super::*;
     use crate::engine::live::Live;
-    use crate::engine::outcome::Outcome;
+    use crate::outcome::Outcome;
     use tokio_util::sync::CancellationToken;
 
     #[test]
@@ -150,7 +150,9 @@ mod tests {
         live.mark_started(start);
         live.set_stock(3);
         conn.record(
-            &Outcome::SoldOut { stock_after: 0 },
+            &Outcome::SoldOut {
+                stock_after: Some(0),
+            },
             1,
             Duration::from_millis(2),
         );
@@ -171,7 +173,9 @@ mod tests {
         assert_eq!(view.stock_points, vec![(0.5, 3)]);
         live.set_stock(-2);
         conn.record(
-            &Outcome::SoldOut { stock_after: 0 },
+            &Outcome::SoldOut {
+                stock_after: Some(0),
+            },
             1,
             Duration::from_millis(7),
         );

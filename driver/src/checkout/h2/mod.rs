@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use prost::Message;
 use tokio::net::TcpStream;
 use tonic::Code;
@@ -44,7 +44,10 @@ pub struct LeanClient {
     redial: Arc<Redial>,
     /// `http://authority`, to which a method's path is appended.
     origin: String,
+    /// Every call's headers: content type, `te`, the run's metadata and, as `deadline` says,
+    /// `grpc-timeout` (rebuilt only when a call's deadline differs from the last one's).
     headers: HeaderMap,
+    deadline: Option<Duration>,
     buf: BytesMut,
 }
 
@@ -94,12 +97,11 @@ async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result<Sen
 
 impl LeanClient {
     /// Connects to the plaintext `url` (`http://host:port`, already normalized) within
-    /// `connect_timeout`; every call will carry `metadata` and a `grpc-timeout` of `timeout`.
+    /// `connect_timeout`; every call will carry `metadata` and its deadline (`grpc-timeout`).
     /// The connection is driven by a task on the current runtime.
     pub async fn connect(
         url: &str,
         metadata: &Metadata,
-        timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, DriverError> {
         let failed = |reason: String| DriverError::Connect {
@@ -115,9 +117,6 @@ impl LeanClient {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/grpc"));
         headers.insert("te", HeaderValue::from_static("trailers"));
-        let deadline = HeaderValue::try_from(grpc_timeout(timeout))
-            .map_err(|e| failed(format!("grpc-timeout: {e}")))?;
-        headers.insert("grpc-timeout", deadline);
         metadata.apply(&mut headers);
         let redial = Arc::new(Redial {
             authority: authority.to_string(),
@@ -130,6 +129,7 @@ impl LeanClient {
             redial,
             origin: url.to_string(),
             headers,
+            deadline: None,
             buf: BytesMut::new(),
         })
     }
@@ -144,12 +144,22 @@ impl LeanClient {
             })
     }
 
-    /// One unary call of `uri` with `message`; the reply or the status it came to.
+    /// One unary call of `uri` with `message` and deadline `timeout` (sent as `grpc-timeout`;
+    /// the caller enforces it); the reply or the status it came to.
     pub async fn unary<R: Message + Default>(
         &mut self,
         uri: &Uri,
         message: &impl Message,
+        timeout: Duration,
     ) -> Result<R, CallError> {
+        if self.deadline != Some(timeout) {
+            static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+            // Digits and a unit letter: always a valid header value.
+            if let Ok(value) = HeaderValue::try_from(grpc_timeout(timeout)) {
+                self.headers.insert(&GRPC_TIMEOUT, value);
+            }
+            self.deadline = Some(timeout);
+        }
         if let Err(code) = self.ready().await {
             // Nothing was sent. Yield, so that a dead target's fast failures cannot keep the
             // other tasks of this thread from running.

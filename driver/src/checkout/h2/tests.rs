@@ -131,7 +131,7 @@ async fn call(client: &mut LeanClient, user: &str) -> Result<pb::PurchaseReply, 
         request_id: format!("{user}.0"),
         round: 0,
     };
-    client.unary(&uri, &request).await
+    client.unary(&uri, &request, Duration::from_secs(5)).await
 }
 
 #[tokio::test]
@@ -139,9 +139,7 @@ async fn every_answer_comes_to_the_right_outcome() {
     let (url, _server) = double().await;
     let metadata = Metadata::parse(&["x-run: r1"]).unwrap();
     let timeout = Duration::from_secs(5);
-    let mut client = LeanClient::connect(&url, &metadata, timeout, timeout)
-        .await
-        .unwrap();
+    let mut client = LeanClient::connect(&url, &metadata, timeout).await.unwrap();
 
     let good = call(&mut client, "good").await.unwrap();
     assert_eq!((good.order_id.as_str(), good.stock_after), ("good.0", 7));
@@ -197,11 +195,11 @@ async fn a_dead_target_is_a_connect_error() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let timeout = Duration::from_secs(5);
-    let err = LeanClient::connect(&url, &Metadata::default(), timeout, timeout)
+    let err = LeanClient::connect(&url, &Metadata::default(), timeout)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot connect"), "{err}");
-    let https = LeanClient::connect("https://x:1", &Metadata::default(), timeout, timeout).await;
+    let https = LeanClient::connect("https://x:1", &Metadata::default(), timeout).await;
     assert!(https.is_err());
 }
 
@@ -209,14 +207,9 @@ async fn a_dead_target_is_a_connect_error() {
 async fn a_lost_connection_is_replaced_once_and_a_dead_target_fails_fast() {
     let (url, server) = double().await;
     let timeout = Duration::from_secs(5);
-    let mut client = LeanClient::connect(
-        &url,
-        &Metadata::parse(&["x-run: r1"]).unwrap(),
-        timeout,
-        timeout,
-    )
-    .await
-    .unwrap();
+    let mut client = LeanClient::connect(&url, &Metadata::parse(&["x-run: r1"]).unwrap(), timeout)
+        .await
+        .unwrap();
     let mut other = client.clone();
     // The server drops the connection mid-call: the call's fate is unknown.
     let lost = call(&mut client, "close").await;

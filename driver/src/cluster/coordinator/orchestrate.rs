@@ -18,10 +18,11 @@ use crate::checkout::book::BookState;
 use crate::checkout::{Control, normalize_target};
 use crate::cluster::parts::Assembly;
 use crate::cluster::verify::{Fault, ShareBounds, verify};
-use crate::cluster::wire::{book_to_wire, plan_from_wire};
+use crate::cluster::wire::{book_to_wire, checkout_from_wire, plan_from_wire};
 use crate::engine::bins::LatencyBins;
 use crate::engine::live::{Live, Totals, live_bins_to_columns};
 use crate::run::watch::{self, Watcher};
+use crate::spec::Connection;
 use crate::spec::LoadSpec;
 
 /// Time between handing out assignments and the shared start: enough for every worker to
@@ -63,6 +64,8 @@ pub struct Prepared {
     spec: LoadSpec,
     target: String,
     settle: Duration,
+    /// How to talk to the checkout: the built-in contract or the plan's own checkout.
+    connection: Connection,
 }
 
 /// Checks a submitted run before it is accepted: a plan as a worker will see it, a target.
@@ -76,6 +79,11 @@ pub fn prepare(
         ..plan.clone()
     })
     .map_err(|e| CoordinatorError::InvalidRun(e.to_string()))?;
+    let connection = Connection {
+        custom: checkout_from_wire(&plan)
+            .map_err(|e| CoordinatorError::InvalidRun(e.to_string()))?,
+        ..Connection::default()
+    };
     let settle = match request.settle_ms {
         0 => crate::spec::DEFAULT_SETTLE,
         ms => Duration::from_millis(ms),
@@ -93,6 +101,7 @@ pub fn prepare(
         spec,
         target,
         settle,
+        connection,
     })
 }
 
@@ -354,6 +363,7 @@ pub async fn run(
         spec,
         target,
         settle,
+        connection,
     } = prepared;
     let members = wait_for_workers(config, registry, updates, cancel).await?;
     if (request.users as usize) < members.len() {
@@ -363,7 +373,7 @@ pub async fn run(
         });
     }
 
-    let mut control = Control::connect(&target)
+    let mut control = Control::connect_with(&target, &connection)
         .await?
         .with_admin_token(admin_token_for(config, &target))?;
     let before = if request.reset {

@@ -11,9 +11,9 @@ use hdrhistogram::serialization::Deserializer;
 use super::Fault;
 use super::bounds::{ShareBounds, WINDOW_SLACK, max_bin, max_histogram_bytes};
 use crate::engine::history::Answer;
-use crate::engine::outcome::is_indeterminate_code;
 use crate::engine::series::{MAX_BUCKETS, bucket_ms_for};
 use crate::engine::stats::new_histogram;
+use crate::outcome::is_indeterminate_code;
 use crate::spec::LoadSpec;
 
 /// purchased + sold out + limit reached + bad replies + statuses + timeouts == attempts, in

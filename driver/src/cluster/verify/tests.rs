@@ -3,9 +3,9 @@
 use super::*;
 use crate::cluster::wire::stats_to_wire;
 use crate::engine::history::AttemptKey;
-use crate::engine::outcome::Outcome;
 use crate::engine::series::bucket_ms_for;
 use crate::engine::stats::Stats;
+use crate::outcome::Outcome;
 use crate::spec::{Mode, Quantities};
 use hdrhistogram::Histogram;
 use tonic::Code;
@@ -42,7 +42,7 @@ fn honest(share: &LoadSpec) -> pb::WorkerResult {
                     Outcome::Purchased {
                         order_id: format!("o{i}"),
                         quantity,
-                        stock_after: 5,
+                        stock_after: Some(5),
                     },
                     Duration::from_millis(3),
                 ),
@@ -50,16 +50,20 @@ fn honest(share: &LoadSpec) -> pb::WorkerResult {
                     Outcome::Purchased {
                         order_id: String::new(),
                         quantity,
-                        stock_after: 4,
+                        stock_after: Some(4),
                     },
                     Duration::from_millis(3),
                 ),
                 2 => (
-                    Outcome::SoldOut { stock_after: 0 },
+                    Outcome::SoldOut {
+                        stock_after: Some(0),
+                    },
                     Duration::from_millis(1),
                 ),
                 3 => (
-                    Outcome::LimitReached { stock_after: 0 },
+                    Outcome::LimitReached {
+                        stock_after: Some(0),
+                    },
                     Duration::from_millis(1),
                 ),
                 4 => (Outcome::BadReply, Duration::from_millis(2)),

@@ -10,12 +10,13 @@ pub enum Outcome {
     Purchased {
         order_id: String,
         quantity: u32,
-        stock_after: i64,
+        /// The stock the reply reported, when the checkout reports one.
+        stock_after: Option<i64>,
     },
     /// Status OK, outcome SOLD_OUT.
-    SoldOut { stock_after: i64 },
+    SoldOut { stock_after: Option<i64> },
     /// Status OK, outcome LIMIT_REACHED (the customer's per-user limit).
-    LimitReached { stock_after: i64 },
+    LimitReached { stock_after: Option<i64> },
     /// Status OK but the reply breaks the contract (unknown outcome).
     BadReply,
     /// A gRPC status other than OK.
