@@ -9,6 +9,7 @@ mod builtin;
 mod channel;
 mod control;
 pub mod custom;
+mod h2;
 pub mod probe;
 mod purchaser;
 mod tls;

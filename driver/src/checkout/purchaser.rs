@@ -24,11 +24,24 @@ pub struct Attempt {
     pub round: u64,
 }
 
+impl From<Attempt> for pb::PurchaseRequest {
+    fn from(attempt: Attempt) -> Self {
+        pb::PurchaseRequest {
+            user_id: attempt.user_id,
+            quantity: attempt.quantity,
+            request_id: attempt.request_id,
+            round: attempt.round,
+        }
+    }
+}
+
 /// One connection to the checkout, cheap to clone for each virtual user on it.
 #[derive(Debug, Clone)]
 pub enum Purchaser {
-    /// `flashsale.v1.Checkout`.
+    /// `flashsale.v1.Checkout` over tonic's client stack (TLS targets, or asked for).
     Builtin(CheckoutClient<CheckoutChannel>),
+    /// `flashsale.v1.Checkout` over the lean `h2` client (plaintext targets; boxed: larger).
+    Lean(Box<builtin::Lean>),
     /// A checkout of the team's own (the mode does not apply: the spec names the call).
     Custom(CustomConnection),
 }
@@ -37,6 +50,9 @@ impl Purchaser {
     /// Opens one connection to `url` as `connection` says (TLS, metadata, which API).
     pub async fn connect(url: &str, connection: &Connection) -> Result<Self, DriverError> {
         Ok(match &connection.custom {
+            None if builtin::lean_for(url) => {
+                Purchaser::Lean(Box::new(builtin::Lean::connect(url, connection).await?))
+            }
             None => Purchaser::Builtin(CheckoutClient::new(
                 connect_checkout(url, connection).await?,
             )),
@@ -48,14 +64,9 @@ impl Purchaser {
     pub async fn purchase(&mut self, mode: Mode, attempt: Attempt, timeout: Duration) -> Outcome {
         match self {
             Purchaser::Builtin(client) => {
-                let request = pb::PurchaseRequest {
-                    user_id: attempt.user_id,
-                    quantity: attempt.quantity,
-                    request_id: attempt.request_id,
-                    round: attempt.round,
-                };
-                builtin::purchase(client, mode, request, timeout).await
+                builtin::purchase(client, mode, attempt.into(), timeout).await
             }
+            Purchaser::Lean(lean) => lean.purchase(mode, attempt.into(), timeout).await,
             Purchaser::Custom(connection) => {
                 let values = Values {
                     user: &attempt.user_id,
