@@ -16,6 +16,9 @@ use serde_json::json;
 use shop::{RunningShop, Variant};
 use tonic::Code;
 
+/// The deadline sent with each call (`grpc-timeout`).
+const T: std::time::Duration = std::time::Duration::from_secs(10);
+
 const PLACE: &str = "shop.v1.Orders/PlaceOrder";
 const DATA: &str =
     r#"{"customer":"{{user}}","sku":"A1","qty":{{quantity}},"idempotency_key":"{{request_id}}"}"#;
@@ -73,13 +76,13 @@ async fn buys_until_sold_out(api: Arc<CustomApi>, reflection: bool) {
     let shop = RunningShop::start(Variant::Safe, 2, reflection);
     let mut conn = connect(&shop, &api).await.expect("connects and resolves");
     let reset = conn
-        .call(api.reset.as_ref().unwrap(), &values("admin", "r"))
+        .call(api.reset.as_ref().unwrap(), &values("admin", "r"), T)
         .await;
     assert_eq!(reset.status, ReplyStatus::Grpc(Code::Ok));
     assert_eq!(reset.body, Some(json!({"sku": "A1", "available": "3"})));
     for n in 1..=3 {
         let reply = conn
-            .call(&api.purchase, &values("u-1", &format!("u-1.{n}")))
+            .call(&api.purchase, &values("u-1", &format!("u-1.{n}")), T)
             .await;
         assert_eq!(reply.status, ReplyStatus::Grpc(Code::Ok));
         let body = reply.body.expect("a JSON reply");
@@ -92,11 +95,11 @@ async fn buys_until_sold_out(api: Arc<CustomApi>, reflection: bool) {
             flashsale_driver::outcome::Outcome::Purchased { .. }
         ));
     }
-    let sold_out = conn.call(&api.purchase, &values("u-2", "u-2.0")).await;
+    let sold_out = conn.call(&api.purchase, &values("u-2", "u-2.0"), T).await;
     assert_eq!(sold_out.status, ReplyStatus::Grpc(Code::FailedPrecondition));
     assert_eq!(sold_out.body, None);
     // The stock call reads 0: a default value is present, not left out.
-    let stock = conn.call(&api.stock_call, &values("admin", "s")).await;
+    let stock = conn.call(&api.stock_call, &values("admin", "s"), T).await;
     assert_eq!(api.stock.get_i64(stock.body.as_ref().unwrap()), Some(0));
     assert_eq!(shop.shop.stock(), 0);
 }
@@ -171,11 +174,11 @@ async fn a_reply_over_the_cap_is_resource_exhausted_and_the_connection_lives_on(
     let api = api(call(PLACE, Some(DATA)), Vec::new());
     let mut conn = connect(&shop, &api).await.unwrap();
     let huge = conn
-        .call(&api.purchase, &values(shop::HUGE_REPLY_CUSTOMER, "h.0"))
+        .call(&api.purchase, &values(shop::HUGE_REPLY_CUSTOMER, "h.0"), T)
         .await;
     assert_eq!(huge.status, ReplyStatus::Grpc(Code::ResourceExhausted));
     assert_eq!(huge.body, None);
-    let next = conn.call(&api.purchase, &values("u-1", "u-1.0")).await;
+    let next = conn.call(&api.purchase, &values("u-1", "u-1.0"), T).await;
     assert_eq!(next.status, ReplyStatus::Grpc(Code::Ok));
 }
 
@@ -222,7 +225,7 @@ async fn a_thousand_concurrent_calls_over_a_few_connections() {
                     stock: 0,
                 };
                 barrier.wait().await;
-                conn.call(&api.purchase, &values).await.status
+                conn.call(&api.purchase, &values, T).await.status
             })
         })
         .collect();

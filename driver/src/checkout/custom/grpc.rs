@@ -10,6 +10,9 @@ mod reflection;
 mod schema;
 
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use prost_reflect::DynamicMessage;
 
 use tokio::sync::OnceCell;
 use tonic::Code;
@@ -19,7 +22,9 @@ pub use schema::GrpcSchemaError;
 use schema::{Method, Schema};
 
 use super::Reply;
-use crate::checkout::{CheckoutChannel, connect_checkout};
+use crate::checkout::builtin::lean_for;
+use crate::checkout::h2::{CallError, LeanClient};
+use crate::checkout::{CONNECT_TIMEOUT, CheckoutChannel, connect_checkout};
 use crate::error::DriverError;
 use crate::spec::Connection;
 use crate::spec::custom::{Call, CustomApi, ReplyStatus, Transport, Values};
@@ -33,6 +38,10 @@ pub struct GrpcConnection {
     /// Boxed: the client is large, and this connection sits in an enum with the HTTP one.
     grpc: Box<Grpc<CheckoutChannel>>,
     methods: Arc<Methods>,
+    /// Over plaintext, purchases go over the lean `h2` client as the built-in contract's do
+    /// (issue #14), with each method's URI made once; the tonic client above stays for TLS
+    /// targets and `FLASHSALE_DRIVER_CLIENT=tonic`.
+    lean: Option<Box<(LeanClient, Arc<[http::Uri]>)>>,
     /// The request JSON, rendered here so that a call does not allocate a new string.
     buffer: String,
 }
@@ -44,8 +53,12 @@ struct Methods {
 }
 
 impl Methods {
-    fn get(&self, target: &str) -> Option<&Method> {
-        self.calls.iter().find(|m| m.target == target)
+    /// The method `target` names and its place in `calls`.
+    fn get(&self, target: &str) -> Option<(usize, &Method)> {
+        self.calls
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.target == target)
     }
 }
 
@@ -61,9 +74,21 @@ impl GrpcConnection {
         let channel = connect_checkout(url, connection).await?;
         let methods = resolved(api, &channel, url).await?;
         let grpc = Box::new(Grpc::new(channel).max_decoding_message_size(MAX_REPLY_BYTES));
+        let lean = if lean_for(url) {
+            let client = LeanClient::connect(url, &connection.metadata, CONNECT_TIMEOUT).await?;
+            let uris = methods
+                .calls
+                .iter()
+                .map(|m| client.uri(m.path.as_str()))
+                .collect::<Result<Arc<[_]>, _>>()?;
+            Some(Box::new((client, uris)))
+        } else {
+            None
+        };
         Ok(Self {
             grpc,
             methods,
+            lean,
             buffer: String::new(),
         })
     }
@@ -73,8 +98,10 @@ impl GrpcConnection {
     /// failure is its gRPC status. A call this connection was not resolved for, or data that
     /// does not fit the input message, is refused without sending anything (`UNIMPLEMENTED`,
     /// `INVALID_ARGUMENT`).
-    pub async fn call(&mut self, call: &Call, values: &Values<'_>) -> Reply {
-        let Some(method) = self.methods.get(&call.target) else {
+    /// `timeout` is sent as the call's `grpc-timeout` over the lean client (the caller
+    /// enforces it).
+    pub async fn call(&mut self, call: &Call, values: &Values<'_>, timeout: Duration) -> Reply {
+        let Some((index, method)) = self.methods.get(&call.target) else {
             tracing::warn!(call = %call.target, "a gRPC call the connection was not set up for");
             return status_only(Code::Unimplemented);
         };
@@ -90,6 +117,21 @@ impl GrpcConnection {
                 return status_only(Code::InvalidArgument);
             }
         };
+        if let Some(lean) = &mut self.lean {
+            let (client, uris) = &mut **lean;
+            let output = &method.output;
+            let decode = |bytes: &[u8]| DynamicMessage::decode(output.clone(), bytes);
+            return match client
+                .unary_with(&uris[index], &request, timeout, decode)
+                .await
+            {
+                Ok(reply) => Reply {
+                    status: ReplyStatus::Grpc(Code::Ok),
+                    body: schema::reply_json(&reply),
+                },
+                Err(CallError::Status(code)) => status_only(code),
+            };
+        }
         if self.grpc.ready().await.is_err() {
             // Nothing was sent: the connection is gone.
             return status_only(Code::Unavailable);

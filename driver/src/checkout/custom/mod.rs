@@ -70,7 +70,7 @@ impl CustomConnection {
     ) -> Option<Reply> {
         let sent = async {
             match &mut self.transport {
-                Transported::Grpc(c) => c.call(call, values).await,
+                Transported::Grpc(c) => c.call(call, values, timeout).await,
                 Transported::Http(c) => c.call(call, values).await,
             }
         };

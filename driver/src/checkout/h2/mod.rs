@@ -152,6 +152,19 @@ impl LeanClient {
         message: &impl Message,
         timeout: Duration,
     ) -> Result<R, CallError> {
+        self.unary_with(uri, message, timeout, |bytes| R::decode(bytes))
+            .await
+    }
+
+    /// [`LeanClient::unary`] with the reply's message decoded by `decode` (a dynamic message,
+    /// whose type is known only at run time); a reply `decode` refuses is `INTERNAL`.
+    pub async fn unary_with<R>(
+        &mut self,
+        uri: &Uri,
+        message: &impl Message,
+        timeout: Duration,
+        decode: impl FnOnce(&[u8]) -> Result<R, prost::DecodeError>,
+    ) -> Result<R, CallError> {
         if self.deadline != Some(timeout) {
             static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
             // Digits and a unit letter: always a valid header value.
@@ -195,7 +208,7 @@ impl LeanClient {
             reply.push(chunk)?;
         }
         match body.trailers().await?.as_ref().and_then(grpc_status) {
-            Some(Code::Ok) => reply.decode(),
+            Some(Code::Ok) => reply.decode(decode),
             Some(code) => Err(CallError::Status(code)),
             None => Err(CallError::Status(Code::Unknown)),
         }
@@ -269,8 +282,11 @@ impl Reply {
         Ok(())
     }
 
-    /// Exactly one uncompressed message, decoded.
-    fn decode<R: Message + Default>(self) -> Result<R, CallError> {
+    /// Exactly one uncompressed message, decoded by `decode`.
+    fn decode<R>(
+        self,
+        decode: impl FnOnce(&[u8]) -> Result<R, prost::DecodeError>,
+    ) -> Result<R, CallError> {
         let all: &[u8] = match (&self.first, &self.rest) {
             (_, Some(rest)) => rest,
             (Some(first), None) => first,
@@ -284,6 +300,6 @@ impl Reply {
         if flag != 0 || len != message.len() {
             return internal;
         }
-        R::decode(message).or(internal)
+        decode(message).or(internal)
     }
 }
