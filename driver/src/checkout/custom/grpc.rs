@@ -74,6 +74,12 @@ impl GrpcConnection {
     /// does not fit the input message, is refused without sending anything (`UNIMPLEMENTED`,
     /// `INVALID_ARGUMENT`).
     pub async fn call(&mut self, call: &Call, values: &Values<'_>) -> Reply {
+        self.call_capped(call, values, MAX_REPLY_BYTES).await
+    }
+
+    /// [`Self::call`] reading a reply of up to `cap` bytes (the order listing's may be large);
+    /// a cap other than [`MAX_REPLY_BYTES`] costs a client of its own for this call only.
+    pub async fn call_capped(&mut self, call: &Call, values: &Values<'_>, cap: usize) -> Reply {
         let Some(method) = self.methods.get(&call.target) else {
             tracing::warn!(call = %call.target, "a gRPC call the connection was not set up for");
             return status_only(Code::Unimplemented);
@@ -90,13 +96,19 @@ impl GrpcConnection {
                 return status_only(Code::InvalidArgument);
             }
         };
-        if self.grpc.ready().await.is_err() {
+        let mut capped;
+        let grpc = if cap == MAX_REPLY_BYTES {
+            &mut *self.grpc
+        } else {
+            capped = (*self.grpc).clone().max_decoding_message_size(cap);
+            &mut capped
+        };
+        if grpc.ready().await.is_err() {
             // Nothing was sent: the connection is gone.
             return status_only(Code::Unavailable);
         }
         let codec = codec::DynamicCodec::new(method.output.clone());
-        match self
-            .grpc
+        match grpc
             .unary(tonic::Request::new(request), method.path.clone(), codec)
             .await
         {
@@ -110,7 +122,7 @@ impl GrpcConnection {
 }
 
 /// The code a failed call is reported as: tonic's refusal to read a reply over
-/// [`MAX_REPLY_BYTES`] (`OUT_OF_RANGE`, "decoded message length too large") is
+/// its cap (`OUT_OF_RANGE`, "decoded message length too large") is
 /// `RESOURCE_EXHAUSTED`; anything else is the status the server or the transport gave.
 fn reply_code(status: &tonic::Status) -> Code {
     if status.code() == Code::OutOfRange
@@ -172,6 +184,7 @@ async fn resolve(
         Some(&api.purchase),
         Some(&api.stock_call),
         api.reset.as_ref(),
+        api.orders.as_ref().map(|o| &o.call),
     ]
     .into_iter()
     .flatten()
@@ -211,6 +224,7 @@ fn calls_with_target<'a>(api: &'a CustomApi, target: &'a str) -> impl Iterator<I
         Some(&api.purchase),
         Some(&api.stock_call),
         api.reset.as_ref(),
+        api.orders.as_ref().map(|o| &o.call),
     ]
     .into_iter()
     .flatten()
