@@ -4,6 +4,7 @@
 //! where replies were indeterminate (the listing resolves them); a listing that leaves out an
 //! acknowledged order fails `no_lost_orders`, one with an order nobody sent fails
 //! `no_ghost_orders`; a listing that cannot be used leaves the audit range-based, with the reason.
+//! Over gRPC: `grpc.rs`, with the suite's own shop (`shop.v1.Orders/ListOrders`).
 
 use std::time::Duration;
 
@@ -14,8 +15,11 @@ use flashsale_driver::{DriverError, Report, Verdict};
 
 #[path = "../../server/tests/certs/mod.rs"]
 mod certs;
+#[path = "custom_orders/grpc.rs"]
+mod grpc;
 #[path = "support/http_checkout.rs"]
 mod http_checkout;
+mod shop;
 
 use http_checkout::{Fault, HttpCheckout, Options, serve};
 
@@ -249,4 +253,23 @@ request_id = "request_id"
         .clone()
         .unwrap_or_default();
     assert!(reason.contains("not a JSON array"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_listing_over_64_kib_is_read_with_its_own_cap() {
+    let shop = demo(Fault::None).await;
+    let prefix = format!("{}-", "p".repeat(90));
+    let mut args = with(demo_flags(&shop.url(false), "safe"), &LISTING);
+    for (flag, value) in [("-u", "400"), ("--stock", "350")] {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = value.into();
+    }
+    let args = with(args, &["--user-prefix", &prefix]);
+    let report = run(&args).await.unwrap();
+    let listing = serde_json::to_vec(&*shop.shop.book.lock().unwrap()).unwrap();
+    assert!(listing.len() > 64 * 1024, "{} bytes", listing.len());
+    let rec = &report.audit.reconciliation;
+    assert!(rec.available, "{rec:?}");
+    assert_eq!(rec.book_orders, 350);
+    assert_eq!(report.audit.verdict, Verdict::Pass, "{:?}", report.audit);
 }
