@@ -53,10 +53,19 @@ fn read(spec: &OrdersSpec, reply: &Value, prefix: &str, limit: u64) -> Result<Bo
         entries: Vec::with_capacity(elements.len()),
     };
     for (i, element) in elements.iter().enumerate() {
-        let order_id = spec
-            .order_id
-            .get_text(element)
-            .ok_or_else(|| format!("has an order (#{i}) without an id at `{}`", spec.order_id))?;
+        let text = |path: &Option<crate::spec::custom::FieldPath>| {
+            path.as_ref()
+                .and_then(|p| p.get_text(element))
+                .unwrap_or_default()
+        };
+        let (user, request_id) = (text(&spec.user), text(&spec.request_id));
+        let order_id = match &spec.order_id {
+            Some(path) => path
+                .get_text(element)
+                .ok_or_else(|| format!("has an order (#{i}) without an id at `{path}`"))?,
+            // Purchases are told apart by their request ids: so are the orders.
+            None => request_id.clone(),
+        };
         let quantity = spec
             .quantity
             .get_i64(element)
@@ -68,12 +77,6 @@ fn read(spec: &OrdersSpec, reply: &Value, prefix: &str, limit: u64) -> Result<Bo
                     spec.quantity
                 )
             })?;
-        let text = |path: &Option<crate::spec::custom::FieldPath>| {
-            path.as_ref()
-                .and_then(|p| p.get_text(element))
-                .unwrap_or_default()
-        };
-        let (user, request_id) = (text(&spec.user), text(&spec.request_id));
         book.push(
             prefix,
             ListedOrder {
@@ -104,6 +107,7 @@ url = "/stock"
 field = "remaining"
 [outcome]
 sold_out = "code == 409"
+order_id = "order_id"
 [orders]
 url = "/orders"
 list = "{list}"
@@ -191,5 +195,54 @@ request_id = "request_id"
         assert_eq!(listing_limit(0), 100_000);
         assert_eq!(listing_limit(10), 100_020);
         assert_eq!(listing_limit(u64::MAX), u64::MAX);
+    }
+}
+
+#[cfg(test)]
+mod by_request_id {
+    use super::*;
+    use crate::spec::custom::CustomFile;
+    use crate::spec::ids::fnv1a;
+    use serde_json::json;
+
+    const SPEC: &str = r#"
+[purchase]
+url = "/buy"
+[stock]
+url = "/stock"
+field = "remaining"
+[outcome]
+sold_out = "code == 409"
+[orders]
+url = "/orders"
+list = "."
+order_id = "order_id"
+quantity = "qty"
+request_id = "request_id"
+"#;
+
+    #[test]
+    fn without_purchase_order_ids_the_request_id_is_the_order_id() {
+        let spec = CustomFile::parse(SPEC)
+            .unwrap()
+            .compile()
+            .unwrap()
+            .orders
+            .unwrap();
+        assert!(spec.order_id.is_none());
+        let reply = json!([{"order_id": "o-1", "qty": 1, "request_id": "u1.0"}]);
+        let book = read_listing(&spec, &reply, "u", 10);
+        // As the purchase's rules do without --order-id-field.
+        assert_eq!(book.complete().unwrap().entries[0].order, fnv1a(b"u1.0"));
+    }
+
+    #[test]
+    fn with_purchase_order_ids_the_listing_needs_one() {
+        let text = SPEC.replace("order_id = \"order_id\"\n", "").replace(
+            "sold_out = \"code == 409\"",
+            "sold_out = \"code == 409\"\norder_id = \"id\"",
+        );
+        let err = CustomFile::parse(&text).unwrap().compile().unwrap_err();
+        assert!(err.to_string().contains("--orders-order-id"), "{err}");
     }
 }

@@ -200,9 +200,10 @@ impl CustomFile {
             .map(|r| compile_call("reset", r, is_grpc, "POST", &mut origin))
             .transpose()?;
         let orders = match (&self.orders, &orders_call) {
-            (Some(table), Some(call)) => {
-                Some(table.compile(compile_call("orders", call, is_grpc, "GET", &mut origin)?)?)
-            }
+            (Some(table), Some(call)) => Some(table.compile(
+                compile_call("orders", call, is_grpc, "GET", &mut origin)?,
+                self.outcome.order_id.is_some(),
+            )?),
             _ => None,
         };
         let stock = FieldPath::parse(self.stock.field.as_deref().ok_or_else(|| {

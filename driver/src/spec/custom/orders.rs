@@ -6,7 +6,8 @@
 //! [orders]
 //! url = "/api/v1/debug/orders"   # or call = "shop.v1.Orders/ListOrders" + data
 //! list = "orders"                # the JSON array in the reply ("" or ".": the reply is it)
-//! order_id = "order_id"          # fields of each element
+//! order_id = "order_id"          # fields of each element (order_id: only when purchases
+//!                                # have one, --order-id-field; else the request id is it)
 //! user = "user"
 //! quantity = "qty"
 //! request_id = "request_id"      # needed to match orders to this run's attempts
@@ -52,7 +53,10 @@ pub struct OrdersSpec {
     pub call: Call,
     /// Where the array is; `None`: the reply is the array.
     pub list: Option<FieldPath>,
-    pub order_id: FieldPath,
+    /// Where an order's id is; `None` when purchases are told apart by their request ids
+    /// (no `--order-id-field`): then an order's request id stands for its id, as for the
+    /// purchases.
+    pub order_id: Option<FieldPath>,
     pub user: Option<FieldPath>,
     pub quantity: FieldPath,
     /// Without it the orders cannot be matched to attempts: the book is not used.
@@ -71,8 +75,13 @@ impl OrdersFile {
         }
     }
 
-    /// The listing with its call (compiled from [`Self::as_call`]) and its field paths.
-    pub(super) fn compile(&self, call: Call) -> Result<OrdersSpec, CustomError> {
+    /// The listing with its call (compiled from [`Self::as_call`]) and its field paths;
+    /// `purchase_ids`: purchases' replies carry order ids (`--order-id-field`).
+    pub(super) fn compile(
+        &self,
+        call: Call,
+        purchase_ids: bool,
+    ) -> Result<OrdersSpec, CustomError> {
         let spec = |m: &str| CustomError::Spec(m.to_string());
         let path = |p: &Option<String>| p.as_deref().map(FieldPath::parse).transpose();
         let list = match self.list.as_deref().map(str::trim) {
@@ -82,9 +91,14 @@ impl OrdersFile {
         Ok(OrdersSpec {
             call,
             list,
-            order_id: path(&self.order_id)?.ok_or_else(|| {
-                spec("where an order's id is in the listing: give --orders-order-id (or order_id in [orders])")
-            })?,
+            order_id: match path(&self.order_id)? {
+                None if purchase_ids => {
+                    return Err(spec(
+                        "where an order's id is in the listing: give --orders-order-id (or order_id in [orders]); purchases carry order ids (--order-id-field)",
+                    ));
+                }
+                found => found.filter(|_| purchase_ids),
+            },
             user: path(&self.user)?,
             quantity: path(&self.quantity)?.ok_or_else(|| {
                 spec("where an order's quantity is in the listing: give --orders-quantity (or quantity in [orders])")
