@@ -16,6 +16,12 @@
 //! purchased = 'reply.status == "CONFIRMED"'
 //! sold_out = "code == FAILED_PRECONDITION"
 //! order_id = "reply.order_ref"
+//! [orders]                   # optional: the listing the audit reconciles against
+//! call = "shop.v1.Orders/ListOrders"
+//! list = "orders"
+//! order_id = "order_ref"
+//! quantity = "qty"
+//! request_id = "idempotency_key"
 //! [grpc]                     # optional: descriptors from files instead of reflection
 //! proto = ["shop.proto"]
 //! ```
