@@ -1,7 +1,8 @@
 //! A checkout of the team's own driven through a coordinator (issue #12): the plan carries its
 //! spec to two worker processes of the real `driver` binary and to the coordinator's control
 //! calls; the demo's HTTP checkout (`support/http_checkout.rs`) fails the merged audit in its
-//! buggy form and passes in its safe form. A spec naming local `.proto` files is refused before
+//! buggy form and passes in its safe form, and with its order listing (`[orders]`) the merged
+//! run is reconciled against it. A spec naming local `.proto` files is refused before
 //! anything is sent.
 
 use std::process::{Child, Command, Stdio};
@@ -162,6 +163,35 @@ async fn the_plan_carries_the_checkout_to_the_workers() {
     assert_eq!(buggy.audit.verdict, Verdict::Fail, "{}", buggy.to_table());
     assert!(buggy.outcomes.purchased > 40, "{:?}", buggy.outcomes);
     assert!(shop.stock() < 0);
+
+    // With the checkout's order listing, the coordinator reconciles the merged run against it.
+    let mut listed = args("safe");
+    let body = listed.iter().position(|a| a == "--body").unwrap() + 1;
+    listed[body] = r#"{"user":"{{user}}","qty":{{quantity}},"request_id":"{{request_id}}"}"#.into();
+    listed.extend(
+        [
+            "--orders-url",
+            "/api/v1/debug/orders",
+            "--orders-list",
+            "orders",
+            "--orders-order-id",
+            "order_id",
+            "--orders-user",
+            "user",
+            "--orders-quantity",
+            "qty",
+            "--orders-request-id",
+            "request_id",
+        ]
+        .map(String::from),
+    );
+    let listed = cluster
+        .run(&listed.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let rec = &listed.audit.reconciliation;
+    assert_eq!(listed.audit.verdict, Verdict::Pass, "{}", listed.to_table());
+    assert!(rec.available, "{rec:?}");
+    assert_eq!((rec.book_orders, rec.lost, rec.ghost), (40, 0, 0));
 }
 
 #[tokio::test]

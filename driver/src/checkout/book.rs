@@ -19,6 +19,28 @@ pub struct BookEntry {
     pub order: u64,
 }
 
+/// One order as a listing names it: the built-in `ListOrders` or a custom checkout's own
+/// listing ([`crate::checkout::custom::CustomConnection::orders`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ListedOrder<'a> {
+    pub order_id: &'a str,
+    pub user: &'a str,
+    pub quantity: u32,
+    pub request_id: &'a str,
+}
+
+impl BookEntry {
+    /// The entry of `order`, reading its ids with the run's user `prefix`.
+    pub fn new(prefix: &str, order: ListedOrder<'_>) -> Self {
+        Self {
+            request: parse_request_id(prefix, order.request_id),
+            user: parse_user(prefix, order.user),
+            quantity: order.quantity,
+            order: fnv1a(order.order_id.as_bytes()),
+        }
+    }
+}
+
 /// The book of one round, in the order the server placed the orders.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Book {
@@ -29,12 +51,22 @@ pub struct Book {
 impl Book {
     /// Adds the orders of one batch of `ListOrders`, reading ids with the run's user prefix.
     pub fn extend(&mut self, prefix: &str, orders: &[pb::Order]) {
-        self.entries.extend(orders.iter().map(|o| BookEntry {
-            request: parse_request_id(prefix, &o.request_id),
-            user: parse_user(prefix, &o.user_id),
-            quantity: o.quantity,
-            order: fnv1a(o.order_id.as_bytes()),
+        self.entries.extend(orders.iter().map(|o| {
+            BookEntry::new(
+                prefix,
+                ListedOrder {
+                    order_id: &o.order_id,
+                    user: &o.user_id,
+                    quantity: o.quantity,
+                    request_id: &o.request_id,
+                },
+            )
         }));
+    }
+
+    /// Adds one order of a listing, reading its ids with the run's user `prefix`.
+    pub fn push(&mut self, prefix: &str, order: ListedOrder<'_>) {
+        self.entries.push(BookEntry::new(prefix, order));
     }
 
     /// Units in the book.

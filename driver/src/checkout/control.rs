@@ -37,7 +37,8 @@ fn book_refused(status: &tonic::Status) -> String {
 #[derive(Debug, Clone)]
 enum Backend {
     Builtin(CheckoutClient<CheckoutChannel>),
-    /// A checkout of the team's own: its stock and reset calls, no rounds, counters or book.
+    /// A checkout of the team's own: its stock and reset calls, no rounds or counters; its
+    /// order listing as the book when its spec has one.
     Custom(CustomConnection),
 }
 
@@ -233,10 +234,14 @@ impl Control {
     /// with the run's `prefix`. A book much longer than `after.orders` (what GetStock counts)
     /// is not read to the end (memory stays bounded). A server without `ListOrders` or a book that
     /// overflowed its cap gives [`BookState::Unavailable`], with the reason.
+    ///
+    /// A custom checkout's book is its own order listing, when its spec says how to list
+    /// orders ([`CustomConnection::orders`]; round 0), bounded by the `acknowledged` purchases.
     pub async fn book(
         &mut self,
         after: &pb::StockReply,
         prefix: &str,
+        acknowledged: u64,
     ) -> Result<BookState, DriverError> {
         if after.book_overflow > 0 {
             return Ok(BookState::Unavailable(format!(
@@ -249,10 +254,8 @@ impl Control {
         request.set_timeout(LIST_TIMEOUT);
         let client = match &mut self.backend {
             Backend::Builtin(client) => client,
-            Backend::Custom(_) => {
-                return Ok(BookState::Unavailable(
-                    "the checkout spec names no call that lists orders".into(),
-                ));
+            Backend::Custom(custom) => {
+                return Ok(custom.orders(prefix, acknowledged, LIST_TIMEOUT).await);
             }
         };
         let mut stream = match client.list_orders(request).await {

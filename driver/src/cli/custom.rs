@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::spec::custom::file::{CallFile, GrpcFile, HttpFile};
-use crate::spec::custom::{CustomApi, CustomError, CustomFile};
+use crate::spec::custom::{CustomApi, CustomError, CustomFile, OrdersFile};
 
 /// A checkout of your own (see docs/custom.md).
 #[derive(Debug, Clone, Default, Args)]
@@ -84,6 +84,39 @@ pub struct CustomArgs {
     #[arg(long, value_name = "PATH")]
     pub stock_after_field: Option<String>,
 
+    /// gRPC method that lists the checkout's orders after the run (the audit then reconciles
+    /// against it order by order; see docs/custom.md).
+    #[arg(long, value_name = "PKG.SERVICE/METHOD")]
+    pub orders_call: Option<String>,
+
+    /// HTTP: GET this path or URL to list the checkout's orders after the run.
+    #[arg(long, value_name = "PATH|URL")]
+    pub orders_url: Option<String>,
+
+    /// Body of the listing call (JSON).
+    #[arg(long, alias = "orders-body", value_name = "JSON")]
+    pub orders_data: Option<String>,
+
+    /// Where the array of orders is in the listing's reply ("." : the reply is the array).
+    #[arg(long, value_name = "PATH")]
+    pub orders_list: Option<String>,
+
+    /// Where an order's id is in each element of the listing.
+    #[arg(long, value_name = "PATH")]
+    pub orders_order_id: Option<String>,
+
+    /// Where an order's user is in each element of the listing.
+    #[arg(long, value_name = "PATH")]
+    pub orders_user: Option<String>,
+
+    /// Where an order's quantity is in each element of the listing.
+    #[arg(long, value_name = "PATH")]
+    pub orders_quantity: Option<String>,
+
+    /// Where an order's request id ({{request_id}} of the purchase) is in each element.
+    #[arg(long, value_name = "PATH")]
+    pub orders_request_id: Option<String>,
+
     /// .proto file declaring the gRPC methods (repeatable), compiled in-process; without it,
     /// the server's reflection service is asked.
     #[arg(long, value_name = "FILE")]
@@ -128,6 +161,7 @@ impl CustomArgs {
         set(&mut o.limit_reached, &self.limit_reached);
         set(&mut o.order_id, &self.order_id_field);
         set(&mut o.stock_after, &self.stock_after_field);
+        self.orders_flags(&mut file);
         if !self.proto.is_empty() || !self.import_path.is_empty() {
             let grpc = file.grpc.get_or_insert_with(GrpcFile::default);
             grpc.proto.extend(self.proto.iter().cloned());
@@ -140,6 +174,40 @@ impl CustomArgs {
             return Ok(None);
         }
         file.compile().map(Some)
+    }
+}
+
+impl CustomArgs {
+    /// Folds the `--orders-*` flags into the `[orders]` table.
+    fn orders_flags(&self, file: &mut CustomFile) {
+        let flags = [
+            &self.orders_call,
+            &self.orders_url,
+            &self.orders_data,
+            &self.orders_list,
+            &self.orders_order_id,
+            &self.orders_user,
+            &self.orders_quantity,
+            &self.orders_request_id,
+        ];
+        if flags.iter().all(|f| f.is_none()) {
+            return;
+        }
+        let orders = file.orders.get_or_insert_with(OrdersFile::default);
+        for (slot, flag) in [
+            (&mut orders.call, &self.orders_call),
+            (&mut orders.url, &self.orders_url),
+            (&mut orders.body, &self.orders_data),
+            (&mut orders.list, &self.orders_list),
+            (&mut orders.order_id, &self.orders_order_id),
+            (&mut orders.user, &self.orders_user),
+            (&mut orders.quantity, &self.orders_quantity),
+            (&mut orders.request_id, &self.orders_request_id),
+        ] {
+            if let Some(value) = flag {
+                *slot = Some(value.clone());
+            }
+        }
     }
 }
 

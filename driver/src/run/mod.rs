@@ -136,7 +136,7 @@ pub async fn run_against(
     // Whatever happens to the target now, the statistics are reported.
     let final_state = match gone {
         Some(why) => Err(why),
-        None => final_state(&mut control, spec).await,
+        None => final_state(&mut control, spec, load.stats.counts.purchased).await,
     };
     let mut report = match final_state {
         Ok((after, unsettled, book)) => {
@@ -174,16 +174,18 @@ pub async fn run_against(
 
 /// The target's state once it settled after the load: the final reading, what was still
 /// moving if it did not settle, and the order book; or why it could not be read.
+/// `acknowledged`: purchases the users saw go through (bounds a custom checkout's listing).
 async fn final_state(
     control: &mut Control,
     spec: &RunSpec,
+    acknowledged: u64,
 ) -> Result<(flashsale::pb::StockReply, Option<String>, BookState), String> {
     let (after, unsettled) = control
         .settle(spec.settle)
         .await
         .map_err(|e| e.to_string())?;
     let book = control
-        .book(&after, &spec.load.user_prefix)
+        .book(&after, &spec.load.user_prefix, acknowledged)
         .await
         .map_err(|e| e.to_string())?;
     Ok((after, unsettled, book))

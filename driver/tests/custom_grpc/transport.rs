@@ -47,6 +47,7 @@ fn api(place: Call, protos: Vec<std::path::PathBuf>) -> Arc<CustomApi> {
             "shop.v1.Inventory/Restock",
             Some(r#"{"sku":"A1","available":{{stock}}}"#),
         )),
+        orders: None,
         transport: Transport::Grpc(GrpcOptions {
             protos,
             import_paths: Vec::new(),

@@ -9,8 +9,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -50,6 +50,8 @@ pub struct Shop {
     orders: AtomicU64,
     /// Orders placed, whatever the stock said (what the shop believes it sold).
     units_sold: AtomicU64,
+    /// The orders since the last Restock, as ListOrders shows them.
+    book: Mutex<Vec<pb::PlacedOrder>>,
 }
 
 impl Shop {
@@ -59,6 +61,7 @@ impl Shop {
             stock: AtomicI64::new(stock),
             orders: AtomicU64::new(0),
             units_sold: AtomicU64::new(0),
+            book: Mutex::new(Vec::new()),
         })
     }
 
@@ -70,12 +73,21 @@ impl Shop {
         self.units_sold.load(Ordering::SeqCst)
     }
 
-    fn confirm(&self, qty: u32, remaining: i64) -> pb::OrderReply {
+    fn confirm(&self, order: &pb::OrderRequest, remaining: i64) -> pb::OrderReply {
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
         let n = self.orders.fetch_add(1, Ordering::SeqCst) + 1;
-        self.units_sold.fetch_add(u64::from(qty), Ordering::SeqCst);
+        self.units_sold
+            .fetch_add(u64::from(order.qty), Ordering::SeqCst);
+        let order_ref = format!("ord-{n}");
+        book.push(pb::PlacedOrder {
+            order_ref: order_ref.clone(),
+            customer: order.customer.clone(),
+            qty: order.qty,
+            idempotency_key: order.idempotency_key.clone(),
+        });
         pb::OrderReply {
             status: pb::order_reply::Status::Confirmed as i32,
-            order_ref: format!("ord-{n}"),
+            order_ref,
             remaining,
         }
     }
@@ -118,7 +130,7 @@ impl pb::orders_server::Orders for Arc<Shop> {
                 // The "database" round trip between the check and the write.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let remaining = self.stock.fetch_sub(qty, Ordering::SeqCst) - qty;
-                Ok(Response::new(self.confirm(order.qty, remaining)))
+                Ok(Response::new(self.confirm(&order, remaining)))
             }
             Variant::Safe => {
                 let taken = self
@@ -127,7 +139,7 @@ impl pb::orders_server::Orders for Arc<Shop> {
                         (s >= qty).then_some(s - qty)
                     });
                 match taken {
-                    Ok(before) => Ok(Response::new(self.confirm(order.qty, before - qty))),
+                    Ok(before) => Ok(Response::new(self.confirm(&order, before - qty))),
                     Err(available) => Err(sold_out(available)),
                 }
             }
@@ -142,6 +154,14 @@ impl pb::orders_server::Orders for Arc<Shop> {
         _request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchOrdersStream>, Status> {
         Ok(Response::new(Box::pin(tokio_stream::empty())))
+    }
+
+    async fn list_orders(
+        &self,
+        _request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersReply>, Status> {
+        let orders = self.book.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(Response::new(pb::ListOrdersReply { orders }))
     }
 }
 
@@ -165,6 +185,8 @@ impl pb::inventory_server::Inventory for Arc<Shop> {
         if restock.available < 0 {
             return Err(Status::invalid_argument("available must not be negative"));
         }
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        book.clear();
         self.stock.store(restock.available, Ordering::SeqCst);
         self.orders.store(0, Ordering::SeqCst);
         self.units_sold.store(0, Ordering::SeqCst);

@@ -1,8 +1,10 @@
 //! The original demo's checkout as an HTTP/JSON service (axum), for the driver's HTTP transport
 //! and its custom-checkout audit: `POST /api/v1/checkout/buggy` (reads the stock, awaits a
 //! simulated database latency, then decrements: oversells under load), `POST
-//! /api/v1/checkout/safe` (an atomic check-and-decrement), `GET /api/v1/debug/stock` and `POST
-//! /api/v1/debug/reset` (`{"stock": N}`). Replies as the demo's: 200
+//! /api/v1/checkout/safe` (an atomic check-and-decrement), `GET /api/v1/debug/stock`, `POST
+//! /api/v1/debug/reset` (`{"stock": N}`) and `GET /api/v1/debug/orders` (the orders since the
+//! reset: `{"orders":[{"order_id","user","qty","request_id"}]}`, the user and request id as the
+//! purchase's body gave them). Replies as the demo's: 200
 //! `{"status":"success","remaining":N,"order_id":"o-7"}`, 409 `{"status":"sold_out"}`.
 //!
 //! Served over HTTP/1.1 and HTTP/2 (prior knowledge or ALPN) on one port, plaintext or TLS.
@@ -40,6 +42,10 @@ pub enum Fault {
     },
     /// Purchases answer 200 with a body of 100 KiB.
     HugeReply,
+    /// The order listing leaves out the first order (an acknowledged one).
+    ListingOmitsFirst,
+    /// The order listing shows one more order, which nobody sent.
+    ListingGhost,
 }
 
 /// How the checkout is served.
@@ -75,6 +81,8 @@ pub struct Shop {
     pub requests: AtomicU64,
     /// The headers of the last purchase request.
     pub last_headers: Mutex<HeaderMap>,
+    /// The orders since the reset, as the listing shows them.
+    pub book: Mutex<Vec<Value>>,
     latency: Duration,
     fault: Fault,
 }
@@ -117,6 +125,7 @@ pub async fn serve_on(addr: SocketAddr, options: Options) -> std::io::Result<Htt
         orders: AtomicU64::new(0),
         requests: AtomicU64::new(0),
         last_headers: Mutex::new(HeaderMap::new()),
+        book: Mutex::new(Vec::new()),
         latency: options.latency,
         fault: options.fault,
     });
@@ -125,6 +134,7 @@ pub async fn serve_on(addr: SocketAddr, options: Options) -> std::io::Result<Htt
         .route("/api/v1/checkout/safe", post(safe))
         .route("/api/v1/debug/stock", get(stock))
         .route("/api/v1/debug/reset", post(reset))
+        .route("/api/v1/debug/orders", get(orders))
         .with_state(shop.clone());
     let client_ca = options.client_ca;
     let acceptor = options
@@ -227,8 +237,19 @@ fn bad_request() -> Answer {
     )
 }
 
-fn sold(shop: &Shop, remaining: i64) -> Answer {
-    let n = shop.orders.fetch_add(1, Ordering::SeqCst) + 1;
+fn sold(shop: &Shop, remaining: i64, body: &Value, qty: i64) -> Answer {
+    let n = {
+        // Numbered and booked in one step, so that the book is in the order placed.
+        let mut book = shop.book.lock().unwrap();
+        let n = shop.orders.fetch_add(1, Ordering::SeqCst) + 1;
+        book.push(json!({
+            "order_id": format!("o-{n}"),
+            "user": body.get("user").cloned().unwrap_or(Value::Null),
+            "qty": qty,
+            "request_id": body.get("request_id").cloned().unwrap_or(Value::Null),
+        }));
+        n
+    };
     if shop.fault == Fault::HugeReply {
         let padding = "x".repeat(100 * 1024);
         return (
@@ -269,7 +290,7 @@ async fn buggy(State(shop): State<Arc<Shop>>, headers: HeaderMap, body: Json<Val
     }
     tokio::time::sleep(shop.latency).await;
     let remaining = shop.stock.fetch_sub(qty, Ordering::SeqCst) - qty;
-    sold(&shop, remaining)
+    sold(&shop, remaining, &body, qty)
 }
 
 /// The fix: the check and the decrement are one atomic step.
@@ -284,7 +305,7 @@ async fn safe(State(shop): State<Arc<Shop>>, headers: HeaderMap, body: Json<Valu
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
             (s >= qty).then_some(s - qty)
         }) {
-        Ok(before) => sold(&shop, before - qty),
+        Ok(before) => sold(&shop, before - qty, &body, qty),
         Err(now) => sold_out(now),
     }
 }
@@ -302,10 +323,30 @@ async fn reset(State(shop): State<Arc<Shop>>, body: Json<Value>) -> Answer {
     };
     if shop.fault != Fault::ResetIgnored {
         shop.stock.store(stock, Ordering::SeqCst);
+        let mut book = shop.book.lock().unwrap();
+        book.clear();
         shop.orders.store(0, Ordering::SeqCst);
     }
     (
         StatusCode::OK,
         Json(json!({"status": "reset", "remaining": stock})),
     )
+}
+
+/// The orders since the reset, with the listing faults applied.
+async fn orders(State(shop): State<Arc<Shop>>) -> Json<Value> {
+    let mut orders = shop.book.lock().unwrap().clone();
+    match shop.fault {
+        Fault::ListingOmitsFirst if !orders.is_empty() => {
+            orders.remove(0);
+        }
+        Fault::ListingGhost => orders.push(json!({
+            "order_id": "o-ghost",
+            "user": "somebody-else",
+            "qty": 1,
+            "request_id": "somebody-else.0",
+        })),
+        _ => {}
+    }
+    Json(json!({ "orders": orders }))
 }

@@ -101,6 +101,19 @@ impl GrpcConnection {
     /// `timeout` is sent as the call's `grpc-timeout` over the lean client (the caller
     /// enforces it).
     pub async fn call(&mut self, call: &Call, values: &Values<'_>, timeout: Duration) -> Reply {
+        self.call_capped(call, values, MAX_REPLY_BYTES, timeout)
+            .await
+    }
+
+    /// [`Self::call`] reading a reply of up to `cap` bytes (the order listing's may be large);
+    /// a cap other than [`MAX_REPLY_BYTES`] goes over tonic's client, cloned for this call.
+    pub async fn call_capped(
+        &mut self,
+        call: &Call,
+        values: &Values<'_>,
+        cap: usize,
+        timeout: Duration,
+    ) -> Reply {
         let Some((index, method)) = self.methods.get(&call.target) else {
             tracing::warn!(call = %call.target, "a gRPC call the connection was not set up for");
             return status_only(Code::Unimplemented);
@@ -117,7 +130,7 @@ impl GrpcConnection {
                 return status_only(Code::InvalidArgument);
             }
         };
-        if let Some(lean) = &mut self.lean {
+        if let Some(lean) = self.lean.as_mut().filter(|_| cap == MAX_REPLY_BYTES) {
             let (client, uris) = &mut **lean;
             let output = &method.output;
             let decode = |bytes: &[u8]| DynamicMessage::decode(output.clone(), bytes);
@@ -132,13 +145,19 @@ impl GrpcConnection {
                 Err(CallError::Status(code)) => status_only(code),
             };
         }
-        if self.grpc.ready().await.is_err() {
+        let mut capped;
+        let grpc = if cap == MAX_REPLY_BYTES {
+            &mut *self.grpc
+        } else {
+            capped = (*self.grpc).clone().max_decoding_message_size(cap);
+            &mut capped
+        };
+        if grpc.ready().await.is_err() {
             // Nothing was sent: the connection is gone.
             return status_only(Code::Unavailable);
         }
         let codec = codec::DynamicCodec::new(method.output.clone());
-        match self
-            .grpc
+        match grpc
             .unary(tonic::Request::new(request), method.path.clone(), codec)
             .await
         {
@@ -152,7 +171,7 @@ impl GrpcConnection {
 }
 
 /// The code a failed call is reported as: tonic's refusal to read a reply over
-/// [`MAX_REPLY_BYTES`] (`OUT_OF_RANGE`, "decoded message length too large") is
+/// its cap (`OUT_OF_RANGE`, "decoded message length too large") is
 /// `RESOURCE_EXHAUSTED`; anything else is the status the server or the transport gave.
 fn reply_code(status: &tonic::Status) -> Code {
     if status.code() == Code::OutOfRange
@@ -214,6 +233,7 @@ async fn resolve(
         Some(&api.purchase),
         Some(&api.stock_call),
         api.reset.as_ref(),
+        api.orders.as_ref().map(|o| &o.call),
     ]
     .into_iter()
     .flatten()
@@ -253,6 +273,7 @@ fn calls_with_target<'a>(api: &'a CustomApi, target: &'a str) -> impl Iterator<I
         Some(&api.purchase),
         Some(&api.stock_call),
         api.reset.as_ref(),
+        api.orders.as_ref().map(|o| &o.call),
     ]
     .into_iter()
     .flatten()

@@ -5,10 +5,12 @@
 
 pub mod grpc;
 pub mod http;
+pub mod orders;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::checkout::book::BookState;
 use crate::error::DriverError;
 use crate::outcome::Outcome;
 use crate::spec::Connection;
@@ -75,6 +77,61 @@ impl CustomConnection {
             }
         };
         tokio::time::timeout(timeout, sent).await.ok()
+    }
+
+    /// Lists the checkout's orders with the spec's listing call (once, after the run settled)
+    /// and reads them into a book, with the run's user `prefix`; at most
+    /// [`orders::listing_limit`]`(acknowledged)` orders and [`orders::MAX_ORDERS_REPLY_BYTES`]
+    /// of reply. Whatever goes wrong is [`BookState::Unavailable`] with the reason.
+    pub async fn orders(
+        &mut self,
+        prefix: &str,
+        acknowledged: u64,
+        timeout: Duration,
+    ) -> BookState {
+        let api = self.api.clone();
+        let Some(spec) = &api.orders else {
+            return BookState::Unavailable(
+                "the checkout spec names no call that lists orders ([orders], --orders-url or --orders-call)".into(),
+            );
+        };
+        if spec.request_id.is_none() {
+            return BookState::Unavailable(
+                "the order listing has no request_id field ([orders] request_id, --orders-request-id): its orders cannot be matched to this run's attempts".into(),
+            );
+        }
+        let cap = orders::MAX_ORDERS_REPLY_BYTES;
+        let sent = async {
+            match &mut self.transport {
+                Transported::Grpc(c) => {
+                    c.call_capped(&spec.call, &Values::SAMPLE, cap, timeout)
+                        .await
+                }
+                Transported::Http(c) => c.call_capped(&spec.call, &Values::SAMPLE, cap).await,
+            }
+        };
+        let Ok(reply) = tokio::time::timeout(timeout, sent).await else {
+            return BookState::Unavailable(format!(
+                "the order listing gave no answer within {timeout:?}"
+            ));
+        };
+        if reply.status == ReplyStatus::Grpc(tonic::Code::ResourceExhausted) {
+            return BookState::Unavailable(format!(
+                "the order listing's reply is larger than {cap} bytes"
+            ));
+        }
+        if !reply.status.is_success() {
+            return BookState::Unavailable(format!(
+                "the order listing answered {}",
+                describe(reply.status)
+            ));
+        }
+        match &reply.body {
+            Some(body) => {
+                orders::read_listing(spec, body, prefix, orders::listing_limit(acknowledged))
+            }
+            None => BookState::Unavailable("the order listing's reply is not JSON".into()),
+        }
     }
 
     /// One purchase and what it came to, by the checkout's rules.

@@ -487,7 +487,13 @@ pub async fn run(
         return Err(CoordinatorError::AllWorkersFailed(failures.join("; ")));
     }
     let (after, unsettled) = control.settle(settle).await?;
-    let (book, book_unavailable) = match control.book(&after, &spec.user_prefix).await? {
+    let acknowledged = shares
+        .values()
+        .fold(0u64, |sum, s| sum.saturating_add(s.totals().purchased));
+    let (book, book_unavailable) = match control
+        .book(&after, &spec.user_prefix, acknowledged)
+        .await?
+    {
         BookState::Complete(book) => (Some(book_to_wire(&book)), String::new()),
         BookState::Unavailable(why) => (None, why),
     };

@@ -16,6 +16,12 @@
 //! purchased = 'reply.status == "CONFIRMED"'
 //! sold_out = "code == FAILED_PRECONDITION"
 //! order_id = "reply.order_ref"
+//! [orders]                   # optional: the listing the audit reconciles against
+//! call = "shop.v1.Orders/ListOrders"
+//! list = "orders"
+//! order_id = "order_ref"
+//! quantity = "qty"
+//! request_id = "idempotency_key"
 //! [grpc]                     # optional: descriptors from files instead of reflection
 //! proto = ["shop.proto"]
 //! ```
@@ -24,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::orders::OrdersFile;
 use super::{
     Call, CustomApi, CustomError, Escape, FieldPath, GrpcOptions, HttpOptions, OutcomeRules, Rule,
     Template, Transport,
@@ -100,6 +107,9 @@ pub struct CustomFile {
     pub reset: Option<CallFile>,
     #[serde(default)]
     pub outcome: OutcomeFile,
+    /// How to list the checkout's orders, if it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<OrdersFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,7 +156,13 @@ impl CustomFile {
     /// Checks and compiles the description.
     pub fn compile(&self) -> Result<CustomApi, CustomError> {
         let spec = |m: &str| CustomError::Spec(m.to_string());
-        let calls = [Some(&self.purchase), Some(&self.stock), self.reset.as_ref()];
+        let orders_call = self.orders.as_ref().map(OrdersFile::as_call);
+        let calls = [
+            Some(&self.purchase),
+            Some(&self.stock),
+            self.reset.as_ref(),
+            orders_call.as_ref(),
+        ];
         let grpc = calls.iter().flatten().any(|c| c.call.is_some()) || self.grpc.is_some();
         let http = calls.iter().flatten().any(|c| c.url.is_some()) || self.http.is_some();
         let transport = match (grpc, http) {
@@ -189,6 +205,13 @@ impl CustomFile {
             .as_ref()
             .map(|r| compile_call("reset", r, is_grpc, "POST", &mut origin))
             .transpose()?;
+        let orders = match (&self.orders, &orders_call) {
+            (Some(table), Some(call)) => Some(table.compile(
+                compile_call("orders", call, is_grpc, "GET", &mut origin)?,
+                self.outcome.order_id.is_some(),
+            )?),
+            _ => None,
+        };
         let stock = FieldPath::parse(self.stock.field.as_deref().ok_or_else(|| {
             spec("where the stock is in the stock call's reply: give --stock-field (or field in [stock])")
         })?)?;
@@ -221,6 +244,7 @@ impl CustomFile {
             stock_call,
             stock,
             reset,
+            orders,
             transport,
             origin,
             source,
@@ -311,6 +335,7 @@ fn flag_prefix(which: &str) -> &'static str {
     match which {
         "stock" => "stock-",
         "reset" => "reset-",
+        "orders" => "orders-",
         _ => "",
     }
 }

@@ -4,6 +4,7 @@
 //! transports that use it live in [`crate::checkout`].
 
 pub mod file;
+pub mod orders;
 pub mod path;
 pub mod rules;
 pub mod template;
@@ -11,6 +12,7 @@ pub mod template;
 use std::path::PathBuf;
 
 pub use file::{CustomFile, MAX_SPEC_FILE_BYTES};
+pub use orders::{OrdersFile, OrdersSpec};
 pub use path::FieldPath;
 pub use rules::{OutcomeRules, ReplyStatus, Rule};
 pub use template::{Escape, Template, Values, Var};
@@ -30,6 +32,8 @@ pub struct CustomApi {
     pub stock: FieldPath,
     /// The call that restocks to `{{stock}}` before a run, if the checkout has one.
     pub reset: Option<Call>,
+    /// The call that lists the checkout's orders, and how its reply is read, if it has one.
+    pub orders: Option<OrdersSpec>,
     pub transport: Transport,
     /// `http://host:port` when the calls were given as whole URLs: the target unless
     /// `--target` says otherwise.

@@ -14,7 +14,7 @@
 //! - **Headers**: the run's metadata (`-H`) on every request; `content-type: application/json`
 //!   on requests with a body.
 //! - **Replies**: the status and the body parsed as JSON (`None` when empty or not JSON). At
-//!   most [`MAX_REPLY_BYTES`] of a body are read; a larger one is reported as
+//!   most [`MAX_REPLY_BYTES`] of a body are read (the order listing: a cap of its own); a larger one is reported as
 //!   `RESOURCE_EXHAUSTED` without reading further.
 //! - **Failures** are statuses, never errors or panics. A socket that could not be opened
 //!   (refused, unreachable, TLS refused) sent nothing, so nothing can have been bought: it is
@@ -101,6 +101,12 @@ impl HttpConnection {
 
     /// Sends `call` with its templates rendered from `values`; its status and JSON body.
     pub async fn call(&mut self, call: &Call, values: &Values<'_>) -> Reply {
+        self.call_capped(call, values, MAX_REPLY_BYTES).await
+    }
+
+    /// [`Self::call`] reading at most `cap` bytes of the reply's body (the order listing's
+    /// may be large).
+    pub async fn call_capped(&mut self, call: &Call, values: &Values<'_>, cap: usize) -> Reply {
         let Ok(method) = Method::from_bytes(call.target.as_bytes()) else {
             return status_only(ReplyStatus::Grpc(Code::InvalidArgument));
         };
@@ -117,12 +123,12 @@ impl HttpConnection {
             template.render_into(values, &mut body);
             body
         });
-        self.send(Outgoing {
+        let request = Outgoing {
             method: &method,
             path,
             body,
-        })
-        .await
+        };
+        self.send_capped(request, cap).await
     }
 
     /// One connection to `url` (normalized `http://` or `https://`), TLS and headers as
@@ -191,6 +197,11 @@ impl HttpConnection {
 
     /// Sends `request` and reads its reply (see the module's doc for what failures become).
     pub async fn send(&self, request: Outgoing<'_>) -> Reply {
+        self.send_capped(request, MAX_REPLY_BYTES).await
+    }
+
+    /// [`Self::send`] reading at most `cap` bytes of the body.
+    pub async fn send_capped(&self, request: Outgoing<'_>, cap: usize) -> Reply {
         let inner = &*self.inner;
         let path = match PathAndQuery::from_maybe_shared(Bytes::from(request.path)) {
             Ok(path) => path,
@@ -249,13 +260,10 @@ impl HttpConnection {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_REPLY_BYTES as u64) {
+        if declared.is_some_and(|n| n > cap as u64) {
             return status_only(ReplyStatus::Grpc(Code::ResourceExhausted));
         }
-        let bytes = match Limited::new(response.into_body(), MAX_REPLY_BYTES)
-            .collect()
-            .await
-        {
+        let bytes = match Limited::new(response.into_body(), cap).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return status_only(ReplyStatus::Grpc(Code::ResourceExhausted));
