@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 #[path = "support/http_checkout.rs"]
 mod http_checkout;
 
-use http_checkout::{Fault, Options, serve};
+use http_checkout::{BODY, BODY_WITH_REQUEST_ID, Fault, LISTING, Options, serve};
 
 const TOKEN: &str = "custom-distributed-token";
 
@@ -98,37 +98,11 @@ impl Drop for Cluster {
     }
 }
 
-/// The demo's flags for `mode` against `target`, as the README shows them.
-fn demo(target: &str, mode: &str) -> Vec<String> {
-    let post = format!("/api/v1/checkout/{mode}");
-    [
-        "--target",
-        target,
-        "--http-post",
-        &post,
-        "--body",
-        r#"{"user":"{{user}}","qty":{{quantity}}}"#,
-        "--sold-out",
-        "code == 409",
-        "--stock-url",
-        "/api/v1/debug/stock",
-        "--stock-field",
-        "remaining",
-        "--reset-url",
-        "/api/v1/debug/reset",
-        "--reset-body",
-        r#"{"stock":{{stock}}}"#,
-        "--http2",
-        "-u",
-        "300",
-        "--stock",
-        "40",
-        "--settle",
-        "1s",
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect()
+/// The demo's flags for `mode` against `target` over HTTP/2, 300 users.
+fn demo(target: &str, mode: &str, body: &str) -> Vec<String> {
+    let mut flags = http_checkout::demo_flags(target, mode, body, 300);
+    flags.push("--http2".into());
+    flags
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,7 +115,7 @@ async fn the_plan_carries_the_checkout_to_the_workers() {
     .await;
     let url = shop.url(false);
     let cluster = Cluster::start(2).await;
-    let args = |mode| demo(&url, mode);
+    let args = |mode| demo(&url, mode, BODY);
 
     let safe = args("safe");
     let safe = cluster
@@ -165,26 +139,8 @@ async fn the_plan_carries_the_checkout_to_the_workers() {
     assert!(shop.stock() < 0);
 
     // With the checkout's order listing, the coordinator reconciles the merged run against it.
-    let mut listed = args("safe");
-    let body = listed.iter().position(|a| a == "--body").unwrap() + 1;
-    listed[body] = r#"{"user":"{{user}}","qty":{{quantity}},"request_id":"{{request_id}}"}"#.into();
-    listed.extend(
-        [
-            "--orders-url",
-            "/api/v1/debug/orders",
-            "--orders-list",
-            "orders",
-            "--orders-order-id",
-            "order_id",
-            "--orders-user",
-            "user",
-            "--orders-quantity",
-            "qty",
-            "--orders-request-id",
-            "request_id",
-        ]
-        .map(String::from),
-    );
+    let mut listed = demo(&url, "safe", BODY_WITH_REQUEST_ID);
+    listed.extend(LISTING.map(String::from));
     let listed = cluster
         .run(&listed.iter().map(String::as_str).collect::<Vec<_>>())
         .await;

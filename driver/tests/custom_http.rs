@@ -18,41 +18,12 @@ mod certs;
 mod http_checkout;
 
 use certs::{Ca, Files};
-use http_checkout::{Fault, HttpCheckout, Options, serve};
+use http_checkout::{BODY, Fault, HttpCheckout, Options, serve};
 
-/// The demo's flags for `mode` (buggy or safe), as the README shows them.
+/// The demo's flags for `mode` (buggy or safe) with order ids, 300 users.
 fn demo_flags(target: &str, mode: &str) -> Vec<String> {
-    [
-        "--target",
-        target,
-        "--http-post",
-        &format!("/api/v1/checkout/{mode}"),
-        "--body",
-        r#"{"user":"{{user}}","qty":{{quantity}}}"#,
-        "--sold-out",
-        "code == 409",
-        "--order-id-field",
-        "order_id",
-        "--stock-url",
-        "/api/v1/debug/stock",
-        "--stock-field",
-        "remaining",
-        "--reset-url",
-        "/api/v1/debug/reset",
-        "--reset-body",
-        r#"{"stock":{{stock}}}"#,
-        "-u",
-        "300",
-        "--stock",
-        "40",
-        "--settle",
-        "1s",
-        "--timeout",
-        "20s",
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect()
+    let flags = http_checkout::demo_flags(target, mode, BODY, 300);
+    with(flags, &["--order-id-field", "order_id"])
 }
 
 async fn run(args: &[String]) -> Result<Report, DriverError> {

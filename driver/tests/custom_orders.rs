@@ -21,60 +21,13 @@ mod grpc;
 mod http_checkout;
 mod shop;
 
-use http_checkout::{Fault, HttpCheckout, Options, serve};
+use http_checkout::{BODY_WITH_REQUEST_ID, Fault, HttpCheckout, LISTING, Options, serve};
 
-const BODY: &str = r#"{"user":"{{user}}","qty":{{quantity}},"request_id":"{{request_id}}"}"#;
-
-/// The demo's flags for `mode`, its purchases carrying their request ids.
+/// The demo's flags for `mode`, its purchases carrying their request ids, 200 users.
 fn demo_flags(target: &str, mode: &str) -> Vec<String> {
-    [
-        "--target",
-        target,
-        "--http-post",
-        &format!("/api/v1/checkout/{mode}"),
-        "--body",
-        BODY,
-        "--sold-out",
-        "code == 409",
-        "--order-id-field",
-        "order_id",
-        "--stock-url",
-        "/api/v1/debug/stock",
-        "--stock-field",
-        "remaining",
-        "--reset-url",
-        "/api/v1/debug/reset",
-        "--reset-body",
-        r#"{"stock":{{stock}}}"#,
-        "-u",
-        "200",
-        "--stock",
-        "40",
-        "--settle",
-        "1s",
-        "--timeout",
-        "20s",
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect()
+    let flags = http_checkout::demo_flags(target, mode, BODY_WITH_REQUEST_ID, 200);
+    with(flags, &["--order-id-field", "order_id"])
 }
-
-/// The listing by flags.
-const LISTING: [&str; 12] = [
-    "--orders-url",
-    "/api/v1/debug/orders",
-    "--orders-list",
-    "orders",
-    "--orders-order-id",
-    "order_id",
-    "--orders-user",
-    "user",
-    "--orders-quantity",
-    "qty",
-    "--orders-request-id",
-    "request_id",
-];
 
 fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
     args.extend(extra.iter().map(|a| a.to_string()));
@@ -191,7 +144,7 @@ async fn by_spec_file_and_an_unusable_listing_says_why() {
             r#"
 [purchase]
 url = "/api/v1/checkout/safe"
-body = '{BODY}'
+body = '{BODY_WITH_REQUEST_ID}'
 [stock]
 url = "/api/v1/debug/stock"
 field = "remaining"

@@ -350,3 +350,62 @@ async fn orders(State(shop): State<Arc<Shop>>) -> Json<Value> {
     }
     Json(json!({ "orders": orders }))
 }
+
+/// The purchase body the README shows.
+pub const BODY: &str = r#"{"user":"{{user}}","qty":{{quantity}}}"#;
+/// The same with the request id, which the order listing reports back.
+pub const BODY_WITH_REQUEST_ID: &str =
+    r#"{"user":"{{user}}","qty":{{quantity}},"request_id":"{{request_id}}"}"#;
+
+/// The driver's flags for this checkout at `target`, buying through
+/// `/api/v1/checkout/{mode}` with `body`, `users` users and a stock of 40, as the README shows
+/// them (each test adds what it varies: `--http2`, `--order-id-field`, TLS).
+pub fn demo_flags(target: &str, mode: &str, body: &str, users: u32) -> Vec<String> {
+    let post = format!("/api/v1/checkout/{mode}");
+    let users = users.to_string();
+    [
+        "--target",
+        target,
+        "--http-post",
+        &post,
+        "--body",
+        body,
+        "--sold-out",
+        "code == 409",
+        "--stock-url",
+        "/api/v1/debug/stock",
+        "--stock-field",
+        "remaining",
+        "--reset-url",
+        "/api/v1/debug/reset",
+        "--reset-body",
+        r#"{"stock":{{stock}}}"#,
+        "-u",
+        &users,
+        "--stock",
+        "40",
+        "--settle",
+        "1s",
+        "--timeout",
+        "20s",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect()
+}
+
+/// The flags of this checkout's order listing (`GET /api/v1/debug/orders`).
+pub const LISTING: [&str; 12] = [
+    "--orders-url",
+    "/api/v1/debug/orders",
+    "--orders-list",
+    "orders",
+    "--orders-order-id",
+    "order_id",
+    "--orders-user",
+    "user",
+    "--orders-quantity",
+    "qty",
+    "--orders-request-id",
+    "request_id",
+];
