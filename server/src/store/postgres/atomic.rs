@@ -190,14 +190,7 @@ impl PgStore {
             return judge(requested, quantity, &state, over);
         };
         let (round, stock_after): (i64, i64) = (row.get(0), row.get(1));
-        let reserved = tx
-            .query_opt(
-                &tx.prepare_cached(sql::RESERVE_UNITS).await.map_err(db)?,
-                &[&round, &order.user, &quantity, &i64::from(self.limit())],
-            )
-            .await
-            .map_err(db)?;
-        if reserved.is_none() {
+        if !self.reserve_units(&tx, round, order).await? {
             tx.rollback().await.map_err(db)?;
             return Ok(Step::Done(Purchase::LimitReached {
                 stock: stock_after.saturating_add(quantity),

@@ -292,6 +292,29 @@ impl PgStore {
         ))
     }
 
+    /// Reserves `order`'s units for its user in `round` within the limit: `false` (nothing
+    /// reserved) when they would take the user past it.
+    async fn reserve_units(
+        &self,
+        tx: &Transaction<'_>,
+        round: i64,
+        order: Order<'_>,
+    ) -> Result<bool, StoreError> {
+        let reserved = tx
+            .query_opt(
+                &tx.prepare_cached(sql::RESERVE_UNITS).await.map_err(db)?,
+                &[
+                    &round,
+                    &order.user,
+                    &i64::from(order.quantity),
+                    &i64::from(self.limit()),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        Ok(reserved.is_some())
+    }
+
     /// Adds the user's units (unchecked, while a limit applies), records the order and
     /// commits; a request id seen before in this round rolls everything back.
     async fn place(
@@ -488,21 +511,12 @@ impl Store for PgStore {
             return refusal;
         };
         let stock_after: i64 = row.get(0);
-        if self.limit() != 0 {
-            let reserved = tx
-                .query_opt(
-                    &tx.prepare_cached(sql::RESERVE_UNITS).await.map_err(db)?,
-                    &[&round, &order.user, &quantity, &i64::from(self.limit())],
-                )
-                .await
-                .map_err(db)?;
-            if reserved.is_none() {
-                tx.rollback().await.map_err(db)?;
-                return Ok(Purchase::LimitReached {
-                    stock: stock_after.saturating_add(quantity),
-                    round: order.round,
-                });
-            }
+        if self.limit() != 0 && !self.reserve_units(&tx, round, order).await? {
+            tx.rollback().await.map_err(db)?;
+            return Ok(Purchase::LimitReached {
+                stock: stock_after.saturating_add(quantity),
+                round: order.round,
+            });
         }
         let placed = self.place(tx, round, order, stock_after, false).await?;
         Ok(Purchase::Purchased(
