@@ -13,32 +13,9 @@ const STOCK: &str = "30";
 
 /// The flags that describe the shop's checkout (all but `--proto`).
 fn shop_flags() -> Vec<String> {
-    [
-        "--call",
-        "shop.v1.Orders/PlaceOrder",
-        "--data",
-        r#"{"customer":"{{user}}","sku":"A1","qty":{{quantity}},"idempotency_key":"{{request_id}}"}"#,
-        "--purchased",
-        r#"reply.status == "CONFIRMED""#,
-        "--sold-out",
-        "code == FAILED_PRECONDITION",
-        "--order-id-field",
-        "order_ref",
-        "--stock-after-field",
-        "remaining",
-        "--stock-call",
-        "shop.v1.Inventory/GetInventory",
-        "--stock-data",
-        r#"{"sku":"A1"}"#,
-        "--stock-field",
-        "available",
-        "--reset-call",
-        "shop.v1.Inventory/Restock",
-        "--reset-data",
-        r#"{"sku":"A1","available":{{stock}}}"#,
-    ]
-    .map(String::from)
-    .to_vec()
+    let mut flags = shop::checkout_flags();
+    flags.extend(["--stock-after-field", "remaining"].map(String::from));
+    flags
 }
 
 /// The same checkout as a spec file (its .proto named relative to the file).

@@ -14,58 +14,41 @@ use flashsale_driver::spec::custom::{CustomFile, ReplyStatus, Values};
 use flashsale_driver::spec::ids::AttemptKey;
 use tonic::Code;
 
-use super::shop::{RunningShop, Variant};
+use super::shop::{self, RunningShop, Variant};
 use super::{run, with};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn shop_flags(url: &str) -> Vec<String> {
-    [
-        "--target",
-        url,
-        "--call",
-        "shop.v1.Orders/PlaceOrder",
-        "--data",
-        r#"{"customer":"{{user}}","sku":"A1","qty":{{quantity}},"idempotency_key":"{{request_id}}"}"#,
-        "--purchased",
-        r#"reply.status == "CONFIRMED""#,
-        "--sold-out",
-        "code == FAILED_PRECONDITION",
-        "--order-id-field",
-        "order_ref",
-        "--stock-call",
-        "shop.v1.Inventory/GetInventory",
-        "--stock-data",
-        r#"{"sku":"A1"}"#,
-        "--stock-field",
-        "available",
-        "--reset-call",
-        "shop.v1.Inventory/Restock",
-        "--reset-data",
-        r#"{"sku":"A1","available":{{stock}}}"#,
-        "--orders-call",
-        "shop.v1.Orders/ListOrders",
-        "--orders-data",
-        r#"{"sku":"A1"}"#,
-        "--orders-list",
-        "orders",
-        "--orders-order-id",
-        "order_ref",
-        "--orders-user",
-        "customer",
-        "--orders-quantity",
-        "qty",
-        "--orders-request-id",
-        "idempotency_key",
-        "-u",
-        "100",
-        "--stock",
-        "30",
-        "--settle",
-        "1s",
-    ]
-    .map(String::from)
-    .to_vec()
+    let mut flags = shop::checkout_flags();
+    flags.extend(
+        [
+            "--target",
+            url,
+            "--orders-call",
+            "shop.v1.Orders/ListOrders",
+            "--orders-data",
+            r#"{"sku":"A1"}"#,
+            "--orders-list",
+            "orders",
+            "--orders-order-id",
+            "order_ref",
+            "--orders-user",
+            "customer",
+            "--orders-quantity",
+            "qty",
+            "--orders-request-id",
+            "idempotency_key",
+            "-u",
+            "100",
+            "--stock",
+            "30",
+            "--settle",
+            "1s",
+        ]
+        .map(String::from),
+    );
+    flags
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -279,3 +279,32 @@ pub fn dead_address() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
     listener.local_addr().expect("its address")
 }
+
+/// The driver's flags that describe this checkout (calls, rules, stock, reset; neither target
+/// nor `--proto`), as docs/custom.md shows them.
+pub fn checkout_flags() -> Vec<String> {
+    [
+        "--call",
+        "shop.v1.Orders/PlaceOrder",
+        "--data",
+        r#"{"customer":"{{user}}","sku":"A1","qty":{{quantity}},"idempotency_key":"{{request_id}}"}"#,
+        "--purchased",
+        r#"reply.status == "CONFIRMED""#,
+        "--sold-out",
+        "code == FAILED_PRECONDITION",
+        "--order-id-field",
+        "order_ref",
+        "--stock-call",
+        "shop.v1.Inventory/GetInventory",
+        "--stock-data",
+        r#"{"sku":"A1"}"#,
+        "--stock-field",
+        "available",
+        "--reset-call",
+        "shop.v1.Inventory/Restock",
+        "--reset-data",
+        r#"{"sku":"A1","available":{{stock}}}"#,
+    ]
+    .map(String::from)
+    .to_vec()
+}
