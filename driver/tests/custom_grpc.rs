@@ -5,6 +5,9 @@
 
 mod shop;
 
+#[path = "support/binary.rs"]
+mod binary;
+
 #[path = "custom_grpc/cli.rs"]
 mod cli;
 #[path = "custom_grpc/tls.rs"]

@@ -12,11 +12,14 @@ use flashsale_driver::cli::Cli;
 use flashsale_driver::{DriverError, EXIT_ERROR, Report, Verdict};
 use rcgen::ExtendedKeyUsagePurpose;
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "../../server/tests/certs/mod.rs"]
 mod certs;
 #[path = "support/http_checkout.rs"]
 mod http_checkout;
 
+use binary::driver;
 use certs::{Ca, Files};
 use http_checkout::{BODY, Fault, HttpCheckout, Options, serve};
 
@@ -158,20 +161,6 @@ async fn a_500_after_applying_is_indeterminate_not_a_pass() {
     );
 }
 
-/// The driver binary with `args`, off the runtime's threads.
-async fn driver(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_driver"))
-            .args(&args)
-            .env_remove("FLASHSALE_TARGET")
-            .env_remove("FLASHSALE_ADMIN_TOKEN")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn over_tls_with_a_ca_and_a_refused_certificate_exits_2() {
     let files = Files::new("http-tls-run");
@@ -203,7 +192,7 @@ async fn over_tls_with_a_ca_and_a_refused_certificate_exits_2() {
 
     let before = shop.shop.requests.load(Ordering::SeqCst);
     let other = files.write_arg("other.pem", &Ca::new("another CA").pem);
-    let output = driver(with(demo_flags(&url, "safe"), &["--ca-cert", &other])).await;
+    let output = driver(&with(demo_flags(&url, "safe"), &["--ca-cert", &other])).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),

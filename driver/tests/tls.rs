@@ -20,9 +20,12 @@ use flashsale_server::{CheckoutService, MemoryStore, RunningServer, ServerConfig
 use rcgen::ExtendedKeyUsagePurpose;
 use tonic::{Request, Response, Status};
 
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "../../server/tests/certs/mod.rs"]
 mod certs;
 
+use binary::driver;
 use certs::{Ca, Files};
 
 /// The real checkout over TLS with a certificate `ca` signed for localhost and 127.0.0.1;
@@ -58,21 +61,6 @@ fn cli(args: &[&str]) -> Cli {
 async fn run(args: &[&str]) -> Result<flashsale_driver::Report, flashsale_driver::DriverError> {
     let spec = cli(args).run.to_spec()?;
     flashsale_driver::run(&spec).await
-}
-
-/// The driver binary with `args`, off the runtime's threads.
-async fn driver(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_driver"))
-            .args(&args)
-            .env_remove("FLASHSALE_TARGET")
-            .env_remove("FLASHSALE_ADMIN_TOKEN")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 fn stderr(output: &Output) -> String {

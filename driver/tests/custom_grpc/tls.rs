@@ -3,7 +3,6 @@
 //! messages): a run with the right CA passes, a CA that did not sign the server is exit 2 with
 //! the reason.
 
-use std::process::Output;
 use std::time::Duration;
 
 use flashsale_server::ServerConfig;
@@ -13,6 +12,7 @@ use rcgen::ExtendedKeyUsagePurpose;
 #[path = "../../../server/tests/certs/mod.rs"]
 mod certs;
 
+use crate::binary::driver;
 use certs::{Ca, Files};
 
 /// Our checkout as a custom gRPC checkout (PurchaseSafe; sold out is a field of the reply).
@@ -43,19 +43,6 @@ const OUR_SERVER: &[&str] = &[
     "json",
 ];
 
-async fn driver(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_driver"))
-            .args(&args)
-            .env_remove("FLASHSALE_TARGET")
-            .env_remove("FLASHSALE_ADMIN_TOKEN")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn over_tls_with_its_ca_it_passes_and_with_another_it_is_exit_2() {
     let files = Files::new("custom-grpc-tls");
@@ -85,7 +72,7 @@ async fn over_tls_with_its_ca_it_passes_and_with_another_it_is_exit_2() {
         args
     };
 
-    let output = driver(with_ca(files.write_arg("ca.pem", &ca.pem))).await;
+    let output = driver(&with_ca(files.write_arg("ca.pem", &ca.pem))).await;
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{err}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -94,7 +81,7 @@ async fn over_tls_with_its_ca_it_passes_and_with_another_it_is_exit_2() {
     assert_eq!(report["outcomes"]["sold_out"], 80, "{report:#}");
 
     let wrong = files.write_arg("wrong.pem", &Ca::new("another CA").pem);
-    let output = driver(with_ca(wrong)).await;
+    let output = driver(&with_ca(wrong)).await;
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("cannot connect to {url}")), "{err}");
