@@ -110,6 +110,16 @@ pub async fn connect_checkout(
     Ok(CheckoutChannel::new(channel, connection.metadata.clone()))
 }
 
+/// Like [`connect_checkout`], but the connection is opened only when a call first needs it
+/// (for a channel kept for rare calls beside another connection that carries the load).
+pub fn connect_checkout_lazy(
+    url: &str,
+    connection: &Connection,
+) -> Result<CheckoutChannel, DriverError> {
+    let channel = endpoint_with(url, connection)?.connect_lazy();
+    Ok(CheckoutChannel::new(channel, connection.metadata.clone()))
+}
+
 async fn dial(endpoint: Endpoint, url: &str) -> Result<Channel, DriverError> {
     endpoint
         .connect()

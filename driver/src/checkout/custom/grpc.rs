@@ -24,7 +24,7 @@ use schema::{Method, Schema};
 use super::Reply;
 use crate::checkout::builtin::lean_for;
 use crate::checkout::h2::{CallError, LeanClient};
-use crate::checkout::{CONNECT_TIMEOUT, CheckoutChannel, connect_checkout};
+use crate::checkout::{CONNECT_TIMEOUT, CheckoutChannel, connect_checkout, connect_checkout_lazy};
 use crate::error::DriverError;
 use crate::spec::Connection;
 use crate::spec::custom::{Call, CustomApi, ReplyStatus, Transport, Values};
@@ -71,19 +71,30 @@ impl GrpcConnection {
         connection: &Connection,
         api: &Arc<CustomApi>,
     ) -> Result<Self, DriverError> {
-        let channel = connect_checkout(url, connection).await?;
-        let methods = resolved(api, &channel, url).await?;
-        let grpc = Box::new(Grpc::new(channel).max_decoding_message_size(MAX_REPLY_BYTES));
+        // Over plaintext the lean client carries the calls, dialled first (a dead target is
+        // a connection error); tonic's channel is then opened only if a call needs it
+        // (reflection on the run's first connection, a listing over the lean client's cap).
         let lean = if lean_for(url) {
-            let client = LeanClient::connect(url, &connection.metadata, CONNECT_TIMEOUT).await?;
-            let uris = methods
-                .calls
-                .iter()
-                .map(|m| client.uri(m.path.as_str()))
-                .collect::<Result<Arc<[_]>, _>>()?;
-            Some(Box::new((client, uris)))
+            Some(LeanClient::connect(url, &connection.metadata, CONNECT_TIMEOUT).await?)
         } else {
             None
+        };
+        let channel = match lean {
+            Some(_) => connect_checkout_lazy(url, connection)?,
+            None => connect_checkout(url, connection).await?,
+        };
+        let methods = resolved(api, &channel, url).await?;
+        let grpc = Box::new(Grpc::new(channel).max_decoding_message_size(MAX_REPLY_BYTES));
+        let lean = match lean {
+            Some(client) => {
+                let uris = methods
+                    .calls
+                    .iter()
+                    .map(|m| client.uri(m.path.as_str()))
+                    .collect::<Result<Arc<[_]>, _>>()?;
+                Some(Box::new((client, uris)))
+            }
+            None => None,
         };
         Ok(Self {
             grpc,
