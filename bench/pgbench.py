@@ -13,7 +13,9 @@ nothing but the one UPDATE of the one row every purchase takes from.
 Every run gets a fresh database (CREATE DATABASE from FLASHSALE_TEST_DATABASE_URL, or
 --database-url), created and seeded by the server itself (its migrations, stock 10^9 so nothing
 sells out), so pgbench runs on exactly the server's schema. The driver runs `--users C` against
-a server with `--pool-size C`; pgbench runs `-c C -j C -M prepared` (one thread per client, as
+a server with its default `--pool-size P` (or `--pool-size`); pgbench runs `-c C -j C -M
+prepared` (equal clients: the comparison the goal is about) and, when P differs from C, also
+`-c P -j P` (equal connections to the database: reported beside it). One thread per client, as
 the server's multi-threaded runtime has: with `-j 1` pgbench's own thread is the bottleneck
 and stretches every row-lock hold, 1,100-1,500 against 2,400-2,500 tps measured here). Nothing is pinned: the
 database, the server and the load share the machine's cores, as they do in a deployment on one
@@ -114,6 +116,7 @@ class PgBench:
         psql(self.args.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def server(self, tag: str, url: str, strategy: str, pool: int) -> tuple[bench.Daemon, int]:
+        """A server on `url`, seeded and listening (its own migrations create the schema)."""
         port = bench.free_port()
         cmd = [str(self.bins["server"]), "--store", "postgres", "--database-url", url,
                "--pool-size", str(pool), "--strategy", strategy,
@@ -134,7 +137,7 @@ class PgBench:
             self.drop_db(name)
 
     def driver(self, tag: str, url: str, v: dict) -> dict:
-        server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.clients))
+        server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.pool_size))
         try:
             cmd = [str(self.bins["driver"]), "--mode", "safe", "--target", f"127.0.0.1:{port}",
                    "--users", str(self.args.clients),
@@ -161,10 +164,10 @@ class PgBench:
 
     def pgbench(self, tag: str, url: str, v: dict) -> dict:
         # The server creates and seeds the schema (its own migrations), then steps aside.
-        server, _ = self.server(tag, url, "atomic", self.args.clients)
+        server, _ = self.server(tag, url, "atomic", 1)
         server.stop()
-        cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(self.args.clients),
-               "-j", str(self.args.clients),
+        clients = str(v.get("clients", self.args.clients))
+        cmd = ["pgbench", "-n", "-M", "prepared", "-c", clients, "-j", clients,
                "-T", str(max(1, round(self.args.duration))), "-f", str(self.scripts[v["script"]])]
         if v["script"] == "serializable":
             cmd += ["--max-tries", "10"]  # the server's bound on attempts
@@ -188,17 +191,35 @@ class PgBench:
                 "avg_ms": float(lat.group(1)) if lat else float("nan")}
 
 
+def equal_connections(args) -> list[int]:
+    """pgbench client counts that match a server pool (other than the equal-clients one)."""
+    return sorted({p for p in [args.pool_size, *args.extra_pools] if p != args.clients})
+
+
 def variants(args) -> list[dict]:
     vs = []
     for s in args.strategies:
         vs.append({"name": f"driver/{s}", "kind": "driver", "strategy": s})
         if s in MIRRORS:
             vs.append({"name": f"pgbench/{MIRRORS[s]}", "kind": "pgbench", "script": MIRRORS[s]})
+            for c in equal_connections(args):  # as many connections as the server's pool
+                vs.append({"name": f"pgbench/{MIRRORS[s]}@c{c}", "kind": "pgbench",
+                           "script": MIRRORS[s], "clients": c})
         for pool in args.extra_pools:  # the same load through a smaller (or larger) pool
             vs.append({"name": f"driver/{s}@pool{pool}", "kind": "driver", "strategy": s,
                        "pool": pool})
     vs.append({"name": "pgbench/hot-row", "kind": "pgbench", "script": "hot-row"})
     return vs
+
+
+def default_pool_size(server: Path) -> int:
+    """The server's default --pool-size, as its --help states it."""
+    text = subprocess.run([str(server), "--help"], capture_output=True, text=True,
+                          check=True).stdout
+    found = re.search(r"--pool-size <POOL_SIZE>.*?\[default: (\d+)\]", text, re.S)
+    if not found:
+        raise SystemExit("pgbench.py: cannot read the default --pool-size from `server --help`")
+    return int(found.group(1))
 
 
 def med(runs: list[dict], key: str) -> float:
@@ -234,13 +255,21 @@ def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
             x, y = med(results[a], "pps"), med(results[b], "pps")
             lines.append(f"| {label} | {x / y:.2f} | {ratio_range(results[a], results[b])} | {goal} |")
 
-    row("driver/atomic ÷ pgbench/conditional", "driver/atomic", "pgbench/conditional", "≥ 0.8")
-    for pool in args.extra_pools:
-        row(f"driver/atomic@pool{pool} ÷ pgbench/conditional ({args.clients} connections)",
-            f"driver/atomic@pool{pool}", "pgbench/conditional", "(report)")
-    row("driver/row-lock ÷ pgbench/row-lock", "driver/row-lock", "pgbench/row-lock", "(report)")
-    row("driver/serializable ÷ pgbench/serializable", "driver/serializable",
-        "pgbench/serializable", "(report)")
+    c, p = args.clients, args.pool_size
+    for strategy, script in MIRRORS.items():
+        goal = "≥ 0.8" if strategy == "atomic" else "(report)"
+        row(f"driver/{strategy} ÷ pgbench/{script}: equal clients ({c} users, {c} pgbench "
+            f"clients; server pool {p})", f"driver/{strategy}", f"pgbench/{script}", goal)
+        if p != c:
+            row(f"driver/{strategy} ÷ pgbench/{script}@c{p}: equal connections ({p} each)",
+                f"driver/{strategy}", f"pgbench/{script}@c{p}", "(report)")
+        for pool in args.extra_pools:
+            row(f"driver/{strategy}@pool{pool} ÷ pgbench/{script}: equal clients ({c})",
+                f"driver/{strategy}@pool{pool}", f"pgbench/{script}", "(report)")
+            if pool != c:
+                row(f"driver/{strategy}@pool{pool} ÷ pgbench/{script}@c{pool}: equal "
+                    f"connections ({pool} each)", f"driver/{strategy}@pool{pool}",
+                    f"pgbench/{script}@c{pool}", "(report)")
     for name in [v["name"] for v in vs if v["name"] != "pgbench/hot-row"]:
         row(f"{name} ÷ hot-row ceiling", name, "pgbench/hot-row", "(report)")
     return "\n".join(lines)
@@ -252,7 +281,10 @@ def main() -> int:
                    help="a superuser URL of a cluster to create databases in "
                         "(default: $FLASHSALE_TEST_DATABASE_URL, as .ci/postgres.sh exports)")
     p.add_argument("--clients", type=int, default=32,
-                   help="driver users = server pool size = pgbench clients (default 32)")
+                   help="driver users = pgbench clients (default 32)")
+    p.add_argument("--pool-size", type=int, default=None,
+                   help="the server's --pool-size (default: the server's own default, read "
+                        "from its --help); pgbench also runs with this many clients")
     p.add_argument("--extra-pools", default=[],
                    type=lambda s: [int(x) for x in s.split(",") if x],
                    help="also run each strategy's driver case with these server --pool-size "
@@ -289,6 +321,12 @@ def main() -> int:
         print(f"pgbench.py: missing binaries {missing}", file=sys.stderr)
         return 2
 
+    if args.pool_size is None:
+        args.pool_size = default_pool_size(bins["server"])
+    if not 1 <= args.pool_size <= 1024 or not all(1 <= x <= 1024 for x in args.extra_pools):
+        print("pgbench.py: --pool-size and --extra-pools 1..1024", file=sys.stderr)
+        return 2
+
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     outdir = release.parent / "bench" / f"pgbench-{stamp}"
     outdir.mkdir(parents=True, exist_ok=True)
@@ -322,7 +360,8 @@ def main() -> int:
                             text=True, cwd=ROOT).stdout.strip()
     head = (f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC, commit {commit}, "
             f"{os.cpu_count()} cores, PostgreSQL {version} ({settings}), "
-            f"{args.clients} clients, {args.repeats} repeat(s) x {args.duration:g}s, "
+            f"{args.clients} clients, server pool {args.pool_size}, "
+            f"{args.repeats} repeat(s) x {args.duration:g}s, "
             f"load average {os.getloadavg()[0]:.2f}, measuring took {took:.0f}s.")
     table = summarize(args, vs, results)
     md = head + "\n\n" + table + "\n"
