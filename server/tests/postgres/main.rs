@@ -13,3 +13,4 @@ mod migrations;
 mod outage;
 mod paths;
 mod replicas;
+mod shards;

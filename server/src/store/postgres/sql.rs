@@ -80,7 +80,8 @@ pub const PLACED: &str = "SELECT order_id FROM orders WHERE round = $1 AND reque
 /// strategy $2 and $3 shards (1: the stock in the sale row), spread over the shards when it
 /// does (see `SPREAD`).
 pub const SEED: &str = "WITH seeded AS (INSERT INTO sale (round, stock, initial_stock, strategy, \
-     shards) VALUES (1, CASE WHEN $3::integer > 1 THEN 0 ELSE $1 END, $1, $2, $3::integer) \
+     shards) VALUES (1, CASE WHEN $3::integer > 1 THEN 0 ELSE $1::bigint END, $1::bigint, $2, \
+     $3::integer) \
      ON CONFLICT (id) DO NOTHING RETURNING round, initial_stock, shards) \
      INSERT INTO sale_shards (round, shard, stock) \
      SELECT seeded.round, g, seeded.initial_stock / seeded.shards \
@@ -90,8 +91,8 @@ pub const SEED: &str = "WITH seeded AS (INSERT INTO sale (round, stock, initial_
 /// over $3 shards if that strategy is `atomic` (the only one that takes from shards), else kept
 /// in the sale row. Returns the new round and its shard count.
 pub const NEXT_ROUND: &str = "UPDATE sale SET round = round + 1, \
-     stock = CASE WHEN coalesce($2, strategy) = 'atomic' AND $3::integer > 1 THEN 0 ELSE $1 END, \
-     initial_stock = $1, strategy = coalesce($2, strategy), \
+     stock = CASE WHEN coalesce($2, strategy) = 'atomic' AND $3::integer > 1 THEN 0 \
+     ELSE $1::bigint END, initial_stock = $1::bigint, strategy = coalesce($2, strategy), \
      shards = CASE WHEN coalesce($2, strategy) = 'atomic' THEN $3::integer ELSE 1 END \
      RETURNING round, shards";
 pub const FORGET_ORDERS: &str = "DELETE FROM orders WHERE round < $1";
