@@ -511,3 +511,44 @@ async fn shards_on_the_memory_store_are_refused() {
         "{err}"
     );
 }
+
+/// A database a version-1 server made (no shards) is migrated to version 2 at start-up: its
+/// round goes on, on the one sale row, until a Reset splits the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_one_database_is_migrated_and_its_round_goes_on() {
+    let Some(cluster) = cluster("a_version_one_database_is_migrated_and_its_round_goes_on") else {
+        return;
+    };
+    let url = fresh_database(&cluster).await;
+    let db = connect(&url).await;
+    let (version, name, sql) = flashsale_server::store::postgres::migrate::MIGRATIONS[0];
+    assert_eq!(version, 1);
+    db.batch_execute(&format!(
+        "CREATE TABLE flashsale_migrations (version integer PRIMARY KEY, name text NOT NULL, \
+         applied_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO flashsale_migrations (version, name) VALUES (1, '{name}'); {sql}; \
+         INSERT INTO sale (round, stock, initial_stock, strategy) VALUES (3, 5, 9, 'atomic'); \
+         INSERT INTO orders (round, user_id, quantity) VALUES (3, 'old', 4)"
+    ))
+    .await
+    .unwrap();
+    let store = open_sharded(&url, &config(100, Strategy::Atomic, 0, 0), 4).await;
+    let versions: Vec<i32> = db
+        .query("SELECT version FROM flashsale_migrations ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(
+        (snapshot.round, snapshot.stock, snapshot.orders, snapshot.units_sold),
+        (3, 5, 1, 4)
+    );
+    assert!(shards(&db).await.is_empty());
+    let bought = receipt(buy(&store, order("a", 2, "", 0)).await);
+    assert_eq!((bought.round, bought.stock_after), (3, 3));
+    store.reset(10, None).await.unwrap();
+    assert_eq!(shards(&db).await, [3, 3, 2, 2]);
+}
