@@ -9,6 +9,7 @@ nothing but the one UPDATE of the one row every purchase takes from.
     source .ci/postgres.sh                 # throwaway cluster (fsync off), exports the URL
     python3 bench/pgbench.py               # 3 interleaved repeats of 5 s per variant (~4 min)
     python3 bench/pgbench.py --repeats 1 --duration 2    # a quick look
+    python3 bench/pgbench.py --strategies atomic --shards 1,4,16   # stock shards (--stock-shards)
 
 Every run gets a fresh database (CREATE DATABASE from FLASHSALE_TEST_DATABASE_URL, or
 --database-url), created and seeded by the server itself (its migrations, stock 10^9 so nothing
@@ -113,12 +114,13 @@ class PgBench:
     def drop_db(self, name: str) -> None:
         psql(self.args.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
-    def server(self, tag: str, url: str, strategy: str, pool: int) -> tuple[bench.Daemon, int]:
+    def server(self, tag: str, url: str, strategy: str, pool: int,
+               shards: int = 1) -> tuple[bench.Daemon, int]:
         port = bench.free_port()
         cmd = [str(self.bins["server"]), "--store", "postgres", "--database-url", url,
                "--pool-size", str(pool), "--strategy", strategy,
                "--listen", f"127.0.0.1:{port}", "--stock", str(STOCK), "--latency", "0ms",
-               "--failure-rate", "0"]
+               "--failure-rate", "0", "--stock-shards", str(shards)]
         d = bench.Daemon(f"{tag}-server", cmd, None, self.outdir)
         bench.wait_listening(port, d.proc, timeout=30)
         return d, port
@@ -134,7 +136,8 @@ class PgBench:
             self.drop_db(name)
 
     def driver(self, tag: str, url: str, v: dict) -> dict:
-        server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.clients))
+        server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.clients),
+                                   v.get("shards", 1))
         try:
             cmd = [str(self.bins["driver"]), "--mode", "safe", "--target", f"127.0.0.1:{port}",
                    "--users", str(self.args.clients),
@@ -197,6 +200,11 @@ def variants(args) -> list[dict]:
         for pool in args.extra_pools:  # the same load through a smaller (or larger) pool
             vs.append({"name": f"driver/{s}@pool{pool}", "kind": "driver", "strategy": s,
                        "pool": pool})
+        if s == "atomic":  # the stock split over N rows (1 is driver/atomic itself)
+            for n in args.shards:
+                if n > 1:
+                    vs.append({"name": f"driver/atomic@shards{n}", "kind": "driver",
+                               "strategy": "atomic", "shards": n})
     vs.append({"name": "pgbench/hot-row", "kind": "pgbench", "script": "hot-row"})
     return vs
 
@@ -238,6 +246,10 @@ def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
     for pool in args.extra_pools:
         row(f"driver/atomic@pool{pool} ÷ pgbench/conditional ({args.clients} connections)",
             f"driver/atomic@pool{pool}", "pgbench/conditional", "(report)")
+    for n in args.shards:
+        if n > 1:
+            row(f"driver/atomic@shards{n} ÷ driver/atomic", f"driver/atomic@shards{n}",
+                "driver/atomic", "(report)")
     row("driver/row-lock ÷ pgbench/row-lock", "driver/row-lock", "pgbench/row-lock", "(report)")
     row("driver/serializable ÷ pgbench/serializable", "driver/serializable",
         "pgbench/serializable", "(report)")
@@ -261,6 +273,12 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--strategies", default="atomic,row-lock,serializable,mutex",
                    type=lambda s: [x for x in s.split(",") if x])
+    p.add_argument("--shards", default=[],
+                   type=lambda s: [int(x) for x in s.split(",") if x],
+                   help="also run driver/atomic with the stock split over these numbers of rows "
+                        "(server --stock-shards N, 2..256; 1 is driver/atomic itself), e.g. "
+                        "1,4,16: variants driver/atomic@shardsN, with ratios to driver/atomic "
+                        "and to the hot-row ceiling")
     p.add_argument("--skip-build", action="store_true")
     args = p.parse_args()
     if not args.database_url:
@@ -269,6 +287,11 @@ def main() -> int:
         return 2
     if not 1 <= args.clients <= 1024 or args.duration <= 0 or args.repeats < 1:
         print("pgbench.py: --clients 1..1024, --duration > 0, --repeats >= 1", file=sys.stderr)
+        return 2
+    if any(not 1 <= n <= 256 for n in args.shards) or (args.shards and
+                                                       "atomic" not in args.strategies):
+        print("pgbench.py: --shards takes numbers in 1..256 and needs atomic in --strategies",
+              file=sys.stderr)
         return 2
     for tool in ("pgbench", "psql"):
         if not shutil.which(tool):

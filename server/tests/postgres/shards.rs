@@ -173,9 +173,17 @@ async fn three_replicas_on_eight_shards_sell_exactly_the_stock() {
         }
         let audit: Audit = audit(&replicas[1]).await;
         assert_eq!(bought + tail, 100, "{tag}: {} refusals", refused.len());
-        assert_eq!((audit.stock.units_sold, audit.stock.stock), (100, 0), "{tag}");
+        assert_eq!(
+            (audit.stock.units_sold, audit.stock.stock),
+            (100, 0),
+            "{tag}"
+        );
         assert!(audit.reconciles() && !audit.oversold(), "{tag}: {audit:?}");
-        assert_eq!(shards(&db).await, [0; 8], "{tag}: every shard emptied, none negative");
+        assert_eq!(
+            shards(&db).await,
+            [0; 8],
+            "{tag}: every shard emptied, none negative"
+        );
     }
 }
 
@@ -204,8 +212,7 @@ async fn without_the_spread_path_stock_is_left_unsold() {
 /// spread path exists for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_takes_across_shards_and_only_the_total_sells_out() {
-    let Some(cluster) = cluster("an_order_takes_across_shards_and_only_the_total_sells_out")
-    else {
+    let Some(cluster) = cluster("an_order_takes_across_shards_and_only_the_total_sells_out") else {
         return;
     };
     let url = fresh_database(&cluster).await;
@@ -291,10 +298,7 @@ async fn the_per_user_limit_holds_across_shards() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(
-        units,
-        [("a".into(), 3), ("b".into(), 3), ("c".into(), 3)]
-    );
+    assert_eq!(units, [("a".into(), 3), ("b".into(), 3), ("c".into(), 3)]);
 }
 
 /// A retried request id gets its order back and takes nothing, whether it was placed from one
@@ -388,10 +392,7 @@ async fn a_round_ending_under_a_spread_purchase_changes_nothing() {
     let bought = receipt(any.await.unwrap().unwrap().unwrap());
     assert_eq!(bought.round, 2);
     let snapshot = store.snapshot().await.unwrap();
-    assert_eq!(
-        (snapshot.round, snapshot.stock, snapshot.orders),
-        (2, 2, 1)
-    );
+    assert_eq!((snapshot.round, snapshot.stock, snapshot.orders), (2, 2, 1));
     let stray: i64 = watch
         .query_one("SELECT count(*) FROM orders WHERE round = 1", &[])
         .await
@@ -405,8 +406,7 @@ async fn a_round_ending_under_a_spread_purchase_changes_nothing() {
 /// paths refuse a sharded round clearly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_spreads_the_stock_and_other_strategies_keep_one_row() {
-    let Some(cluster) = cluster("reset_spreads_the_stock_and_other_strategies_keep_one_row")
-    else {
+    let Some(cluster) = cluster("reset_spreads_the_stock_and_other_strategies_keep_one_row") else {
         return;
     };
     let url = fresh_database(&cluster).await;
@@ -534,7 +534,10 @@ async fn a_version_one_database_is_migrated_and_its_round_goes_on() {
     .unwrap();
     let store = open_sharded(&url, &config(100, Strategy::Atomic, 0, 0), 4).await;
     let versions: Vec<i32> = db
-        .query("SELECT version FROM flashsale_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version FROM flashsale_migrations ORDER BY version",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -543,7 +546,12 @@ async fn a_version_one_database_is_migrated_and_its_round_goes_on() {
     assert_eq!(versions, [1, 2]);
     let snapshot = store.snapshot().await.unwrap();
     assert_eq!(
-        (snapshot.round, snapshot.stock, snapshot.orders, snapshot.units_sold),
+        (
+            snapshot.round,
+            snapshot.stock,
+            snapshot.orders,
+            snapshot.units_sold
+        ),
         (3, 5, 1, 4)
     );
     assert!(shards(&db).await.is_empty());

@@ -246,7 +246,11 @@ impl PgStore {
             },
         })?;
         let found = migrate::apply(&mut client).await?;
-        let seeded_shards = if strategy == Strategy::Atomic { shards } else { 1 };
+        let seeded_shards = if strategy == Strategy::Atomic {
+            shards
+        } else {
+            1
+        };
         client
             .execute(sql::SEED, &[&stock, &strategy.name(), &seeded_shards])
             .await

@@ -44,7 +44,11 @@ pub enum ShardFault {
 
 /// Units to take from which shard: q across `stocks` (shard, stock), greedily from the
 /// `preferred` position on (wrapping), or `None` when their sum cannot cover q.
-pub(super) fn plan(stocks: &[(i32, i64)], quantity: i64, preferred: usize) -> Option<Vec<(i32, i64)>> {
+pub(super) fn plan(
+    stocks: &[(i32, i64)],
+    quantity: i64,
+    preferred: usize,
+) -> Option<Vec<(i32, i64)>> {
     let total = stocks
         .iter()
         .try_fold(0i64, |sum, &(_, stock)| sum.checked_add(stock.max(0)))?;
@@ -167,7 +171,10 @@ impl PgStore {
         let tx = client.transaction().await.map_err(db)?;
         let state = Self::state(&tx).await?;
         let usual = judge(requested, quantity, &state, false, true);
-        if !matches!(usual, Ok(Step::Again) | Ok(Step::Done(Purchase::SoldOut { .. }))) {
+        if !matches!(
+            usual,
+            Ok(Step::Again) | Ok(Step::Done(Purchase::SoldOut { .. }))
+        ) {
             // Another round than asked for, another strategy, an unsharded round.
             tx.rollback().await.map_err(db)?;
             return usual;
@@ -205,9 +212,15 @@ impl PgStore {
             tx.rollback().await.map_err(db)?;
             let round = to_u64(round);
             return Ok(Step::Done(if over {
-                Purchase::LimitReached { stock: total, round }
+                Purchase::LimitReached {
+                    stock: total,
+                    round,
+                }
             } else {
-                Purchase::SoldOut { stock: total, round }
+                Purchase::SoldOut {
+                    stock: total,
+                    round,
+                }
             }));
         };
         if self.limit() != 0 && !self.reserve_units(&tx, round, order).await? {
