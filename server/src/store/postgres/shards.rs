@@ -2,11 +2,14 @@
 //! stock in N rows of `sale_shards` instead of the one hot `sale` row, so purchases of one round
 //! stop queueing on one row lock.
 //!
-//! - **Fast path**, one statement (`sql::BUY_FROM_SHARD`; in a transaction with the user's units
-//!   when a per-user limit applies): take q from one shard that covers it, the preferred one
-//!   (round robin per server) or the nearest after it, skipping any shard another purchase holds
-//!   (`FOR UPDATE SKIP LOCKED`: it never waits, and holds at most one shard), and record the
-//!   order.
+//! - **Fast path**, one statement (`sql::BUY_FROM_SHARD`): take q from one shard that covers
+//!   it, the preferred one (round robin per server) or the nearest after it, skipping any shard
+//!   another purchase holds (`FOR UPDATE SKIP LOCKED`: it never waits), and record the order.
+//!   When every shard that covers q is busy (more purchases in flight than shards), a second
+//!   statement waits for the preferred one (`sql::BUY_FROM_SHARD_WAITING`: it holds no other
+//!   lock while it waits, so it cannot deadlock) rather than taking the spread path, which would
+//!   serialise on all the shards. With a per-user limit, the waiting take, the user's units and
+//!   the order are one transaction.
 //! - **Spread path**, when the fast path took nothing (no shard could cover q alone, or every
 //!   one that could was busy): one transaction locks *all* the round's shards in shard order
 //!   (spread purchases and Reset lock them in that same order, the fast path never waits: no
@@ -89,22 +92,25 @@ impl PgStore {
         order: Order<'_>,
     ) -> Result<Step, StoreError> {
         let preferred = self.preferred_shard();
-        let statement = client
-            .prepare_cached(sql::BUY_FROM_SHARD)
-            .await
-            .map_err(db)?;
-        let bought = client
-            .query_opt(
-                &statement,
-                &[
-                    &quantity,
-                    &requested,
-                    &order.user,
-                    &order.request_id,
-                    &preferred,
-                ],
-            )
-            .await;
+        let mut bought = Ok(None);
+        for sql in [sql::BUY_FROM_SHARD, sql::BUY_FROM_SHARD_WAITING] {
+            let statement = client.prepare_cached(sql).await.map_err(db)?;
+            bought = client
+                .query_opt(
+                    &statement,
+                    &[
+                        &quantity,
+                        &requested,
+                        &order.user,
+                        &order.request_id,
+                        &preferred,
+                    ],
+                )
+                .await;
+            if !matches!(bought, Ok(None)) {
+                break;
+            }
+        }
         match bought {
             Ok(Some(row)) => Ok(Step::Done(Purchase::Purchased(receipt(
                 row.get(0),
@@ -120,7 +126,8 @@ impl PgStore {
         }
     }
 
-    /// A per-user limit: one transaction takes from one shard, reserves the user's units and
+    /// A per-user limit: one transaction takes from one shard (waiting for it if busy: the
+    /// take is its first statement, so it holds nothing else), reserves the user's units and
     /// records the order; the spread path when it took nothing.
     pub(super) async fn buy_from_shard_limited(
         &self,
@@ -139,8 +146,8 @@ impl PgStore {
             .await
             .map_err(db)?;
         let Some(row) = taken else {
-            // A failed fast take may still hold a shard it locked and then found emptied:
-            // released before the spread path locks them all in order.
+            // A failed take may still hold the shard it waited for and found emptied: released
+            // before the spread path locks them all in order.
             tx.rollback().await.map_err(db)?;
             return self
                 .buy_spread(client, requested, quantity, order, preferred)
