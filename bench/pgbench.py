@@ -72,6 +72,23 @@ SCRIPTS = {
     "SELECT stock AS s FROM sale \\gset\n"
     "UPDATE sale SET stock = :s - 1 WHERE round = :r RETURNING stock;\n"
     + RECORD + "COMMIT;\n",
+    # Stock shards (server --stock-shards N): sql::BUY_FROM_SHARD_WAITING, the one statement a
+    # sharded purchase takes from its preferred shard with (a random one here), waiting for it.
+    "conditional-shards": RID + "\\set q 1\n\\set any 0\n\\set pref random(0, 65535)\n"
+    "WITH pick AS MATERIALIZED (SELECT sh.round, sh.shard FROM sale s "
+    "JOIN sale_shards sh ON sh.round = s.round "
+    "WHERE s.strategy = 'atomic' AND s.shards > 1 AND (:any::bigint = 0 OR s.round = :any) "
+    "AND sh.stock >= :q ORDER BY (sh.shard - :pref::integer % s.shards + s.shards) % s.shards "
+    "LIMIT 1), "
+    "take AS (UPDATE sale_shards sh SET stock = sh.stock - :q FROM pick "
+    "WHERE sh.round = pick.round AND sh.shard = pick.shard AND sh.stock >= :q "
+    "RETURNING sh.round, sh.shard, sh.stock), "
+    "placed AS (INSERT INTO orders (round, user_id, quantity, request_id) "
+    "SELECT round, 'pgbench-' || :client_id, :q, NULLIF('pgb-' || :rid, '') FROM take "
+    "RETURNING order_id) "
+    "SELECT take.round, placed.order_id, take.stock + (SELECT coalesce(sum(o.stock), 0)::bigint "
+    "FROM sale_shards o WHERE o.round = take.round AND o.shard <> take.shard) "
+    "FROM take, placed;\n",
     # The ceiling: one row everyone updates, nothing else, one statement per transaction.
     "hot-row": "UPDATE sale SET stock = stock - 1 WHERE round = 1 AND stock >= 1;\n",
 }
@@ -164,7 +181,7 @@ class PgBench:
 
     def pgbench(self, tag: str, url: str, v: dict) -> dict:
         # The server creates and seeds the schema (its own migrations), then steps aside.
-        server, _ = self.server(tag, url, "atomic", self.args.clients)
+        server, _ = self.server(tag, url, "atomic", self.args.clients, v.get("shards", 1))
         server.stop()
         cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(self.args.clients),
                "-j", str(self.args.clients),
@@ -205,6 +222,8 @@ def variants(args) -> list[dict]:
                 if n > 1:
                     vs.append({"name": f"driver/atomic@shards{n}", "kind": "driver",
                                "strategy": "atomic", "shards": n})
+                    vs.append({"name": f"pgbench/conditional@shards{n}", "kind": "pgbench",
+                               "script": "conditional-shards", "shards": n})
     vs.append({"name": "pgbench/hot-row", "kind": "pgbench", "script": "hot-row"})
     return vs
 
@@ -250,6 +269,8 @@ def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
         if n > 1:
             row(f"driver/atomic@shards{n} ÷ driver/atomic", f"driver/atomic@shards{n}",
                 "driver/atomic", "(report)")
+            row(f"driver/atomic@shards{n} ÷ pgbench/conditional@shards{n}",
+                f"driver/atomic@shards{n}", f"pgbench/conditional@shards{n}", "(report)")
     row("driver/row-lock ÷ pgbench/row-lock", "driver/row-lock", "pgbench/row-lock", "(report)")
     row("driver/serializable ÷ pgbench/serializable", "driver/serializable",
         "pgbench/serializable", "(report)")
@@ -277,8 +298,9 @@ def main() -> int:
                    type=lambda s: [int(x) for x in s.split(",") if x],
                    help="also run driver/atomic with the stock split over these numbers of rows "
                         "(server --stock-shards N, 2..256; 1 is driver/atomic itself), e.g. "
-                        "1,4,16: variants driver/atomic@shardsN, with ratios to driver/atomic "
-                        "and to the hot-row ceiling")
+                        "1,4,16: variants driver/atomic@shardsN and pgbench/conditional@shardsN "
+                        "(the sharded statement), with ratios to driver/atomic and to the "
+                        "hot-row ceiling")
     p.add_argument("--skip-build", action="store_true")
     args = p.parse_args()
     if not args.database_url:
