@@ -72,8 +72,8 @@ SCRIPTS = {
     "SELECT stock AS s FROM sale \\gset\n"
     "UPDATE sale SET stock = :s - 1 WHERE round = :r RETURNING stock;\n"
     + RECORD + "COMMIT;\n",
-    # Stock shards (server --stock-shards N): sql::BUY_FROM_SHARD_WAITING, the one statement a
-    # sharded purchase takes from its preferred shard with (a random one here), waiting for it.
+    # Stock shards (server --stock-shards N): sql::BUY_FROM_SHARD, the one statement a sharded
+    # purchase is (its preferred shard: a random one here, the server's round robin there).
     "conditional-shards": RID + "\\set q 1\n\\set any 0\n\\set pref random(0, 65535)\n"
     "WITH pick AS MATERIALIZED (SELECT sh.round, sh.shard FROM sale s "
     "JOIN sale_shards sh ON sh.round = s.round "

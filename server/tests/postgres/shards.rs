@@ -356,7 +356,7 @@ async fn a_round_ending_under_a_spread_purchase_changes_nothing() {
         let store = store.clone();
         tokio::spawn(async move { store.take_if_atomic(order("q", 2, "", 0)).await })
     };
-    // Both in the spread path (every shard is locked: the fast path skips them all), waiting.
+    // Both waiting for a shard of round 1 (no shard holds 2 units: in the spread path).
     let watch = connect(&url).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {

@@ -124,20 +124,19 @@ pub const PAGE: &str = "SELECT order_id, user_id, quantity, coalesce(request_id,
 
 /// The shard a sharded take prefers ($P, any non-negative number, modulo the round's count) and
 /// the others by distance from it: one shard of the current round ($2: its number, 0: any) whose
-/// stock covers $1, then q taken from it. With `FOR UPDATE OF sh SKIP LOCKED` it skips shards
-/// another purchase holds (never waits); with no lock clause it picks from its snapshot and the
-/// UPDATE waits for that one shard (holding no other lock), then re-checks its stock.
+/// stock covers $1 in the statement's snapshot, then q taken from it: the UPDATE waits for that
+/// one shard if another purchase holds it (holding no other lock, so it cannot deadlock), then
+/// re-checks its stock.
 macro_rules! pick_shard {
-    ($preferred:literal, $lock:literal) => {
+    ($preferred:literal) => {
         concat!(
             "pick AS MATERIALIZED (SELECT sh.round, sh.shard FROM sale s \
              JOIN sale_shards sh ON sh.round = s.round \
              WHERE s.strategy = 'atomic' AND s.shards > 1 AND ($2::bigint = 0 OR s.round = $2) \
              AND sh.stock >= $1 ORDER BY (sh.shard - ",
             $preferred,
-            "::integer % s.shards + s.shards) % s.shards LIMIT 1 ",
-            $lock,
-            "), take AS (UPDATE sale_shards sh SET stock = sh.stock - $1 FROM pick \
+            "::integer % s.shards + s.shards) % s.shards LIMIT 1), \
+             take AS (UPDATE sale_shards sh SET stock = sh.stock - $1 FROM pick \
              WHERE sh.round = pick.round AND sh.shard = pick.shard AND sh.stock >= $1 \
              RETURNING sh.round, sh.shard, sh.stock)"
         )
@@ -166,22 +165,15 @@ macro_rules! place_taken {
 }
 
 /// `BUY_IF_ATOMIC` on a sharded round: q ($1) from one shard that covers it (preferred: $5) and
-/// not held by another purchase, and the order row (user $3, request id $4), in one statement.
-/// No row back: no free shard could cover it alone right now (or the round is not sharded, not
-/// `atomic`, not $2); a request id placed before fails it on `orders_request_once`, undoing the
-/// take.
-pub const BUY_FROM_SHARD: &str = concat!(
-    "WITH ",
-    pick_shard!("$5", "FOR UPDATE OF sh SKIP LOCKED"),
-    place_taken!()
-);
-/// `BUY_FROM_SHARD` waiting for its shard when every shard that covers q is busy.
-pub const BUY_FROM_SHARD_WAITING: &str = concat!("WITH ", pick_shard!("$5", ""), place_taken!());
-/// The waiting take alone, first in a transaction (a per-user limit applies): preferred shard
-/// $3; the round and its stock after.
+/// the order row (user $3, request id $4), in one statement. No row back: no shard could cover
+/// it alone (or the round is not sharded, not `atomic`, not $2); a request id placed before
+/// fails it on `orders_request_once`, undoing the take.
+pub const BUY_FROM_SHARD: &str = concat!("WITH ", pick_shard!("$5"), place_taken!());
+/// The take alone, first in a transaction (a per-user limit applies): preferred shard $3; the
+/// round and its stock after.
 pub const TAKE_FROM_SHARD: &str = concat!(
     "WITH ",
-    pick_shard!("$3", ""),
+    pick_shard!("$3"),
     " SELECT take.round, ",
     stock_after_take!(),
     " FROM take"
