@@ -7,8 +7,9 @@
 //!   or the nearest after it, and record the order. If another purchase holds that shard the
 //!   statement waits for it, holding no other lock (so it cannot deadlock), then re-checks its
 //!   stock. A first try with `FOR UPDATE SKIP LOCKED` and this statement as its fallback
-//!   measured no better: with more purchases in flight than shards every shard is usually busy,
-//!   and the extra statement cost 160 against 116 µs of server CPU per purchase at 4 shards.
+//!   measured no better (with more purchases in flight than shards every shard is usually busy
+//!   and the extra statement costs a round trip: 160 against 116 µs of server CPU per purchase
+//!   at 4 shards in one pair of noisy runs).
 //!   With a per-user limit, the take, the user's units and the order are one transaction.
 //! - **Spread path**, when the fast path took nothing (no shard could cover q alone, or the one
 //!   it waited for was emptied meanwhile): one transaction locks *all* the round's shards in
