@@ -14,3 +14,4 @@ mod outage;
 mod paths;
 mod replicas;
 mod shards;
+mod shards_load;
