@@ -9,6 +9,7 @@ nothing but the one UPDATE of the one row every purchase takes from.
     source .ci/postgres.sh                 # throwaway cluster (fsync off), exports the URL
     python3 bench/pgbench.py               # 3 interleaved repeats of 5 s per variant (~4 min)
     python3 bench/pgbench.py --repeats 1 --duration 2    # a quick look
+    python3 bench/pgbench.py --strategies atomic --shards 1,4,16   # stock shards (--stock-shards)
 
 Every run gets a fresh database (CREATE DATABASE from FLASHSALE_TEST_DATABASE_URL, or
 --database-url), created and seeded by the server itself (its migrations, stock 10^9 so nothing
@@ -73,6 +74,23 @@ SCRIPTS = {
     "SELECT stock AS s FROM sale \\gset\n"
     "UPDATE sale SET stock = :s - 1 WHERE round = :r RETURNING stock;\n"
     + RECORD + "COMMIT;\n",
+    # Stock shards (server --stock-shards N): sql::BUY_FROM_SHARD, the one statement a sharded
+    # purchase is (its preferred shard: a random one here, the server's round robin there).
+    "conditional-shards": RID + "\\set q 1\n\\set any 0\n\\set pref random(0, 65535)\n"
+    "WITH pick AS MATERIALIZED (SELECT sh.round, sh.shard FROM sale s "
+    "JOIN sale_shards sh ON sh.round = s.round "
+    "WHERE s.strategy = 'atomic' AND s.shards > 1 AND (:any::bigint = 0 OR s.round = :any) "
+    "AND sh.stock >= :q ORDER BY (sh.shard - :pref::integer % s.shards + s.shards) % s.shards "
+    "LIMIT 1), "
+    "take AS (UPDATE sale_shards sh SET stock = sh.stock - :q FROM pick "
+    "WHERE sh.round = pick.round AND sh.shard = pick.shard AND sh.stock >= :q "
+    "RETURNING sh.round, sh.shard, sh.stock), "
+    "placed AS (INSERT INTO orders (round, user_id, quantity, request_id) "
+    "SELECT round, 'pgbench-' || :client_id, :q, NULLIF('pgb-' || :rid, '') FROM take "
+    "RETURNING order_id) "
+    "SELECT take.round, placed.order_id, take.stock + (SELECT coalesce(sum(o.stock), 0)::bigint "
+    "FROM sale_shards o WHERE o.round = take.round AND o.shard <> take.shard) "
+    "FROM take, placed;\n",
     # The ceiling: one row everyone updates, nothing else, one statement per transaction.
     "hot-row": "UPDATE sale SET stock = stock - 1 WHERE round = 1 AND stock >= 1;\n",
 }
@@ -115,13 +133,14 @@ class PgBench:
     def drop_db(self, name: str) -> None:
         psql(self.args.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
-    def server(self, tag: str, url: str, strategy: str, pool: int) -> tuple[bench.Daemon, int]:
+    def server(self, tag: str, url: str, strategy: str, pool: int,
+               shards: int = 1) -> tuple[bench.Daemon, int]:
         """A server on `url`, seeded and listening (its own migrations create the schema)."""
         port = bench.free_port()
         cmd = [str(self.bins["server"]), "--store", "postgres", "--database-url", url,
                "--pool-size", str(pool), "--strategy", strategy,
                "--listen", f"127.0.0.1:{port}", "--stock", str(STOCK), "--latency", "0ms",
-               "--failure-rate", "0"]
+               "--failure-rate", "0", "--stock-shards", str(shards)]
         d = bench.Daemon(f"{tag}-server", cmd, None, self.outdir)
         bench.wait_listening(port, d.proc, timeout=30)
         return d, port
@@ -137,7 +156,8 @@ class PgBench:
             self.drop_db(name)
 
     def driver(self, tag: str, url: str, v: dict) -> dict:
-        server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.pool_size))
+        server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.pool_size),
+                                   v.get("shards", 1))
         try:
             cmd = [str(self.bins["driver"]), "--mode", "safe", "--target", f"127.0.0.1:{port}",
                    "--users", str(self.args.clients),
@@ -164,7 +184,7 @@ class PgBench:
 
     def pgbench(self, tag: str, url: str, v: dict) -> dict:
         # The server creates and seeds the schema (its own migrations), then steps aside.
-        server, _ = self.server(tag, url, "atomic", 1)
+        server, _ = self.server(tag, url, "atomic", 1, v.get("shards", 1))
         server.stop()
         clients = str(v.get("clients", self.args.clients))
         cmd = ["pgbench", "-n", "-M", "prepared", "-c", clients, "-j", clients,
@@ -208,6 +228,13 @@ def variants(args) -> list[dict]:
         for pool in args.extra_pools:  # the same load through a smaller (or larger) pool
             vs.append({"name": f"driver/{s}@pool{pool}", "kind": "driver", "strategy": s,
                        "pool": pool})
+        if s == "atomic":  # the stock split over N rows (1 is driver/atomic itself)
+            for n in args.shards:
+                if n > 1:
+                    vs.append({"name": f"driver/atomic@shards{n}", "kind": "driver",
+                               "strategy": "atomic", "shards": n})
+                    vs.append({"name": f"pgbench/conditional@shards{n}", "kind": "pgbench",
+                               "script": "conditional-shards", "shards": n})
     vs.append({"name": "pgbench/hot-row", "kind": "pgbench", "script": "hot-row"})
     return vs
 
@@ -270,6 +297,12 @@ def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
                 row(f"driver/{strategy}@pool{pool} ÷ pgbench/{script}@c{pool}: equal "
                     f"connections ({pool} each)", f"driver/{strategy}@pool{pool}",
                     f"pgbench/{script}@c{pool}", "(report)")
+    for n in args.shards:
+        if n > 1:
+            row(f"driver/atomic@shards{n} ÷ driver/atomic", f"driver/atomic@shards{n}",
+                "driver/atomic", "(report)")
+            row(f"driver/atomic@shards{n} ÷ pgbench/conditional@shards{n} (equal clients)",
+                f"driver/atomic@shards{n}", f"pgbench/conditional@shards{n}", "(report)")
     for name in [v["name"] for v in vs if v["name"] != "pgbench/hot-row"]:
         row(f"{name} ÷ hot-row ceiling", name, "pgbench/hot-row", "(report)")
     return "\n".join(lines)
@@ -293,6 +326,13 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--strategies", default="atomic,row-lock,serializable,mutex",
                    type=lambda s: [x for x in s.split(",") if x])
+    p.add_argument("--shards", default=[],
+                   type=lambda s: [int(x) for x in s.split(",") if x],
+                   help="also run driver/atomic with the stock split over these numbers of rows "
+                        "(server --stock-shards N, 2..256; 1 is driver/atomic itself), e.g. "
+                        "1,4,16: variants driver/atomic@shardsN and pgbench/conditional@shardsN "
+                        "(the sharded statement), with ratios to driver/atomic and to the "
+                        "hot-row ceiling")
     p.add_argument("--skip-build", action="store_true")
     args = p.parse_args()
     if not args.database_url:
@@ -301,6 +341,11 @@ def main() -> int:
         return 2
     if not 1 <= args.clients <= 1024 or args.duration <= 0 or args.repeats < 1:
         print("pgbench.py: --clients 1..1024, --duration > 0, --repeats >= 1", file=sys.stderr)
+        return 2
+    if any(not 1 <= n <= 256 for n in args.shards) or (args.shards and
+                                                       "atomic" not in args.strategies):
+        print("pgbench.py: --shards takes numbers in 1..256 and needs atomic in --strategies",
+              file=sys.stderr)
         return 2
     for tool in ("pgbench", "psql"):
         if not shutil.which(tool):

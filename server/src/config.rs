@@ -94,6 +94,14 @@ pub struct StoreConfig {
     #[arg(long, env = "FLASHSALE_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub pool_size: u32,
+
+    /// Split the stock of a round of the atomic (conditional) strategy over this many rows
+    /// (1..=256), so purchases stop queueing on one hot row: each takes from one shard, falling
+    /// back to taking across all of them; never oversells, never leaves stock unsold. 1: the
+    /// one sale row. Needs --store postgres; rounds of other strategies keep one row.
+    #[arg(long, env = "FLASHSALE_STOCK_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::store::postgres::MAX_SHARDS)))]
+    pub stock_shards: u16,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -103,6 +111,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("kind", &self.kind)
             .field("database_url", &self.database_url.as_ref().map(|_| "…"))
             .field("pool_size", &self.pool_size)
+            .field("stock_shards", &self.stock_shards)
             .finish()
     }
 }
@@ -170,6 +179,15 @@ mod tests {
         assert_eq!(cli.store.pool_size, DEFAULT_POOL_SIZE);
         assert!(StoreCli::try_parse_from(["server", "--store", "postgres"]).is_err());
         assert!(StoreCli::try_parse_from(["server", "--pool-size", "0"]).is_err());
+        assert_eq!(cli.store.stock_shards, 1);
+        for bad in ["0", "257", "-1", "x"] {
+            assert!(
+                StoreCli::try_parse_from(["server", "--stock-shards", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let cli = StoreCli::try_parse_from(["server", "--stock-shards", "256"]).unwrap();
+        assert_eq!(cli.store.stock_shards, 256);
         let cli = StoreCli::try_parse_from([
             "server",
             "--store",

@@ -46,7 +46,8 @@ impl From<CheckoutError> for Status {
             CheckoutError::InjectedFailure(_)
             | CheckoutError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
             // The client named a round that is not (or no longer) the current one.
-            CheckoutError::Store(StoreError::RoundMismatch { .. }) => Code::FailedPrecondition,
+            CheckoutError::Store(StoreError::RoundMismatch { .. })
+            | CheckoutError::Store(StoreError::Unsupported(_)) => Code::FailedPrecondition,
             // A Reset raced with the purchase; nothing changed, a retry in the new round may
             // succeed.
             CheckoutError::Store(StoreError::RoundEnded { .. }) => Code::Aborted,

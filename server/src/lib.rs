@@ -62,6 +62,11 @@ pub enum ServerError {
     Postgres(#[from] store::PgError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error(
+        "--stock-shards {0} needs --store postgres: the memory store keeps its stock in one \
+         counter"
+    )]
+    ShardsNeedPostgres(u16),
 }
 
 /// Opens the store `store` asks for, with `config`'s first round and policy.
@@ -70,14 +75,23 @@ pub async fn open_store(
     config: &ServerConfig,
 ) -> Result<Arc<dyn Store>, ServerError> {
     match (store.kind, &store.database_url) {
+        (StoreKind::Memory, _) if store.stock_shards != 1 => {
+            Err(ServerError::ShardsNeedPostgres(store.stock_shards))
+        }
         (StoreKind::Memory, _) => Ok(Arc::new(MemoryStore::from_config(config))),
         (StoreKind::Postgres, url) => {
             let settings = PgSettings {
                 url: url.clone().unwrap_or_default(),
                 pool_size: store.pool_size,
             };
-            let pg =
-                PgStore::open(&settings, config.stock, config.strategy, config.policy()).await?;
+            let pg = PgStore::open_sharded(
+                &settings,
+                config.stock,
+                config.strategy,
+                config.policy(),
+                store.stock_shards,
+            )
+            .await?;
             Ok(Arc::new(pg))
         }
     }

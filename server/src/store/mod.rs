@@ -221,6 +221,10 @@ pub enum StoreError {
     /// nothing changed and a retry may succeed.
     #[error("transaction aborted by the database: {0}")]
     Conflict(String),
+    /// The call cannot run on the sale as it is set up (e.g. a naive path on a round whose
+    /// stock is split over shards); nothing changed, retrying will not help.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The current round and the strategy its safe path uses.

@@ -13,3 +13,5 @@ mod migrations;
 mod outage;
 mod paths;
 mod replicas;
+mod shards;
+mod shards_load;

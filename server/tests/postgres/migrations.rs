@@ -110,6 +110,7 @@ async fn an_unreachable_database_is_a_clear_error_at_start_up() {
         kind: flashsale_server::StoreKind::Postgres,
         database_url: Some(settings.url.clone()),
         pool_size: 2,
+        stock_shards: 1,
     };
     let err = flashsale_server::open_store(&store, &Default::default())
         .await

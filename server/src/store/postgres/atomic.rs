@@ -10,8 +10,15 @@
 //! another strategy (nothing changed, the caller dispatches), another round than the client
 //! asked for, the limit, or not enough stock. Anything else (the stock grew back: a Reset
 //! between the two statements) is tried again, a bounded number of times.
+//!
+//! A round whose stock is split over shards (`--stock-shards`, `shards.rs`) matches nothing
+//! here (its sale row holds no stock); the read of why says so and the purchase takes from the
+//! shards instead, and the other way round. Each server remembers which kind the last round it
+//! saw was, so it goes straight to the right statement.
 
 use deadpool_postgres::{GenericClient, Object};
+use std::sync::atomic::Ordering;
+
 use tokio_postgres::error::SqlState;
 
 use super::{PgStore, Placed, db, receipt, sql, strategy_of, to_i64, to_u64};
@@ -22,34 +29,42 @@ use crate::store::{Order, Purchase, StoreError, Strategy};
 const ATTEMPTS: u32 = 3;
 
 /// What one try came to.
-enum Step {
+pub(super) enum Step {
     Done(Purchase),
     /// The sale's strategy is not `atomic`: nothing changed.
     Other,
     /// The sale changed between the take and the read of why it failed: try again.
     Again,
+    /// The round's stock is split over shards: take from them. Nothing changed.
+    Sharded,
+    /// The round's stock is in the sale row: take from it. Nothing changed.
+    Single,
 }
 
 /// The sale as the read after a failed take saw it.
-struct State {
-    round: i64,
-    stock: i64,
-    strategy: Strategy,
+pub(super) struct State {
+    pub(super) round: i64,
+    /// The round's whole stock (the sum of its shards when it has several).
+    pub(super) stock: i64,
+    pub(super) strategy: Strategy,
+    pub(super) shards: i32,
 }
 
 /// Whether `err` is the unique violation of one request id placing a second order in a round.
-fn is_replay(err: &tokio_postgres::Error) -> bool {
+pub(super) fn is_replay(err: &tokio_postgres::Error) -> bool {
     err.as_db_error().is_some_and(|db| {
         *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("orders_request_once")
     })
 }
 
-/// Why a take for round `requested` (0: any) of `quantity` units matched nothing.
-fn judge(
+/// Why a take for round `requested` (0: any) of `quantity` units matched nothing; `sharded`:
+/// whether the take was from shards.
+pub(super) fn judge(
     requested: i64,
     quantity: i64,
     state: &State,
     over_limit: bool,
+    sharded: bool,
 ) -> Result<Step, StoreError> {
     if requested != 0 && requested != state.round {
         return Err(StoreError::RoundMismatch {
@@ -59,6 +74,9 @@ fn judge(
     }
     if state.strategy != Strategy::Atomic {
         return Ok(Step::Other);
+    }
+    if (state.shards > 1) != sharded {
+        return Ok(if sharded { Step::Single } else { Step::Sharded });
     }
     let round = to_u64(state.round);
     if over_limit {
@@ -85,17 +103,33 @@ impl PgStore {
         let requested = to_i64(order.round)?;
         let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
-        for _ in 0..ATTEMPTS {
-            let step = if self.limit() == 0 {
-                self.buy_once(&client, requested, quantity, order).await?
-            } else {
-                self.buy_limited(&mut client, requested, quantity, order)
-                    .await?
+        let (mut tries, mut switches) = (0, 0);
+        while tries < ATTEMPTS && switches <= ATTEMPTS {
+            let sharded = self.sharded_guess.load(Ordering::Relaxed);
+            let step = match (sharded, self.limit() == 0) {
+                (false, true) => self.buy_once(&client, requested, quantity, order).await?,
+                (false, false) => {
+                    self.buy_limited(&mut client, requested, quantity, order)
+                        .await?
+                }
+                (true, true) => {
+                    self.buy_from_shard(&mut client, requested, quantity, order)
+                        .await?
+                }
+                (true, false) => {
+                    self.buy_from_shard_limited(&mut client, requested, quantity, order)
+                        .await?
+                }
             };
             match step {
                 Step::Done(purchase) => return Ok(Some(purchase)),
                 Step::Other => return Ok(None),
-                Step::Again => {}
+                Step::Again => tries += 1,
+                Step::Sharded | Step::Single => {
+                    switches += 1;
+                    self.sharded_guess
+                        .store(matches!(step, Step::Sharded), Ordering::Relaxed);
+                }
             }
         }
         Err(StoreError::Conflict(format!(
@@ -103,14 +137,42 @@ impl PgStore {
         )))
     }
 
-    async fn state(client: &impl GenericClient) -> Result<State, StoreError> {
+    pub(super) async fn state(client: &impl GenericClient) -> Result<State, StoreError> {
         let statement = client.prepare_cached(sql::STATE).await.map_err(db)?;
         let row = client.query_one(&statement, &[]).await.map_err(db)?;
         Ok(State {
             round: row.get(0),
             stock: row.get(1),
             strategy: strategy_of(row.get(2))?,
+            shards: row.get(3),
         })
+    }
+
+    /// The order a request id placed in the current round (a retry of it): that order,
+    /// unchanged, or `Again` when its round ended in between or is not the one asked for.
+    pub(super) async fn replayed(
+        client: &Object,
+        requested: i64,
+        order: Order<'_>,
+    ) -> Result<Step, StoreError> {
+        let statement = client.prepare_cached(sql::PLACED_NOW).await.map_err(db)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&order.request_id])
+            .await
+            .map_err(db)?
+        else {
+            return Ok(Step::Again); // its round ended in between
+        };
+        let round: i64 = row.get(0);
+        if requested != 0 && round != requested {
+            return Ok(Step::Again);
+        }
+        tracing::debug!(round, request_id = order.request_id, "replayed request id");
+        Ok(Step::Done(Purchase::Purchased(receipt(
+            round,
+            row.get(1),
+            row.get(2),
+        ))))
     }
 
     /// One statement: take and record, or nothing.
@@ -139,29 +201,10 @@ impl PgStore {
             )))),
             Ok(None) => {
                 let state = Self::state(client).await?;
-                judge(requested, quantity, &state, false)
+                judge(requested, quantity, &state, false, false)
             }
-            Err(err) if is_replay(&err) => {
-                // The request id placed an order in this round before: that order, unchanged.
-                let statement = client.prepare_cached(sql::PLACED_NOW).await.map_err(db)?;
-                let Some(row) = client
-                    .query_opt(&statement, &[&order.request_id])
-                    .await
-                    .map_err(db)?
-                else {
-                    return Ok(Step::Again); // its round ended in between
-                };
-                let round: i64 = row.get(0);
-                if requested != 0 && round != requested {
-                    return Ok(Step::Again);
-                }
-                tracing::debug!(round, request_id = order.request_id, "replayed request id");
-                Ok(Step::Done(Purchase::Purchased(receipt(
-                    round,
-                    row.get(1),
-                    row.get(2),
-                ))))
-            }
+            // The request id placed an order in this round before: that order, unchanged.
+            Err(err) if is_replay(&err) => Self::replayed(client, requested, order).await,
             Err(err) => Err(db(err)),
         }
     }
@@ -187,7 +230,7 @@ impl PgStore {
             let over = state.round == requested || requested == 0;
             let over = over && self.over_limit(&tx, state.round, order).await?;
             tx.rollback().await.map_err(db)?;
-            return judge(requested, quantity, &state, over);
+            return judge(requested, quantity, &state, over, false);
         };
         let (round, stock_after): (i64, i64) = (row.get(0), row.get(1));
         if !self.reserve_units(&tx, round, order).await? {
@@ -198,6 +241,17 @@ impl PgStore {
             }));
         }
         let placed = self.place(tx, round, order, stock_after, false).await?;
+        self.placed(client, placed, round, order).await
+    }
+
+    /// The purchase `placed` came to: the new order, or the one a retried request id placed.
+    pub(super) async fn placed(
+        &self,
+        client: &Object,
+        placed: Placed,
+        round: i64,
+        order: Order<'_>,
+    ) -> Result<Step, StoreError> {
         if let Placed::New(receipt) = placed {
             return Ok(Step::Done(Purchase::Purchased(receipt)));
         }

@@ -7,11 +7,18 @@ use tokio_postgres::Client;
 use super::PgError;
 
 /// Every migration this binary knows, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "sale_orders_buyers",
-    include_str!("migrations/0001_sale_orders_buyers.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "sale_orders_buyers",
+        include_str!("migrations/0001_sale_orders_buyers.sql"),
+    ),
+    (
+        2,
+        "sale_shards",
+        include_str!("migrations/0002_sale_shards.sql"),
+    ),
+];
 
 /// The schema version this binary expects.
 pub fn latest() -> i32 {

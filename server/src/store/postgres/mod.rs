@@ -13,14 +13,21 @@
 //! changed nothing. Reset is one transaction too (the next round and forgetting the old book).
 //! A request id places at most one order per round (a unique constraint): a retry of a placed
 //! order gets that order back and changes nothing.
+//!
+//! With `--stock-shards N` (N > 1) a round of the `atomic` strategy keeps its stock in N shard
+//! rows instead (`shards.rs`); rounds of the other strategies keep it in the sale row.
 
 mod atomic;
 mod listing;
 pub mod migrate;
+mod shards;
 mod sql;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::Duration;
+
+pub use shards::{MAX_SHARDS, ShardFault};
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
@@ -58,6 +65,8 @@ pub enum PgError {
     SchemaTooNew { found: i32, known: i32 },
     #[error("cannot start the sale in the database: {}", describe(.0))]
     Seed(tokio_postgres::Error),
+    #[error("--stock-shards {0} is out of range: 1..={max}", max = MAX_SHARDS)]
+    Shards(u16),
 }
 
 /// Where the database is and how to use it.
@@ -82,12 +91,21 @@ impl std::fmt::Debug for PgSettings {
 pub struct PgStore {
     pool: Pool,
     policy: Policy,
+    /// Shards of the rounds this server starts with the `atomic` strategy (1: the sale row).
+    shards: i32,
+    /// Round robin of the shard a purchase prefers.
+    next_shard: AtomicU32,
+    /// Whether the last round this server saw was sharded: which statement it tries first (a
+    /// guess the statements check; a wrong one costs a round trip).
+    sharded_guess: AtomicBool,
+    fault: ShardFault,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
             .field("policy", &self.policy)
+            .field("shards", &self.shards)
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +197,23 @@ impl PgStore {
         strategy: Strategy,
         policy: Policy,
     ) -> Result<Self, PgError> {
+        Self::open_sharded(settings, stock, strategy, policy, 1).await
+    }
+
+    /// [`PgStore::open`], splitting the stock of the rounds this server starts with the
+    /// `atomic` strategy over `shards` rows (1..=[`MAX_SHARDS`]; 1: the one sale row). A round
+    /// of another strategy keeps its stock in the sale row whatever `shards` says.
+    pub async fn open_sharded(
+        settings: &PgSettings,
+        stock: i64,
+        strategy: Strategy,
+        policy: Policy,
+        shards: u16,
+    ) -> Result<Self, PgError> {
+        if !(1..=MAX_SHARDS).contains(&shards) {
+            return Err(PgError::Shards(shards));
+        }
+        let shards = i32::from(shards);
         let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(PgError::Url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -211,18 +246,43 @@ impl PgStore {
             },
         })?;
         let found = migrate::apply(&mut client).await?;
+        let seeded_shards = if strategy == Strategy::Atomic {
+            shards
+        } else {
+            1
+        };
         client
-            .execute(sql::SEED, &[&stock, &strategy.name()])
+            .execute(sql::SEED, &[&stock, &strategy.name(), &seeded_shards])
             .await
             .map_err(PgError::Seed)?;
+        let round_shards: i32 = client
+            .query_one("SELECT shards FROM sale", &[])
+            .await
+            .map_err(PgError::Seed)?
+            .get(0);
         tracing::info!(
             %target,
             schema = migrate::latest(),
             was = found,
             pool = size,
+            shards,
+            round_shards,
             "PostgreSQL store ready"
         );
-        Ok(Self { pool, policy })
+        Ok(Self {
+            pool,
+            policy,
+            shards,
+            next_shard: AtomicU32::new(0),
+            sharded_guess: AtomicBool::new(round_shards > 1),
+            fault: ShardFault::None,
+        })
+    }
+
+    /// The store with `fault` injected (tests: proving what the spread path is for).
+    #[doc(hidden)]
+    pub fn with_fault(self, fault: ShardFault) -> Self {
+        Self { fault, ..self }
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
@@ -452,6 +512,14 @@ impl Store for PgStore {
         .map_err(db)?;
         let round = to_u64(row.get(0));
         check_round(order.round, round)?;
+        let shards: i32 = row.get(3);
+        if shards > 1 {
+            return Err(StoreError::Unsupported(format!(
+                "round {round} keeps its stock in {shards} shards (--stock-shards), which only \
+                 the safe path's atomic strategy takes from; the naive paths read and write the \
+                 one stock row: Reset from a server with --stock-shards 1 to use them"
+            )));
+        }
         Ok(Peek {
             round,
             stock: row.get(1),
@@ -647,14 +715,36 @@ impl Store for PgStore {
     async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        let round: i64 = tx
+        let next = tx
             .query_one(
                 &tx.prepare_cached(sql::NEXT_ROUND).await.map_err(db)?,
-                &[&stock, &strategy.map(Strategy::name)],
+                &[&stock, &strategy.map(Strategy::name), &self.shards],
             )
             .await
-            .map_err(db)?
-            .get(0);
+            .map_err(db)?;
+        let (round, shards): (i64, i32) = (next.get(0), next.get(1));
+        // The ended round's shards: locked in order (waiting for the purchases taking from
+        // them), deleted, then the new round's.
+        tx.query(
+            &tx.prepare_cached(sql::LOCK_OLD_SHARDS).await.map_err(db)?,
+            &[&round],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            &tx.prepare_cached(sql::FORGET_SHARDS).await.map_err(db)?,
+            &[&round],
+        )
+        .await
+        .map_err(db)?;
+        if shards > 1 {
+            tx.execute(
+                &tx.prepare_cached(sql::SPREAD).await.map_err(db)?,
+                &[&round, &stock, &shards],
+            )
+            .await
+            .map_err(db)?;
+        }
         tx.execute(
             &tx.prepare_cached(sql::FORGET_ORDERS).await.map_err(db)?,
             &[&round],
@@ -669,6 +759,8 @@ impl Store for PgStore {
         .map_err(db)?;
         let snapshot = self.snapshot_in(&tx).await?;
         tx.commit().await.map_err(db)?;
+        self.sharded_guess
+            .store(shards > 1, std::sync::atomic::Ordering::Relaxed);
         Ok(snapshot)
     }
 

@@ -1,11 +1,21 @@
 //! Every statement the PostgreSQL store sends, in one place.
 
+/// The stock of the round of the sale row `s`: its `stock` column, or the sum of its shards when
+/// the round is sharded (`--stock-shards`; the subquery runs only then).
+macro_rules! round_stock {
+    () => {
+        "CASE WHEN s.shards = 1 THEN s.stock ELSE (SELECT coalesce(sum(sh.stock), 0)::bigint \
+         FROM sale_shards sh WHERE sh.round = s.round) END"
+    };
+}
+
 /// The current round and its strategy.
 pub const CURRENT: &str = "SELECT round, strategy FROM sale";
-/// Round and stock, and the user's units of that round (the check of check-then-act).
+/// Round and stock, and the user's units of that round (the check of check-then-act), and the
+/// round's shard count (the naive paths refuse a sharded round).
 pub const PEEK_UNITS: &str = "SELECT s.round, s.stock, coalesce((SELECT b.units FROM buyers b \
-     WHERE b.round = s.round AND b.user_id = $1), 0::bigint) FROM sale s";
-pub const PEEK: &str = "SELECT round, stock, 0::bigint FROM sale";
+     WHERE b.round = s.round AND b.user_id = $1), 0::bigint), s.shards FROM sale s";
+pub const PEEK: &str = "SELECT round, stock, 0::bigint, shards FROM sale";
 /// The same under the row lock (row-lock strategy).
 pub const PEEK_FOR_UPDATE: &str = "SELECT round, stock FROM sale FOR UPDATE";
 /// A user's units in a round.
@@ -33,15 +43,22 @@ pub const BUY_IF_ATOMIC: &str = "WITH take AS (UPDATE sale SET stock = stock - $
 pub const TAKE_IF_ATOMIC: &str = "UPDATE sale SET stock = stock - $1 \
      WHERE strategy = 'atomic' AND ($2::bigint = 0 OR round = $2) AND stock >= $1 \
      RETURNING round, stock";
-/// Round, stock and strategy: why a guarded take matched nothing.
-pub const STATE: &str = "SELECT round, stock, strategy FROM sale";
+/// Round, stock, strategy and shard count: why a guarded take matched nothing.
+pub const STATE: &str = concat!(
+    "SELECT s.round, ",
+    round_stock!(),
+    ", s.strategy, s.shards FROM sale s"
+);
 /// The order a request id placed in the current round, with the round and its stock.
-pub const PLACED_NOW: &str = "SELECT s.round, o.order_id, s.stock FROM sale s \
-     JOIN orders o ON o.round = s.round AND o.request_id = $1";
+pub const PLACED_NOW: &str = concat!(
+    "SELECT s.round, o.order_id, ",
+    round_stock!(),
+    " FROM sale s JOIN orders o ON o.round = s.round AND o.request_id = $1"
+);
 /// Decrement under a lock already held (row-lock strategy).
 pub const TAKE: &str = "UPDATE sale SET stock = stock - $1 WHERE round = $2 RETURNING stock";
 /// Round and stock, nothing locked.
-pub const STOCK: &str = "SELECT round, stock FROM sale";
+pub const STOCK: &str = concat!("SELECT s.round, ", round_stock!(), " FROM sale s");
 
 /// Adds units to a user's total, unchecked.
 pub const ADD_UNITS: &str = "INSERT INTO buyers (round, user_id, units) VALUES ($1, $2, $3) \
@@ -59,19 +76,112 @@ pub const RECORD: &str = "INSERT INTO orders (round, user_id, quantity, request_
 /// The order a request id placed in a round.
 pub const PLACED: &str = "SELECT order_id FROM orders WHERE round = $1 AND request_id = $2";
 
-/// Starts the first round if there is none (the first replica to start sets it).
-pub const SEED: &str = "INSERT INTO sale (round, stock, initial_stock, strategy) \
-     VALUES (1, $1, $1, $2) ON CONFLICT (id) DO NOTHING";
-/// Starts the next round.
-pub const NEXT_ROUND: &str = "UPDATE sale SET round = round + 1, stock = $1, initial_stock = $1, \
-     strategy = coalesce($2, strategy) RETURNING round";
+/// Starts the first round if there is none (the first replica to start sets it) with stock $1,
+/// strategy $2 and $3 shards (1: the stock in the sale row), spread over the shards when it
+/// does (see `SPREAD`).
+pub const SEED: &str = "WITH seeded AS (INSERT INTO sale (round, stock, initial_stock, strategy, \
+     shards) VALUES (1, CASE WHEN $3::integer > 1 THEN 0 ELSE $1::bigint END, $1::bigint, $2, \
+     $3::integer) \
+     ON CONFLICT (id) DO NOTHING RETURNING round, initial_stock, shards) \
+     INSERT INTO sale_shards (round, shard, stock) \
+     SELECT seeded.round, g, seeded.initial_stock / seeded.shards \
+     + CASE WHEN g < seeded.initial_stock % seeded.shards THEN 1 ELSE 0 END \
+     FROM seeded, generate_series(0, seeded.shards - 1) g WHERE seeded.shards > 1";
+/// Starts the next round with stock $1 and strategy $2 (NULL: the current one); it is split
+/// over $3 shards if that strategy is `atomic` (the only one that takes from shards), else kept
+/// in the sale row. Returns the new round and its shard count.
+pub const NEXT_ROUND: &str = "UPDATE sale SET round = round + 1, \
+     stock = CASE WHEN coalesce($2, strategy) = 'atomic' AND $3::integer > 1 THEN 0 \
+     ELSE $1::bigint END, initial_stock = $1::bigint, strategy = coalesce($2, strategy), \
+     shards = CASE WHEN coalesce($2, strategy) = 'atomic' THEN $3::integer ELSE 1 END \
+     RETURNING round, shards";
 pub const FORGET_ORDERS: &str = "DELETE FROM orders WHERE round < $1";
 pub const FORGET_BUYERS: &str = "DELETE FROM buyers WHERE round < $1";
+/// The shards of the rounds before $1, locked in shard order (as the spread purchase locks
+/// them, so a Reset and a purchase cannot deadlock), then deleted: a purchase still taking
+/// from an ended round's shards finishes first, any later one finds none.
+pub const LOCK_OLD_SHARDS: &str =
+    "SELECT 1 FROM sale_shards WHERE round < $1 ORDER BY round, shard FOR UPDATE";
+pub const FORGET_SHARDS: &str = "DELETE FROM sale_shards WHERE round < $1";
+/// Round $1's stock $2 over $3 shards: `stock / n` each, the remainder one unit each to the
+/// first shards.
+pub const SPREAD: &str = "INSERT INTO sale_shards (round, shard, stock) \
+     SELECT $1::bigint, g, $2::bigint / $3::integer \
+     + CASE WHEN g < $2::bigint % $3::integer THEN 1 ELSE 0 END \
+     FROM generate_series(0, $3::integer - 1) g";
 
 /// The round's state.
-pub const SALE: &str = "SELECT round, stock, initial_stock, strategy FROM sale";
+pub const SALE: &str = concat!(
+    "SELECT s.round, ",
+    round_stock!(),
+    ", s.initial_stock, s.strategy FROM sale s"
+);
 pub const TOTALS: &str = "SELECT count(*), coalesce(sum(quantity), 0)::bigint \
      FROM orders WHERE round = $1";
 /// A page of the book after order `$2`.
 pub const PAGE: &str = "SELECT order_id, user_id, quantity, coalesce(request_id, '') \
      FROM orders WHERE round = $1 AND order_id > $2 ORDER BY order_id LIMIT $3";
+
+/// The shard a sharded take prefers ($P, any non-negative number, modulo the round's count) and
+/// the others by distance from it: one shard of the current round ($2: its number, 0: any) whose
+/// stock covers $1 in the statement's snapshot, then q taken from it: the UPDATE waits for that
+/// one shard if another purchase holds it (holding no other lock, so it cannot deadlock), then
+/// re-checks its stock.
+macro_rules! pick_shard {
+    ($preferred:literal) => {
+        concat!(
+            "pick AS MATERIALIZED (SELECT sh.round, sh.shard FROM sale s \
+             JOIN sale_shards sh ON sh.round = s.round \
+             WHERE s.strategy = 'atomic' AND s.shards > 1 AND ($2::bigint = 0 OR s.round = $2) \
+             AND sh.stock >= $1 ORDER BY (sh.shard - ",
+            $preferred,
+            "::integer % s.shards + s.shards) % s.shards LIMIT 1), \
+             take AS (UPDATE sale_shards sh SET stock = sh.stock - $1 FROM pick \
+             WHERE sh.round = pick.round AND sh.shard = pick.shard AND sh.stock >= $1 \
+             RETURNING sh.round, sh.shard, sh.stock)"
+        )
+    };
+}
+
+/// The round's stock after `take` (its shard now, the others as this statement saw them).
+macro_rules! stock_after_take {
+    () => {
+        "take.stock + (SELECT coalesce(sum(o.stock), 0)::bigint FROM sale_shards o \
+         WHERE o.round = take.round AND o.shard <> take.shard)"
+    };
+}
+
+/// The order row of `take` (user $3, request id $4) and what the purchase returns.
+macro_rules! place_taken {
+    () => {
+        concat!(
+            ", placed AS (INSERT INTO orders (round, user_id, quantity, request_id) \
+             SELECT round, $3, $1, NULLIF($4, '') FROM take RETURNING order_id) \
+             SELECT take.round, placed.order_id, ",
+            stock_after_take!(),
+            " FROM take, placed"
+        )
+    };
+}
+
+/// `BUY_IF_ATOMIC` on a sharded round: q ($1) from one shard that covers it (preferred: $5) and
+/// the order row (user $3, request id $4), in one statement. No row back: no shard could cover
+/// it alone (or the round is not sharded, not `atomic`, not $2); a request id placed before
+/// fails it on `orders_request_once`, undoing the take.
+pub const BUY_FROM_SHARD: &str = concat!("WITH ", pick_shard!("$5"), place_taken!());
+/// The take alone, first in a transaction (a per-user limit applies): preferred shard $3; the
+/// round and its stock after.
+pub const TAKE_FROM_SHARD: &str = concat!(
+    "WITH ",
+    pick_shard!("$3"),
+    " SELECT take.round, ",
+    stock_after_take!(),
+    " FROM take"
+);
+/// Every shard of round $1, locked in shard order (the spread purchase).
+pub const LOCK_SHARDS: &str =
+    "SELECT shard, stock FROM sale_shards WHERE round = $1 ORDER BY shard FOR UPDATE";
+/// Takes $3[i] units from shard $2[i] of round $1 (shards already locked).
+pub const TAKE_SPREAD: &str = "UPDATE sale_shards sh SET stock = sh.stock - t.q \
+     FROM unnest($2::integer[], $3::bigint[]) AS t(shard, q) \
+     WHERE sh.round = $1 AND sh.shard = t.shard AND sh.stock >= t.q";
