@@ -36,6 +36,8 @@ mod state;
 mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_raw;
 
 pub use status::CallError;
 
