@@ -9,10 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
 
-use super::frame::{self, HEAD_LEN, Head, kind};
+use super::frame::{self, HEAD_LEN, Head, kind, reason};
 use super::headers::MAX_HEADER_LIST;
 use super::reader::{ConnError, Reader};
-use super::state::{Shared, State};
+use super::state::{Handle, Shared, State};
 use super::{CONNECTION_WINDOW, STREAM_WINDOW};
 
 /// How much the read buffer grows by when a read needs room.
@@ -20,7 +20,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Opens one HTTP/2 connection to `authority`: the preface and SETTINGS both ways (the
 /// server's first SETTINGS is applied before any call), then the I/O task is spawned.
-pub async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result<Arc<Shared>> {
+pub async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result<Handle> {
     let open = async {
         let mut tcp = TcpStream::connect(authority).await?;
         tcp.set_nodelay(true)?;
@@ -62,14 +62,15 @@ pub async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result
                     format!("no connection within {connect_timeout:?}"),
                 )
             })??;
-    let shared = Arc::new(Shared::new(state));
+    let (handle, shared) = Handle::new(state);
     // The SETTINGS ACK (and anything else the preface asked for) leaves first.
     shared.wake_io.notify_one();
-    tokio::spawn(run(tcp, Arc::clone(&shared), reader, rbuf));
-    Ok(shared)
+    tokio::spawn(run(tcp, shared, reader, rbuf));
+    Ok(handle)
 }
 
-/// The connection's I/O until it closes; then its open calls fail.
+/// The connection's I/O until it closes (the server closed it, a protocol error, GOAWAY and
+/// its last stream done, or no caller left); then its open calls fail.
 async fn run(tcp: TcpStream, shared: Arc<Shared>, mut reader: Reader, mut rbuf: Vec<u8>) {
     let mut io = Io {
         tcp,
@@ -88,7 +89,11 @@ async fn run(tcp: TcpStream, shared: Arc<Shared>, mut reader: Reader, mut rbuf: 
     }
     let mut state = shared.lock();
     state.closed = true;
-    if let Some(code) = ended.as_ref().err().and_then(ConnError::goaway_code) {
+    let goaway = match &ended {
+        Ok(()) => Some(reason::NO_ERROR),
+        Err(err) => err.goaway_code(),
+    };
+    if let Some(code) = goaway {
         let mut goaway = Vec::new();
         frame::put_goaway(&mut goaway, 0, code);
         // Best effort: the connection is being dropped either way.
@@ -121,7 +126,8 @@ impl Io {
                 self.written = 0;
                 let mut state = shared.lock();
                 std::mem::swap(&mut state.out, &mut self.wbuf);
-                if state.draining && state.open_streams() == 0 && self.wbuf.is_empty() {
+                let drained = state.draining && state.open_streams() == 0;
+                if (drained || shared.abandoned()) && self.wbuf.is_empty() {
                     return Ok(());
                 }
             }

@@ -45,7 +45,7 @@ pub use status::CallError;
 
 use crate::error::DriverError;
 use crate::spec::Metadata;
-use state::{Refused, Shared};
+use state::{Handle, Refused, Shared};
 
 /// Largest reply accepted: a purchase reply is tens of bytes.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -59,7 +59,7 @@ const BLOCK_CACHE: usize = 8;
 /// One connection's handle, cloned by each of its users.
 #[derive(Clone)]
 pub struct LeanClient {
-    conn: Arc<Shared>,
+    conn: Handle,
     /// Which of the connection's incarnations `conn` is (see [`Redial`]).
     generation: u64,
     redial: Arc<Redial>,
@@ -87,7 +87,7 @@ impl std::fmt::Debug for LeanClient {
 struct Redial {
     authority: String,
     connect_timeout: Duration,
-    current: tokio::sync::Mutex<(u64, Arc<Shared>)>,
+    current: tokio::sync::Mutex<(u64, Handle)>,
 }
 
 impl LeanClient {
@@ -114,7 +114,7 @@ impl LeanClient {
         let redial = Arc::new(Redial {
             authority: authority.to_string(),
             connect_timeout,
-            current: tokio::sync::Mutex::new((0, Arc::clone(&conn))),
+            current: tokio::sync::Mutex::new((0, conn.clone())),
         });
         Ok(Self {
             conn,
@@ -229,7 +229,7 @@ impl LeanClient {
                     })?;
                 *current = (current.0.wrapping_add(1), conn);
             }
-            (self.generation, self.conn) = (current.0, Arc::clone(&current.1));
+            (self.generation, self.conn) = (current.0, current.1.clone());
         }
     }
 

@@ -288,6 +288,7 @@ impl Reader {
         }
         frame::put_settings_ack(&mut state.out);
         self.settings_seen = true;
+        state.wake_waiters();
         state.pump();
         Ok(())
     }

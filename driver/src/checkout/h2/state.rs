@@ -4,7 +4,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
 use tokio::sync::Notify;
@@ -36,16 +37,53 @@ const LAST_STREAM_ID: u32 = (1 << 31) - 1;
 /// The connection shared by the I/O task and the callers.
 pub struct Shared {
     pub state: Mutex<State>,
-    /// Wakes the I/O task: frames were queued.
+    /// Wakes the I/O task: frames were queued, or the last [`Handle`] went away.
     pub wake_io: Notify,
+    /// The callers' handles alive: at none, the I/O task closes the connection.
+    handles: AtomicUsize,
+}
+
+/// A caller's share of a connection; the connection closes when the last one is dropped.
+pub struct Handle(Arc<Shared>);
+
+impl Handle {
+    /// The first handle of a connection, and the I/O task's share of it.
+    pub fn new(state: State) -> (Handle, Arc<Shared>) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake_io: Notify::new(),
+            handles: AtomicUsize::new(1),
+        });
+        (Handle(Arc::clone(&shared)), shared)
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        self.0.handles.fetch_add(1, Ordering::Relaxed);
+        Handle(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.0.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.wake_io.notify_one();
+        }
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl Shared {
-    pub fn new(state: State) -> Self {
-        Self {
-            state: Mutex::new(state),
-            wake_io: Notify::new(),
-        }
+    /// No caller holds the connection any more.
+    pub fn abandoned(&self) -> bool {
+        self.handles.load(Ordering::Acquire) == 0
     }
 
     /// The state; a caller that panicked while holding it cannot have left it torn in a way
@@ -256,6 +294,11 @@ impl State {
         if let Some(waker) = self.waiters.pop_front() {
             self.to_wake.push(waker);
         }
+    }
+
+    /// Wakes every caller waiting for a stream (the limit changed).
+    pub fn wake_waiters(&mut self) {
+        self.to_wake.extend(self.waiters.drain(..));
     }
 
     /// Passes a wake-up on: a waiter that was woken went away without opening a stream.

@@ -336,3 +336,30 @@ async fn a_server_that_does_not_speak_http2_is_a_connect_error() {
     assert!(err.is_err());
     server.abort();
 }
+
+#[tokio::test]
+async fn the_connection_closes_when_its_last_user_is_gone() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut raw = Raw::accept(&listener).await;
+        let mut goaway = None;
+        while let Some((kind, _, _, payload)) = raw.next().await {
+            if kind == GOAWAY {
+                goaway = Some(payload);
+            }
+        }
+        goaway
+    });
+    let client = connect(&url).await;
+    let other = client.clone();
+    drop(client);
+    // One user is left: the connection still serves (the double would see no GOAWAY yet).
+    assert!(!server.is_finished());
+    drop(other);
+    let goaway = tokio::time::timeout(Duration::from_secs(5), server).await;
+    assert_eq!(
+        goaway.unwrap().unwrap(),
+        Some(vec![0; 8]),
+        "GOAWAY NO_ERROR, then closed"
+    );
+}
