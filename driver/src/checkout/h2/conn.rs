@@ -36,12 +36,12 @@ pub async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result
         let mut reader = Reader::new();
         let mut rbuf = Vec::with_capacity(READ_CHUNK);
         while !reader.settings_seen {
-            if let Some(head) = Head::parse(&rbuf) {
-                if head.kind != kind::SETTINGS || head.has(frame::flag::ACK) {
-                    return Err(std::io::Error::other(
-                        "the server's preface is not SETTINGS",
-                    ));
-                }
+            if let Some(head) = Head::parse(&rbuf)
+                && (head.kind != kind::SETTINGS || head.has(frame::flag::ACK))
+            {
+                return Err(std::io::Error::other(
+                    "the server's preface is not SETTINGS",
+                ));
             }
             if tcp.read_buf(&mut rbuf).await? == 0 {
                 return Err(std::io::Error::other("closed before its HTTP/2 preface"));

@@ -83,10 +83,10 @@ impl Reader {
     }
 
     fn frame(&mut self, state: &mut State, head: Head, payload: &[u8]) -> Result<(), ConnError> {
-        if let Some((stream, _)) = self.continuing {
-            if head.kind != kind::CONTINUATION || head.stream != stream {
-                return Err(violation(reason::PROTOCOL_ERROR, "expected CONTINUATION"));
-            }
+        if let Some((stream, _)) = self.continuing
+            && (head.kind != kind::CONTINUATION || head.stream != stream)
+        {
+            return Err(violation(reason::PROTOCOL_ERROR, "expected CONTINUATION"));
         }
         let on_stream = head.stream != 0;
         let needs_stream = matches!(
@@ -251,7 +251,7 @@ impl Reader {
                 )),
             };
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(violation(
                 reason::FRAME_SIZE_ERROR,
                 "SETTINGS not in 6-byte entries",
@@ -282,8 +282,9 @@ impl Reader {
                 setting::ENABLE_PUSH if value > 1 => {
                     return Err(violation(reason::PROTOCOL_ERROR, "bad ENABLE_PUSH"));
                 }
-                // Our encoder uses no dynamic table; the header list we send is small.
-                setting::HEADER_TABLE_SIZE | setting::MAX_HEADER_LIST_SIZE | _ => {}
+                // HEADER_TABLE_SIZE: our encoder uses no dynamic table; MAX_HEADER_LIST_SIZE:
+                // the header list we send is small; unknown settings are ignored (§6.5.2).
+                _ => {}
             }
         }
         frame::put_settings_ack(&mut state.out);
