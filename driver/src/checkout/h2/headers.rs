@@ -86,6 +86,16 @@ pub struct ReplyHeaders {
     pub too_large: bool,
 }
 
+/// A header's value as a decimal number of at most 9 digits (statuses are 1 to 3).
+fn number(value: &[u8]) -> Option<i32> {
+    if value.is_empty() || value.len() > 9 {
+        return None;
+    }
+    value.iter().try_fold(0i32, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + i32::from(b - b'0'))
+    })
+}
+
 /// Why a header block could not be decoded: the connection's HPACK state is lost.
 #[derive(Debug, thiserror::Error)]
 #[error("HPACK: {0}")]
@@ -112,10 +122,9 @@ impl Decoder {
                     reply.too_large = true;
                     return;
                 }
-                let number = || std::str::from_utf8(&value).ok()?.parse::<i32>().ok();
                 match &name[..] {
-                    b":status" => reply.status = number().and_then(|n| u16::try_from(n).ok()),
-                    b"grpc-status" => reply.grpc_status = Some(number()),
+                    b":status" => reply.status = number(&value).and_then(|n| n.try_into().ok()),
+                    b"grpc-status" => reply.grpc_status = Some(number(&value)),
                     _ => {}
                 }
             })

@@ -279,7 +279,12 @@ impl State {
         let Some(index) = self.ids.remove(&id) else {
             return;
         };
-        if let Some(code) = reset {
+        let slot = &mut self.slots[index as usize];
+        // Request DATA still unsent (the server answered before reading it all): the server's
+        // side of the stream would stay open without our END_STREAM.
+        let unsent = !slot.pending.is_empty();
+        slot.pending.clear();
+        if let Some(code) = reset.or(unsent.then_some(reason::CANCEL)) {
             frame::put_rst_stream(&mut self.out, id, code);
         }
         let slot = &mut self.slots[index as usize];

@@ -60,11 +60,18 @@ struct Request {
 impl Raw {
     /// Accepts a connection: reads the client's preface and sends our SETTINGS.
     async fn accept(listener: &TcpListener) -> Raw {
+        Raw::accept_with(listener, &[]).await
+    }
+
+    /// [`Raw::accept`] advertising `settings` (6-byte entries).
+    async fn accept_with(listener: &TcpListener, settings: &[u8]) -> Raw {
         let (mut tcp, _) = listener.accept().await.unwrap();
         let mut preface = [0u8; 24];
         tcp.read_exact(&mut preface).await.unwrap();
         assert_eq!(&preface, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-        tcp.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
+        tcp.write_all(&frame(SETTINGS, 0, 0, settings))
+            .await
+            .unwrap();
         Raw { tcp }
     }
 
@@ -362,4 +369,42 @@ async fn the_connection_closes_when_its_last_user_is_gone() {
         Some(vec![0; 8]),
         "GOAWAY NO_ERROR, then closed"
     );
+}
+
+#[tokio::test]
+async fn an_answer_before_the_whole_request_resets_the_rest_of_it() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        // A 4-byte stream window: the request's DATA waits for a WINDOW_UPDATE never sent.
+        let mut raw = Raw::accept_with(&listener, &[0, 4, 0, 0, 0, 4]).await;
+        let stream = loop {
+            let (kind, _, stream, _) = raw.next().await.expect("client closed");
+            if kind == HEADERS {
+                break stream;
+            }
+        };
+        // Trailers-only RESOURCE_EXHAUSTED (grpc-status 8), before reading the body.
+        let mut only = vec![0x88];
+        only.extend_from_slice(&[0x00, 11]);
+        only.extend_from_slice(b"grpc-status");
+        only.extend_from_slice(&[1, b'8']);
+        raw.send(&frame(HEADERS, END_HEADERS | END_STREAM, stream, &only))
+            .await;
+        loop {
+            let (kind, flags, id, payload) = raw.next().await.expect("client closed");
+            assert!(kind != DATA || flags & END_STREAM == 0, "the rest was sent");
+            if kind == RST_STREAM {
+                return (id == stream, payload);
+            }
+        }
+    });
+    let mut client = connect(&url).await;
+    let refused = call(&mut client, "u").await;
+    assert_eq!(refused, Err(CallError::Status(Code::ResourceExhausted)));
+    let (same, code) = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(same);
+    assert_eq!(code, vec![0, 0, 0, 8], "RST_STREAM CANCEL");
 }
