@@ -8,7 +8,7 @@
 //!   frames of the calls made in one tick leave together.
 //! - [`state`]: what the task and the callers share under one mutex: the write queue, a slab
 //!   of stream slots, the peer's settings and the send windows. A caller appends its frames
-//!   and waits on its own slot: no channel, no task, no allocation per call once warm.
+//!   and waits on its own slot: no channel or task per call, and its buffers are reused.
 //! - [`headers`]: the request's header block is encoded once per (path, deadline) with
 //!   HPACK's static table and plain literals, and copied per call; replies are decoded with
 //!   `loona-hpack` (the maintained fork of the `hpack` crate used by the loona server: it
