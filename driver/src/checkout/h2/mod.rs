@@ -1,32 +1,51 @@
-//! A lean gRPC client for the built-in purchase calls, directly over `h2` (issue #14): one
-//! HTTP/2 connection is one `h2` [`SendRequest`], shared by the connection's users without a
-//! tower buffer, a spawned worker or a channel per call. The request headers (content type,
-//! `te`, `grpc-timeout`, the run's `-H` metadata) are built once per connection; a call clones
-//! them, encodes its message into the caller's buffer, sends HEADERS and DATA, and reads the
-//! reply and the trailers. The connection's frames are written by one task, so requests made
-//! in the same tick leave in the same write.
+//! A lean gRPC client for unary calls over plaintext HTTP/2 (issue #14), speaking the
+//! protocol itself (RFC 9113, prior knowledge) instead of going through the `h2` crate, whose
+//! generality (priorities, a stream store hashed by SipHash, HPACK encoding per request, frame
+//! structs moved through queues) cost more than everything else per request.
+//!
+//! - [`conn`]: one task per connection does the socket I/O: it applies the frames it reads
+//!   ([`reader`]) and writes everything queued since its last write in one write, so the
+//!   frames of the calls made in one tick leave together.
+//! - [`state`]: what the task and the callers share under one mutex: the write queue, a slab
+//!   of stream slots, the peer's settings and the send windows. A caller appends its frames
+//!   and waits on its own slot: no channel or task per call, and its buffers are reused.
+//! - [`headers`]: the request's header block is encoded once per (path, deadline) with
+//!   HPACK's static table and plain literals, and copied per call; replies are decoded with
+//!   `loona-hpack` (the maintained fork of the `hpack` crate used by the loona server: it
+//!   keeps the dynamic table, decodes Huffman, and returns errors rather than panicking on
+//!   malformed blocks), under a header-list size cap.
+//! - [`frame`]: frame headers and the control frames; [`status`]: gRPC's mapping of HTTP
+//!   statuses and resets.
 //!
 //! Plaintext (`http://`) only; TLS targets use tonic's channel (see `checkout::builtin`).
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use h2::client::SendRequest;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderMap, Uri};
 use prost::Message;
-use tokio::net::TcpStream;
 use tonic::Code;
 
+mod conn;
+mod frame;
+mod headers;
+mod reader;
+mod state;
 mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_flow;
+#[cfg(test)]
+mod tests_raw;
 
 pub use status::CallError;
-use status::{code_of_http, grpc_status, grpc_timeout};
 
 use crate::error::DriverError;
 use crate::spec::Metadata;
+use state::{Handle, Refused, Shared};
 
 /// Largest reply accepted: a purchase reply is tens of bytes.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -34,21 +53,25 @@ const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// WINDOW_UPDATE frames are rare.
 const STREAM_WINDOW: u32 = 2 << 20;
 const CONNECTION_WINDOW: u32 = 5 << 20;
+/// Header blocks a user keeps encoded (one per method and deadline it calls with).
+const BLOCK_CACHE: usize = 8;
 
 /// One connection's handle, cloned by each of its users.
 #[derive(Clone)]
 pub struct LeanClient {
-    send: SendRequest<Bytes>,
-    /// Which of the connection's incarnations `send` belongs to (see [`Redial`]).
+    conn: Handle,
+    /// Which of the connection's incarnations `conn` is (see [`Redial`]).
     generation: u64,
     redial: Arc<Redial>,
     /// `http://authority`, to which a method's path is appended.
     origin: String,
-    /// Every call's headers: content type, `te`, the run's metadata and, as `deadline` says,
-    /// `grpc-timeout` (rebuilt only when a call's deadline differs from the last one's).
-    headers: HeaderMap,
-    deadline: Option<Duration>,
-    buf: BytesMut,
+    /// `content-type`, `te` and the run's metadata.
+    metadata: Arc<HeaderMap>,
+    /// Encoded request header blocks by (path, deadline), most recent first.
+    blocks: Vec<(String, Duration, Vec<u8>)>,
+    /// The request's gRPC message, and the reply's (buffers reused across calls).
+    body: Vec<u8>,
+    reply: Vec<u8>,
 }
 
 impl std::fmt::Debug for LeanClient {
@@ -64,35 +87,7 @@ impl std::fmt::Debug for LeanClient {
 struct Redial {
     authority: String,
     connect_timeout: Duration,
-    current: tokio::sync::Mutex<(u64, SendRequest<Bytes>)>,
-}
-
-/// Opens one HTTP/2 connection to `authority` and spawns the task that drives it.
-async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result<SendRequest<Bytes>> {
-    let connect = async {
-        let tcp = TcpStream::connect(authority).await?;
-        tcp.set_nodelay(true)?;
-        h2::client::Builder::new()
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .handshake::<_, Bytes>(tcp)
-            .await
-            .map_err(std::io::Error::other)
-    };
-    let (send, connection) = tokio::time::timeout(connect_timeout, connect)
-        .await
-        .map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no connection within {connect_timeout:?}"),
-            )
-        })??;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(%err, "lean connection ended");
-        }
-    });
-    Ok(send)
+    current: tokio::sync::Mutex<(u64, Handle)>,
 }
 
 impl LeanClient {
@@ -111,26 +106,25 @@ impl LeanClient {
         let authority = url
             .strip_prefix("http://")
             .ok_or_else(|| failed("the lean client speaks plaintext http:// only".into()))?;
-        let send = dial(authority, connect_timeout)
+        let conn = conn::dial(authority, connect_timeout)
             .await
             .map_err(|e| failed(super::error_chain(&e)))?;
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
-        headers.insert("te", HeaderValue::from_static("trailers"));
         metadata.apply(&mut headers);
         let redial = Arc::new(Redial {
             authority: authority.to_string(),
             connect_timeout,
-            current: tokio::sync::Mutex::new((0, send.clone())),
+            current: tokio::sync::Mutex::new((0, conn.clone())),
         });
         Ok(Self {
-            send,
+            conn,
             generation: 0,
             redial,
             origin: url.to_string(),
-            headers,
-            deadline: None,
-            buf: BytesMut::new(),
+            metadata: Arc::new(headers),
+            blocks: Vec::new(),
+            body: Vec::new(),
+            reply: Vec::new(),
         })
     }
 
@@ -165,141 +159,182 @@ impl LeanClient {
         timeout: Duration,
         decode: impl FnOnce(&[u8]) -> Result<R, prost::DecodeError>,
     ) -> Result<R, CallError> {
-        if self.deadline != Some(timeout) {
-            static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
-            // Digits and a unit letter: always a valid header value.
-            if let Ok(value) = HeaderValue::try_from(grpc_timeout(timeout)) {
-                self.headers.insert(&GRPC_TIMEOUT, value);
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let block = self.block(path, timeout);
+        self.encode(message);
+        let (index, id) = match self.open(block).await {
+            Ok(opened) => opened,
+            Err(code) => {
+                // Nothing was sent. Yield, so that a dead target's fast failures cannot keep
+                // the other tasks of this thread from running.
+                tokio::task::yield_now().await;
+                return Err(CallError::Status(code));
             }
-            self.deadline = Some(timeout);
+        };
+        let mut call = Call {
+            conn: &self.conn,
+            index,
+            id,
+            done: false,
+        };
+        let reply = &mut self.reply;
+        let result = poll_fn(|cx| {
+            let polled = call.conn.lock().poll_done(index, cx.waker(), reply);
+            call.done = polled.is_ready();
+            polled
+        })
+        .await;
+        drop(call);
+        result.map_err(CallError::Status)?;
+        decode_reply(&self.reply, decode)
+    }
+
+    /// The index in `blocks` of the header block for `path` with deadline `timeout`.
+    fn block(&mut self, path: &str, timeout: Duration) -> usize {
+        if let Some(found) = self
+            .blocks
+            .iter()
+            .position(|(p, t, _)| *t == timeout && p == path)
+        {
+            return found;
         }
-        if let Err(code) = self.ready().await {
-            // Nothing was sent. Yield, so that a dead target's fast failures cannot keep the
-            // other tasks of this thread from running.
-            tokio::task::yield_now().await;
-            return Err(CallError::Status(code));
+        let authority = self.redial.authority.as_str();
+        let block = headers::request_block(authority, path, timeout, &self.metadata);
+        if self.blocks.len() >= BLOCK_CACHE {
+            self.blocks.pop();
         }
-        let mut request = Request::new(());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        let (response, mut stream) = self
-            .send
-            .send_request(request, false)
-            .map_err(|_| CallError::Status(Code::Unavailable))?;
-        stream.send_data(self.encode(message), true)?;
-        let (parts, mut body) = response.await?.into_parts();
-        if parts.status != StatusCode::OK {
-            return Err(CallError::Status(code_of_http(parts.status)));
-        }
-        if let Some(code) = grpc_status(&parts.headers) {
-            // Trailers-only: a status and no message (an OK without a message breaks unary).
-            return Err(CallError::Status(if code == Code::Ok {
-                Code::Internal
-            } else {
-                code
-            }));
-        }
-        let mut reply = Reply::default();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk?;
-            // The window is ours to give back: the data is consumed (or the call fails).
-            let _ = body.flow_control().release_capacity(chunk.len());
-            reply.push(chunk)?;
-        }
-        match body.trailers().await?.as_ref().and_then(grpc_status) {
-            Some(Code::Ok) => reply.decode(decode),
-            Some(code) => Err(CallError::Status(code)),
-            None => Err(CallError::Status(Code::Unknown)),
+        self.blocks.insert(0, (path.to_string(), timeout, block));
+        0
+    }
+
+    /// Opens the call's stream (header block `block`, body `self.body`), waiting for a free
+    /// stream when the server's limit is reached; when the connection is gone, it is replaced
+    /// once for all its users. UNAVAILABLE when no connection can be had: nothing was sent.
+    async fn open(&mut self, block: usize) -> Result<(u32, u32), Code> {
+        let block = &self.blocks[block].2;
+        let mut redialled = false;
+        loop {
+            match open_on(&self.conn, block, &self.body).await {
+                Ok(opened) => return Ok(opened),
+                Err(()) if redialled => return Err(Code::Unavailable),
+                Err(()) => redialled = true,
+            }
+            let mut current = self.redial.current.lock().await;
+            if current.0 == self.generation {
+                let conn = conn::dial(&self.redial.authority, self.redial.connect_timeout)
+                    .await
+                    .map_err(|err| {
+                        tracing::debug!(%err, "lean connection: redial failed");
+                        Code::Unavailable
+                    })?;
+                *current = (current.0.wrapping_add(1), conn);
+            }
+            (self.generation, self.conn) = (current.0, current.1.clone());
         }
     }
 
-    /// Waits until the connection takes a new stream; when it is gone, replaces it once for
-    /// all its users. UNAVAILABLE when no connection can be had: the call was not sent.
-    async fn ready(&mut self) -> Result<(), Code> {
-        let ready = futures::future::poll_fn(|cx| self.send.poll_ready(cx)).await;
-        if ready.is_ok() {
-            return Ok(());
-        }
-        let mut current = self.redial.current.lock().await;
-        if current.0 == self.generation {
-            let send = dial(&self.redial.authority, self.redial.connect_timeout)
-                .await
-                .map_err(|err| {
-                    tracing::debug!(%err, "lean connection: redial failed");
-                    Code::Unavailable
-                })?;
-            *current = (current.0.wrapping_add(1), send);
-        }
-        (self.generation, self.send) = (current.0, current.1.clone());
-        drop(current);
-        futures::future::poll_fn(|cx| self.send.poll_ready(cx))
-            .await
-            .map_err(|_| Code::Unavailable)
-    }
-
-    /// `message` as one uncompressed gRPC message: flag, 4-byte length, protobuf.
-    fn encode(&mut self, message: &impl Message) -> Bytes {
+    /// `message` as one uncompressed gRPC message in `self.body`: flag, 4-byte length,
+    /// protobuf.
+    fn encode(&mut self, message: &impl Message) {
         let len = message.encoded_len();
-        self.buf.reserve(5 + len);
-        self.buf.put_u8(0);
+        self.body.clear();
+        self.body.reserve(5 + len);
+        self.body.push(0);
         // A purchase request is under 300 bytes (its strings are validated); saturating keeps
         // an impossible length from wrapping.
-        self.buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-        // Cannot fail: the buffer was reserved to fit.
-        let _ = message.encode(&mut self.buf);
-        self.buf.split().freeze()
+        self.body
+            .extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        // Cannot fail: a Vec grows to fit.
+        let _ = message.encode(&mut self.body);
     }
 }
 
-/// The DATA of a reply: usually one chunk, kept as it came.
-#[derive(Default)]
-struct Reply {
-    first: Option<Bytes>,
-    rest: Option<BytesMut>,
+/// Opens a stream on `conn`, waiting while it is at its concurrent-stream limit; `Err` when
+/// the connection takes no new streams.
+async fn open_on(conn: &Shared, block: &[u8], body: &[u8]) -> Result<(u32, u32), ()> {
+    let mut waiting = Waiting {
+        conn,
+        queued: false,
+    };
+    let opened = poll_fn(|cx| {
+        let mut state = conn.lock();
+        let was_idle = state.out.is_empty();
+        let polled = match state.open(block, body, cx.waker()) {
+            Ok(opened) => Poll::Ready(Ok(opened)),
+            Err(Refused::Gone) => Poll::Ready(Err(())),
+            Err(Refused::Full) => Poll::Pending,
+        };
+        waiting.queued = polled.is_pending();
+        let wake_io = was_idle && !state.out.is_empty();
+        drop(state);
+        if wake_io {
+            conn.wake_io.notify_one();
+        }
+        polled
+    })
+    .await;
+    waiting.queued = false;
+    opened
 }
 
-impl Reply {
-    fn len(&self) -> usize {
-        self.rest
-            .as_ref()
-            .map_or_else(|| self.first.as_ref().map_or(0, Bytes::len), BytesMut::len)
-    }
+/// A caller queued for a free stream; if it goes away (its deadline) after being woken, the
+/// wake-up passes to the next in line.
+struct Waiting<'a> {
+    conn: &'a Shared,
+    queued: bool,
+}
 
-    fn push(&mut self, chunk: Bytes) -> Result<(), CallError> {
-        if self.len().saturating_add(chunk.len()) > MAX_REPLY_BYTES {
-            return Err(CallError::Status(Code::ResourceExhausted));
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.queued {
+            let mut state = self.conn.lock();
+            state.pass_on();
+            let wakers = std::mem::take(&mut state.to_wake);
+            drop(state);
+            wakers.into_iter().for_each(std::task::Waker::wake);
         }
-        match (&self.first, &mut self.rest) {
-            (None, _) => self.first = Some(chunk),
-            (Some(_), Some(rest)) => rest.extend_from_slice(&chunk),
-            (Some(first), None) => {
-                let mut rest = BytesMut::from(&first[..]);
-                rest.extend_from_slice(&chunk);
-                self.rest = Some(rest);
-            }
-        }
-        Ok(())
     }
+}
 
-    /// Exactly one uncompressed message, decoded by `decode`.
-    fn decode<R>(
-        self,
-        decode: impl FnOnce(&[u8]) -> Result<R, prost::DecodeError>,
-    ) -> Result<R, CallError> {
-        let all: &[u8] = match (&self.first, &self.rest) {
-            (_, Some(rest)) => rest,
-            (Some(first), None) => first,
-            (None, None) => &[],
-        };
-        let internal = Err(CallError::Status(Code::Internal));
-        let Some((&[flag, a, b, c, d], message)) = all.split_first_chunk::<5>() else {
-            return internal;
-        };
-        let len = u32::from_be_bytes([a, b, c, d]) as usize;
-        if flag != 0 || len != message.len() {
-            return internal;
+/// A call in flight; dropped before its outcome (its deadline), its stream is cancelled
+/// (RST_STREAM CANCEL) and its slot freed, and a late reply is ignored.
+struct Call<'a> {
+    conn: &'a Shared,
+    index: u32,
+    id: u32,
+    done: bool,
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
         }
-        decode(message).or(internal)
+        let mut state = self.conn.lock();
+        let was_idle = state.out.is_empty();
+        state.abandon(self.index, self.id);
+        let wake_io = was_idle && !state.out.is_empty();
+        let wakers = std::mem::take(&mut state.to_wake);
+        drop(state);
+        if wake_io {
+            self.conn.wake_io.notify_one();
+        }
+        wakers.into_iter().for_each(std::task::Waker::wake);
     }
+}
+
+/// Exactly one uncompressed message in `all` (a reply's DATA), decoded by `decode`.
+fn decode_reply<R>(
+    all: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<R, prost::DecodeError>,
+) -> Result<R, CallError> {
+    let internal = Err(CallError::Status(Code::Internal));
+    let Some((&[flag, a, b, c, d], message)) = all.split_first_chunk::<5>() else {
+        return internal;
+    };
+    let len = u32::from_be_bytes([a, b, c, d]) as usize;
+    if flag != 0 || len != message.len() {
+        return internal;
+    }
+    decode(message).or(internal)
 }

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, StatusCode};
 use tonic::Code;
+
+use super::frame::reason;
 
 /// A call that did not come back with a usable reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -15,40 +16,32 @@ pub enum CallError {
     Status(Code),
 }
 
-impl From<h2::Error> for CallError {
-    fn from(err: h2::Error) -> Self {
-        CallError::Status(code_of_reset(&err))
-    }
-}
-
-/// The status of a stream that ended in an HTTP/2 error (gRPC's PROTOCOL-HTTP2 "Errors"):
-/// a refused stream was never processed (UNAVAILABLE); a reset without a gRPC status is a
-/// protocol violation (INTERNAL); a broken connection is UNKNOWN, as tonic reports it.
-pub fn code_of_reset(err: &h2::Error) -> Code {
-    use h2::Reason;
-    match err.reason() {
-        Some(Reason::REFUSED_STREAM) => Code::Unavailable,
-        Some(Reason::CANCEL) => Code::Cancelled,
-        Some(Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
-        Some(Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
-        Some(
-            Reason::NO_ERROR
-            | Reason::PROTOCOL_ERROR
-            | Reason::INTERNAL_ERROR
-            | Reason::FLOW_CONTROL_ERROR
-            | Reason::SETTINGS_TIMEOUT
-            | Reason::FRAME_SIZE_ERROR
-            | Reason::COMPRESSION_ERROR
-            | Reason::CONNECT_ERROR,
-        ) => Code::Internal,
+/// The status of a stream the server reset with HTTP/2 error `code` (gRPC's PROTOCOL-HTTP2
+/// "Errors"): a refused stream was never processed (UNAVAILABLE); a reset without a gRPC
+/// status is a protocol violation (INTERNAL); an unknown code is UNKNOWN.
+pub fn code_of_reset(code: u32) -> Code {
+    match code {
+        reason::REFUSED_STREAM => Code::Unavailable,
+        reason::CANCEL => Code::Cancelled,
+        reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+        reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+        reason::NO_ERROR
+        | reason::PROTOCOL_ERROR
+        | reason::INTERNAL_ERROR
+        | reason::FLOW_CONTROL_ERROR
+        | reason::SETTINGS_TIMEOUT
+        | reason::STREAM_CLOSED
+        | reason::FRAME_SIZE_ERROR
+        | reason::COMPRESSION_ERROR
+        | reason::CONNECT_ERROR => Code::Internal,
         _ => Code::Unknown,
     }
 }
 
 /// The status of a response whose HTTP status is not 200 (gRPC's "HTTP to gRPC Status Code
 /// Mapping").
-pub fn code_of_http(status: StatusCode) -> Code {
-    match status.as_u16() {
+pub fn code_of_http(status: u16) -> Code {
+    match status {
         400 => Code::Internal,
         401 => Code::Unauthenticated,
         403 => Code::PermissionDenied,
@@ -56,19 +49,6 @@ pub fn code_of_http(status: StatusCode) -> Code {
         429 | 502 | 503 | 504 => Code::Unavailable,
         _ => Code::Unknown,
     }
-}
-
-/// The `grpc-status` in `headers` (a trailers-only response or the trailers), if any. A value
-/// that is not a number is UNKNOWN.
-pub fn grpc_status(headers: &HeaderMap) -> Option<Code> {
-    // A static name: the lookup neither parses nor allocates.
-    static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-    let value = headers.get(&GRPC_STATUS)?;
-    let code = std::str::from_utf8(value.as_bytes())
-        .ok()
-        .and_then(|s| s.parse::<i32>().ok())
-        .map_or(Code::Unknown, Code::from_i32);
-    Some(code)
 }
 
 /// Longest deadline the header can say: 8 digits of seconds.
@@ -101,19 +81,12 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(grpc_status(&headers), None);
-        headers.insert("grpc-status", "14".parse().unwrap());
-        assert_eq!(grpc_status(&headers), Some(Code::Unavailable));
-        headers.insert("grpc-status", "x".parse().unwrap());
-        assert_eq!(grpc_status(&headers), Some(Code::Unknown));
-        assert_eq!(code_of_http(StatusCode::NOT_FOUND), Code::Unimplemented);
-        assert_eq!(
-            code_of_http(StatusCode::SERVICE_UNAVAILABLE),
-            Code::Unavailable
-        );
-        let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
-        assert_eq!(code_of_reset(&refused), Code::Unavailable);
-        assert_eq!(code_of_reset(&h2::Reason::CANCEL.into()), Code::Cancelled);
+        assert_eq!(code_of_http(404), Code::Unimplemented);
+        assert_eq!(code_of_http(503), Code::Unavailable);
+        assert_eq!(code_of_http(0), Code::Unknown);
+        assert_eq!(code_of_reset(reason::REFUSED_STREAM), Code::Unavailable);
+        assert_eq!(code_of_reset(reason::CANCEL), Code::Cancelled);
+        assert_eq!(code_of_reset(reason::PROTOCOL_ERROR), Code::Internal);
+        assert_eq!(code_of_reset(0xff), Code::Unknown);
     }
 }

@@ -13,7 +13,7 @@ use tonic::Code;
 use super::{CallError, LeanClient, MAX_REPLY_BYTES};
 use crate::spec::Metadata;
 
-fn reply_bytes(order_id: &str) -> Vec<u8> {
+pub(super) fn reply_bytes(order_id: &str) -> Vec<u8> {
     pb::PurchaseReply {
         outcome: pb::Outcome::Purchased as i32,
         order_id: order_id.into(),
@@ -24,14 +24,14 @@ fn reply_bytes(order_id: &str) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn framed(message: &[u8]) -> Bytes {
+pub(super) fn framed(message: &[u8]) -> Bytes {
     let mut out = vec![0u8];
     out.extend_from_slice(&(message.len() as u32).to_be_bytes());
     out.extend_from_slice(message);
     out.into()
 }
 
-fn trailers(status: &str) -> HeaderMap {
+pub(super) fn trailers(status: &str) -> HeaderMap {
     let mut t = HeaderMap::new();
     t.insert("grpc-status", status.parse().unwrap());
     t

@@ -1,0 +1,179 @@
+//! Dialling a connection and the one task that does its socket I/O: it reads frames and
+//! applies them (completing streams), and writes everything queued since its last write in
+//! one write, so the frames of the calls made in one tick leave together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tonic::Code;
+
+use super::frame::{self, HEAD_LEN, Head, kind, reason};
+use super::headers::MAX_HEADER_LIST;
+use super::reader::{ConnError, Reader};
+use super::state::{Handle, Shared, State};
+use super::{CONNECTION_WINDOW, STREAM_WINDOW};
+
+/// How much the read buffer grows by when a read needs room.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Opens one HTTP/2 connection to `authority`: the preface and SETTINGS both ways (the
+/// server's first SETTINGS is applied before any call), then the I/O task is spawned.
+pub async fn dial(authority: &str, connect_timeout: Duration) -> std::io::Result<Handle> {
+    let open = async {
+        let mut tcp = TcpStream::connect(authority).await?;
+        tcp.set_nodelay(true)?;
+        let mut opening = Vec::new();
+        frame::put_opening(
+            &mut opening,
+            STREAM_WINDOW,
+            CONNECTION_WINDOW,
+            MAX_HEADER_LIST,
+        );
+        tcp.write_all(&opening).await?;
+        let mut state = State::default();
+        let mut reader = Reader::new();
+        let mut rbuf = Vec::with_capacity(READ_CHUNK);
+        while !reader.settings_seen {
+            if let Some(head) = Head::parse(&rbuf)
+                && (head.kind != kind::SETTINGS || head.has(frame::flag::ACK))
+            {
+                return Err(std::io::Error::other(
+                    "the server's preface is not SETTINGS",
+                ));
+            }
+            if tcp.read_buf(&mut rbuf).await? == 0 {
+                return Err(std::io::Error::other("closed before its HTTP/2 preface"));
+            }
+            let used = reader
+                .read(&mut state, &rbuf)
+                .map_err(std::io::Error::other)?;
+            rbuf.drain(..used);
+        }
+        Ok((tcp, state, reader, rbuf))
+    };
+    let (tcp, state, reader, rbuf) =
+        tokio::time::timeout(connect_timeout, open)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {connect_timeout:?}"),
+                )
+            })??;
+    let (handle, shared) = Handle::new(state);
+    // The SETTINGS ACK (and anything else the preface asked for) leaves first.
+    shared.wake_io.notify_one();
+    tokio::spawn(run(tcp, shared, reader, rbuf));
+    Ok(handle)
+}
+
+/// The connection's I/O until it closes (the server closed it, a protocol error, GOAWAY and
+/// its last stream done, or no caller left); then its open calls fail.
+async fn run(tcp: TcpStream, shared: Arc<Shared>, mut reader: Reader, mut rbuf: Vec<u8>) {
+    let mut io = Io {
+        tcp,
+        wbuf: Vec::with_capacity(16 * 1024),
+        written: 0,
+        wakers: Vec::new(),
+    };
+    let ended = io.serve(&shared, &mut reader, &mut rbuf).await;
+    let code = match &ended {
+        Ok(()) => Code::Unavailable,
+        Err(ConnError::Io(_) | ConnError::Closed) => Code::Unknown,
+        Err(_) => Code::Internal,
+    };
+    if let Err(err) = &ended {
+        tracing::debug!(%err, "lean connection ended");
+    }
+    let mut state = shared.lock();
+    state.closed = true;
+    let goaway = match &ended {
+        Ok(()) => Some(reason::NO_ERROR),
+        Err(err) => err.goaway_code(),
+    };
+    if let Some(code) = goaway {
+        let mut goaway = Vec::new();
+        frame::put_goaway(&mut goaway, 0, code);
+        // Best effort: the connection is being dropped either way.
+        let _ = io.tcp.try_write(&goaway);
+    }
+    state.fail_above(None, code);
+    let wakers = std::mem::take(&mut state.to_wake);
+    drop(state);
+    wakers.into_iter().for_each(std::task::Waker::wake);
+}
+
+struct Io {
+    tcp: TcpStream,
+    /// Bytes taken from the state's queue; `written` of them are on the socket.
+    wbuf: Vec<u8>,
+    written: usize,
+    wakers: Vec<std::task::Waker>,
+}
+
+impl Io {
+    async fn serve(
+        &mut self,
+        shared: &Shared,
+        reader: &mut Reader,
+        rbuf: &mut Vec<u8>,
+    ) -> Result<(), ConnError> {
+        loop {
+            if self.written == self.wbuf.len() {
+                self.wbuf.clear();
+                self.written = 0;
+                let mut state = shared.lock();
+                std::mem::swap(&mut state.out, &mut self.wbuf);
+                let drained = state.draining && state.open_streams() == 0;
+                if (drained || shared.abandoned()) && self.wbuf.is_empty() {
+                    return Ok(());
+                }
+            }
+            while self.written < self.wbuf.len() {
+                match self.tcp.try_write(&self.wbuf[self.written..]) {
+                    Ok(n) => self.written += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let writing = self.written < self.wbuf.len();
+            tokio::select! {
+                biased;
+                ready = self.tcp.readable() => {
+                    ready?;
+                    self.read(shared, reader, rbuf)?;
+                }
+                ready = self.tcp.writable(), if writing => ready?,
+                () = shared.wake_io.notified(), if !writing => {}
+            }
+        }
+    }
+
+    /// Reads what the socket has and applies the complete frames.
+    fn read(
+        &mut self,
+        shared: &Shared,
+        reader: &mut Reader,
+        rbuf: &mut Vec<u8>,
+    ) -> Result<(), ConnError> {
+        if rbuf.capacity() - rbuf.len() < HEAD_LEN {
+            rbuf.reserve(READ_CHUNK);
+        }
+        match self.tcp.try_read_buf(rbuf) {
+            Ok(0) => return Err(ConnError::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let mut state = shared.lock();
+        let applied = reader.read(&mut state, rbuf);
+        std::mem::swap(&mut state.to_wake, &mut self.wakers);
+        drop(state);
+        self.wakers.drain(..).for_each(std::task::Waker::wake);
+        let used = applied?;
+        rbuf.drain(..used);
+        Ok(())
+    }
+}

@@ -1,0 +1,384 @@
+//! One connection's shared state: the frames queued for the socket, the streams in flight
+//! (a slab of slots found by stream id through a multiplicative hash), the peer's settings and
+//! our send windows. The I/O task and the callers take turns under one uncontended mutex.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use tokio::sync::Notify;
+use tonic::Code;
+
+use super::frame::{self, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, reason};
+
+/// Hashes a stream id by one multiplication (Fibonacci hashing): ids are small odd numbers.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Largest client stream id (RFC 9113 §5.1.1): past it, the connection takes no new stream.
+const LAST_STREAM_ID: u32 = (1 << 31) - 1;
+
+/// The connection shared by the I/O task and the callers.
+pub struct Shared {
+    pub state: Mutex<State>,
+    /// Wakes the I/O task: frames were queued, or the last [`Handle`] went away.
+    pub wake_io: Notify,
+    /// The callers' handles alive: at none, the I/O task closes the connection.
+    handles: AtomicUsize,
+}
+
+/// A caller's share of a connection; the connection closes when the last one is dropped.
+pub struct Handle(Arc<Shared>);
+
+impl Handle {
+    /// The first handle of a connection, and the I/O task's share of it.
+    pub fn new(state: State) -> (Handle, Arc<Shared>) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake_io: Notify::new(),
+            handles: AtomicUsize::new(1),
+        });
+        (Handle(Arc::clone(&shared)), shared)
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        self.0.handles.fetch_add(1, Ordering::Relaxed);
+        Handle(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.0.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.wake_io.notify_one();
+        }
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
+    /// No caller holds the connection any more.
+    pub fn abandoned(&self) -> bool {
+        self.handles.load(Ordering::Acquire) == 0
+    }
+
+    /// The state; a caller that panicked while holding it cannot have left it torn in a way
+    /// that matters more than failing its own call.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One stream in flight, or a free slot.
+#[derive(Default)]
+pub struct Slot {
+    pub id: u32,
+    waker: Option<Waker>,
+    /// How the call ended; the slot is the caller's until it takes this.
+    done: Option<Result<(), Code>>,
+    /// The response headers came (200, no `grpc-status`): DATA and trailers may follow.
+    pub headers_seen: bool,
+    /// The reply's DATA so far.
+    pub reply: Vec<u8>,
+    pub send_window: i64,
+    pub recv_window: i64,
+    /// Request DATA still waiting for send window.
+    pending: Vec<u8>,
+}
+
+/// Why a call cannot start on this connection.
+pub enum Refused {
+    /// MAX_CONCURRENT_STREAMS are open: wait.
+    Full,
+    /// The connection is gone or takes no new streams: dial another.
+    Gone,
+}
+
+pub struct State {
+    /// Frames queued for the socket.
+    pub out: Vec<u8>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    ids: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
+    next_id: u32,
+    pub max_concurrent: usize,
+    pub peer_initial_window: i64,
+    pub conn_send_window: i64,
+    pub max_frame: usize,
+    /// Streams (slot, id) whose DATA waits for window, in order.
+    blocked: VecDeque<(u32, u32)>,
+    /// Callers waiting for a stream below MAX_CONCURRENT_STREAMS.
+    waiters: VecDeque<Waker>,
+    /// The connection is closed; its calls failed.
+    pub closed: bool,
+    /// GOAWAY came, or the stream ids ran out: no new streams.
+    pub draining: bool,
+    /// Wakers to wake once the lock is released.
+    pub to_wake: Vec<Waker>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            out: Vec::with_capacity(16 * 1024),
+            slots: Vec::new(),
+            free: Vec::new(),
+            ids: HashMap::default(),
+            next_id: 1,
+            max_concurrent: usize::MAX,
+            peer_initial_window: DEFAULT_WINDOW,
+            conn_send_window: DEFAULT_WINDOW,
+            max_frame: DEFAULT_MAX_FRAME as usize,
+            blocked: VecDeque::new(),
+            waiters: VecDeque::new(),
+            closed: false,
+            draining: false,
+            to_wake: Vec::new(),
+        }
+    }
+}
+
+impl State {
+    /// Streams open (counted against MAX_CONCURRENT_STREAMS).
+    pub fn open_streams(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Opens a stream sending `block` and `body` (which ends it); `(slot, id)`, or why not.
+    /// When full, `waker` is woken as a stream closes.
+    pub fn open(
+        &mut self,
+        block: &[u8],
+        body: &[u8],
+        waker: &Waker,
+    ) -> Result<(u32, u32), Refused> {
+        if self.closed || self.draining {
+            return Err(Refused::Gone);
+        }
+        if self.ids.len() >= self.max_concurrent {
+            self.waiters.push_back(waker.clone());
+            return Err(Refused::Full);
+        }
+        let id = self.next_id;
+        self.next_id = match id.checked_add(2).filter(|&n| n <= LAST_STREAM_ID) {
+            Some(next) => next,
+            None => {
+                self.draining = true;
+                id
+            }
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot::default());
+                u32::try_from(self.slots.len() - 1).map_err(|_| Refused::Gone)?
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.id = id;
+        slot.done = None;
+        slot.waker = None;
+        slot.headers_seen = false;
+        slot.reply.clear();
+        slot.pending.clear();
+        slot.send_window = self.peer_initial_window;
+        slot.recv_window = i64::from(super::STREAM_WINDOW);
+        self.ids.insert(id, index);
+        frame::put_headers(&mut self.out, id, block, self.max_frame);
+        let now = self.sendable(index, body.len());
+        frame::put_data(
+            &mut self.out,
+            id,
+            &body[..now],
+            self.max_frame,
+            now == body.len(),
+        );
+        if now < body.len() {
+            self.slots[index as usize]
+                .pending
+                .extend_from_slice(&body[now..]);
+            self.blocked.push_back((index, id));
+        }
+        Ok((index, id))
+    }
+
+    /// How many of `want` bytes the windows let stream `index` send now (taken from them).
+    fn sendable(&mut self, index: u32, want: usize) -> usize {
+        let slot = &mut self.slots[index as usize];
+        let allowed = slot.send_window.min(self.conn_send_window).max(0);
+        let now = usize::try_from(allowed).unwrap_or(usize::MAX).min(want);
+        // `now` fits in both windows, themselves at most 2^31 - 1.
+        slot.send_window -= now as i64;
+        self.conn_send_window -= now as i64;
+        now
+    }
+
+    /// Sends what the windows now allow of the blocked streams' DATA, in order.
+    pub fn pump(&mut self) {
+        while let Some(&(index, id)) = self.blocked.front() {
+            if self.slots[index as usize].id != id || self.slots[index as usize].done.is_some() {
+                self.blocked.pop_front();
+                continue;
+            }
+            let want = self.slots[index as usize].pending.len();
+            let now = self.sendable(index, want);
+            if now == 0 {
+                return;
+            }
+            let slot = &mut self.slots[index as usize];
+            let end = now == want;
+            frame::put_data(&mut self.out, id, &slot.pending[..now], self.max_frame, end);
+            slot.pending.drain(..now);
+            if !end {
+                return;
+            }
+            self.blocked.pop_front();
+        }
+    }
+
+    /// The slot of open stream `id`.
+    pub fn slot_of(&mut self, id: u32) -> Option<(u32, &mut Slot)> {
+        let index = *self.ids.get(&id)?;
+        Some((index, &mut self.slots[index as usize]))
+    }
+
+    /// Whether `id` was opened by us (it may be closed since).
+    pub fn was_opened(&self, id: u32) -> bool {
+        id % 2 == 1 && id < self.next_id || self.draining && id == self.next_id
+    }
+
+    /// Ends stream `id` with `result`; resets it (`reset` code) when the peer has not closed
+    /// it. The stream's slot waits for its caller.
+    pub fn finish(&mut self, id: u32, result: Result<(), Code>, reset: Option<u32>) {
+        let Some(index) = self.ids.remove(&id) else {
+            return;
+        };
+        let slot = &mut self.slots[index as usize];
+        // Request DATA still unsent (the server answered before reading it all): the server's
+        // side of the stream would stay open without our END_STREAM.
+        let unsent = !slot.pending.is_empty();
+        slot.pending.clear();
+        if let Some(code) = reset.or(unsent.then_some(reason::CANCEL)) {
+            frame::put_rst_stream(&mut self.out, id, code);
+        }
+        let slot = &mut self.slots[index as usize];
+        slot.done = Some(result);
+        if let Some(waker) = slot.waker.take() {
+            self.to_wake.push(waker);
+        }
+        self.wake_a_waiter();
+    }
+
+    fn wake_a_waiter(&mut self) {
+        if let Some(waker) = self.waiters.pop_front() {
+            self.to_wake.push(waker);
+        }
+    }
+
+    /// Wakes every caller waiting for a stream (the limit changed).
+    pub fn wake_waiters(&mut self) {
+        self.to_wake.extend(self.waiters.drain(..));
+    }
+
+    /// Passes a wake-up on: a waiter that was woken went away without opening a stream.
+    pub fn pass_on(&mut self) {
+        self.wake_a_waiter();
+    }
+
+    /// Ends every open stream whose id is above `last` (a GOAWAY's last stream id) with
+    /// `code`, or every one when `last` is `None`.
+    pub fn fail_above(&mut self, last: Option<u32>, code: Code) {
+        let ids: Vec<u32> = self
+            .ids
+            .keys()
+            .copied()
+            .filter(|&id| last.is_none_or(|last| id > last))
+            .collect();
+        for id in ids {
+            self.finish(id, Err(code), None);
+        }
+        self.to_wake.extend(self.waiters.drain(..));
+    }
+
+    /// The outcome of the call in `index` once it has one; its reply's bytes are swapped into
+    /// `reply` and the slot is freed.
+    pub fn poll_done(
+        &mut self,
+        index: u32,
+        waker: &Waker,
+        reply: &mut Vec<u8>,
+    ) -> Poll<Result<(), Code>> {
+        let slot = &mut self.slots[index as usize];
+        let Some(done) = slot.done.take() else {
+            match &mut slot.waker {
+                Some(w) if w.will_wake(waker) => {}
+                w => *w = Some(waker.clone()),
+            }
+            return Poll::Pending;
+        };
+        std::mem::swap(&mut slot.reply, reply);
+        slot.id = 0;
+        self.free.push(index);
+        Poll::Ready(done)
+    }
+
+    /// The caller of the call in `(index, id)` went away: the stream is cancelled if still
+    /// open, and the slot freed.
+    pub fn abandon(&mut self, index: u32, id: u32) {
+        if self.slots.get(index as usize).is_none_or(|s| s.id != id) {
+            return;
+        }
+        if self.ids.contains_key(&id) && !self.closed {
+            self.finish(id, Err(Code::Cancelled), Some(reason::CANCEL));
+        }
+        let slot = &mut self.slots[index as usize];
+        slot.id = 0;
+        slot.done = None;
+        slot.waker = None;
+        self.free.push(index);
+    }
+}
+
+impl State {
+    /// SETTINGS_INITIAL_WINDOW_SIZE changed by `delta`: every open stream's send window
+    /// moves with it (RFC 9113 §6.9.2).
+    pub fn adjust_stream_windows(&mut self, delta: i64) -> Result<(), super::reader::ConnError> {
+        for &index in self.ids.values() {
+            let slot = &mut self.slots[index as usize];
+            slot.send_window += delta;
+            if slot.send_window > frame::MAX_WINDOW {
+                return Err(super::reader::ConnError::Protocol {
+                    code: reason::FLOW_CONTROL_ERROR,
+                    what: "stream window overflow",
+                });
+            }
+        }
+        Ok(())
+    }
+}
