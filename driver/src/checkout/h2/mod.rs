@@ -45,7 +45,7 @@ pub use status::CallError;
 
 use crate::error::DriverError;
 use crate::spec::Metadata;
-use state::{Handle, Refused, Shared};
+use state::{Handle, Refused, Shared, State};
 
 /// Largest reply accepted: a purchase reply is tens of bytes.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -257,19 +257,12 @@ async fn open_on(conn: &Shared, block: &[u8], body: &[u8]) -> Result<(u32, u32),
         queued: false,
     };
     let opened = poll_fn(|cx| {
-        let mut state = conn.lock();
-        let was_idle = state.out.is_empty();
-        let polled = match state.open(block, body, cx.waker()) {
+        let polled = conn.update(|state| match state.open(block, body, cx.waker()) {
             Ok(opened) => Poll::Ready(Ok(opened)),
             Err(Refused::Gone) => Poll::Ready(Err(())),
             Err(Refused::Full) => Poll::Pending,
-        };
+        });
         waiting.queued = polled.is_pending();
-        let wake_io = was_idle && !state.out.is_empty();
-        drop(state);
-        if wake_io {
-            conn.wake_io.notify_one();
-        }
         polled
     })
     .await;
@@ -287,11 +280,7 @@ struct Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         if self.queued {
-            let mut state = self.conn.lock();
-            state.pass_on();
-            let wakers = std::mem::take(&mut state.to_wake);
-            drop(state);
-            wakers.into_iter().for_each(std::task::Waker::wake);
+            self.conn.update(State::pass_on);
         }
     }
 }
@@ -310,16 +299,7 @@ impl Drop for Call<'_> {
         if self.done {
             return;
         }
-        let mut state = self.conn.lock();
-        let was_idle = state.out.is_empty();
-        state.abandon(self.index, self.id);
-        let wake_io = was_idle && !state.out.is_empty();
-        let wakers = std::mem::take(&mut state.to_wake);
-        drop(state);
-        if wake_io {
-            self.conn.wake_io.notify_one();
-        }
-        wakers.into_iter().for_each(std::task::Waker::wake);
+        self.conn.update(|state| state.abandon(self.index, self.id));
     }
 }
 

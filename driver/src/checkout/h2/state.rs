@@ -93,6 +93,29 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// A caller's change to the state: `change` runs under the lock; then, outside it, the I/O
+    /// task is woken if the change queued the first frames since its last write, and so is
+    /// every caller the change made ready.
+    pub fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.lock();
+        let was_idle = state.out.is_empty();
+        let result = change(&mut state);
+        let wake_io = was_idle && !state.out.is_empty();
+        // Taken only when there is someone to wake: the empty list keeps its capacity for the
+        // I/O task's next read.
+        let wakers = if state.to_wake.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut state.to_wake)
+        };
+        drop(state);
+        if wake_io {
+            self.wake_io.notify_one();
+        }
+        wakers.into_iter().for_each(Waker::wake);
+        result
+    }
 }
 
 /// One stream in flight, or a free slot.
