@@ -123,7 +123,11 @@ async fn serve(tcp: tokio::net::TcpStream) {
     }
 }
 
-async fn call(client: &mut LeanClient, user: &str) -> Result<pb::PurchaseReply, CallError> {
+/// One PurchaseSafe call as `user`, with a 5 s deadline.
+pub(super) async fn call(
+    client: &mut LeanClient,
+    user: &str,
+) -> Result<pb::PurchaseReply, CallError> {
     let uri = client.uri("/flashsale.v1.Checkout/PurchaseSafe").unwrap();
     let request = pb::PurchaseRequest {
         user_id: user.into(),
@@ -132,6 +136,14 @@ async fn call(client: &mut LeanClient, user: &str) -> Result<pb::PurchaseReply, 
         round: 0,
     };
     client.unary(&uri, &request, Duration::from_secs(5)).await
+}
+
+/// A client of `url` without metadata.
+pub(super) async fn connect(url: &str) -> LeanClient {
+    let timeout = Duration::from_secs(5);
+    LeanClient::connect(url, &Metadata::default(), timeout)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

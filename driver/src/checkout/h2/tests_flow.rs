@@ -12,8 +12,7 @@ use prost::Message;
 use tokio::net::TcpListener;
 
 use super::LeanClient;
-use super::tests::{framed, reply_bytes, trailers};
-use crate::spec::Metadata;
+use super::tests::{connect, framed, reply_bytes, trailers};
 
 /// Streams open now and at most, as the double counts them.
 #[derive(Default)]
@@ -85,13 +84,6 @@ async fn calls(client: &LeanClient, n: usize, size: usize) -> Vec<String> {
 
 fn expected(n: usize, size: usize) -> Vec<String> {
     (0..n).map(|i| format!("{i:0>size$}")).collect()
-}
-
-async fn connect(url: &str) -> LeanClient {
-    let timeout = Duration::from_secs(5);
-    LeanClient::connect(url, &Metadata::default(), timeout)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

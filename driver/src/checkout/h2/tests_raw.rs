@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
 
-use super::tests::{framed, reply_bytes};
+use super::tests::{call, connect, framed, reply_bytes};
 use super::{CallError, LeanClient};
 use crate::spec::Metadata;
 
@@ -139,24 +139,6 @@ async fn listener() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     (listener, url)
-}
-
-async fn call(client: &mut LeanClient, user: &str) -> Result<pb::PurchaseReply, CallError> {
-    let uri = client.uri("/flashsale.v1.Checkout/PurchaseSafe").unwrap();
-    let request = pb::PurchaseRequest {
-        user_id: user.into(),
-        quantity: 1,
-        request_id: format!("{user}.0"),
-        round: 0,
-    };
-    client.unary(&uri, &request, Duration::from_secs(5)).await
-}
-
-async fn connect(url: &str) -> LeanClient {
-    let timeout = Duration::from_secs(5);
-    LeanClient::connect(url, &Metadata::default(), timeout)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
