@@ -143,15 +143,25 @@ impl PgStore {
         } else {
             1
         };
-        client
-            .execute(sql::SEED, &[&stock, &strategy.name(), &seeded_shards])
+        let tx = client.transaction().await.map_err(PgError::Seed)?;
+        let seeded = tx
+            .query_opt(sql::SEED, &[&stock, &strategy.name(), &seeded_shards])
             .await
             .map_err(PgError::Seed)?;
-        let round_shards: i32 = client
-            .query_one("SELECT shards FROM sale", &[])
+        if let Some(row) = seeded
+            && seeded_shards > 1
+        {
+            let round: i64 = row.get(0);
+            tx.execute(sql::SPREAD, &[&round, &stock, &seeded_shards])
+                .await
+                .map_err(PgError::Seed)?;
+        }
+        let round_shards: i32 = tx
+            .query_one(sql::SHARDS, &[])
             .await
             .map_err(PgError::Seed)?
             .get(0);
+        tx.commit().await.map_err(PgError::Seed)?;
         tracing::info!(
             %target,
             schema = migrate::latest(),

@@ -77,16 +77,13 @@ pub const RECORD: &str = "INSERT INTO orders (round, user_id, quantity, request_
 pub const PLACED: &str = "SELECT order_id FROM orders WHERE round = $1 AND request_id = $2";
 
 /// Starts the first round if there is none (the first replica to start sets it) with stock $1,
-/// strategy $2 and $3 shards (1: the stock in the sale row), spread over the shards when it
-/// does (see `SPREAD`).
-pub const SEED: &str = "WITH seeded AS (INSERT INTO sale (round, stock, initial_stock, strategy, \
-     shards) VALUES (1, CASE WHEN $3::integer > 1 THEN 0 ELSE $1::bigint END, $1::bigint, $2, \
-     $3::integer) \
-     ON CONFLICT (id) DO NOTHING RETURNING round, initial_stock, shards) \
-     INSERT INTO sale_shards (round, shard, stock) \
-     SELECT seeded.round, g, seeded.initial_stock / seeded.shards \
-     + CASE WHEN g < seeded.initial_stock % seeded.shards THEN 1 ELSE 0 END \
-     FROM seeded, generate_series(0, seeded.shards - 1) g WHERE seeded.shards > 1";
+/// strategy $2 and $3 shards (1: the stock in the sale row; more: the sale row holds none and
+/// `SPREAD` fills the shards in the same transaction). Returns the round when it started one.
+pub const SEED: &str = "INSERT INTO sale (round, stock, initial_stock, strategy, shards) \
+     VALUES (1, CASE WHEN $3::integer > 1 THEN 0 ELSE $1::bigint END, $1::bigint, $2, \
+     $3::integer) ON CONFLICT (id) DO NOTHING RETURNING round";
+/// The current round's shard count.
+pub const SHARDS: &str = "SELECT shards FROM sale";
 /// Starts the next round with stock $1 and strategy $2 (NULL: the current one); it is split
 /// over $3 shards if that strategy is `atomic` (the only one that takes from shards), else kept
 /// in the sale row. Returns the new round and its shard count.
