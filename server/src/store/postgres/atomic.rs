@@ -51,7 +51,7 @@ pub(super) struct State {
 }
 
 /// Whether `err` is the unique violation of one request id placing a second order in a round.
-pub(super) fn is_replay(err: &tokio_postgres::Error) -> bool {
+fn is_replay(err: &tokio_postgres::Error) -> bool {
     err.as_db_error().is_some_and(|db| {
         *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("orders_request_once")
     })
@@ -150,7 +150,7 @@ impl PgStore {
 
     /// The order a request id placed in the current round (a retry of it): that order,
     /// unchanged, or `Again` when its round ended in between or is not the one asked for.
-    pub(super) async fn replayed(
+    async fn replayed(
         client: &Object,
         requested: i64,
         order: Order<'_>,
@@ -193,18 +193,30 @@ impl PgStore {
                 &[&quantity, &requested, &order.user, &order.request_id],
             )
             .await;
+        if let Some(step) = Self::bought(client, requested, order, bought).await? {
+            return Ok(step);
+        }
+        let state = Self::state(client).await?;
+        judge(requested, quantity, &state, false, false)
+    }
+
+    /// What a one-statement purchase (take and record; its row: round, order id, stock
+    /// after) came to: the order it placed, or the one a retried request id placed before
+    /// (unchanged); `None` when it took nothing.
+    pub(super) async fn bought(
+        client: &Object,
+        requested: i64,
+        order: Order<'_>,
+        bought: Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+    ) -> Result<Option<Step>, StoreError> {
         match bought {
-            Ok(Some(row)) => Ok(Step::Done(Purchase::Purchased(receipt(
+            Ok(Some(row)) => Ok(Some(Step::Done(Purchase::Purchased(receipt(
                 row.get(0),
                 row.get(1),
                 row.get(2),
-            )))),
-            Ok(None) => {
-                let state = Self::state(client).await?;
-                judge(requested, quantity, &state, false, false)
-            }
-            // The request id placed an order in this round before: that order, unchanged.
-            Err(err) if is_replay(&err) => Self::replayed(client, requested, order).await,
+            ))))),
+            Ok(None) => Ok(None),
+            Err(err) if is_replay(&err) => Self::replayed(client, requested, order).await.map(Some),
             Err(err) => Err(db(err)),
         }
     }

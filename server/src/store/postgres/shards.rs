@@ -29,8 +29,8 @@ use std::sync::atomic::Ordering;
 
 use deadpool_postgres::Object;
 
-use super::atomic::{Step, is_replay, judge};
-use super::{PgStore, db, receipt, sql, to_u64};
+use super::atomic::{Step, judge};
+use super::{PgStore, db, sql, to_u64};
 use crate::store::{Order, Purchase, StoreError};
 
 /// Most shards a round's stock may be split over.
@@ -109,19 +109,11 @@ impl PgStore {
                 ],
             )
             .await;
-        match bought {
-            Ok(Some(row)) => Ok(Step::Done(Purchase::Purchased(receipt(
-                row.get(0),
-                row.get(1),
-                row.get(2),
-            )))),
-            Ok(None) => {
-                self.buy_spread(client, requested, quantity, order, preferred)
-                    .await
-            }
-            Err(err) if is_replay(&err) => Self::replayed(client, requested, order).await,
-            Err(err) => Err(db(err)),
+        if let Some(step) = Self::bought(client, requested, order, bought).await? {
+            return Ok(step);
         }
+        self.buy_spread(client, requested, quantity, order, preferred)
+            .await
     }
 
     /// A per-user limit: one transaction takes from one shard (waiting for it if busy: the
