@@ -99,9 +99,12 @@ async fn the_per_user_limit_holds_on_the_safe_paths_and_buggy_races_past_it() {
             .into_inner();
         assert_eq!(reply.outcome, pb::Outcome::Purchased as i32, "{strategy}");
     }
-    // The control: the buggy path reads the customer's total before anyone adds to it.
+    // The control: the buggy path reads the customer's total before anyone adds to it. Every
+    // read must come before the first write: the 20 purchases open their pooled connections
+    // lazily (a backend each), which on a loaded machine spread their reads over more than
+    // 50 ms (CI measured 16 of 20 racing past at 50 ms), so the window is 1 s.
     let url = fresh_database(&cluster).await;
-    let svc = service(&url, &config(1000, Strategy::Atomic, 50, 2)).await;
+    let svc = service(&url, &config(1000, Strategy::Atomic, 1000, 2)).await;
     let tally = rush(&svc, true, 20, |_| "greedy".into()).await;
     assert_eq!(tally.purchased, 20, "{tally:?}");
 }
