@@ -529,9 +529,11 @@ async fn an_oversized_report_does_not_grow_the_coordinator() {
             history_quantity: history.history_quantity.clone(),
             history_answer: history.history_answer.clone(),
             history_order: history.history_order.clone(),
+            history_sent_us: history.history_sent_us.clone(),
+            history_replied_us: history.history_replied_us.clone(),
             series: Vec::new(),
         };
-        sent_history += 1000 * 24;
+        sent_history += 1000 * 34;
         if !fake.send_part(part).await {
             break;
         }

@@ -12,6 +12,7 @@
 //! inconclusive.
 
 pub mod reconcile;
+pub mod undersell;
 
 use flashsale::pb;
 use serde::Serialize;
@@ -21,6 +22,7 @@ use crate::engine::stats::Stats;
 use crate::outcome::code_name;
 use crate::spec::policy::{LatencyStat, Metric, Policy};
 pub use reconcile::Reconciliation;
+pub use undersell::{Reading, Refusals};
 
 /// How one check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,10 +139,19 @@ pub struct Evidence<'a> {
     /// `None` when stock and book stopped changing before the settle deadline; else what was
     /// still moving.
     pub unsettled: Option<String>,
+    /// `None` when a reading after the book's showed the same stock and counters; else what
+    /// moved after the audit read them.
+    pub moved: Option<String>,
+    /// How long the stock and counters had to stay unchanged before they were read.
+    pub quiet: std::time::Duration,
     pub policy: &'a Policy,
     /// The checkout keeps order counters (GetStock's `orders` and `units_sold`); a checkout of
     /// the team's own may report only its stock, and then `books_balance` is skipped.
     pub counters: bool,
+    /// GetStock readings during the run, on the history's clock.
+    pub readings: &'a [Reading],
+    /// How far apart the clocks of the history and the readings may be (0 in one process).
+    pub slack_us: u32,
 }
 
 /// The verdict on one run.
@@ -164,6 +175,8 @@ pub struct Audit {
     pub conservation: RangeCheck,
     pub ledger: LedgerAudit,
     pub reconciliation: Reconciliation,
+    /// Refusals proven wrong at the moment they were made.
+    pub refusals: Refusals,
     pub checks: Vec<Check>,
 }
 
@@ -189,19 +202,29 @@ impl Audit {
         let same_round = before.round == after.round;
         let preexisting = usize::try_from(before.orders).unwrap_or(usize::MAX);
         let book = ev.book.complete().filter(|_| same_round);
-        let mut rec = reconcile::reconcile(
-            &stats.history,
-            book,
-            preexisting,
-            final_stock,
-            after.per_user_limit,
-        );
+        let mut rec =
+            reconcile::reconcile(&stats.history, book, preexisting, after.per_user_limit);
         if !rec.available {
-            rec.reason = Some(match ev.book {
-                BookState::Unavailable(why) => why.clone(),
-                BookState::Complete(_) => "the round changed during the run".into(),
-            });
+            rec.reason = Some(
+                ev.book
+                    .reason()
+                    .unwrap_or("the round changed during the run")
+                    .to_string(),
+            );
         }
+        let refusals = undersell::judge(
+            &stats.history,
+            &undersell::Context {
+                book: book.map(|b| (b, preexisting)),
+                initial_stock,
+                final_stock,
+                readings: ev.readings,
+                per_user_limit: after.per_user_limit,
+                slack_us: ev.slack_us,
+            },
+        );
+        rec.undersold_attempts = refusals.wrong_sold_out;
+        rec.wrong_limit_refusals = refusals.wrong_limit;
         let acked_units = to_i64(stats.counts.units_purchased);
         let indeterminate_units = to_i64(stats.counts.indeterminate_units);
         let units_sold = if rec.available {
@@ -263,6 +286,7 @@ impl Audit {
             units_demanded,
             oversold_units,
             same_round,
+            refusals: &refusals,
         };
         let mut checks = vec![
             facts.availability(),
@@ -287,13 +311,17 @@ impl Audit {
             ),
         ));
         checks.push(facts.all_resolved());
-        checks.push(match &ev.unsettled {
-            None => Check::new(
+        checks.push(match (&ev.moved, &ev.unsettled) {
+            (Some(what), _) => Check::new("settled", Status::Fail, what.clone()),
+            (None, Some(what)) => Check::new("settled", Status::Inconclusive, what.clone()),
+            (None, None) => Check::new(
                 "settled",
                 Status::Pass,
-                "stock and order book stopped changing after the last reply".into(),
+                format!(
+                    "stock and counters unchanged for {:.1} s after the last reply and again after the order book was read (later changes are outside what the audit sees)",
+                    ev.quiet.as_secs_f64()
+                ),
             ),
-            Some(what) => Check::new("settled", Status::Inconclusive, what.clone()),
         });
         checks.extend(facts.thresholds());
 
@@ -315,6 +343,7 @@ impl Audit {
             conservation,
             ledger,
             reconciliation: rec,
+            refusals,
             checks,
         }
     }
@@ -358,8 +387,12 @@ impl Audit {
                 after: &after,
                 book: &book,
                 unsettled: Some(unknown.clone()),
+                moved: None,
+                quiet: std::time::Duration::ZERO,
                 policy: lost.policy,
                 counters: true,
+                readings: &[],
+                slack_us: 0,
             },
         );
         audit.conservation.holds = false;
@@ -426,6 +459,7 @@ struct Facts<'a> {
     units_demanded: i64,
     oversold_units: i64,
     same_round: bool,
+    refusals: &'a Refusals,
 }
 
 impl Facts<'_> {
@@ -548,17 +582,31 @@ impl Facts<'_> {
             ),
         );
         if !r.available {
-            let why = format!(
-                "no order book: {}",
-                r.reason.as_deref().unwrap_or("unavailable")
-            );
+            let reason = r.reason.as_deref().unwrap_or("unavailable");
+            // A book that exists but could not be read leaves these unknown, not inapplicable.
+            let (status, why) = if self.ev.book.failed() {
+                (
+                    Status::Inconclusive,
+                    format!("the order book could not be read: {reason}"),
+                )
+            } else {
+                (Status::Skipped, format!("no order book: {reason}"))
+            };
             return vec![
-                Check::new("no_lost_orders", Status::Skipped, why.clone()),
-                Check::new("no_phantom_sales", Status::Skipped, why.clone()),
-                Check::new("no_ghost_orders", Status::Skipped, why),
+                Check::new("no_lost_orders", status, why.clone()),
+                Check::new("no_phantom_sales", status, why.clone()),
+                Check::new("no_ghost_orders", status, why),
                 unique,
             ];
         }
+        let ghosts = if r.without_request_id > 0 {
+            format!(
+                "{} orders in the book that this run did not send ({} of them with no request id at all: the book cannot be matched to requests)",
+                r.ghost, r.without_request_id
+            )
+        } else {
+            format!("{} orders in the book that this run did not send", r.ghost)
+        };
         vec![
             Check::holds(
                 "no_lost_orders",
@@ -576,17 +624,20 @@ impl Facts<'_> {
                     r.phantom
                 ),
             ),
+            Check::holds("no_ghost_orders", r.ghost == 0, ghosts),
             Check::holds(
-                "no_ghost_orders",
-                r.ghost == 0,
-                format!("{} orders in the book that this run did not send", r.ghost),
+                "orders_match",
+                r.mismatched_orders == 0,
+                format!(
+                    "{} orders in the book under another customer or for another quantity than their request asked for",
+                    r.mismatched_orders
+                ),
             ),
             unique,
         ]
     }
 
     fn no_undersell(&self) -> Check {
-        let r = self.rec;
         let turned_away = self.stats.counts.sold_out;
         if turned_away == 0 {
             return Check::new(
@@ -595,20 +646,25 @@ impl Facts<'_> {
                 "no buyer was told sold out".into(),
             );
         }
-        Check::holds(
+        let Some(earliest) = &self.refusals.earliest_sold_out else {
+            return Check::new(
+                "no_undersell",
+                Status::Pass,
+                format!(
+                    "{turned_away} buyers told sold out, none provably while the units they asked for were left (final stock {}, {} stock readings during the run)",
+                    self.final_stock,
+                    self.ev.readings.len()
+                ),
+            );
+        };
+        Check::new(
             "no_undersell",
-            r.undersold_attempts == 0,
-            if r.undersold_attempts == 0 {
-                format!(
-                    "{turned_away} buyers told sold out, none while the units they asked for were left"
-                )
-            } else {
-                format!(
-                    "{} buyers were told sold out while {} units were still left on the shelf",
-                    r.undersold_attempts,
-                    self.final_stock.max(0)
-                )
-            },
+            Status::Fail,
+            format!(
+                "{} of {turned_away} buyers were told sold out while the units they asked for were left; the earliest: {}",
+                self.refusals.wrong_sold_out,
+                earliest.describe()
+            ),
         )
     }
 
@@ -627,11 +683,15 @@ impl Facts<'_> {
         } else {
             "acknowledged (no order book)"
         };
+        let earliest = self
+            .refusals
+            .earliest_limit
+            .map_or(String::new(), |e| format!("; the earliest: {}", e.describe()));
         Check::holds(
             "per_user_limit",
             r.per_user_violations == 0 && r.wrong_limit_refusals == 0,
             format!(
-                "{} customers got more than the limit of {limit} units {source}; {} refused with limit reached while below it",
+                "{} customers got more than the limit of {limit} units {source}; {} refused with limit reached while below it{earliest}",
                 r.per_user_violations, r.wrong_limit_refusals
             ),
         )

@@ -35,21 +35,25 @@ pub struct Reconciliation {
     pub resolved_not_applied: u64,
     /// Indeterminate attempts nothing could resolve.
     pub unresolved: u64,
-    /// Sold-out answers to requests for `q` units while the final stock was still `>= q`.
+    /// Book entries whose customer or quantity is not the one its request asked for.
+    pub mismatched_orders: u64,
+    /// Book entries without a request id at all (the book cannot be matched to requests).
+    pub without_request_id: u64,
+    /// Sold-out answers given while the units asked for were left
+    /// ([`crate::audit::undersell`]).
     pub undersold_attempts: u64,
     /// Users who got more units than the server's per-customer limit.
     pub per_user_violations: u64,
-    /// Limit-reached answers to users who stayed below the limit even with that order.
+    /// Limit-reached answers to users below the limit ([`crate::audit::undersell`]).
     pub wrong_limit_refusals: u64,
 }
 
 /// Reconciles `history` against `book` (skipping its first `preexisting` orders, placed before
-/// the run), with `final_stock` and the server's `per_user_limit` (0: none).
+/// the run), with the server's `per_user_limit` (0: none).
 pub fn reconcile(
     history: &History,
     book: Option<&Book>,
     preexisting: usize,
-    final_stock: i64,
     per_user_limit: u32,
 ) -> Reconciliation {
     let mut r = Reconciliation::default();
@@ -74,6 +78,7 @@ pub fn reconcile(
     match book {
         Some(book) => {
             r.available = true;
+            r.without_request_id = book.without_request_id;
             let mut booked: HashSet<u64> = HashSet::new();
             for entry in book.entries.iter().skip(preexisting) {
                 r.book_orders += 1;
@@ -96,6 +101,11 @@ pub fn reconcile(
                 }
                 *per_user.entry(entry.user.unwrap_or(key.user)).or_default() +=
                     u64::from(entry.quantity);
+                if entry.user != Some(key.user)
+                    || attempt.is_some_and(|a| a.quantity != entry.quantity)
+                {
+                    r.mismatched_orders += 1;
+                }
                 match attempt {
                     // An attempt of a lost worker: applied, never reported.
                     None => r.resolved_applied += 1,
@@ -137,29 +147,10 @@ pub fn reconcile(
         }
     }
 
-    // The stock never increases within a round, so a sold-out answer to `q` units while `q`
-    // were still left at the end was wrong when it was given.
-    r.undersold_attempts = history
-        .attempts
-        .iter()
-        .filter(|a| a.answer == Answer::SoldOut && final_stock >= i64::from(a.quantity))
-        .count() as u64;
-
     let limit = u64::from(per_user_limit);
     if limit > 0 {
         r.per_user_violations = per_user.values().filter(|&&units| units > limit).count() as u64;
     }
-    // A customer's total only grows, so a refusal that the final total still leaves room for
-    // was wrong when it was given (and any refusal is wrong when there is no limit).
-    r.wrong_limit_refusals = history
-        .attempts
-        .iter()
-        .filter(|a| a.answer == Answer::LimitReached)
-        .filter(|a| {
-            limit == 0
-                || per_user.get(&a.key.user).copied().unwrap_or(0) + u64::from(a.quantity) <= limit
-        })
-        .count() as u64;
     r
 }
 
@@ -175,6 +166,8 @@ mod tests {
             quantity,
             answer,
             order,
+            sent_us: 0,
+            replied_us: crate::engine::history::UNKNOWN_TIME,
         }
     }
 
@@ -195,7 +188,11 @@ mod tests {
     }
 
     fn book(entries: Vec<BookEntry>) -> Book {
-        Book { round: 1, entries }
+        Book {
+            round: 1,
+            entries,
+            ..Book::default()
+        }
     }
 
     #[test]
@@ -207,7 +204,7 @@ mod tests {
             attempt(3, 0, 1, Answer::SoldOut, 0),
         ]);
         let b = book(vec![entry(0, 0, 2, 10), entry(1, 0, 1, 11)]);
-        let r = reconcile(&h, Some(&b), 0, 0, 0);
+        let r = reconcile(&h, Some(&b), 0, 0);
         assert_eq!((r.book_orders, r.book_units), (2, 3));
         assert_eq!((r.resolved_applied, r.resolved_not_applied), (1, 1));
         assert_eq!((r.lost, r.phantom, r.ghost, r.unresolved), (0, 0, 0, 0));
@@ -234,7 +231,7 @@ mod tests {
             ghost,
             entry(7, 3, 1, 16), // a request id of this run's form that it never sent
         ]);
-        let r = reconcile(&h, Some(&b), 0, 0, 0);
+        let r = reconcile(&h, Some(&b), 0, 0);
         assert_eq!(r.lost, 2);
         assert_eq!(r.phantom, 2);
         assert_eq!(r.ghost, 2);
@@ -251,7 +248,7 @@ mod tests {
             entry(7, 0, 2, 2),
             entry(12, 0, 1, 3),
         ]);
-        let r = reconcile(&h, Some(&b), 0, 0, 0);
+        let r = reconcile(&h, Some(&b), 0, 0);
         assert_eq!((r.ghost, r.resolved_applied, r.book_units), (1, 1, 4));
     }
 
@@ -264,28 +261,17 @@ mod tests {
         let mut old = entry(5, 5, 1, 1);
         old.request = None;
         let b = book(vec![old, entry(0, 0, 1, 10), entry(1, 0, 1, 10)]);
-        let r = reconcile(&h, Some(&b), 1, 0, 0);
+        let r = reconcile(&h, Some(&b), 1, 0);
         assert_eq!(r.ghost, 0);
         // Once in the book, once among the acknowledgements.
         assert_eq!(r.duplicate_order_ids, 2);
-        let no_book = reconcile(&h, None, 0, 0, 0);
+        let no_book = reconcile(&h, None, 0, 0);
         assert_eq!(no_book.duplicate_order_ids, 1);
         assert!(!no_book.available);
     }
 
     #[test]
-    fn undersell_counts_sold_out_answers_the_final_stock_could_serve() {
-        let h = history(vec![
-            attempt(0, 0, 1, Answer::SoldOut, 0),
-            attempt(1, 0, 3, Answer::SoldOut, 0),
-            attempt(2, 0, 2, Answer::SoldOut, 0),
-        ]);
-        assert_eq!(reconcile(&h, None, 0, 2, 0).undersold_attempts, 2);
-        assert_eq!(reconcile(&h, None, 0, 0, 0).undersold_attempts, 0);
-    }
-
-    #[test]
-    fn per_user_limit_and_wrong_refusals() {
+    fn per_user_limit_violations() {
         let h = history(vec![
             attempt(0, 0, 1, Answer::Purchased, 1),
             attempt(0, 1, 1, Answer::Purchased, 2),
@@ -298,14 +284,9 @@ mod tests {
             entry(0, 1, 1, 2),
             entry(1, 0, 1, 3),
         ]);
-        let r = reconcile(&h, Some(&b), 0, 5, 2);
-        assert_eq!((r.per_user_violations, r.wrong_limit_refusals), (0, 1));
-        let r = reconcile(&h, Some(&b), 0, 5, 1);
-        assert_eq!((r.per_user_violations, r.wrong_limit_refusals), (1, 0));
+        assert_eq!(reconcile(&h, Some(&b), 0, 2).per_user_violations, 0);
+        assert_eq!(reconcile(&h, Some(&b), 0, 1).per_user_violations, 1);
         // Without a book, acknowledged units are the lower bound.
-        let r = reconcile(&h, None, 0, 5, 1);
-        assert_eq!(r.per_user_violations, 1);
-        // No limit declared: every limit refusal is wrong.
-        assert_eq!(reconcile(&h, None, 0, 5, 0).wrong_limit_refusals, 2);
+        assert_eq!(reconcile(&h, None, 0, 1).per_user_violations, 1);
     }
 }

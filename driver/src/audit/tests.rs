@@ -73,6 +73,7 @@ impl Run {
             BookState::Complete(Book {
                 round: 1,
                 entries: self.book.clone(),
+                ..Book::default()
             })
         } else {
             BookState::Unavailable("no ListOrders".into())
@@ -84,8 +85,12 @@ impl Run {
                 after: &after,
                 book: &book,
                 unsettled: None,
+                moved: None,
+                quiet: Duration::from_secs(3),
                 policy,
                 counters: true,
+                readings: &[],
+                slack_us: 0,
             },
         )
     }
@@ -337,6 +342,7 @@ fn unsettled_server_is_inconclusive() {
     let book = BookState::Complete(Book {
         round: 1,
         entries: run.book.clone(),
+        ..Book::default()
     });
     let policy = Policy::default();
     let (before, after) = (stock(1, 0, 0), stock(0, 1, 1));
@@ -347,8 +353,12 @@ fn unsettled_server_is_inconclusive() {
             after: &after,
             book: &book,
             unsettled: Some("still moving".into()),
+            moved: None,
+            quiet: Duration::from_secs(3),
             policy: &policy,
             counters: true,
+            readings: &[],
+            slack_us: 0,
         },
     );
     assert_eq!(audit.with_status(Status::Inconclusive), ["settled"]);

@@ -46,13 +46,15 @@ impl BookEntry {
 pub struct Book {
     pub round: u64,
     pub entries: Vec<BookEntry>,
+    /// Orders listed with no request id at all: the book cannot be matched to requests.
+    pub without_request_id: u64,
 }
 
 impl Book {
     /// Adds the orders of one batch of `ListOrders`, reading ids with the run's user prefix.
     pub fn extend(&mut self, prefix: &str, orders: &[pb::Order]) {
-        self.entries.extend(orders.iter().map(|o| {
-            BookEntry::new(
+        for o in orders {
+            self.push(
                 prefix,
                 ListedOrder {
                     order_id: &o.order_id,
@@ -60,12 +62,15 @@ impl Book {
                     quantity: o.quantity,
                     request_id: &o.request_id,
                 },
-            )
-        }));
+            );
+        }
     }
 
     /// Adds one order of a listing, reading its ids with the run's user `prefix`.
     pub fn push(&mut self, prefix: &str, order: ListedOrder<'_>) {
+        if order.request_id.is_empty() {
+            self.without_request_id += 1;
+        }
         self.entries.push(BookEntry::new(prefix, order));
     }
 
@@ -80,8 +85,14 @@ impl Book {
 pub enum BookState {
     /// Every order of the round.
     Complete(Book),
-    /// The server could not give it; the reason, in words.
+    /// The checkout keeps no book the audit can read (no `ListOrders`, no listing call in the
+    /// spec, a listing without request ids, a book past its declared cap); the reason, in
+    /// words. The checks that need a book are skipped.
     Unavailable(String),
+    /// The checkout has a book but reading it failed (an error status, a timeout, another
+    /// round's orders, a stream cut short, a malformed listing): the checks that need it
+    /// cannot pass; the reason, in words.
+    Failed(String),
 }
 
 impl BookState {
@@ -89,7 +100,20 @@ impl BookState {
     pub fn complete(&self) -> Option<&Book> {
         match self {
             BookState::Complete(book) => Some(book),
-            BookState::Unavailable(_) => None,
+            BookState::Unavailable(_) | BookState::Failed(_) => None,
         }
+    }
+
+    /// Why there is no book, when there is none.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            BookState::Complete(_) => None,
+            BookState::Unavailable(why) | BookState::Failed(why) => Some(why),
+        }
+    }
+
+    /// Reading a book that exists failed.
+    pub fn failed(&self) -> bool {
+        matches!(self, BookState::Failed(_))
     }
 }

@@ -24,12 +24,17 @@ fn same_state(a: &pb::StockReply, b: &pb::StockReply) -> bool {
 }
 
 /// Why the book could not be read, in words.
-fn book_refused(status: &tonic::Status) -> String {
+fn book_refused(status: &tonic::Status) -> BookState {
     match status.code() {
-        tonic::Code::Unimplemented => {
-            "the server does not implement ListOrders (no order book)".to_string()
-        }
-        code => format!("ListOrders failed: {} ({code:?})", status.message()),
+        // Only UNIMPLEMENTED means "no book": any other failure of a ListOrders that exists
+        // leaves the book unknown, never absent.
+        tonic::Code::Unimplemented => BookState::Unavailable(
+            "the server does not implement ListOrders (no order book)".to_string(),
+        ),
+        code => BookState::Failed(format!(
+            "ListOrders failed: {} ({code:?})",
+            status.message()
+        )),
     }
 }
 
@@ -195,39 +200,92 @@ impl Control {
         Ok(reply)
     }
 
-    /// Polls GetStock until stock, counters and round stop changing (three equal readings
-    /// [`SETTLE_POLL`] apart) or `within` passes. Returns the last reading and, when it did not
-    /// settle, what was still moving.
+    /// Polls GetStock until stock, counters and round have not changed for the quiet window
+    /// ([`crate::spec::quiet_window`]`(within)`, polled every [`SETTLE_POLL`]) or `within`
+    /// passes. Returns the last reading and, when it did not settle, what was still moving.
     pub async fn settle(
         &mut self,
         within: Duration,
     ) -> Result<(pb::StockReply, Option<String>), DriverError> {
-        let deadline = tokio::time::Instant::now() + within.min(crate::spec::MAX_SETTLE);
+        let within = within.min(crate::spec::MAX_SETTLE);
+        let quiet = crate::spec::quiet_window(within);
+        let start = tokio::time::Instant::now();
+        let deadline = start + within;
         let first = self.stock().await?;
         let mut last = first;
-        let mut stable = 1;
-        while stable < 3 {
-            if tokio::time::Instant::now() + SETTLE_POLL > deadline {
+        let mut since = start;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now.duration_since(since) >= quiet {
+                return Ok((last, None));
+            }
+            if now + SETTLE_POLL > deadline {
                 let what = format!(
-                    "the server was still changing {:.1} s after the last reply (stock {} -> {}, orders {} -> {}); raise --settle",
+                    "the server was still changing {:.1} s after the last reply (stock {} -> {}, orders {} -> {}, last change {:.1} s in); raise --settle",
                     within.as_secs_f64(),
                     first.stock,
                     last.stock,
                     first.orders,
-                    last.orders
+                    last.orders,
+                    since.duration_since(start).as_secs_f64()
                 );
                 return Ok((last, Some(what)));
             }
             tokio::time::sleep(SETTLE_POLL).await;
-            let now = self.stock().await?;
-            stable = if same_state(&now, &last) {
-                stable + 1
-            } else {
-                1
-            };
-            last = now;
+            let reading = self.stock().await?;
+            if !same_state(&reading, &last) {
+                since = tokio::time::Instant::now();
+            }
+            last = reading;
         }
-        Ok((last, None))
+    }
+
+    /// Reads stock and counters once more after the audit read `settled` and the book: what
+    /// moved since, in words, or `None` when nothing did.
+    pub async fn recheck(
+        &mut self,
+        settled: &pb::StockReply,
+    ) -> Result<Option<String>, DriverError> {
+        let now = self.stock().await?;
+        if same_state(&now, settled) {
+            return Ok(None);
+        }
+        let mut moved = Vec::new();
+        for (what, was, is) in [
+            ("round", settled.round as i64, now.round as i64),
+            ("stock", settled.stock, now.stock),
+            ("orders", settled.orders as i64, now.orders as i64),
+            ("units sold", settled.units_sold as i64, now.units_sold as i64),
+        ] {
+            if was != is {
+                moved.push(format!("{what} {was} -> {is}"));
+            }
+        }
+        Ok(Some(format!(
+            "after the server had been quiet and its order book was read, it changed again: {}",
+            moved.join(", ")
+        )))
+    }
+
+    /// Reads the book ([`Control::book`]); a book that exists but fails to read (the checkout
+    /// is recovering from a fault) is read again until it reads or `until` passes.
+    pub async fn book_until(
+        &mut self,
+        after: &pb::StockReply,
+        prefix: &str,
+        acknowledged: u64,
+        until: tokio::time::Instant,
+    ) -> Result<BookState, DriverError> {
+        let mut wait = SETTLE_POLL;
+        loop {
+            let book = self.book(after, prefix, acknowledged).await?;
+            if !book.failed() || tokio::time::Instant::now() + wait > until {
+                return Ok(book);
+            }
+            tracing::info!(reason = book.reason().unwrap_or(""), "the order book could not be read; trying again");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Streams the order book of `after.round` into a [`Book`], reading request and user ids
@@ -260,31 +318,38 @@ impl Control {
         };
         let mut stream = match client.list_orders(request).await {
             Ok(response) => response.into_inner(),
-            Err(status) => return Ok(BookState::Unavailable(book_refused(&status))),
+            Err(status) => return Ok(book_refused(&status)),
         };
         let mut book = Book {
             round: after.round,
             entries: Vec::new(),
+            ..Book::default()
         };
         loop {
             match stream.message().await {
                 Ok(Some(batch)) => {
                     if batch.round != after.round {
-                        return Ok(BookState::Unavailable(format!(
-                            "ListOrders for round {} sent orders of round {}",
-                            after.round, batch.round
+                        return Ok(BookState::Failed(format!(
+                            "ListOrders for round {} sent orders of round {}{}",
+                            after.round,
+                            batch.round,
+                            if batch.round < after.round {
+                                " (a book of an earlier round: the server did not start a new book on Reset)"
+                            } else {
+                                ""
+                            }
                         )));
                     }
                     book.extend(prefix, &batch.orders);
                     if book.entries.len() as u64 > limit {
-                        return Ok(BookState::Unavailable(format!(
+                        return Ok(BookState::Failed(format!(
                             "ListOrders sent more than {limit} orders while GetStock counts {}; stopped reading",
                             after.orders
                         )));
                     }
                 }
                 Ok(None) => return Ok(BookState::Complete(book)),
-                Err(status) => return Ok(BookState::Unavailable(book_refused(&status))),
+                Err(status) => return Ok(book_refused(&status)),
             }
         }
     }

@@ -16,6 +16,10 @@ use crate::checkout::book::BookState;
 use crate::checkout::connect;
 use crate::cluster::auth::{self, ClusterToken};
 use crate::cluster::coordinator::{MAX_MESSAGE_BYTES, MAX_PROGRESS_WORKERS};
+
+/// How far the workers' clocks and the coordinator's may disagree about the shared start, for
+/// the audit's judgement of refusals by time: 100 ms.
+const DISTRIBUTED_CLOCK_SLACK_US: u32 = 100_000;
 use crate::cluster::verify::{ShareBounds, verify};
 use crate::cluster::wire::{book_from_wire, plan_to_wire, stats_from_wire, worker_name};
 use crate::engine::LoadResult;
@@ -117,22 +121,12 @@ pub async fn run(
     };
     let book = match &result.book {
         Some(columns) => BookState::Complete(book_from_wire(after.round, columns)?),
-        None => BookState::Unavailable(if result.book_unavailable.is_empty() {
-            "the coordinator sent no order book".to_string()
-        } else {
-            result.book_unavailable.clone()
-        }),
+        None if result.book_unavailable.is_empty() => {
+            BookState::Failed("the coordinator sent no order book and no reason".to_string())
+        }
+        None if result.book_failed => BookState::Failed(result.book_unavailable.clone()),
+        None => BookState::Unavailable(result.book_unavailable.clone()),
     };
-    let evidence = Evidence {
-        before,
-        after,
-        book: &book,
-        unsettled: (!result.unsettled.is_empty()).then(|| result.unsettled.clone()),
-        policy: &spec.policy,
-        counters: spec.connection.custom.is_none(),
-    };
-    let mut report = Report::build(&result.target, false, &spec.load, &evidence, &load);
-    report.run.name_checkout(&spec.connection);
     let polls: Vec<StockPoint> = result
         .stock_polls
         .iter()
@@ -142,6 +136,23 @@ pub async fn run(
             stock: p.stock,
         })
         .collect();
+    let readings: Vec<_> = polls.iter().map(StockPoint::reading).collect();
+    let evidence = Evidence {
+        before,
+        after,
+        book: &book,
+        unsettled: (!result.unsettled.is_empty()).then(|| result.unsettled.clone()),
+        moved: (!result.moved.is_empty()).then(|| result.moved.clone()),
+        quiet: crate::spec::quiet_window(spec.settle),
+        policy: &spec.policy,
+        counters: spec.connection.custom.is_none(),
+        readings: &readings,
+        // The coordinator's polls and the workers' histories are on different clocks, tied
+        // only by the shared start instant.
+        slack_us: DISTRIBUTED_CLOCK_SLACK_US,
+    };
+    let mut report = Report::build(&result.target, false, &spec.load, &evidence, &load);
+    report.run.name_checkout(&spec.connection);
     report.series.add_stock_polls(&polls);
     report.run.coordinator = Some(url.to_string());
     report.workers = Some(workers);

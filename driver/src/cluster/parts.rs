@@ -19,12 +19,12 @@ use crate::cluster::verify::{ATTEMPT_WIRE_BYTES, Fault, ShareBounds, bucket_byte
 use crate::engine::series::MAX_BUCKETS;
 
 /// Largest message a worker may send up its Join stream: a part of [`HISTORY_PER_PART`]
-/// attempts is at most 16,384 × 22 bytes (352 KiB), one of [`SERIES_PER_PART`] buckets at most
+/// attempts is at most 12,288 × 34 bytes (408 KiB), one of [`SERIES_PER_PART`] buckets at most
 /// 32 × ~700 bins × 5 bytes (~110 KiB); the result itself holds counters and the latency
 /// histogram (a few KiB, at most ~360 KiB).
 pub const JOIN_MAX_MESSAGE_BYTES: usize = 512 * 1024;
 /// Most history entries in one part.
-pub const HISTORY_PER_PART: usize = 16 * 1024;
+pub const HISTORY_PER_PART: usize = 12 * 1024;
 /// Most series buckets in one part.
 pub const SERIES_PER_PART: usize = 32;
 
@@ -45,6 +45,8 @@ pub fn split(result: &mut pb::WorkerResult) -> Parts {
         quantity: std::mem::take(&mut stats.history_quantity),
         answer: std::mem::take(&mut stats.history_answer),
         order: std::mem::take(&mut stats.history_order),
+        sent: std::mem::take(&mut stats.history_sent_us),
+        replied: std::mem::take(&mut stats.history_replied_us),
         series: std::mem::take(&mut stats.series),
         history_at: 0,
         series_at: 0,
@@ -60,6 +62,8 @@ pub struct Parts {
     quantity: Vec<u32>,
     answer: Vec<u32>,
     order: Vec<u64>,
+    sent: Vec<u32>,
+    replied: Vec<u32>,
     series: Vec<pb::SeriesBucket>,
     history_at: usize,
     series_at: usize,
@@ -87,6 +91,8 @@ impl Iterator for Parts {
                 .get(h.clone())
                 .map(<[u64]>::to_vec)
                 .unwrap_or_default(),
+            history_sent_us: column(&self.sent),
+            history_replied_us: column(&self.replied),
             series: self.series[s.clone()].to_vec(),
         };
         self.history_at = h.end;
@@ -130,6 +136,8 @@ impl Assembly {
             part.history_quantity.len(),
             part.history_answer.len(),
             part.history_order.len(),
+            part.history_sent_us.len(),
+            part.history_replied_us.len(),
         ];
         if other.iter().any(|&len| len != n) {
             return Err(Fault::Columns { users: n, other });
@@ -164,6 +172,8 @@ impl Assembly {
         h.history_quantity.extend(part.history_quantity);
         h.history_answer.extend(part.history_answer);
         h.history_order.extend(part.history_order);
+        h.history_sent_us.extend(part.history_sent_us);
+        h.history_replied_us.extend(part.history_replied_us);
         h.series.extend(part.series);
         Ok(())
     }
@@ -188,6 +198,8 @@ impl Assembly {
         stats.history_quantity = h.history_quantity;
         stats.history_answer = h.history_answer;
         stats.history_order = h.history_order;
+        stats.history_sent_us = h.history_sent_us;
+        stats.history_replied_us = h.history_replied_us;
         stats.series = h.series;
         Ok(())
     }
@@ -224,6 +236,8 @@ mod tests {
             history_quantity: vec![u32::MAX; attempts as usize],
             history_answer: vec![4; attempts as usize],
             history_order: vec![u64::MAX; attempts as usize],
+            history_sent_us: vec![u32::MAX; attempts as usize],
+            history_replied_us: vec![u32::MAX; attempts as usize],
             series: (0..buckets)
                 .map(|i| pb::SeriesBucket {
                     attempts: i as u64,
@@ -246,7 +260,7 @@ mod tests {
         let original = result(40_000, 70);
         let mut sent = original.clone();
         let parts: Vec<_> = split(&mut sent).collect();
-        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.len(), 4);
         for part in &parts {
             assert!(
                 part.encoded_len() <= JOIN_MAX_MESSAGE_BYTES,

@@ -195,6 +195,8 @@ pub fn stats_to_wire(stats: &Stats) -> pb::LoadStats {
         history_quantity: attempts.iter().map(|a| a.quantity).collect(),
         history_answer: attempts.iter().map(|a| a.answer.code()).collect(),
         history_order: attempts.iter().map(|a| a.order).collect(),
+        history_sent_us: attempts.iter().map(|a| a.sent_us).collect(),
+        history_replied_us: attempts.iter().map(|a| a.replied_us).collect(),
     })
 }
 
@@ -211,6 +213,8 @@ fn history_from_wire(wire: &pb::LoadStats) -> Result<History, DriverError> {
         wire.history_quantity.len(),
         wire.history_answer.len(),
         wire.history_order.len(),
+        wire.history_sent_us.len(),
+        wire.history_replied_us.len(),
     ];
     if columns.iter().any(|&len| len != n) || n as u64 != wire.attempts {
         return Err(DriverError::MalformedStats(format!(
@@ -231,6 +235,8 @@ fn history_from_wire(wire: &pb::LoadStats) -> Result<History, DriverError> {
                 quantity: wire.history_quantity[i],
                 answer,
                 order: wire.history_order[i],
+                sent_us: wire.history_sent_us[i],
+                replied_us: wire.history_replied_us[i],
             })
         })
         .collect::<Result<_, DriverError>>()?;
@@ -257,6 +263,7 @@ pub fn book_to_wire(book: &Book) -> pb::BookColumns {
             .collect(),
         quantity: e.iter().map(|e| e.quantity).collect(),
         order: e.iter().map(|e| e.order).collect(),
+        without_request_id: book.without_request_id,
     }
 }
 
@@ -288,7 +295,11 @@ pub fn book_from_wire(round: u64, wire: &pb::BookColumns) -> Result<Book, Driver
             })
         })
         .collect::<Result<_, DriverError>>()?;
-    Ok(Book { round, entries })
+    Ok(Book {
+        round,
+        entries,
+        without_request_id: wire.without_request_id,
+    })
 }
 
 fn bucket_to_wire(bucket: &Bucket) -> pb::SeriesBucket {
@@ -512,6 +523,7 @@ mod tests {
                     order: 0,
                 },
             ],
+            without_request_id: 1,
         };
         assert_eq!(book_from_wire(4, &book_to_wire(&book)).unwrap(), book);
         let mut bad = book_to_wire(&book);

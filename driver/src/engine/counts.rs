@@ -255,19 +255,17 @@ impl Counts {
         self.sold_out.saturating_add(self.limit_reached)
     }
 
-    /// Attempts that ran past their deadline: the client's own timeout, DEADLINE_EXCEEDED, or
-    /// CANCELLED (what a tonic server answers when it enforces the request's deadline itself).
+    /// Attempts that ran past the client's deadline. A DEADLINE_EXCEEDED or CANCELLED that
+    /// came as the deadline ran out is counted here too: it became a timeout when it was
+    /// recorded ([`Outcome::judged`]); one the server sent well before is an error status.
     pub fn deadline_expiries(&self) -> u64 {
         self.timeouts
-            .saturating_add(self.statuses.get(Code::DeadlineExceeded))
-            .saturating_add(self.statuses.get(Code::Cancelled))
     }
 
     /// Share of attempts answered with an error status, deadline expiries excluded (an
     /// overloaded server is measured by `timeout_rate` and latency thresholds instead).
     pub fn error_rate(&self) -> f64 {
-        let expired = self.deadline_expiries().saturating_sub(self.timeouts);
-        share(self.statuses.total().saturating_sub(expired), self.attempts)
+        share(self.statuses.total(), self.attempts)
     }
 
     /// Share of attempts that ran past their deadline.
@@ -356,9 +354,9 @@ mod tests {
         // Timeout (5 units), DEADLINE_EXCEEDED (2), INTERNAL (1); UNAVAILABLE is a refusal.
         assert_eq!((c.indeterminate, c.indeterminate_units), (3, 8));
         assert_eq!(c.errors(), 4);
-        assert_eq!(c.deadline_expiries(), 2);
-        assert!((c.error_rate() - 2.0 / 9.0).abs() < 1e-9);
-        assert!((c.timeout_rate() - 2.0 / 9.0).abs() < 1e-9);
+        assert_eq!(c.deadline_expiries(), 1);
+        assert!((c.error_rate() - 3.0 / 9.0).abs() < 1e-9);
+        assert!((c.timeout_rate() - 1.0 / 9.0).abs() < 1e-9);
         let names: Vec<_> = c.statuses.by_name().into_iter().collect();
         assert_eq!(
             names,

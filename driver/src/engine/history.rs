@@ -4,6 +4,10 @@
 //! reached, or a status after which nothing can have changed) or `info` (indeterminate: a
 //! timeout or a status after which the purchase may or may not have been applied).
 //!
+//! Each attempt also keeps when it was sent and when its answer came, in microseconds after the
+//! users' start on the clock of the process that sent it, so the audit can judge a refusal at
+//! the moment it was made ([`crate::audit::undersell`]).
+//!
 //! A record is [`ATTEMPT_BYTES`] bytes, so the driver's memory grows by that much per attempt
 //! and by nothing else; each load thread keeps its own history and they are merged once.
 
@@ -72,6 +76,23 @@ pub struct Attempt {
     pub answer: Answer,
     /// 64-bit FNV-1a hash of the order id of a purchase, else 0.
     pub order: u64,
+    /// When it was sent, in µs after the users' start (0 when not known: the earliest
+    /// possible, which is what the audit must assume).
+    pub sent_us: u32,
+    /// When its answer came, in µs after the users' start ([`UNKNOWN_TIME`] when not known:
+    /// the latest possible).
+    pub replied_us: u32,
+}
+
+/// `replied_us` of an attempt whose answer time is not known (a history from a peer that
+/// does not send times): later than anything, so no reading is taken to follow it.
+pub const UNKNOWN_TIME: u32 = u32::MAX;
+
+/// A time after the users' start in whole µs, saturating at [`UNKNOWN_TIME`] - 1 (71 minutes;
+/// later attempts all count as sent at that instant, which only weakens what the audit
+/// concludes from them).
+pub fn micros(at: std::time::Duration) -> u32 {
+    u32::try_from(at.as_micros()).map_or(UNKNOWN_TIME - 1, |us| us.min(UNKNOWN_TIME - 1))
 }
 
 /// Every attempt of a run (or of one load thread, before the merge).
@@ -122,6 +143,6 @@ mod tests {
             assert_eq!(Answer::from_code(code).map(Answer::code), Some(code));
         }
         assert_eq!(Answer::from_code(6), None);
-        assert_eq!(ATTEMPT_BYTES, 24);
+        assert_eq!(ATTEMPT_BYTES, 32);
     }
 }

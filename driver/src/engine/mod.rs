@@ -252,6 +252,9 @@ fn load_thread(
         }
         let started = Instant::now();
         live.mark_started(started.into_std());
+        // Times in every thread's history count from the first thread's start, so that they
+        // compare with each other and with the watcher's stock polls.
+        let origin = live.started().map_or(started, Instant::from_std);
         let deadline = spec.duration.map(|d| deadline_after(started, d));
         // One Stats per load thread: its connections run on this single-threaded runtime, so
         // they share it through a RefCell without a lock (one HDR histogram per thread, not
@@ -264,7 +267,7 @@ fn load_thread(
             .map(|(purchaser, planned)| {
                 let connection_counters = live.register();
                 counters.push((planned.connection, connection_counters.clone()));
-                let window = (started, deadline);
+                let window = (origin, deadline);
                 let live_counters = (connection_counters, live);
                 drive_connection(
                     purchaser,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::engine::counts::{Counts, Overflow};
-use crate::engine::history::{Answer, Attempt, AttemptKey, History};
+use crate::engine::history::{Answer, Attempt, AttemptKey, History, UNKNOWN_TIME, micros};
 use crate::engine::series::Series;
 use crate::outcome::Outcome;
 
@@ -67,11 +67,25 @@ impl Stats {
     ) {
         self.series
             .record(at, &outcome, quantity, latency_us(latency));
-        self.record(key, quantity, outcome, latency);
+        let times = (micros(at.saturating_sub(latency)), micros(at));
+        self.record_timed(key, quantity, outcome, latency, times);
     }
 
-    /// Records attempt `key`, which asked for `quantity` units.
+    /// Records attempt `key`, which asked for `quantity` units, at unknown times.
     pub fn record(&mut self, key: AttemptKey, quantity: u32, outcome: Outcome, latency: Duration) {
+        self.record_timed(key, quantity, outcome, latency, (0, UNKNOWN_TIME));
+    }
+
+    /// Records attempt `key`, sent and answered at `(sent_us, replied_us)` after the users'
+    /// start.
+    fn record_timed(
+        &mut self,
+        key: AttemptKey,
+        quantity: u32,
+        outcome: Outcome,
+        latency: Duration,
+        (sent_us, replied_us): (u32, u32),
+    ) {
         self.counts.record(&outcome, quantity);
         self.latency.saturating_record(latency_us(latency));
         let mut order = 0;
@@ -96,6 +110,8 @@ impl Stats {
             quantity,
             answer: Answer::of(&outcome),
             order,
+            sent_us,
+            replied_us,
         });
     }
 
@@ -174,8 +190,8 @@ mod tests {
         assert_eq!((c.indeterminate, c.indeterminate_units), (2, 3));
         assert_eq!(c.missing_order_ids, 1);
         assert_eq!(c.units_requested, 13);
-        assert_eq!(c.deadline_expiries(), 2);
-        assert!((c.error_rate() - 1.0 / 7.0).abs() < 1e-9);
+        assert_eq!(c.deadline_expiries(), 1);
+        assert!((c.error_rate() - 2.0 / 7.0).abs() < 1e-9);
         assert_eq!(c.statuses.get(Code::Unavailable), 1);
         assert_eq!(a.history.len(), 7);
         assert_eq!(a.min_stock_seen, Some(-3));

@@ -83,6 +83,7 @@ async fn virtual_user(
         let started = Instant::now();
         let outcome = purchaser.purchase(spec.mode, attempt, spec.timeout).await;
         let latency = started.elapsed();
+        let outcome = outcome.judged(latency, spec.timeout);
         counters.record(&outcome, quantity, latency);
         stats
             .borrow_mut()

@@ -53,6 +53,18 @@ pub struct StockPoint {
     pub stock: i64,
 }
 
+impl StockPoint {
+    /// The reading as the audit takes it: sent `t_s` after the users' start.
+    pub fn reading(&self) -> crate::audit::Reading {
+        crate::audit::Reading {
+            sent_us: crate::engine::history::micros(std::time::Duration::from_secs_f64(
+                self.t_s.max(0.0),
+            )),
+            stock: self.stock,
+        }
+    }
+}
+
 impl Timeline {
     /// The timeline of a run that lasted `elapsed`, with the stock at its ends.
     pub fn new(series: &Series, elapsed: Duration, initial: i64, last: i64) -> Self {

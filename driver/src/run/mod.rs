@@ -16,6 +16,7 @@ use crate::checkout::book::BookState;
 use crate::engine::live::Live;
 use crate::error::DriverError;
 use crate::report::Report;
+use crate::report::timeline::StockPoint;
 use crate::spec::{LoadSpec, RunSpec};
 use watch::Watcher;
 
@@ -139,14 +140,24 @@ pub async fn run_against(
         None => final_state(&mut control, spec, load.stats.counts.purchased).await,
     };
     let mut report = match final_state {
-        Ok((after, unsettled, book)) => {
+        Ok(FinalState {
+            after,
+            unsettled,
+            moved,
+            book,
+        }) => {
+            let readings: Vec<_> = polls.iter().map(StockPoint::reading).collect();
             let evidence = Evidence {
                 before: &before,
                 after: &after,
                 book: &book,
                 unsettled,
+                moved,
+                quiet: crate::spec::quiet_window(spec.settle),
                 policy: &spec.policy,
                 counters: control.counters(),
+                readings: &readings,
+                slack_us: 0,
             };
             let mut report = Report::build(url, embedded, &spec.load, &evidence, &load);
             report.series.add_stock_polls(&polls);
@@ -173,20 +184,36 @@ pub async fn run_against(
 }
 
 /// The target's state once it settled after the load: the final reading, what was still
-/// moving if it did not settle, and the order book; or why it could not be read.
-/// `acknowledged`: purchases the users saw go through (bounds a custom checkout's listing).
+/// moving if it did not settle (or moved again after the book was read), and the order book;
+/// or why it could not be read. `acknowledged`: purchases the users saw go through (bounds a
+/// custom checkout's listing).
 async fn final_state(
     control: &mut Control,
     spec: &RunSpec,
     acknowledged: u64,
-) -> Result<(flashsale::pb::StockReply, Option<String>, BookState), String> {
+) -> Result<FinalState, String> {
+    let until = tokio::time::Instant::now() + spec.settle.min(crate::spec::MAX_SETTLE);
     let (after, unsettled) = control
         .settle(spec.settle)
         .await
         .map_err(|e| e.to_string())?;
     let book = control
-        .book(&after, &spec.load.user_prefix, acknowledged)
+        .book_until(&after, &spec.load.user_prefix, acknowledged, until)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((after, unsettled, book))
+    let moved = control.recheck(&after).await.map_err(|e| e.to_string())?;
+    Ok(FinalState {
+        after,
+        unsettled,
+        moved,
+        book,
+    })
+}
+
+/// What [`final_state`] read.
+struct FinalState {
+    after: flashsale::pb::StockReply,
+    unsettled: Option<String>,
+    moved: Option<String>,
+    book: BookState,
 }

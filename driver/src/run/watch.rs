@@ -54,8 +54,8 @@ impl Watcher {
         }
     }
 
-    /// Stops watching; returns the stock polls in seconds after the users' start (polls
-    /// before it are dropped).
+    /// Stops watching; returns the stock polls, each at the moment it was sent, in seconds
+    /// after the users' start (polls before it are dropped).
     pub async fn finish(self, live: &Live) -> Vec<StockPoint> {
         self.stop.cancel();
         if let Some(progress) = self.progress {
@@ -95,8 +95,9 @@ async fn poll_stock(
             () = stopped.cancelled() => return polls,
             reply = control.stock() => match reply {
                 Ok(reply) => {
-                    // The reading is from somewhere during the call; take its middle.
-                    polls.push((sent + sent.elapsed() / 2, reply.stock));
+                    // Stamped when the call was sent: the audit relies on the reading being
+                    // taken no earlier than that ([`crate::audit::undersell`]).
+                    polls.push((sent, reply.stock));
                     live.set_stock(reply.stock);
                 }
                 Err(err) => tracing::debug!(%err, "stock poll failed"),

@@ -138,3 +138,14 @@ pub struct RunSpec {
 
 /// Default of `--settle`.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
+
+/// Longest quiet window: how long the stock and counters must stay unchanged after the last
+/// reply before the audit reads them.
+pub const QUIET_WINDOW: Duration = Duration::from_secs(3);
+
+/// The quiet window of a run that may wait `settle` for the server: [`QUIET_WINDOW`], or half
+/// of `settle` when that is shorter (3 s with the default `--settle 5s`). A change later than
+/// the window and the book's reading is outside what the audit can see.
+pub fn quiet_window(settle: Duration) -> Duration {
+    QUIET_WINDOW.min(settle / 2)
+}

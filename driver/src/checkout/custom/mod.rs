@@ -82,7 +82,8 @@ impl CustomConnection {
     /// Lists the checkout's orders with the spec's listing call (once, after the run settled)
     /// and reads them into a book, with the run's user `prefix`; at most
     /// [`orders::listing_limit`]`(acknowledged)` orders and [`orders::MAX_ORDERS_REPLY_BYTES`]
-    /// of reply. Whatever goes wrong is [`BookState::Unavailable`] with the reason.
+    /// of reply. A spec without a listing (or without request ids in it) gives
+    /// [`BookState::Unavailable`]; a listing that fails, [`BookState::Failed`], with the reason.
     pub async fn orders(
         &mut self,
         prefix: &str,
@@ -111,17 +112,17 @@ impl CustomConnection {
             }
         };
         let Ok(reply) = tokio::time::timeout(timeout, sent).await else {
-            return BookState::Unavailable(format!(
+            return BookState::Failed(format!(
                 "the order listing gave no answer within {timeout:?}"
             ));
         };
         if reply.status == ReplyStatus::Grpc(tonic::Code::ResourceExhausted) {
-            return BookState::Unavailable(format!(
+            return BookState::Failed(format!(
                 "the order listing's reply is larger than {cap} bytes"
             ));
         }
         if !reply.status.is_success() {
-            return BookState::Unavailable(format!(
+            return BookState::Failed(format!(
                 "the order listing answered {}",
                 describe(reply.status)
             ));
@@ -130,7 +131,7 @@ impl CustomConnection {
             Some(body) => {
                 orders::read_listing(spec, body, prefix, orders::listing_limit(acknowledged))
             }
-            None => BookState::Unavailable("the order listing's reply is not JSON".into()),
+            None => BookState::Failed("the order listing's reply is not JSON".into()),
         }
     }
 

@@ -23,7 +23,7 @@ pub fn listing_limit(acknowledged: u64) -> u64 {
 pub fn read_listing(spec: &OrdersSpec, reply: &Value, prefix: &str, limit: u64) -> BookState {
     match read(spec, reply, prefix, limit) {
         Ok(book) => BookState::Complete(book),
-        Err(reason) => BookState::Unavailable(format!("the order listing {reason}")),
+        Err(reason) => BookState::Failed(format!("the order listing {reason}")),
     }
 }
 
@@ -51,6 +51,7 @@ fn read(spec: &OrdersSpec, reply: &Value, prefix: &str, limit: u64) -> Result<Bo
     let mut book = Book {
         round: 0,
         entries: Vec::with_capacity(elements.len()),
+        ..Book::default()
     };
     for (i, element) in elements.iter().enumerate() {
         let text = |path: &Option<crate::spec::custom::FieldPath>| {
@@ -184,8 +185,8 @@ request_id = "request_id"
             ),
         ] {
             match read_listing(&s, &reply, "u", 2) {
-                BookState::Unavailable(why) => assert!(why.contains(want), "{reply}: {why}"),
-                BookState::Complete(book) => panic!("{reply}: read as {book:?}"),
+                BookState::Failed(why) => assert!(why.contains(want), "{reply}: {why}"),
+                other => panic!("{reply}: read as {other:?}"),
             }
         }
     }

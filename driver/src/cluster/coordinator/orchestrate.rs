@@ -486,17 +486,20 @@ pub async fn run(
     if failures.len() == shares.len() {
         return Err(CoordinatorError::AllWorkersFailed(failures.join("; ")));
     }
+    let until = tokio::time::Instant::now() + settle;
     let (after, unsettled) = control.settle(settle).await?;
     let acknowledged = shares
         .values()
         .fold(0u64, |sum, s| sum.saturating_add(s.totals().purchased));
-    let (book, book_unavailable) = match control
-        .book(&after, &spec.user_prefix, acknowledged)
+    let (book, book_unavailable, book_failed) = match control
+        .book_until(&after, &spec.user_prefix, acknowledged, until)
         .await?
     {
-        BookState::Complete(book) => (Some(book_to_wire(&book)), String::new()),
-        BookState::Unavailable(why) => (None, why),
+        BookState::Complete(book) => (Some(book_to_wire(&book)), String::new(), false),
+        BookState::Unavailable(why) => (None, why, false),
+        BookState::Failed(why) => (None, why, true),
     };
+    let moved = control.recheck(&after).await?.unwrap_or_default();
     let burst = spec.duration.is_none().then_some(spec.clicks);
     let peer_rate = shares
         .values()
@@ -531,6 +534,8 @@ pub async fn run(
         elapsed_s,
         book,
         book_unavailable,
+        book_failed,
+        moved,
         unsettled: unsettled.unwrap_or_default(),
         stock_polls,
         cancelled,

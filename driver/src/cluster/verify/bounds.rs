@@ -13,9 +13,9 @@ use crate::spec::LoadSpec;
 pub const MIN_ATTEMPT: Duration = Duration::from_micros(20);
 /// Most attempts one worker's report may hold, whatever the plan (1.2 GB of history).
 pub const MAX_SHARE_ATTEMPTS: u64 = 50_000_000;
-/// Bytes one attempt of the history costs at most, on the wire (5 + 5 + 5 + 1 varint bytes
-/// and an 8-byte hash) and decoded (four `u32` and a `u64`).
-pub const ATTEMPT_WIRE_BYTES: u64 = 24;
+/// Bytes one attempt of the history costs at most, on the wire (5 + 5 + 5 + 1 + 5 + 5 varint
+/// bytes and an 8-byte hash) and decoded (six `u32` and a `u64`).
+pub const ATTEMPT_WIRE_BYTES: u64 = 34;
 /// Bytes of a report besides its history, its series and its histogram.
 const FIXED_REPORT_BYTES: u64 = 4096;
 /// Bytes one series bucket costs decoded besides its statuses and latency bins.

@@ -39,7 +39,7 @@ pub enum Fault {
     /// The result carries no statistics although it reports no error.
     NoStats,
     /// The history columns differ in length.
-    Columns { users: usize, other: [usize; 4] },
+    Columns { users: usize, other: [usize; 6] },
     /// The history does not hold one entry per attempt.
     HistoryLength { history: usize, attempts: u64 },
     /// More attempts than the share's users could make.
@@ -63,6 +63,13 @@ pub enum Fault {
     Answer { code: u32 },
     /// An order hash on an attempt that bought nothing.
     OrderWithoutPurchase { user: u32, seq: u32 },
+    /// An attempt answered before it was sent.
+    Times {
+        user: u32,
+        seq: u32,
+        sent: u32,
+        replied: u32,
+    },
     /// The outcome counters do not sum to the attempts (or overflow).
     CountersSum { sum: Option<u64>, attempts: u64 },
     /// A counter disagrees with the history.
@@ -98,6 +105,7 @@ impl Fault {
             Fault::Quantity { .. } => "quantity",
             Fault::Answer { .. } => "answer",
             Fault::OrderWithoutPurchase { .. } => "order_without_purchase",
+            Fault::Times { .. } => "times",
             Fault::CountersSum { .. } => "counters_sum",
             Fault::Counter { .. } => "counter",
             Fault::Status { .. } => "status",
@@ -141,6 +149,15 @@ impl fmt::Display for Fault {
             Fault::OrderWithoutPurchase { user, seq } => write!(
                 f,
                 "attempt {seq} of user {user} has an order but bought nothing"
+            ),
+            Fault::Times {
+                user,
+                seq,
+                sent,
+                replied,
+            } => write!(
+                f,
+                "attempt {seq} of user {user} was answered at {replied} µs, before it was sent at {sent} µs"
             ),
             Fault::CountersSum {
                 sum: Some(sum),

@@ -75,6 +75,8 @@ pub(super) fn history(
         stats.history_quantity.len(),
         stats.history_answer.len(),
         stats.history_order.len(),
+        stats.history_sent_us.len(),
+        stats.history_replied_us.len(),
     ];
     if other.iter().any(|&len| len != n) {
         faults.push(Fault::Columns { users: n, other });
@@ -94,7 +96,7 @@ pub(super) fn history(
     let mut seen: HashSet<(u32, u32)> = HashSet::with_capacity(n.min(1 << 20));
     let mut tally = Tally::default();
     // One fault of each kind is enough to name the worker faulty.
-    let mut first_fault = [false; 5];
+    let mut first_fault = [false; 6];
     let mut once = |kind: usize, fault: Fault, faults: &mut Vec<Fault>| {
         if !first_fault[kind] {
             first_fault[kind] = true;
@@ -123,6 +125,16 @@ pub(super) fn history(
                 expected,
             };
             once(2, fault, faults);
+        }
+        let (sent, replied) = (stats.history_sent_us[i], stats.history_replied_us[i]);
+        if replied != crate::engine::history::UNKNOWN_TIME && sent > replied {
+            let fault = Fault::Times {
+                user,
+                seq,
+                sent,
+                replied,
+            };
+            once(5, fault, faults);
         }
         let code = stats.history_answer[i];
         match Answer::from_code(code) {

@@ -142,6 +142,13 @@ fn each_rule_rejects_its_own_lie() {
         s.history_quantity.pop();
         s.history_answer.pop();
         s.history_order.pop();
+        s.history_sent_us.pop();
+        s.history_replied_us.pop();
+    });
+    only("times", &plan, WINDOW, |r| {
+        let s = stats(r);
+        s.history_sent_us[3] = 50;
+        s.history_replied_us[3] = 40;
     });
     let mut moved = plan.clone();
     moved.first_user = 101;
