@@ -324,3 +324,78 @@ fn stragglers_of_a_previous_run_leak_into_a_server_that_ignores_rounds() {
     let run = two_runs(serial_ms(Fault::IgnoresRound, 25));
     run.expect_fails("no_ghost_orders");
 }
+
+// --- round three: what used to pass -------------------------------------------------------
+
+#[test]
+fn wrong_refusals_while_stock_was_high_fail_even_when_it_sells_out_later() {
+    let _one = exclusive();
+    // Optimistic writes that lose a race answer SOLD_OUT while hundreds of units are left;
+    // the sale still runs out before the end, so the final stock alone proves nothing.
+    let double = start(Config::new(Fault::OptimisticNoRetry).latency(Duration::from_millis(10)));
+    let run = driver(
+        double.url(),
+        &["-u", "20", "--stock", "120", "--duration", "4s"],
+    );
+    assert_eq!(
+        double.stock(),
+        0,
+        "the sale did not sell out\n{}",
+        run.context()
+    );
+    run.expect_fails("no_undersell");
+    let detail = run.check_detail("no_undersell");
+    assert!(detail.contains("the earliest: user"), "{detail}");
+}
+
+#[test]
+fn stock_that_moves_after_the_audit_read_it_fails_settled() {
+    let _one = exclusive();
+    // Every 10th decrement is delivered again 2 s later: after the quiet window (1.5 s with
+    // --settle 4s) ended, before the second reading 1.5 s after it.
+    let fault = Fault::LateDecrement {
+        every: 10,
+        delay_ms: 2_000,
+    };
+    let double = start(Config::new(fault));
+    let run = driver(
+        double.url(),
+        &["-u", "300", "--stock", "100", "--settle", "4s"],
+    );
+    run.expect_fails("settled");
+    let detail = run.check_detail("settled");
+    assert!(detail.contains("stock 0 -> -10"), "{detail}");
+}
+
+#[test]
+fn an_order_booked_under_another_customer_fails_orders_match() {
+    let _one = exclusive();
+    let double = start(Config::new(Fault::WrongCustomer { every: 10 }));
+    driver(double.url(), BURST).expect_fails("orders_match");
+}
+
+#[test]
+fn a_book_that_fails_to_read_is_never_a_pass() {
+    let _one = exclusive();
+    for fault in [Fault::BookUnavailable, Fault::StaleBook] {
+        let double = start(Config::new(fault));
+        let run = driver(double.url(), BURST);
+        run.expect_exit(INCONCLUSIVE)
+            .expect_check("no_lost_orders", "inconclusive")
+            .expect_check("no_phantom_sales", "inconclusive");
+        let detail = run.check_detail("no_lost_orders");
+        assert!(detail.contains("could not be read"), "{fault:?}: {detail}");
+    }
+}
+
+#[test]
+fn deadline_exceeded_sent_long_before_the_deadline_is_an_error() {
+    let _one = exclusive();
+    let double = start(Config::new(Fault::EarlyDeadline { every: 5 }));
+    let run = driver(
+        double.url(),
+        &["-u", "500", "--stock", "100", "--timeout", "3s"],
+    );
+    run.expect_fails("availability");
+    assert_eq!(run.json["outcomes"]["timeouts"], 0, "{}", run.context());
+}

@@ -202,8 +202,7 @@ impl Audit {
         let same_round = before.round == after.round;
         let preexisting = usize::try_from(before.orders).unwrap_or(usize::MAX);
         let book = ev.book.complete().filter(|_| same_round);
-        let mut rec =
-            reconcile::reconcile(&stats.history, book, preexisting, after.per_user_limit);
+        let mut rec = reconcile::reconcile(&stats.history, book, preexisting, after.per_user_limit);
         if !rec.available {
             rec.reason = Some(
                 ev.book
@@ -318,7 +317,8 @@ impl Audit {
                 "settled",
                 Status::Pass,
                 format!(
-                    "stock and counters unchanged for {:.1} s after the last reply and again after the order book was read (later changes are outside what the audit sees)",
+                    "stock and counters unchanged for {:.1} s after their last change, and still {:.1} s later after the order book was read (later changes are outside what the audit sees)",
+                    ev.quiet.as_secs_f64(),
                     ev.quiet.as_secs_f64()
                 ),
             ),
@@ -683,10 +683,9 @@ impl Facts<'_> {
         } else {
             "acknowledged (no order book)"
         };
-        let earliest = self
-            .refusals
-            .earliest_limit
-            .map_or(String::new(), |e| format!("; the earliest: {}", e.describe()));
+        let earliest = self.refusals.earliest_limit.map_or(String::new(), |e| {
+            format!("; the earliest: {}", e.describe())
+        });
         Check::holds(
             "per_user_limit",
             r.per_user_violations == 0 && r.wrong_limit_refusals == 0,

@@ -84,11 +84,9 @@ impl WrongRefusal {
         } else {
             "sold out"
         };
-        let when = self
-            .at_us
-            .map_or(String::new(), |us| {
-                format!(" {:.3} s into the run", f64::from(us) / 1e6)
-            });
+        let when = self.at_us.map_or(String::new(), |us| {
+            format!(" {:.3} s into the run", f64::from(us) / 1e6)
+        });
         let why = match self.proof {
             Proof::LaterReading { after_us, stock } => format!(
                 "GetStock sent {:.3} s later still read {stock} units",
@@ -327,7 +325,11 @@ impl PerUser {
             .filter(|a| a.answer == Answer::LimitReached)
             .map(|a| a.key.user)
             .collect::<std::collections::HashSet<u32>>();
-        for a in history.attempts.iter().filter(|a| limited.contains(&a.key.user)) {
+        for a in history
+            .attempts
+            .iter()
+            .filter(|a| limited.contains(&a.key.user))
+        {
             by_user
                 .entry(a.key.user)
                 .or_default()

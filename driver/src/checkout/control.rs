@@ -240,12 +240,15 @@ impl Control {
         }
     }
 
-    /// Reads stock and counters once more after the audit read `settled` and the book: what
-    /// moved since, in words, or `None` when nothing did.
+    /// Reads stock and counters once more, at `at` (or now, if that has passed), after the
+    /// audit read `settled` and the book: what moved since, in words, or `None` when nothing
+    /// did.
     pub async fn recheck(
         &mut self,
         settled: &pb::StockReply,
+        at: tokio::time::Instant,
     ) -> Result<Option<String>, DriverError> {
+        tokio::time::sleep_until(at).await;
         let now = self.stock().await?;
         if same_state(&now, settled) {
             return Ok(None);
@@ -255,7 +258,11 @@ impl Control {
             ("round", settled.round as i64, now.round as i64),
             ("stock", settled.stock, now.stock),
             ("orders", settled.orders as i64, now.orders as i64),
-            ("units sold", settled.units_sold as i64, now.units_sold as i64),
+            (
+                "units sold",
+                settled.units_sold as i64,
+                now.units_sold as i64,
+            ),
         ] {
             if was != is {
                 moved.push(format!("{what} {was} -> {is}"));
@@ -282,7 +289,10 @@ impl Control {
             if !book.failed() || tokio::time::Instant::now() + wait > until {
                 return Ok(book);
             }
-            tracing::info!(reason = book.reason().unwrap_or(""), "the order book could not be read; trying again");
+            tracing::info!(
+                reason = book.reason().unwrap_or(""),
+                "the order book could not be read; trying again"
+            );
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(1));
         }

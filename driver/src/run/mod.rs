@@ -197,11 +197,15 @@ async fn final_state(
         .settle(spec.settle)
         .await
         .map_err(|e| e.to_string())?;
+    let again = tokio::time::Instant::now() + crate::spec::quiet_window(spec.settle);
     let book = control
         .book_until(&after, &spec.load.user_prefix, acknowledged, until)
         .await
         .map_err(|e| e.to_string())?;
-    let moved = control.recheck(&after).await.map_err(|e| e.to_string())?;
+    let moved = control
+        .recheck(&after, again)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(FinalState {
         after,
         unsettled,

@@ -140,12 +140,13 @@ pub struct RunSpec {
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
 
 /// Longest quiet window: how long the stock and counters must stay unchanged after the last
-/// reply before the audit reads them.
-pub const QUIET_WINDOW: Duration = Duration::from_secs(3);
+/// reply before the audit reads them, and how long after that it reads them again.
+pub const QUIET_WINDOW: Duration = Duration::from_millis(1500);
 
 /// The quiet window of a run that may wait `settle` for the server: [`QUIET_WINDOW`], or half
-/// of `settle` when that is shorter (3 s with the default `--settle 5s`). A change later than
-/// the window and the book's reading is outside what the audit can see.
+/// of `settle` when that is shorter. The audit watches the stock and counters for at least
+/// twice the window after their last change (3 s with the default `--settle 5s`); a change
+/// later than that is outside what it can see.
 pub fn quiet_window(settle: Duration) -> Duration {
     QUIET_WINDOW.min(settle / 2)
 }

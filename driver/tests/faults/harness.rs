@@ -34,8 +34,8 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `driver --target URL --output json` with `args` (plus `--mode safe` and `--timeout 10s`
-/// unless `args` sets them), killing it after [`RUN_LIMIT`].
+/// Runs `driver --target URL --output json` with `args` (plus `--mode safe`, `--timeout 10s`
+/// and `--settle 1s` unless `args` sets them), killing it after [`RUN_LIMIT`].
 pub fn driver(url: &str, args: &[&str]) -> Run {
     let mut argv: Vec<String> = vec![
         "--target".into(),
@@ -48,6 +48,10 @@ pub fn driver(url: &str, args: &[&str]) -> Run {
     }
     if !args.contains(&"--timeout") {
         argv.extend(["--timeout".into(), "10s".into()]);
+    }
+    // A short settle (quiet window 0.5 s) unless the test is about settling.
+    if !args.contains(&"--settle") {
+        argv.extend(["--settle".into(), "1s".into()]);
     }
     argv.extend(args.iter().map(|a| a.to_string()));
 
@@ -114,6 +118,15 @@ impl Run {
             .iter()
             .find(|c| c["name"] == name)
             .and_then(|c| c["status"].as_str())
+            .unwrap_or("<missing>")
+    }
+
+    /// The detail of check `name`, or `<missing>`.
+    pub fn check_detail(&self, name: &str) -> &str {
+        self.checks()
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["detail"].as_str())
             .unwrap_or("<missing>")
     }
 

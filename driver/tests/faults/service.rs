@@ -37,7 +37,7 @@ impl Shared {
     }
 
     /// One purchase: latency, then the decision under the state lock.
-    async fn place(&self, ask: Ask) -> Result<pb::PurchaseReply, Status> {
+    async fn place(self: &Arc<Self>, ask: Ask) -> Result<pb::PurchaseReply, Status> {
         let _busy = Busy::enter(&self.busy);
         let config = &self.config;
         let (seen, strategy) = {
@@ -48,7 +48,7 @@ impl Shared {
             let seen = (config.fault == Fault::OptimisticNoRetry).then_some(state.version);
             (seen, state.strategy)
         };
-        match strategy {
+        let reply = match strategy {
             Strategy::Atomic | Strategy::Serializable => {
                 pause(config).await;
                 self.lock().apply(config, &ask, seen)
@@ -58,8 +58,25 @@ impl Shared {
                 pause(config).await;
                 self.lock().apply(config, &ask, seen)
             }
+        }?;
+        if let Fault::LateDecrement { every, delay_ms } = config.fault
+            && reply.outcome == i32::from(pb::Outcome::Purchased)
+            && order_number(&reply.order_id).is_some_and(|n| n.is_multiple_of(every))
+        {
+            let shared = Arc::clone(self);
+            let quantity = i64::from(reply.quantity);
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                shared.lock().take_again(quantity);
+            });
         }
+        Ok(reply)
     }
+}
+
+/// `N` of an order id `ord-ROUND-N`.
+fn order_number(order_id: &str) -> Option<u64> {
+    order_id.rsplit('-').next()?.parse().ok()
 }
 
 async fn pause(config: &Config) {
@@ -94,6 +111,13 @@ impl Double {
         let ask = validate(request, config.max_quantity)?;
         match config.fault {
             Fault::Dead => return Err(Status::unavailable("checkout is down")),
+            Fault::EarlyDeadline { every } => {
+                let mut state = self.0.lock();
+                state.received += 1;
+                if state.received.is_multiple_of(every) {
+                    return Err(Status::deadline_exceeded("deadline exceeded (not really)"));
+                }
+            }
             Fault::NeverSells => {
                 let state = self.0.lock();
                 return Ok(pb::PurchaseReply {
@@ -165,8 +189,14 @@ impl Checkout for Double {
         &self,
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<Self::ListOrdersStream>, Status> {
-        if self.0.config.fault == Fault::NoOrderBook {
-            return Err(Status::unimplemented("ListOrders is not implemented"));
+        match self.0.config.fault {
+            Fault::NoOrderBook => {
+                return Err(Status::unimplemented("ListOrders is not implemented"));
+            }
+            Fault::BookUnavailable => {
+                return Err(Status::unavailable("the order database is down"));
+            }
+            _ => {}
         }
         let batches = self
             .0

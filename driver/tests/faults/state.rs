@@ -51,6 +51,22 @@ pub enum Fault {
     /// Applies purchases of any round and keeps working on requests whose client gave up, so
     /// a previous run's stragglers land in the next round (`no_ghost_orders` of the next run).
     IgnoresRound,
+    /// Every `every`-th sale's decrement is delivered a second time `delay_ms` later, from the
+    /// background (a redelivered asynchronous message): the stock moves after the run looked
+    /// settled (`settled`).
+    LateDecrement { every: u64, delay_ms: u64 },
+    /// Every `every`-th sale is booked under the customer of the sale before it
+    /// (`orders_match`).
+    WrongCustomer { every: u64 },
+    /// Correct, but ListOrders answers UNAVAILABLE: the book exists and cannot be read (the
+    /// checks that need it are inconclusive, never skipped).
+    BookUnavailable,
+    /// Correct, but ListOrders streams the book of the round before, labelled as such
+    /// (inconclusive: the book of this round cannot be read).
+    StaleBook,
+    /// Every `every`-th purchase answers DEADLINE_EXCEEDED at once, long before the client's
+    /// deadline, without applying it (`availability`: an error, not a deadline expiry).
+    EarlyDeadline { every: u64 },
 }
 
 /// See [`Fault::GhostOrders`].
@@ -211,6 +227,12 @@ pub struct State {
     ghosts: u64,
     next_order: u64,
     book_cap: u64,
+    /// The customer of the last sale (WrongCustomer books under it).
+    last_user: String,
+    /// The book of the round before (StaleBook lists it).
+    pub previous_book: Vec<pb::Order>,
+    /// Purchases received this round (EarlyDeadline counts these).
+    pub received: u64,
 }
 
 impl State {
@@ -230,6 +252,9 @@ impl State {
             ghosts: 0,
             next_order: 0,
             book_cap: config.book_cap,
+            last_user: String::new(),
+            previous_book: Vec::new(),
+            received: 0,
         }
     }
 
@@ -296,8 +321,15 @@ impl State {
         }
         *self.bought.entry(ask.user_id.clone()).or_default() += u64::from(ask.quantity);
         let order_id = self.next_order_id();
+        let customer = match fault {
+            Fault::WrongCustomer { every } if nth(every) && !self.last_user.is_empty() => {
+                self.last_user.clone()
+            }
+            _ => ask.user_id.clone(),
+        };
+        self.last_user = ask.user_id.clone();
         if !matches!(fault, Fault::LostOrder { every } if nth(every)) {
-            self.record(&order_id, &ask.user_id, ask.quantity, &ask.request_id);
+            self.record(&order_id, &customer, ask.quantity, &ask.request_id);
         }
         if matches!(fault, Fault::DoubleRecord { every } if nth(every)) {
             let again = self.next_order_id();
@@ -346,7 +378,9 @@ impl State {
         let round = self.round + 1;
         let next_order = self.next_order;
         let version = self.version + 1;
+        let previous_book = std::mem::take(&mut self.book);
         *self = State::new(&config.clone().stock(stock));
+        self.previous_book = previous_book;
         self.round = round;
         self.next_order = next_order;
         self.version = version;
@@ -389,21 +423,30 @@ impl State {
             )));
         }
         let batch = config.batch.clamp(1, 1024);
-        let mut batches: Vec<_> = self
-            .book
+        let (book, listed_round) = if config.fault == Fault::StaleBook {
+            (&self.previous_book, self.round - 1)
+        } else {
+            (&self.book, self.round)
+        };
+        let mut batches: Vec<_> = book
             .chunks(batch)
             .map(|orders| pb::OrderBatch {
-                round: self.round,
+                round: listed_round,
                 orders: orders.to_vec(),
             })
             .collect();
         if batches.is_empty() {
             batches.push(pb::OrderBatch {
-                round: self.round,
+                round: listed_round,
                 orders: Vec::new(),
             });
         }
         Ok(batches)
+    }
+
+    /// Takes `quantity` units without a sale (a redelivered decrement).
+    pub fn take_again(&mut self, quantity: i64) {
+        self.take(quantity);
     }
 
     fn take(&mut self, quantity: i64) {

@@ -29,7 +29,12 @@ fn booked(attempts: &[Attempt]) -> Book {
     }
 }
 
-fn ctx<'a>(book: Option<&'a Book>, initial: i64, final_stock: i64, readings: &'a [Reading]) -> Context<'a> {
+fn ctx<'a>(
+    book: Option<&'a Book>,
+    initial: i64,
+    final_stock: i64,
+    readings: &'a [Reading],
+) -> Context<'a> {
     Context {
         book: book.map(|b| (b, 0)),
         initial_stock: initial,
@@ -54,14 +59,30 @@ fn a_later_reading_with_stock_left_proves_a_refusal_wrong() {
         at(0, 1, Answer::SoldOut, 0, 10),
         at(1, 5, Answer::Purchased, 0, 20),
     ]);
-    let readings = [Reading { sent_us: 12_000, stock: 5 }];
+    let readings = [Reading {
+        sent_us: 12_000,
+        stock: 5,
+    }];
     let r = judge(&h, &ctx(None, 5, 0, &readings));
     assert_eq!(r.wrong_sold_out, 1);
     let e = r.earliest_sold_out.expect("earliest");
-    assert_eq!(e.proof, Proof::LaterReading { after_us: 2_000, stock: 5 });
-    assert!(e.describe().contains("0.010 s into the run"), "{}", e.describe());
+    assert_eq!(
+        e.proof,
+        Proof::LaterReading {
+            after_us: 2_000,
+            stock: 5
+        }
+    );
+    assert!(
+        e.describe().contains("0.010 s into the run"),
+        "{}",
+        e.describe()
+    );
     // A reading sent before the refusal arrived proves nothing.
-    let early = [Reading { sent_us: 9_000, stock: 5 }];
+    let early = [Reading {
+        sent_us: 9_000,
+        stock: 5,
+    }];
     assert_eq!(judge(&h, &ctx(None, 5, 0, &early)).wrong_sold_out, 0);
     // Nor does one within the clocks' slack.
     let slack = Context {
@@ -86,7 +107,10 @@ fn a_refusal_before_enough_requests_were_sent_is_wrong_by_the_book() {
     assert_eq!(r.wrong_sold_out, 1);
     assert_eq!(
         r.earliest_sold_out.expect("earliest").proof,
-        Proof::SentBefore { sold: 3, initial: 10 }
+        Proof::SentBefore {
+            sold: 3,
+            initial: 10
+        }
     );
     // Without a book, unknown buyers may have taken the stock: no proof.
     assert_eq!(judge(&h, &ctx(None, 10, 0, &[])).wrong_sold_out, 0);
@@ -98,7 +122,10 @@ fn a_refusal_before_enough_requests_were_sent_is_wrong_by_the_book() {
         quantity: 6,
         order: 99,
     });
-    assert_eq!(judge(&h, &ctx(Some(&ghosted), 10, 0, &[])).wrong_sold_out, 0);
+    assert_eq!(
+        judge(&h, &ctx(Some(&ghosted), 10, 0, &[])).wrong_sold_out,
+        0
+    );
 }
 
 #[test]
@@ -107,13 +134,20 @@ fn a_burst_that_sells_out_correctly_has_no_wrong_refusal() {
     let h = history(
         (0..20)
             .map(|u| {
-                let answer = if u < 5 { Answer::Purchased } else { Answer::SoldOut };
+                let answer = if u < 5 {
+                    Answer::Purchased
+                } else {
+                    Answer::SoldOut
+                };
                 at(u, 1, answer, 0, 10 + u)
             })
             .collect(),
     );
     let book = booked(&h.attempts);
-    let readings = [Reading { sent_us: 30_000, stock: 0 }];
+    let readings = [Reading {
+        sent_us: 30_000,
+        stock: 0,
+    }];
     let r = judge(&h, &ctx(Some(&book), 5, 0, &readings));
     assert_eq!((r.wrong_sold_out, r.wrong_limit), (0, 0));
 }
@@ -156,10 +190,19 @@ fn limit_refusals_are_judged_against_the_customer_s_own_requests() {
     let r = judge(&h, &limited);
     assert_eq!(r.wrong_limit, 1);
     let e = r.earliest_limit.expect("earliest");
-    assert_eq!((e.user, e.proof), (0, Proof::BelowLimit { held: 1, limit: 2 }));
+    assert_eq!(
+        (e.user, e.proof),
+        (0, Proof::BelowLimit { held: 1, limit: 2 })
+    );
     // Without a book, every request of the customer counts as held: user 0's refusal is
     // still proven wrong (1 + 1 <= 2), user 1's is not.
-    let r = judge(&h, &Context { book: None, ..limited });
+    let r = judge(
+        &h,
+        &Context {
+            book: None,
+            ..limited
+        },
+    );
     assert_eq!(r.wrong_limit, 1);
     // No limit declared: every limit refusal is wrong.
     let r = judge(&h, &ctx(Some(&book), 100, 97, &[]));
@@ -169,12 +212,24 @@ fn limit_refusals_are_judged_against_the_customer_s_own_requests() {
 #[test]
 fn later_maxima_use_only_readings_sent_after_the_instant() {
     let later = LaterMax::new(&[
-        Reading { sent_us: 30, stock: 1 },
-        Reading { sent_us: 10, stock: 9 },
-        Reading { sent_us: 20, stock: 4 },
+        Reading {
+            sent_us: 30,
+            stock: 1,
+        },
+        Reading {
+            sent_us: 10,
+            stock: 9,
+        },
+        Reading {
+            sent_us: 20,
+            stock: 4,
+        },
     ]);
     assert_eq!(later.max_from(0).map(|r| r.stock), Some(9));
     assert_eq!(later.max_from(11).map(|r| r.stock), Some(4));
-    assert_eq!(later.max_from(21).map(|r| (r.sent_us, r.stock)), Some((30, 1)));
+    assert_eq!(
+        later.max_from(21).map(|r| (r.sent_us, r.stock)),
+        Some((30, 1))
+    );
     assert_eq!(later.max_from(31), None);
 }

@@ -488,6 +488,7 @@ pub async fn run(
     }
     let until = tokio::time::Instant::now() + settle;
     let (after, unsettled) = control.settle(settle).await?;
+    let again = tokio::time::Instant::now() + crate::spec::quiet_window(settle);
     let acknowledged = shares
         .values()
         .fold(0u64, |sum, s| sum.saturating_add(s.totals().purchased));
@@ -499,7 +500,7 @@ pub async fn run(
         BookState::Unavailable(why) => (None, why, false),
         BookState::Failed(why) => (None, why, true),
     };
-    let moved = control.recheck(&after).await?.unwrap_or_default();
+    let moved = control.recheck(&after, again).await?.unwrap_or_default();
     let burst = spec.duration.is_none().then_some(spec.clicks);
     let peer_rate = shares
         .values()
