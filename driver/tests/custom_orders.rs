@@ -183,7 +183,8 @@ request_id = "request_id"
     assert_eq!(report.audit.verdict, Verdict::Pass, "{:?}", report.audit);
     assert_eq!(report.audit.reconciliation.book_orders, 30);
 
-    // The array somewhere else: the book is unavailable, the audit range-based, and says why.
+    // The array somewhere else: the listing exists but cannot be read, so the checks that need
+    // the book are inconclusive (never a PASS), and say why.
     let report = run(&with(base.clone(), &["--orders-list", "items"]))
         .await
         .unwrap();
@@ -191,7 +192,12 @@ request_id = "request_id"
     assert!(!rec.available);
     let reason = rec.reason.as_deref().unwrap_or_default();
     assert!(reason.contains("nothing at `items`"), "{reason}");
-    assert_eq!(report.audit.verdict, Verdict::Pass, "{:?}", report.audit);
+    assert_eq!(
+        report.audit.verdict,
+        Verdict::Inconclusive,
+        "{:?}",
+        report.audit
+    );
     // A reply that is not an array (the stock reply read as the listing) likewise.
     let report = run(&with(
         base,

@@ -185,6 +185,20 @@ impl Audit {
         self.verdict == Verdict::Pass
     }
 
+    /// What a PASS means for this run: every check held, naming the ones that were skipped
+    /// (never "every invariant held" when some were not checked).
+    pub fn pass_summary(&self) -> String {
+        let skipped = self.with_status(Status::Skipped);
+        if skipped.is_empty() {
+            "every check held".to_string()
+        } else {
+            format!(
+                "every check that applies held; not checked: {}",
+                skipped.join(", ")
+            )
+        }
+    }
+
     /// Names of the checks that ended with `status`.
     pub fn with_status(&self, status: Status) -> Vec<&str> {
         self.checks
@@ -301,14 +315,7 @@ impl Audit {
         checks.extend(facts.reconciled());
         checks.push(facts.no_undersell());
         checks.push(facts.per_user_limit());
-        checks.push(Check::holds(
-            "valid_replies",
-            stats.counts.bad_replies == 0 && stats.counts.missing_order_ids == 0,
-            format!(
-                "{} OK replies without a known outcome, {} purchases without an order id",
-                stats.counts.bad_replies, stats.counts.missing_order_ids
-            ),
-        ));
+        checks.push(facts.valid_replies());
         checks.push(facts.all_resolved());
         checks.push(match (&ev.moved, &ev.unsettled) {
             (Some(what), _) => Check::new("settled", Status::Fail, what.clone()),
@@ -694,6 +701,44 @@ impl Facts<'_> {
                 r.per_user_violations, r.wrong_limit_refusals
             ),
         )
+    }
+
+    fn valid_replies(&self) -> Check {
+        let c = &self.stats.counts;
+        // Within a round the stock only falls: no reply can have seen less than the settled
+        // final reading.
+        let settled = self.ev.unsettled.is_none();
+        let rose = self
+            .stats
+            .min_stock_seen
+            .filter(|&min| settled && self.same_round && min < self.final_stock);
+        let mut wrong = Vec::new();
+        if c.bad_replies > 0 {
+            wrong.push(format!(
+                "{} OK replies that break the contract (no known outcome, or another quantity or round than the request's)",
+                c.bad_replies
+            ));
+        }
+        if c.missing_order_ids > 0 {
+            wrong.push(format!(
+                "{} purchases acknowledged without an order id",
+                c.missing_order_ids
+            ));
+        }
+        if let Some(min) = rose {
+            wrong.push(format!(
+                "a reply reported stock {min}, below the final stock {}: the stock rose within the round",
+                self.final_stock
+            ));
+        }
+        if wrong.is_empty() {
+            return Check::new(
+                "valid_replies",
+                Status::Pass,
+                "every OK reply had a known outcome, the request's quantity and round, an order id when purchased, and a stock no lower than the final one".into(),
+            );
+        }
+        Check::new("valid_replies", Status::Fail, wrong.join("; "))
     }
 
     fn all_resolved(&self) -> Check {

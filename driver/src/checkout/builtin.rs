@@ -58,14 +58,14 @@ impl Lean {
             Mode::Unstable => &self.uris[1],
             Mode::Safe => &self.uris[2],
         };
-        let quantity = request.quantity;
+        let asked = (request.quantity, request.round);
         let call = self
             .client
             .unary::<pb::PurchaseReply>(uri, &request, timeout);
         match tokio::time::timeout(timeout, call).await {
             Err(_) => Outcome::Timeout,
             Ok(Err(CallError::Status(code))) => Outcome::Status(code),
-            Ok(Ok(reply)) => classify(reply, quantity),
+            Ok(Ok(reply)) => classify(reply, asked),
         }
     }
 }
@@ -80,7 +80,7 @@ pub async fn purchase(
     request: pb::PurchaseRequest,
     timeout: Duration,
 ) -> Outcome {
-    let quantity = request.quantity;
+    let asked = (request.quantity, request.round);
     let mut request = tonic::Request::new(request);
     // The `grpc-timeout` header holds at most 8 digits (tonic panics beyond 99 999 999 hours);
     // any longer deadline is "none" in practice, and the client's own timeout below still
@@ -96,13 +96,17 @@ pub async fn purchase(
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Outcome::Timeout,
         Ok(Err(status)) => Outcome::Status(status.code()),
-        Ok(Ok(reply)) => classify(reply.into_inner(), quantity),
+        Ok(Ok(reply)) => classify(reply.into_inner(), asked),
     }
 }
 
-fn classify(reply: pb::PurchaseReply, quantity: u32) -> Outcome {
-    // A reply that accounts for other units than were asked for breaks the contract.
+fn classify(reply: pb::PurchaseReply, (quantity, round): (u32, u64)) -> Outcome {
+    // A reply that accounts for other units than were asked for, or for another round than
+    // the request named, breaks the contract.
     if reply.quantity != 0 && reply.quantity != quantity {
+        return Outcome::BadReply;
+    }
+    if reply.round != 0 && round != 0 && reply.round != round {
         return Outcome::BadReply;
     }
     let stock_after = Some(reply.stock_after);

@@ -93,7 +93,7 @@ pub fn comparison_page(cmp: &Comparison) -> String {
 pub fn verdict_banner(report: &Report, id: &str) -> String {
     let a = &report.audit;
     let (class, word, detail) = match a.verdict {
-        Verdict::Pass => ("pass", "PASS", "every invariant held".to_string()),
+        Verdict::Pass => ("pass", "PASS", a.pass_summary()),
         Verdict::Fail => (
             "fail",
             "FAIL",

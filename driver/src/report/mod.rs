@@ -262,7 +262,7 @@ impl Report {
     pub fn verdict_line(&self) -> String {
         let a = &self.audit;
         match a.verdict {
-            crate::Verdict::Pass => "PASS: every invariant held".to_string(),
+            crate::Verdict::Pass => format!("PASS: {}", a.pass_summary()),
             crate::Verdict::Fail => format!("FAIL: {}", a.with_status(Status::Fail).join(", ")),
             crate::Verdict::Inconclusive => format!(
                 "INCONCLUSIVE: {} (nothing failed, but the run did not prove it)",
