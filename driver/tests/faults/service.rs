@@ -91,7 +91,11 @@ pub struct Double(pub Arc<Shared>);
 impl Double {
     async fn purchase(&self, request: pb::PurchaseRequest) -> Result<pb::PurchaseReply, Status> {
         let config = &self.0.config;
-        let ask = validate(request, config.max_quantity)?;
+        let zero = request.quantity == 0;
+        let mut ask = validate(request, config.max_quantity)?;
+        if zero && config.fault == Fault::ZeroQuantityFree {
+            ask.quantity = 0;
+        }
         match config.fault {
             Fault::Dead => return Err(Status::unavailable("checkout is down")),
             Fault::NeverSells => {

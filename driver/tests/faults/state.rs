@@ -51,6 +51,15 @@ pub enum Fault {
     /// Applies purchases of any round and keeps working on requests whose client gave up, so
     /// a previous run's stragglers land in the next round (`no_ghost_orders` of the next run).
     IgnoresRound,
+    /// Never deduplicates request ids: a retry is a second, whole order (the contract does not
+    /// promise more; `probe_idempotent` is skipped, saying so).
+    IgnoresRequestId,
+    /// Answers a retried request id with its earlier order, but takes the stock again (the
+    /// idempotency record consulted after the decrement) (`probe_idempotent`).
+    ReplayTakesStock,
+    /// Reads quantity 0 as zero units instead of one: an order of nothing is placed
+    /// (`probe_bad_quantity`).
+    ZeroQuantityFree,
 }
 
 /// See [`Fault::GhostOrders`].
@@ -206,6 +215,8 @@ pub struct State {
     units_sold: u64,
     overflow: u64,
     bought: HashMap<String, u64>,
+    /// Request id -> the order it placed and its units (a retry gets that order back).
+    requests: HashMap<String, (String, u32)>,
     /// Sales decided this round; `every`-th faults count these.
     placed: u64,
     ghosts: u64,
@@ -226,6 +237,7 @@ impl State {
             units_sold: 0,
             overflow: 0,
             bought: HashMap::new(),
+            requests: HashMap::new(),
             placed: 0,
             ghosts: 0,
             next_order: 0,
@@ -256,6 +268,12 @@ impl State {
         let fault = config.fault;
         if fault != Fault::IgnoresRound {
             self.check_round(ask.round)?;
+        }
+        if let Some((order_id, units)) = self.replayed(fault, &ask.request_id) {
+            if fault == Fault::ReplayTakesStock {
+                self.take(i64::from(units));
+            }
+            return Ok(self.reply(pb::Outcome::Purchased, order_id, units));
         }
         let quantity = i64::from(ask.quantity);
         if seen_version.is_some_and(|seen| seen != self.version) {
@@ -296,6 +314,10 @@ impl State {
         }
         *self.bought.entry(ask.user_id.clone()).or_default() += u64::from(ask.quantity);
         let order_id = self.next_order_id();
+        if !ask.request_id.is_empty() {
+            self.requests
+                .insert(ask.request_id.clone(), (order_id.clone(), ask.quantity));
+        }
         if !matches!(fault, Fault::LostOrder { every } if nth(every)) {
             self.record(&order_id, &ask.user_id, ask.quantity, &ask.request_id);
         }
@@ -404,6 +426,14 @@ impl State {
             });
         }
         Ok(batches)
+    }
+
+    /// The order a request id already placed in this round, unless `fault` forgets them.
+    fn replayed(&self, fault: Fault, request_id: &str) -> Option<(String, u32)> {
+        if request_id.is_empty() || fault == Fault::IgnoresRequestId {
+            return None;
+        }
+        self.requests.get(request_id).cloned()
     }
 
     fn take(&mut self, quantity: i64) {

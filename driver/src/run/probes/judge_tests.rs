@@ -111,6 +111,21 @@ fn limit() {
     assert_eq!(unknown.status, Status::Inconclusive, "{unknown:?}");
 }
 
+fn probe(
+    over: Option<(u32, &Answer, Shelf)>,
+    zero: &Answer,
+    after_zero: Shelf,
+    zero_booked: Option<Booked>,
+) -> Check {
+    super::bad_quantity(&BadQuantity {
+        stock: 11,
+        over,
+        zero,
+        after_zero,
+        zero_booked,
+    })
+}
+
 #[test]
 fn bad_quantity() {
     let rejected = Answer::Status(Code::InvalidArgument);
@@ -118,19 +133,10 @@ fn bad_quantity() {
         orders: 1,
         units: 1,
     });
-    let probe = |over: Option<(u32, &'static Answer, Shelf)>, zero, after, booked| {
-        super::bad_quantity(&BadQuantity {
-            stock: 11,
-            over,
-            zero,
-            after_zero: after,
-            zero_booked: booked,
-        })
-    };
-    static REJECTED: Answer = Answer::Status(Code::InvalidArgument);
+    let zero = bought("z");
     let pass = probe(
-        Some((10, &REJECTED, shelf(11, 0))),
-        &bought("z"),
+        Some((10, &rejected, shelf(11, 0))),
+        &zero,
         shelf(10, 1),
         one,
     );
@@ -142,14 +148,13 @@ fn bad_quantity() {
         orders: 1,
         units: 0,
     });
-    let c = probe(None, &bought("z"), shelf(11, 1), free);
+    let c = probe(None, &zero, shelf(11, 1), free);
     assert_eq!(c.status, Status::Fail, "{c:?}");
-    static PLACED: Answer = Answer::Purchased {
-        order_id: String::new(),
-        units: None,
-    };
+    assert!(c.detail.contains("took 0 units"), "{c:?}");
+    // max + 1 placed.
+    let placed = bought("big");
     let c = probe(
-        Some((10, &PLACED, shelf(0, 1))),
+        Some((10, &placed, shelf(0, 1))),
         &Answer::SoldOut,
         shelf(0, 1),
         None,
