@@ -86,7 +86,7 @@ pub async fn run_against(
         .await?
         .with_admin_token(spec.admin_token.as_deref())?;
     // Before the load's own Reset, on rounds of their own.
-    let probed = probes::run(&mut control, url, spec).await;
+    let probed = probes::run(&mut control, url, &probes::Plan::of(spec)).await;
     let before = if spec.reset {
         control.reset_verified(spec.stock, spec.strategy).await?
     } else {

@@ -22,6 +22,7 @@
 //! skipped: the contract does not promise it.
 
 pub mod judge;
+pub mod remote;
 
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,9 @@ use crate::checkout::{CheckoutChannel, Control, connect_checkout};
 use crate::outcome::Outcome;
 use crate::spec::custom::{Values, Var};
 use crate::spec::ids::{AttemptKey, request_id};
-use crate::spec::{Mode, RunSpec};
+use crate::spec::{Connection, Mode, RunSpec};
 use flashsale::pb::{self, checkout_client::CheckoutClient};
+use flashsale_server::Strategy;
 use judge::{Answer, BadQuantity, Booked, Shelf};
 
 /// Tries of one probe purchase answered UNAVAILABLE or ABORTED (nothing changed).
@@ -43,35 +45,70 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Most purchases `probe_limit` makes to reach the limit; a larger limit is not probed.
 const MAX_LIMIT_ORDERS: u32 = 16;
 
-/// The probe checks of a run that does not probe: every one skipped, saying why.
-pub fn skipped(spec: &RunSpec) -> Vec<Check> {
-    judge::all_skipped(&unprobeable(spec).unwrap_or_else(|| "--no-probes".into()))
+/// What the probes need to know of a run (a standalone [`RunSpec`], or a distributed run as
+/// the coordinator has it).
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// Whether to probe at all (`--no-probes` clears it).
+    pub enabled: bool,
+    /// Whether the run calls Reset (the probes need it).
+    pub reset: bool,
+    /// The purchase RPC the load calls (built-in contract only).
+    pub mode: Mode,
+    /// The safe strategy the run's Reset sets, so the probes meet the same one.
+    pub strategy: Option<Strategy>,
+    /// Deadline of each probe purchase: the run's.
+    pub timeout: Duration,
+    /// The load's user prefix: probe customers are `probe-<prefix><n>`.
+    pub user_prefix: &'a str,
+    /// How the checkout is reached, and which API it speaks.
+    pub connection: &'a Connection,
 }
 
-/// Why `spec`'s checkout cannot be probed, if it cannot.
-fn unprobeable(spec: &RunSpec) -> Option<String> {
-    if let Some(api) = &spec.connection.custom
+impl<'a> Plan<'a> {
+    /// The probes of a standalone run.
+    pub fn of(spec: &'a RunSpec) -> Self {
+        Self {
+            enabled: spec.probes,
+            reset: spec.reset,
+            mode: spec.load.mode,
+            strategy: spec.strategy,
+            timeout: spec.load.timeout,
+            user_prefix: &spec.load.user_prefix,
+            connection: &spec.connection,
+        }
+    }
+}
+
+/// The probe checks of a run that does not probe: every one skipped, saying why.
+pub fn skipped(plan: &Plan<'_>) -> Vec<Check> {
+    judge::all_skipped(&unprobeable(plan).unwrap_or_else(|| "--no-probes".into()))
+}
+
+/// Why `plan`'s checkout cannot be probed, if it cannot.
+fn unprobeable(plan: &Plan<'_>) -> Option<String> {
+    if let Some(api) = &plan.connection.custom
         && !api.can_reset()
     {
         return Some(
             "the checkout's spec has no reset call, so the probes cannot set a stock".into(),
         );
     }
-    if !spec.reset {
+    if !plan.reset {
         return Some("--no-reset: the probes need Reset to set a small stock".into());
     }
-    (!spec.probes).then(|| "--no-probes".into())
+    (!plan.enabled).then(|| "--no-probes".into())
 }
 
 /// Runs the probes against the checkout at `url` through `control`, before the load: every
 /// probe's check, in [`judge::NAMES`] order. Never fails: a probe that cannot be carried out
 /// (a control call failing) is inconclusive, with the reason; the load's own Reset comes next.
-pub async fn run(control: &mut Control, url: &str, spec: &RunSpec) -> Vec<Check> {
-    if unprobeable(spec).is_some() {
-        return skipped(spec);
+pub async fn run(control: &mut Control, url: &str, plan: &Plan<'_>) -> Vec<Check> {
+    if unprobeable(plan).is_some() {
+        return skipped(plan);
     }
     let started = Instant::now();
-    let checks = match Prober::connect(control, url, spec).await {
+    let checks = match Prober::connect(control, url, plan).await {
         Ok(mut prober) => prober.all().await,
         Err(why) => judge::all_skipped(&format!("not probed: {why}"))
             .into_iter()
@@ -106,7 +143,7 @@ struct Ask {
 struct Prober<'a> {
     control: &'a mut Control,
     buyer: Buyer,
-    spec: &'a RunSpec,
+    plan: &'a Plan<'a>,
     /// User ids `prefix<n>`.
     prefix: String,
     next_user: u32,
@@ -122,19 +159,19 @@ impl<'a> Prober<'a> {
     async fn connect(
         control: &'a mut Control,
         url: &str,
-        spec: &'a RunSpec,
+        plan: &'a Plan<'a>,
     ) -> Result<Self, String> {
-        let buyer = match &spec.connection.custom {
+        let buyer = match &plan.connection.custom {
             None => Buyer::Builtin(
                 CheckoutClient::new(
-                    connect_checkout(url, &spec.connection)
+                    connect_checkout(url, plan.connection)
                         .await
                         .map_err(|e| e.to_string())?,
                 ),
-                spec.load.mode,
+                plan.mode,
             ),
             Some(api) => Buyer::Custom(
-                CustomConnection::connect(url, &spec.connection, api)
+                CustomConnection::connect(url, plan.connection, api)
                     .await
                     .map_err(|e| e.to_string())?,
             ),
@@ -143,8 +180,8 @@ impl<'a> Prober<'a> {
         Ok(Self {
             control,
             buyer,
-            spec,
-            prefix: format!("probe-{}", spec.load.user_prefix),
+            plan,
+            prefix: format!("probe-{}", plan.user_prefix),
             next_user: 0,
             last_round: declared.round,
             declared,
@@ -187,7 +224,7 @@ impl<'a> Prober<'a> {
     async fn fresh(&mut self, stock: i64) -> Result<u64, String> {
         let reply = self
             .control
-            .reset_verified(stock, self.spec.strategy)
+            .reset_verified(stock, self.plan.strategy)
             .await
             .map_err(|e| e.to_string())?;
         let stale = std::mem::replace(&mut self.last_round, reply.round);
@@ -221,7 +258,7 @@ impl<'a> Prober<'a> {
     async fn buy(&mut self, ask: &Ask) -> Answer {
         let user_id = format!("{}{}", self.prefix, ask.user);
         let request_id = request_id(&user_id, ask.seq);
-        let timeout = self.spec.load.timeout;
+        let timeout = self.plan.timeout;
         let mut pause = RETRY_PAUSE;
         let mut answer = Answer::Timeout;
         for attempt in 0..TRIES {
@@ -310,7 +347,7 @@ impl<'a> Prober<'a> {
     }
 
     async fn idempotent(&mut self) -> Probed {
-        if let Some(api) = &self.spec.connection.custom
+        if let Some(api) = &self.plan.connection.custom
             && !api.purchase.uses(Var::RequestId)
         {
             return Ok(skip(
