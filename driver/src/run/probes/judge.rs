@@ -3,8 +3,8 @@
 
 use tonic::Code;
 
+pub use super::answer::{Answer, Booked, Shelf};
 use crate::audit::{Check, Status};
-use crate::outcome::{code_name, is_indeterminate_code};
 
 /// `q > stock` is refused (SOLD_OUT) and changes nothing.
 pub const OVER_STOCK: &str = "probe_over_stock";
@@ -27,69 +27,6 @@ pub const NAMES: [&str; 6] = [
     LIMIT,
     BAD_QUANTITY,
 ];
-
-/// What one probe purchase came to, as the probe needs it (the whole reply, unlike
-/// [`crate::outcome::Outcome`], which trusts the requested quantity).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Purchased {
-        order_id: String,
-        /// Units the reply accounts for, when it says.
-        units: Option<u32>,
-    },
-    SoldOut,
-    LimitReached,
-    /// A reply with no known outcome.
-    BadReply,
-    Status(Code),
-    Timeout,
-}
-
-impl Answer {
-    /// Statuses after which nothing changed and the same request may simply be sent again.
-    pub fn retryable(&self) -> bool {
-        matches!(self, Answer::Status(Code::Unavailable | Code::Aborted))
-    }
-
-    /// Whether the effect is unknown (or nothing was decided): the probe cannot judge.
-    pub fn unknown(&self) -> bool {
-        match self {
-            Answer::Timeout => true,
-            Answer::Status(code) => is_indeterminate_code(*code) || self.retryable(),
-            _ => false,
-        }
-    }
-
-    fn order_id(&self) -> Option<&str> {
-        match self {
-            Answer::Purchased { order_id, .. } => Some(order_id),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Answer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Answer::Purchased { order_id, .. } if order_id.is_empty() => {
-                write!(f, "PURCHASED (no order id)")
-            }
-            Answer::Purchased { order_id, .. } => write!(f, "PURCHASED (order {order_id})"),
-            Answer::SoldOut => write!(f, "SOLD_OUT"),
-            Answer::LimitReached => write!(f, "LIMIT_REACHED"),
-            Answer::BadReply => write!(f, "a reply without a known outcome"),
-            Answer::Status(code) => write!(f, "{}", code_name(*code as i32)),
-            Answer::Timeout => write!(f, "no answer within the deadline"),
-        }
-    }
-}
-
-/// The stock and, when the checkout keeps them, the order counter, read after a probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shelf {
-    pub stock: i64,
-    pub orders: Option<u64>,
-}
 
 /// A check being judged: what was seen, what was wrong, what could not be told.
 #[derive(Debug)]
@@ -224,15 +161,6 @@ pub fn exact_stock(
     f.check()
 }
 
-/// What the order book says about one request id, when it could be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Booked {
-    /// Orders listed with that request id.
-    pub orders: usize,
-    /// Their units.
-    pub units: u64,
-}
-
 /// One unit of a stock of `stock` bought twice with one request id.
 pub fn idempotent(
     stock: i64,
@@ -262,7 +190,15 @@ pub fn idempotent(
         ));
         return f.check();
     };
-    if id == again {
+    // Without order ids of the checkout's own (a custom checkout read without one), the
+    // stock tells the one order from two.
+    let one_order = if id.is_empty() || again.is_empty() {
+        f.seen("no order ids: one order or two told by the stock".into());
+        after.stock == stock - 1
+    } else {
+        id == again
+    };
+    if one_order {
         // One order: the stock taken once, one order counted and booked.
         f.shelf(after, stock - 1, 1);
         if let Some(b) = booked.filter(|b| b.orders != 1) {
@@ -290,7 +226,12 @@ pub fn idempotent(
         IDEMPOTENT,
         Status::Skipped,
         format!(
-            "the checkout does not deduplicate request ids: the retry placed a second order (order {again} after {id}), taken and booked as one ({})",
+            "the checkout does not deduplicate request ids: the retry placed a second order ({}), taken and booked as one ({})",
+            if id.is_empty() || again.is_empty() {
+                "the stock taken twice".to_string()
+            } else {
+                format!("order {again} after {id}")
+            },
             check.detail
         ),
     )

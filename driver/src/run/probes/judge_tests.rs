@@ -80,6 +80,19 @@ fn idempotent() {
     // A second order id, the stock taken once.
     let hidden = super::idempotent(3, &bought("a"), &bought("b"), shelf(2, 2), two);
     assert_eq!(hidden.status, Status::Fail, "{hidden:?}");
+    // No order ids: the stock tells one order from two.
+    let custom = Shelf {
+        stock: 1,
+        orders: None,
+    };
+    let anon = super::idempotent(3, &bought(""), &bought(""), custom, None);
+    assert_eq!(anon.status, Status::Skipped, "{anon:?}");
+    let custom = Shelf {
+        stock: 2,
+        orders: None,
+    };
+    let anon = super::idempotent(3, &bought(""), &bought(""), custom, None);
+    assert_eq!(anon.status, Status::Pass, "{anon:?}");
     let refused = super::idempotent(3, &bought("a"), &Answer::SoldOut, shelf(2, 1), one);
     assert_eq!(refused.status, Status::Fail, "{refused:?}");
     let unknown = super::idempotent(3, &bought("a"), &Answer::Timeout, shelf(2, 1), one);

@@ -21,84 +21,27 @@
 //! deduplicate request ids at all (its retry is a second, whole order) gets `probe_idempotent`
 //! skipped: the contract does not promise it.
 
+mod answer;
+mod buyer;
 pub mod judge;
+mod plan;
 pub mod remote;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::audit::{Check, Status};
+use crate::checkout::Control;
 use crate::checkout::book::BookState;
-use crate::checkout::custom::CustomConnection;
-use crate::checkout::{CheckoutChannel, Control, connect_checkout};
-use crate::outcome::Outcome;
-use crate::spec::custom::{Values, Var};
+use crate::spec::custom::Var;
 use crate::spec::ids::{AttemptKey, request_id};
-use crate::spec::{Connection, Mode, RunSpec};
-use flashsale::pb::{self, checkout_client::CheckoutClient};
-use flashsale_server::Strategy;
+use buyer::{Buyer, Purchase};
+use flashsale::pb;
 use judge::{Answer, BadQuantity, Booked, Shelf};
+use plan::unprobeable;
+pub use plan::{Plan, skipped};
 
-/// Tries of one probe purchase answered UNAVAILABLE or ABORTED (nothing changed).
-const TRIES: u32 = 5;
-/// Pause before the second try; doubled for each further one.
-const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Most purchases `probe_limit` makes to reach the limit; a larger limit is not probed.
 const MAX_LIMIT_ORDERS: u32 = 16;
-
-/// What the probes need to know of a run (a standalone [`RunSpec`], or a distributed run as
-/// the coordinator has it).
-#[derive(Debug, Clone, Copy)]
-pub struct Plan<'a> {
-    /// Whether to probe at all (`--no-probes` clears it).
-    pub enabled: bool,
-    /// Whether the run calls Reset (the probes need it).
-    pub reset: bool,
-    /// The purchase RPC the load calls (built-in contract only).
-    pub mode: Mode,
-    /// The safe strategy the run's Reset sets, so the probes meet the same one.
-    pub strategy: Option<Strategy>,
-    /// Deadline of each probe purchase: the run's.
-    pub timeout: Duration,
-    /// The load's user prefix: probe customers are `probe-<prefix><n>`.
-    pub user_prefix: &'a str,
-    /// How the checkout is reached, and which API it speaks.
-    pub connection: &'a Connection,
-}
-
-impl<'a> Plan<'a> {
-    /// The probes of a standalone run.
-    pub fn of(spec: &'a RunSpec) -> Self {
-        Self {
-            enabled: spec.probes,
-            reset: spec.reset,
-            mode: spec.load.mode,
-            strategy: spec.strategy,
-            timeout: spec.load.timeout,
-            user_prefix: &spec.load.user_prefix,
-            connection: &spec.connection,
-        }
-    }
-}
-
-/// The probe checks of a run that does not probe: every one skipped, saying why.
-pub fn skipped(plan: &Plan<'_>) -> Vec<Check> {
-    judge::all_skipped(&unprobeable(plan).unwrap_or_else(|| "--no-probes".into()))
-}
-
-/// Why `plan`'s checkout cannot be probed, if it cannot.
-fn unprobeable(plan: &Plan<'_>) -> Option<String> {
-    if let Some(api) = &plan.connection.custom
-        && !api.can_reset()
-    {
-        return Some(
-            "the checkout's spec has no reset call, so the probes cannot set a stock".into(),
-        );
-    }
-    if !plan.reset {
-        return Some("--no-reset: the probes need Reset to set a small stock".into());
-    }
-    (!plan.enabled).then(|| "--no-probes".into())
-}
 
 /// Runs the probes against the checkout at `url` through `control`, before the load: every
 /// probe's check, in [`judge::NAMES`] order. Never fails: a probe that cannot be carried out
@@ -121,14 +64,6 @@ pub async fn run(control: &mut Control, url: &str, plan: &Plan<'_>) -> Vec<Check
         "contract probes done"
     );
     checks
-}
-
-/// How the probes buy.
-enum Buyer {
-    /// The built-in contract, over tonic: the whole reply is read.
-    Builtin(CheckoutClient<CheckoutChannel>, Mode),
-    /// A checkout of the team's own, read by its rules.
-    Custom(CustomConnection),
 }
 
 /// One probe purchase.
@@ -161,21 +96,7 @@ impl<'a> Prober<'a> {
         url: &str,
         plan: &'a Plan<'a>,
     ) -> Result<Self, String> {
-        let buyer = match &plan.connection.custom {
-            None => Buyer::Builtin(
-                CheckoutClient::new(
-                    connect_checkout(url, plan.connection)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ),
-                plan.mode,
-            ),
-            Some(api) => Buyer::Custom(
-                CustomConnection::connect(url, plan.connection, api)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        };
+        let buyer = Buyer::connect(url, plan).await?;
         let declared = control.stock().await.map_err(|e| e.to_string())?;
         Ok(Self {
             control,
@@ -207,7 +128,7 @@ impl<'a> Prober<'a> {
     }
 
     fn custom(&self) -> bool {
-        matches!(self.buyer, Buyer::Custom(_))
+        self.plan.connection.custom.is_some()
     }
 
     /// The largest quantity one probe order may ask for: the declared maximum and the
@@ -254,44 +175,17 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// Sends `ask`, again (same request id) while it is answered UNAVAILABLE or ABORTED.
+    /// Sends `ask` (again, with the same request id, while nothing changed).
     async fn buy(&mut self, ask: &Ask) -> Answer {
         let user_id = format!("{}{}", self.prefix, ask.user);
         let request_id = request_id(&user_id, ask.seq);
-        let timeout = self.plan.timeout;
-        let mut pause = RETRY_PAUSE;
-        let mut answer = Answer::Timeout;
-        for attempt in 0..TRIES {
-            if attempt > 0 {
-                tokio::time::sleep(pause).await;
-                pause = pause.saturating_mul(2);
-            }
-            answer = match &mut self.buyer {
-                Buyer::Builtin(client, mode) => {
-                    let request = pb::PurchaseRequest {
-                        user_id: user_id.clone(),
-                        quantity: ask.quantity,
-                        request_id: request_id.clone(),
-                        round: ask.round,
-                    };
-                    builtin(client, *mode, request, timeout).await
-                }
-                Buyer::Custom(custom) => {
-                    let values = Values {
-                        user: &user_id,
-                        quantity: ask.quantity,
-                        request_id: &request_id,
-                        round: ask.round,
-                        stock: 0,
-                    };
-                    custom_answer(custom.purchase(&values, timeout).await)
-                }
-            };
-            if !answer.retryable() {
-                break;
-            }
-        }
-        answer
+        let purchase = Purchase {
+            user_id: &user_id,
+            request_id: &request_id,
+            quantity: ask.quantity,
+            round: ask.round,
+        };
+        self.buyer.buy(&purchase, self.plan.timeout).await
     }
 
     /// What the book of the current round lists for `ask`'s request id, when it can be read.
@@ -477,51 +371,4 @@ impl<'a> Prober<'a> {
 
 fn skip(name: &str, reason: &str) -> Check {
     Check::new(name, Status::Skipped, reason.to_string())
-}
-
-/// One purchase through the built-in contract, its whole reply read.
-async fn builtin(
-    client: &mut CheckoutClient<CheckoutChannel>,
-    mode: Mode,
-    request: pb::PurchaseRequest,
-    timeout: Duration,
-) -> Answer {
-    let mut request = tonic::Request::new(request);
-    request.set_timeout(timeout);
-    let call = async {
-        match mode {
-            Mode::Buggy => client.purchase_buggy(request).await,
-            Mode::Unstable => client.purchase_unstable(request).await,
-            Mode::Safe => client.purchase_safe(request).await,
-        }
-    };
-    let reply = match tokio::time::timeout(timeout, call).await {
-        Err(_) => return Answer::Timeout,
-        Ok(Err(status)) => return Answer::Status(status.code()),
-        Ok(Ok(reply)) => reply.into_inner(),
-    };
-    match pb::Outcome::try_from(reply.outcome) {
-        Ok(pb::Outcome::Purchased) => Answer::Purchased {
-            order_id: reply.order_id,
-            units: (reply.quantity != 0).then_some(reply.quantity),
-        },
-        Ok(pb::Outcome::SoldOut) => Answer::SoldOut,
-        Ok(pb::Outcome::LimitReached) => Answer::LimitReached,
-        Ok(pb::Outcome::Unspecified) | Err(_) => Answer::BadReply,
-    }
-}
-
-/// A custom checkout's outcome as a probe answer (its rules give no reply quantity).
-fn custom_answer(outcome: Outcome) -> Answer {
-    match outcome {
-        Outcome::Purchased { order_id, .. } => Answer::Purchased {
-            order_id,
-            units: None,
-        },
-        Outcome::SoldOut { .. } => Answer::SoldOut,
-        Outcome::LimitReached { .. } => Answer::LimitReached,
-        Outcome::BadReply => Answer::BadReply,
-        Outcome::Status(code) => Answer::Status(code),
-        Outcome::Timeout => Answer::Timeout,
-    }
 }
