@@ -170,3 +170,18 @@ async fn a_custom_checkout_is_probed_where_its_spec_allows() {
         run.context()
     );
 }
+
+#[test]
+fn a_checkout_that_answers_only_unavailable_leaves_the_probes_inconclusive() {
+    let _one = exclusive();
+    let double = start(Config::new(Fault::Dead));
+    let run = driver(double.url(), GENTLE);
+    // The load's audit fails it; the probes could not tell, and stop after the first one.
+    run.expect_fails("availability");
+    probes_are(&run, &["inconclusive"]);
+    assert!(
+        run.detail("probe_exact_stock").contains("not probed"),
+        "{}",
+        run.context()
+    );
+}

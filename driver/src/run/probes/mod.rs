@@ -42,6 +42,8 @@ pub use plan::{Plan, skipped};
 
 /// Most purchases `probe_limit` makes to reach the limit; a larger limit is not probed.
 const MAX_LIMIT_ORDERS: u32 = 16;
+/// Longest deadline of one probe purchase (the run's `--timeout` when shorter).
+const MAX_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the probes against the checkout at `url` through `control`, before the load: every
 /// probe's check, in [`judge::NAMES`] order. Never fails: a probe that cannot be carried out
@@ -86,6 +88,9 @@ struct Prober<'a> {
     declared: pb::StockReply,
     /// The round of the last fresh probe round (the stale one for `probe_stale_round`).
     last_round: u64,
+    /// Set when a purchase got no answer in time, or only UNAVAILABLE / ABORTED however often
+    /// it was sent: the probes after it are not tried (each would wait as long).
+    stuck: Option<String>,
 }
 
 type Probed = Result<Check, String>;
@@ -106,12 +111,21 @@ impl<'a> Prober<'a> {
             next_user: 0,
             last_round: declared.round,
             declared,
+            stuck: None,
         })
     }
 
     async fn all(&mut self) -> Vec<Check> {
         let mut checks = Vec::with_capacity(judge::NAMES.len());
         for (i, name) in judge::NAMES.iter().enumerate() {
+            if let Some(why) = &self.stuck {
+                checks.push(Check::new(
+                    name,
+                    Status::Inconclusive,
+                    format!("not probed: an earlier probe purchase got {why}"),
+                ));
+                continue;
+            }
             let probed = match i {
                 0 => self.over_stock().await,
                 1 => self.exact_stock().await,
@@ -185,7 +199,12 @@ impl<'a> Prober<'a> {
             quantity: ask.quantity,
             round: ask.round,
         };
-        self.buyer.buy(&purchase, self.plan.timeout).await
+        let timeout = self.plan.timeout.min(MAX_PROBE_TIMEOUT);
+        let answer = self.buyer.buy(&purchase, timeout).await;
+        if matches!(answer, Answer::Timeout) || answer.retryable() {
+            self.stuck = Some(answer.to_string());
+        }
+        answer
     }
 
     /// What the book of the current round lists for `ask`'s request id, when it can be read.
