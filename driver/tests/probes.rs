@@ -118,6 +118,22 @@ fn quantity_zero_as_an_order_of_nothing_fails_probe_bad_quantity() {
 }
 
 #[test]
+fn an_unenforced_max_quantity_fails_probe_bad_quantity() {
+    let _one = exclusive();
+    let double = start(Config::new(Fault::IgnoresMaxQuantity));
+    let run = driver(double.url(), GENTLE);
+    run.expect_fails("probe_bad_quantity");
+    assert_eq!(run.failed(), ["probe_bad_quantity"], "{}", run.context());
+}
+
+#[test]
+fn stock_greater_than_asked_fails_probe_exact_stock() {
+    let _one = exclusive();
+    let double = start(Config::new(Fault::StrictlyMoreThanAsked));
+    driver(double.url(), GENTLE).expect_fails("probe_exact_stock");
+}
+
+#[test]
 fn a_stale_round_applied_fails_probe_stale_round() {
     let _one = exclusive();
     let double = start(Config::new(Fault::IgnoresRound));

@@ -92,7 +92,11 @@ impl Double {
     async fn purchase(&self, request: pb::PurchaseRequest) -> Result<pb::PurchaseReply, Status> {
         let config = &self.0.config;
         let zero = request.quantity == 0;
-        let mut ask = validate(request, config.max_quantity)?;
+        let max_quantity = match config.fault {
+            Fault::IgnoresMaxQuantity => u32::MAX,
+            _ => config.max_quantity,
+        };
+        let mut ask = validate(request, max_quantity)?;
         if zero && config.fault == Fault::ZeroQuantityFree {
             ask.quantity = 0;
         }

@@ -60,6 +60,11 @@ pub enum Fault {
     /// Reads quantity 0 as zero units instead of one: an order of nothing is placed
     /// (`probe_bad_quantity`).
     ZeroQuantityFree,
+    /// Reports `max_quantity` but never enforces it (`probe_bad_quantity`).
+    IgnoresMaxQuantity,
+    /// Checks `stock > quantity` instead of `stock >= quantity`: the last units never sell
+    /// in one order of exactly that size (`probe_exact_stock`).
+    StrictlyMoreThanAsked,
 }
 
 /// See [`Fault::GhostOrders`].
@@ -287,6 +292,7 @@ impl State {
         }
         let enough = match fault {
             Fault::GreaterThanZeroCheck => self.stock > 0,
+            Fault::StrictlyMoreThanAsked => self.stock > quantity,
             _ => self.stock >= quantity,
         };
         if !enough {
