@@ -74,6 +74,16 @@ fn the_embedded_server_passes_the_probes_in_every_mode() {
 }
 
 #[test]
+fn unavailable_answers_are_retried_not_failed() {
+    let _one = exclusive();
+    // Every other purchase is refused before anything happens: each probe purchase needs a
+    // second try, and gets its real answer then (the load's error rate is the load's affair).
+    let double = start(Config::new(Fault::FlakyFrontDoor).per_user_limit(2));
+    let run = driver(double.url(), &gentle(&["--mode", "unstable"]));
+    probes_are(&run, &["pass"]);
+}
+
+#[test]
 fn no_probes_skips_every_probe() {
     let _one = exclusive();
     // The `> 0` checkout passes a load of single units: only the probes see it.

@@ -20,6 +20,8 @@ pub struct Shared {
     queue: tokio::sync::Mutex<()>,
     /// Purchases being worked on (including ones whose client gave up).
     pub busy: AtomicUsize,
+    /// Purchases received (`Fault::FlakyFrontDoor` refuses every other one).
+    pub received: AtomicUsize,
 }
 
 impl Shared {
@@ -29,6 +31,7 @@ impl Shared {
             config,
             queue: tokio::sync::Mutex::new(()),
             busy: AtomicUsize::new(0),
+            received: AtomicUsize::new(0),
         }
     }
 
@@ -102,6 +105,9 @@ impl Double {
         }
         match config.fault {
             Fault::Dead => return Err(Status::unavailable("checkout is down")),
+            Fault::FlakyFrontDoor if self.0.received.fetch_add(1, Ordering::SeqCst) % 2 == 0 => {
+                return Err(Status::unavailable("try again"));
+            }
             Fault::NeverSells => {
                 let state = self.0.lock();
                 return Ok(pb::PurchaseReply {

@@ -60,6 +60,9 @@ pub enum Fault {
     /// Reads quantity 0 as zero units instead of one: an order of nothing is placed
     /// (`probe_bad_quantity`).
     ZeroQuantityFree,
+    /// Correct behind a front door that refuses every other purchase with UNAVAILABLE before
+    /// touching anything (`--mode unstable`'s contract, deterministic): the probes retry.
+    FlakyFrontDoor,
     /// Reports `max_quantity` but never enforces it (`probe_bad_quantity`).
     IgnoresMaxQuantity,
     /// Checks `stock > quantity` instead of `stock >= quantity`: the last units never sell
