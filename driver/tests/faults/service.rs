@@ -105,7 +105,13 @@ impl Double {
         }
         match config.fault {
             Fault::Dead => return Err(Status::unavailable("checkout is down")),
-            Fault::FlakyFrontDoor if self.0.received.fetch_add(1, Ordering::SeqCst) % 2 == 0 => {
+            Fault::FlakyFrontDoor
+                if self
+                    .0
+                    .received
+                    .fetch_add(1, Ordering::SeqCst)
+                    .is_multiple_of(2) =>
+            {
                 return Err(Status::unavailable("try again"));
             }
             Fault::NeverSells => {
