@@ -114,10 +114,13 @@ fn a_replay_that_takes_the_stock_again_fails_probe_idempotent() {
 #[test]
 fn a_checkout_without_deduplication_gets_probe_idempotent_skipped() {
     let _one = exclusive();
-    let double = start(Config::new(Fault::IgnoresRequestId));
-    let run = driver(double.url(), GENTLE);
-    run.expect_pass()
-        .expect_check("probe_idempotent", "skipped");
+    for limit in [0, 1] {
+        // With a limit of one unit the retry is refused as a second order (LIMIT_REACHED).
+        let double = start(Config::new(Fault::IgnoresRequestId).per_user_limit(limit));
+        let run = driver(double.url(), GENTLE);
+        run.expect_pass()
+            .expect_check("probe_idempotent", "skipped");
+    }
 }
 
 #[test]

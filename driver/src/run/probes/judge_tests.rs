@@ -80,6 +80,12 @@ fn idempotent() {
     // A second order id, the stock taken once.
     let hidden = super::idempotent(3, &bought("a"), &bought("b"), shelf(2, 2), two);
     assert_eq!(hidden.status, Status::Fail, "{hidden:?}");
+    // No deduplication under a per-customer limit of one: the retry is refused as a second
+    // order, nothing taken twice.
+    let limited = super::idempotent(3, &bought("a"), &Answer::LimitReached, shelf(2, 1), one);
+    assert_eq!(limited.status, Status::Skipped, "{limited:?}");
+    let limited = super::idempotent(3, &bought("a"), &Answer::LimitReached, shelf(1, 1), one);
+    assert_eq!(limited.status, Status::Fail, "{limited:?}");
     // No order ids: the stock tells one order from two.
     let custom = Shelf {
         stock: 1,
