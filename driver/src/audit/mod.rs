@@ -58,6 +58,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// FAIL when any check failed, else INCONCLUSIVE when any was inconclusive, else PASS.
+    pub fn of(checks: &[Check]) -> Self {
+        if checks.iter().any(|c| c.status == Status::Fail) {
+            Verdict::Fail
+        } else if checks.iter().any(|c| c.status == Status::Inconclusive) {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Pass
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
@@ -76,7 +87,8 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &str, status: Status, detail: String) -> Self {
+    /// A check named `name` that ended `status`, with `detail` (the numbers seen).
+    pub fn new(name: &str, status: Status, detail: String) -> Self {
         Self {
             name: name.to_string(),
             status,
@@ -84,7 +96,8 @@ impl Check {
         }
     }
 
-    fn holds(name: &str, ok: bool, detail: String) -> Self {
+    /// `pass` when `ok`, else `fail`.
+    pub fn holds(name: &str, ok: bool, detail: String) -> Self {
         Self::new(name, if ok { Status::Pass } else { Status::Fail }, detail)
     }
 }
@@ -197,6 +210,19 @@ impl Audit {
                 skipped.join(", ")
             )
         }
+    }
+
+    /// Appends checks made outside the audit of the load (the contract probes,
+    /// [`crate::run::probes`]) and judges the verdict again: a failed one fails the run.
+    pub fn add_checks(&mut self, checks: impl IntoIterator<Item = Check>) {
+        self.checks.extend(checks);
+        let worst = Verdict::of(&self.checks);
+        // Never better than before: a run without its final state stays at most inconclusive.
+        self.verdict = match (self.verdict, worst) {
+            (Verdict::Fail, _) | (_, Verdict::Fail) => Verdict::Fail,
+            (Verdict::Inconclusive, _) | (_, Verdict::Inconclusive) => Verdict::Inconclusive,
+            _ => Verdict::Pass,
+        };
     }
 
     /// Names of the checks that ended with `status`.
@@ -332,13 +358,7 @@ impl Audit {
         });
         checks.extend(facts.thresholds());
 
-        let verdict = if checks.iter().any(|c| c.status == Status::Fail) {
-            Verdict::Fail
-        } else if checks.iter().any(|c| c.status == Status::Inconclusive) {
-            Verdict::Inconclusive
-        } else {
-            Verdict::Pass
-        };
+        let verdict = Verdict::of(&checks);
         Audit {
             verdict,
             initial_stock,

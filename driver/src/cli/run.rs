@@ -173,6 +173,14 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["strategy"])]
     pub no_reset: bool,
 
+    /// Skip the contract probes: the short sequential phase before the load that checks, each
+    /// on a fresh round with a small stock, that q > stock is refused, q == stock sells exactly,
+    /// a retried request id gives the same order and takes the stock once, a stale round is
+    /// refused, limit + 1 is refused and quantities 0 and max + 1 follow the contract. Each is a
+    /// check of its own in the report (probe_*); they need Reset.
+    #[arg(long)]
+    pub no_probes: bool,
+
     /// Prefix of the virtual users' ids: at most 100 bytes of printable ASCII without '.'
     /// [default: random per run].
     #[arg(long)]
@@ -226,6 +234,7 @@ impl RunArgs {
                 .transpose()?,
             stock: self.load.stock,
             reset: !self.no_reset,
+            probes: !self.no_probes,
             strategy: self.strategy,
             admin_token: self.load.admin_token.clone(),
             cluster_token: self.token.clone(),

@@ -70,6 +70,7 @@ pub async fn run(
         safe_strategy: flashsale_server::Strategy::to_wire(spec.strategy),
         plan: Some(plan),
         settle_ms: u64::try_from(spec.settle.as_millis()).unwrap_or(u64::MAX),
+        probes: spec.probes,
     };
     let submitted = std::time::Instant::now();
     let session = Session {
@@ -155,6 +156,8 @@ pub async fn run(
     report.run.name_checkout(&spec.connection);
     report.series.add_stock_polls(&polls);
     report.run.coordinator = Some(url.to_string());
+    // The coordinator ran the probes once, before the load.
+    report.add_checks(crate::run::probes::remote::from_wire(&result.probes));
     report.workers = Some(workers);
     Ok(report)
 }

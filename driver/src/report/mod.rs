@@ -258,6 +258,13 @@ impl Report {
             .collect()
     }
 
+    /// Appends `checks` to the audit ([`Audit::add_checks`]: the contract probes) and keeps
+    /// the report's verdict in step.
+    pub fn add_checks(&mut self, checks: impl IntoIterator<Item = crate::audit::Check>) {
+        self.audit.add_checks(checks);
+        self.verdict = self.audit.verdict.name();
+    }
+
     /// `PASS: ...`, `FAIL: checks` or `INCONCLUSIVE: checks`.
     pub fn verdict_line(&self) -> String {
         let a = &self.audit;

@@ -51,6 +51,7 @@ impl CompareSpec {
                     coordinator: None,
                     stock,
                     reset: true,
+                    probes: true,
                     strategy,
                     policy: policy.clone(),
                     settle,

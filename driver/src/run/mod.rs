@@ -3,6 +3,7 @@
 //! cancellation, settling, the order book, the audit and the report.
 
 pub mod compare;
+pub mod probes;
 pub mod progress;
 pub mod reachability;
 pub mod watch;
@@ -85,6 +86,8 @@ pub async fn run_against(
     let mut control = Control::connect_with(url, &spec.connection)
         .await?
         .with_admin_token(spec.admin_token.as_deref())?;
+    // Before the load's own Reset, on rounds of their own.
+    let probed = probes::run(&mut control, url, &probes::Plan::of(spec)).await;
     let before = if spec.reset {
         control.reset_verified(spec.stock, spec.strategy).await?
     } else {
@@ -178,6 +181,7 @@ pub async fn run_against(
             report
         }
     };
+    report.add_checks(probed);
     report.run.tls_unverified = spec.connection.insecure();
     report.run.name_checkout(&spec.connection);
     Ok(report)

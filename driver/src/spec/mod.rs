@@ -122,6 +122,8 @@ pub struct RunSpec {
     pub stock: i64,
     /// Call Reset before the run.
     pub reset: bool,
+    /// Run the contract probes before the load ([`crate::run::probes`]).
+    pub probes: bool,
     /// Safe strategy to set with Reset (`None`: keep the server's).
     pub strategy: Option<Strategy>,
     /// What the audit demands beyond correctness.

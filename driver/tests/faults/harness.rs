@@ -37,24 +37,36 @@ pub struct Run {
 /// Runs `driver --target URL --output json` with `args` (plus `--mode safe`, `--timeout 10s`
 /// and `--settle 1s` unless `args` sets them), killing it after [`RUN_LIMIT`].
 pub fn driver(url: &str, args: &[&str]) -> Run {
-    let mut argv: Vec<String> = vec![
-        "--target".into(),
-        url.into(),
-        "--output".into(),
-        "json".into(),
-    ];
-    if !args.contains(&"--mode") {
+    let mut argv: Vec<String> = vec!["--target".into(), url.into()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    launch(argv)
+}
+
+/// Like [`driver`], against the server the driver embeds (no `--target`).
+pub fn driver_embedded(args: &[&str]) -> Run {
+    launch(args.iter().map(|a| a.to_string()).collect())
+}
+
+/// Runs the driver with `args` plus `--output json` (and `--mode safe`, `--timeout 10s`
+/// unless set).
+fn launch(args: Vec<String>) -> Run {
+    let mut argv: Vec<String> = vec!["--output".into(), "json".into()];
+    if !args.iter().any(|a| a == "--mode") {
         argv.extend(["--mode".into(), "safe".into()]);
     }
-    if !args.contains(&"--timeout") {
+    if !args.iter().any(|a| a == "--timeout") {
         argv.extend(["--timeout".into(), "10s".into()]);
     }
     // A short settle (quiet window 0.5 s) unless the test is about settling.
-    if !args.contains(&"--settle") {
+    if !args.iter().any(|a| a == "--settle") {
         argv.extend(["--settle".into(), "1s".into()]);
     }
-    argv.extend(args.iter().map(|a| a.to_string()));
+    argv.extend(args);
+    run_argv(argv)
+}
 
+/// Runs the driver with exactly `argv`, killing it after [`RUN_LIMIT`].
+pub fn run_argv(argv: Vec<String>) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_driver"))
         .args(&argv)
         .stdin(Stdio::null())
@@ -110,6 +122,15 @@ impl Run {
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// The detail of check `name`, or an empty string.
+    pub fn detail(&self, name: &str) -> &str {
+        self.checks()
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["detail"].as_str())
+            .unwrap_or("")
     }
 
     /// The status of check `name`, or `<missing>`.

@@ -20,6 +20,8 @@ pub struct Shared {
     queue: tokio::sync::Mutex<()>,
     /// Purchases being worked on (including ones whose client gave up).
     pub busy: AtomicUsize,
+    /// Purchases received (`Fault::FlakyFrontDoor` refuses every other one).
+    pub received: AtomicUsize,
 }
 
 impl Shared {
@@ -29,6 +31,7 @@ impl Shared {
             config,
             queue: tokio::sync::Mutex::new(()),
             busy: AtomicUsize::new(0),
+            received: AtomicUsize::new(0),
         }
     }
 
@@ -108,15 +111,31 @@ pub struct Double(pub Arc<Shared>);
 impl Double {
     async fn purchase(&self, request: pb::PurchaseRequest) -> Result<pb::PurchaseReply, Status> {
         let config = &self.0.config;
-        let ask = validate(request, config.max_quantity)?;
+        let zero = request.quantity == 0;
+        let max_quantity = match config.fault {
+            Fault::IgnoresMaxQuantity => u32::MAX,
+            _ => config.max_quantity,
+        };
+        let mut ask = validate(request, max_quantity)?;
+        if zero && config.fault == Fault::ZeroQuantityFree {
+            ask.quantity = 0;
+        }
         match config.fault {
             Fault::Dead => return Err(Status::unavailable("checkout is down")),
-            Fault::EarlyDeadline { every } => {
-                let mut state = self.0.lock();
-                state.received += 1;
-                if state.received.is_multiple_of(every) {
-                    return Err(Status::deadline_exceeded("deadline exceeded (not really)"));
-                }
+            Fault::EarlyDeadline { every }
+                if (self.0.received.fetch_add(1, Ordering::SeqCst) as u64 + 1)
+                    .is_multiple_of(every) =>
+            {
+                return Err(Status::deadline_exceeded("deadline exceeded (not really)"));
+            }
+            Fault::FlakyFrontDoor
+                if self
+                    .0
+                    .received
+                    .fetch_add(1, Ordering::SeqCst)
+                    .is_multiple_of(2) =>
+            {
+                return Err(Status::unavailable("try again"));
             }
             Fault::NeverSells => {
                 let state = self.0.lock();

@@ -67,6 +67,23 @@ pub enum Fault {
     /// Every `every`-th purchase answers DEADLINE_EXCEEDED at once, long before the client's
     /// deadline, without applying it (`availability`: an error, not a deadline expiry).
     EarlyDeadline { every: u64 },
+    /// Never deduplicates request ids: a retry is a second, whole order (the contract does not
+    /// promise more; `probe_idempotent` is skipped, saying so).
+    IgnoresRequestId,
+    /// Answers a retried request id with its earlier order, but takes the stock again (the
+    /// idempotency record consulted after the decrement) (`probe_idempotent`).
+    ReplayTakesStock,
+    /// Reads quantity 0 as zero units instead of one: an order of nothing is placed
+    /// (`probe_bad_quantity`).
+    ZeroQuantityFree,
+    /// Correct behind a front door that refuses every other purchase with UNAVAILABLE before
+    /// touching anything (`--mode unstable`'s contract, deterministic): the probes retry.
+    FlakyFrontDoor,
+    /// Reports `max_quantity` but never enforces it (`probe_bad_quantity`).
+    IgnoresMaxQuantity,
+    /// Checks `stock > quantity` instead of `stock >= quantity`: the last units never sell
+    /// in one order of exactly that size (`probe_exact_stock`).
+    StrictlyMoreThanAsked,
 }
 
 /// See [`Fault::GhostOrders`].
@@ -222,6 +239,8 @@ pub struct State {
     units_sold: u64,
     overflow: u64,
     bought: HashMap<String, u64>,
+    /// Request id -> the order it placed and its units (a retry gets that order back).
+    requests: HashMap<String, (String, u32)>,
     /// Sales decided this round; `every`-th faults count these.
     placed: u64,
     ghosts: u64,
@@ -231,8 +250,6 @@ pub struct State {
     last_user: String,
     /// The book of the round before (StaleBook lists it).
     pub previous_book: Vec<pb::Order>,
-    /// Purchases received this round (EarlyDeadline counts these).
-    pub received: u64,
 }
 
 impl State {
@@ -248,13 +265,13 @@ impl State {
             units_sold: 0,
             overflow: 0,
             bought: HashMap::new(),
+            requests: HashMap::new(),
             placed: 0,
             ghosts: 0,
             next_order: 0,
             book_cap: config.book_cap,
             last_user: String::new(),
             previous_book: Vec::new(),
-            received: 0,
         }
     }
 
@@ -282,6 +299,12 @@ impl State {
         if fault != Fault::IgnoresRound {
             self.check_round(ask.round)?;
         }
+        if let Some((order_id, units)) = self.replayed(fault, &ask.request_id) {
+            if fault == Fault::ReplayTakesStock {
+                self.take(i64::from(units));
+            }
+            return Ok(self.reply(pb::Outcome::Purchased, order_id, units));
+        }
         let quantity = i64::from(ask.quantity);
         if seen_version.is_some_and(|seen| seen != self.version) {
             // The optimistic write lost the race; a correct one would re-read and retry.
@@ -294,6 +317,7 @@ impl State {
         }
         let enough = match fault {
             Fault::GreaterThanZeroCheck => self.stock > 0,
+            Fault::StrictlyMoreThanAsked => self.stock > quantity,
             _ => self.stock >= quantity,
         };
         if !enough {
@@ -328,6 +352,10 @@ impl State {
             _ => ask.user_id.clone(),
         };
         self.last_user = ask.user_id.clone();
+        if !ask.request_id.is_empty() {
+            self.requests
+                .insert(ask.request_id.clone(), (order_id.clone(), ask.quantity));
+        }
         if !matches!(fault, Fault::LostOrder { every } if nth(every)) {
             self.record(&order_id, &customer, ask.quantity, &ask.request_id);
         }
@@ -447,6 +475,14 @@ impl State {
     /// Takes `quantity` units without a sale (a redelivered decrement).
     pub fn take_again(&mut self, quantity: i64) {
         self.take(quantity);
+    }
+
+    /// The order a request id already placed in this round, unless `fault` forgets them.
+    fn replayed(&self, fault: Fault, request_id: &str) -> Option<(String, u32)> {
+        if request_id.is_empty() || fault == Fault::IgnoresRequestId {
+            return None;
+        }
+        self.requests.get(request_id).cloned()
     }
 
     fn take(&mut self, quantity: i64) {

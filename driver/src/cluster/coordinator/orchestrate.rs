@@ -21,6 +21,7 @@ use crate::cluster::verify::{Fault, ShareBounds, verify};
 use crate::cluster::wire::{book_to_wire, checkout_from_wire, plan_from_wire};
 use crate::engine::bins::LatencyBins;
 use crate::engine::live::{Live, Totals, live_bins_to_columns};
+use crate::run::probes;
 use crate::run::watch::{self, Watcher};
 use crate::spec::Connection;
 use crate::spec::LoadSpec;
@@ -376,10 +377,21 @@ pub async fn run(
     let mut control = Control::connect_with(&target, &connection)
         .await?
         .with_admin_token(admin_token_for(config, &target))?;
+    let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
+        .ok()
+        .flatten();
+    // Once for the whole run, before its own Reset, on rounds of their own.
+    let probe_plan = probes::Plan {
+        enabled: request.probes,
+        reset: request.reset,
+        mode: spec.mode,
+        strategy,
+        timeout: spec.timeout,
+        user_prefix: &spec.user_prefix,
+        connection: &connection,
+    };
+    let probed = probes::run(&mut control, &target, &probe_plan).await;
     let before = if request.reset {
-        let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
-            .ok()
-            .flatten();
         control.reset_verified(request.stock, strategy).await?
     } else {
         control.stock().await?
@@ -540,6 +552,7 @@ pub async fn run(
         unsettled: unsettled.unwrap_or_default(),
         stock_polls,
         cancelled,
+        probes: probes::remote::to_wire(&probed),
     })
 }
 

@@ -53,6 +53,17 @@ pub struct Call {
     pub body: Option<Template>,
 }
 
+impl Call {
+    /// Whether the call's path or body holds `var` (e.g. whether a purchase sends its request
+    /// id at all).
+    pub fn uses(&self, var: Var) -> bool {
+        [&self.path, &self.body]
+            .into_iter()
+            .flatten()
+            .any(|t| t.uses(var))
+    }
+}
+
 /// How the checkout is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
