@@ -44,10 +44,11 @@ impl Run {
             quantity,
             order: crate::spec::ids::fnv1a(order_id.as_bytes()),
         });
+        // No stock in the replies: the fixtures' stocks are not a real sale's sequence.
         let outcome = Outcome::Purchased {
             order_id,
             quantity,
-            stock_after: Some(0),
+            stock_after: None,
         };
         self.stats.record(key(user), quantity, outcome, ms());
         self
@@ -105,9 +106,7 @@ fn failed(audit: &Audit) -> Vec<&str> {
 }
 
 fn sold_out() -> Outcome {
-    Outcome::SoldOut {
-        stock_after: Some(0),
-    }
+    Outcome::SoldOut { stock_after: None }
 }
 
 #[test]
@@ -451,4 +450,30 @@ fn a_lost_target_still_fails_what_the_replies_prove() {
             .detail
             .contains("-4")
     );
+}
+
+#[test]
+fn a_reply_that_saw_less_stock_than_the_end_fails_valid_replies() {
+    let mut run = Run::default();
+    run.buy(0, 1).answer(
+        1,
+        1,
+        Outcome::SoldOut {
+            stock_after: Some(0),
+        },
+    );
+    // The sold-out reply saw 0 units; the settled end shows 9: the stock rose.
+    let audit = run.audit(stock(10, 0, 0), stock(9, 1, 1), true);
+    assert!(
+        failed(&audit).contains(&"valid_replies"),
+        "{:#?}",
+        audit.checks
+    );
+    let detail = &audit
+        .checks
+        .iter()
+        .find(|c| c.name == "valid_replies")
+        .unwrap()
+        .detail;
+    assert!(detail.contains("the stock rose"), "{detail}");
 }
