@@ -533,7 +533,8 @@ pub async fn run(
         book_unavailable,
         unsettled: unsettled.unwrap_or_default(),
         stock_polls,
-        cancelled,
+        cancelled: cancelled.is_some(),
+        cancelled_after_s: cancelled.map(|d| d.as_secs_f64()),
     })
 }
 
@@ -590,17 +591,17 @@ impl Round<'_> {
 }
 
 /// Takes run events until every worker reported or was lost, or the deadline passes; streams
-/// progress meanwhile, and passes a cancellation on to every worker. Returns whether the run
-/// was cancelled.
+/// progress meanwhile, and passes a cancellation on to every worker. Returns when the run was
+/// cancelled (time since the start instant), if it was.
 async fn collect(
     shares: &mut BTreeMap<u64, Share>,
     events: &mut mpsc::UnboundedReceiver<RunEvent>,
     round: &Round<'_>,
-) -> bool {
+) -> Option<Duration> {
     let run_id = round.run_id;
     let mut tick = tokio::time::interval(HEARTBEAT_TIMEOUT / 4);
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
-    let mut cancelled = false;
+    let mut cancelled = None;
     while shares.values().any(Share::pending) {
         tokio::select! {
             event = events.recv() => match event {
@@ -638,8 +639,8 @@ async fn collect(
                 }
             }
             _ = progress.tick() => round.progress(shares),
-            () = round.cancel.cancelled(), if !cancelled => {
-                cancelled = true;
+            () = round.cancel.cancelled(), if cancelled.is_none() => {
+                cancelled = Some(Instant::now().saturating_duration_since(round.started));
                 tracing::info!(run_id, "cancelling the run on every worker");
                 for share in shares.values() {
                     send_cancel(&share.member, run_id);
