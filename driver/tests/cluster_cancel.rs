@@ -119,7 +119,9 @@ async fn sigint_to_a_distributed_client_stops_the_load_and_still_reports() {
     // error.
     let code = status.code().expect("exited, not killed");
     assert!(
-        [EXIT_STOPPED, EXIT_AUDIT_FAILED].map(i32::from).contains(&code),
+        [EXIT_STOPPED, EXIT_AUDIT_FAILED]
+            .map(i32::from)
+            .contains(&code),
         "exit {code}\n{stderr}\n{stdout}"
     );
     assert!(stderr.contains("interrupted"), "{stderr}");
