@@ -86,11 +86,7 @@ pub async fn run_against(
     let mut control = Control::connect_with(url, &spec.connection)
         .await?
         .with_admin_token(spec.admin_token.as_deref())?;
-    let before = if spec.reset {
-        control.reset_verified(spec.stock, spec.strategy).await?
-    } else {
-        control.stock().await?
-    };
+    let before = control.begin(spec.reset, spec.stock, spec.strategy).await?;
     tracing::info!(
         target = url,
         replicas = urls.len(),

@@ -376,14 +376,12 @@ pub async fn run(
     let mut control = Control::connect_with(&target, &connection)
         .await?
         .with_admin_token(admin_token_for(config, &target))?;
-    let before = if request.reset {
-        let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
-            .ok()
-            .flatten();
-        control.reset_verified(request.stock, strategy).await?
-    } else {
-        control.stock().await?
-    };
+    let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
+        .ok()
+        .flatten();
+    let before = control
+        .begin(request.reset, request.stock, strategy)
+        .await?;
     if cancel.is_cancelled() {
         return Err(CoordinatorError::Cancelled);
     }
