@@ -24,6 +24,11 @@ use flashsale_server::shutdown;
 use anyhow::Context;
 
 fn main() -> ExitCode {
+    let args = std::env::args_os().len();
+    if let Some(help) = flashsale_driver::cli::compose_help(args, |name| std::env::var(name).ok()) {
+        say(&help);
+        return ExitCode::from(EXIT_ERROR);
+    }
     let cli = Cli::parse();
     flashsale_server::telemetry::init("warn,flashsale_driver=info");
     match real_main(cli) {

@@ -90,3 +90,20 @@ async fn a_mistyped_scheme_is_named_by_the_binary() {
         "{stderr}"
     );
 }
+
+#[test]
+fn no_arguments_in_a_compose_stack_print_the_stacks_help() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driver"))
+        .env("FLASHSALE_COMPOSE", "docker compose")
+        .env("FLASHSALE_COORDINATOR", "http://coordinator:7000")
+        .env("FLASHSALE_CLUSTER_TOKEN", "flashsale-demo-cluster-token")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("docker compose run --rm driver --mode safe"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Usage: driver --coordinator"), "{stderr}");
+}
