@@ -160,3 +160,81 @@ async fn killing_a_distributed_client_stops_the_load() {
     eprintln!("SIGKILL: last stock change {stopped:?} after the signal");
     let _ = tokio::task::block_in_place(|| client.wait_exit(Duration::from_secs(5)));
 }
+
+/// A CancelRun sent by someone else than the client (here: another holder of the cluster
+/// token) stops the run too; the client's report says it was stopped by a CancelRun, when, and
+/// that it ran for less than planned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_run_from_elsewhere_marks_the_report_stopped_by_cancel_run() {
+    use clap::Parser;
+    use flashsale::pb::{self, coordinator_client::CoordinatorClient};
+    use flashsale_driver::run::stop::{Stop, StoppedBy};
+
+    let server = spawn(ServerConfig::default()).await.unwrap();
+    let coordinator = Coordinator::start(1, &server.url()).await;
+    let _worker = worker(&coordinator.url, "w1", Some(TOKEN));
+    let stock = STOCK.to_string();
+    let argv = [
+        "driver",
+        "--coordinator",
+        &coordinator.url,
+        "--token",
+        TOKEN,
+        "--mode",
+        "safe",
+        "--users",
+        "50",
+        "--stock",
+        &stock,
+        "--duration",
+        "30s",
+        "--settle",
+        "1s",
+    ];
+    let spec = flashsale_driver::cli::Cli::try_parse_from(argv)
+        .unwrap()
+        .run
+        .to_spec()
+        .unwrap();
+    let run = tokio::spawn(async move {
+        flashsale_driver::run_with_progress(&spec, false, Stop::new()).await
+    });
+    // Selling: the Reset to STOCK took effect and units are going.
+    wait_for_stock(&server.url(), Duration::from_secs(30), |s| {
+        s > STOCK / 2 && s < STOCK - 200
+    })
+    .await;
+
+    let channel = flashsale_driver::checkout::connect(&coordinator.url)
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(pb::CancelRunRequest { run_id: 1 });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let reply = CoordinatorClient::new(channel)
+        .cancel_run(request)
+        .await
+        .unwrap();
+    assert!(reply.get_ref().cancelled, "run 1 was in progress");
+
+    let report = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the run winds down long before its 30 s")
+        .unwrap()
+        .unwrap();
+    let stopped = report.stopped.expect("marked stopped");
+    assert_eq!(stopped.by, StoppedBy::CancelRun);
+    assert_eq!(stopped.planned_s, Some(30.0));
+    assert!(
+        stopped.after_s > 0.0 && stopped.after_s < 30.0,
+        "{stopped:?}"
+    );
+    assert_eq!(report.run.duration_s, Some(stopped.after_s));
+    assert_ne!(report.verdict, "pass", "{}", report.to_table());
+    assert!(
+        [EXIT_STOPPED, EXIT_AUDIT_FAILED].contains(&report.exit_code()),
+        "{}",
+        report.to_table()
+    );
+}
