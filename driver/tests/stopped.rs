@@ -1,7 +1,7 @@
 //! A run stopped before its planned end never passes: the real `driver` binary on its embedded
-//! server, a 10 s sustained run interrupted by SIGINT or SIGTERM once its users are buying,
-//! exits with status 5 (stopped early) and says so in the JSON, text and HTML reports; a
-//! failure seen before the stop still exits 1.
+//! server, a 10 s sustained run (or `compare`) interrupted by SIGINT or SIGTERM once its users
+//! are buying, exits with status 5 (stopped early) and says so in the JSON, text and HTML
+//! reports; a failure seen before the stop still exits 1.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -23,20 +23,12 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(extra: &[&str]) -> Self {
+    /// `driver ARGS --users 50 --stock 1000000 --duration 10s`.
+    fn start(args: &[&str]) -> Self {
         let stock = STOCK.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_driver"))
-            .args([
-                "--mode",
-                "safe",
-                "--users",
-                "50",
-                "--stock",
-                &stock,
-                "--duration",
-                "10s",
-            ])
-            .args(extra)
+            .args(args)
+            .args(["--users", "50", "--stock", &stock, "--duration", "10s"])
             .env_remove("FLASHSALE_TARGET")
             .env_remove("FLASHSALE_ADMIN_TOKEN")
             .stdout(Stdio::piped())
@@ -119,7 +111,7 @@ impl Driver {
 async fn sigint_during_a_sustained_run_is_marked_stopped_and_exits_5() {
     let html = std::env::temp_dir().join(format!("flashsale-{}-stopped.html", std::process::id()));
     let html_arg = html.to_str().unwrap();
-    let driver = Driver::start(&["--output", "json", "--report", html_arg]);
+    let driver = Driver::start(&["--mode", "safe", "--output", "json", "--report", html_arg]);
     let interrupted = Instant::now();
     driver.interrupt_once_selling("INT").await;
     let (code, stdout, stderr) = tokio::task::block_in_place(|| driver.finish());
@@ -155,7 +147,7 @@ async fn sigint_during_a_sustained_run_is_marked_stopped_and_exits_5() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_sustained_run_is_named_in_the_table() {
-    let driver = Driver::start(&[]);
+    let driver = Driver::start(&["--mode", "safe"]);
     driver.interrupt_once_selling("TERM").await;
     let (code, stdout, stderr) = tokio::task::block_in_place(|| driver.finish());
     assert_eq!(code, i32::from(EXIT_STOPPED), "{stderr}\n{stdout}");
@@ -168,6 +160,19 @@ async fn sigterm_during_a_sustained_run_is_named_in_the_table() {
         stdout.contains("verdict: INCONCLUSIVE: stopped by SIGTERM"),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_during_compare_skips_the_rest_and_exits_5() {
+    let driver = Driver::start(&["compare", "--output", "json"]);
+    driver.interrupt_once_selling("INT").await;
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| driver.finish());
+    assert_eq!(code, i32::from(EXIT_STOPPED), "{stderr}\n{stdout}");
+    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "the runs not started are skipped: {json:#}");
+    assert_eq!(runs[0]["stopped"]["by"], "ctrl-c", "{json:#}");
+    assert_ne!(runs[0]["verdict"], "pass");
 }
 
 #[tokio::test(flavor = "multi_thread")]
