@@ -122,7 +122,7 @@ pub struct RunSpec {
     pub stock: i64,
     /// Call Reset before the run.
     pub reset: bool,
-    /// Safe strategy to set with Reset (`None`: keep the server's).
+    /// Safe strategy of the round the Reset starts (`None`: the server's configured one).
     pub strategy: Option<Strategy>,
     /// What the audit demands beyond correctness.
     pub policy: crate::spec::policy::Policy,
