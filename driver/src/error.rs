@@ -28,6 +28,13 @@ pub enum DriverError {
     /// `reason` is the transport error with its causes (why a certificate was refused).
     #[error("cannot connect to {target}: {reason}")]
     Connect { target: String, reason: String },
+    /// The first call found something else than a checkout at the target (said in `why`).
+    #[error("{call} on {target} failed: {why}")]
+    NotACheckout {
+        call: &'static str,
+        target: String,
+        why: String,
+    },
     #[error("{call} on {target} failed: {} ({})", status.message(), status.code())]
     Rpc {
         call: &'static str,

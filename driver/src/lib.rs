@@ -44,12 +44,18 @@ pub const EXIT_INCOMPLETE: u8 = 3;
 /// Exit status when nothing failed but the run could not prove what it claims (a check not
 /// exercised, attempts left unresolved).
 pub const EXIT_INCONCLUSIVE: u8 = 4;
+/// Exit status when the run was stopped before its planned end (Ctrl-C, SIGTERM, the
+/// dashboard's Stop, CancelRun) and nothing failed in what was sent: it proved nothing about
+/// the run that was asked for. A failure seen before the stop still exits
+/// [`EXIT_AUDIT_FAILED`].
+pub const EXIT_STOPPED: u8 = 5;
 
 impl Report {
     /// The process exit status this report calls for.
     pub fn exit_code(&self) -> u8 {
         match self.audit.verdict {
             Verdict::Fail => EXIT_AUDIT_FAILED,
+            _ if self.stopped.is_some() => EXIT_STOPPED,
             _ if !self.incomplete_workers().is_empty() => EXIT_INCOMPLETE,
             Verdict::Inconclusive => EXIT_INCONCLUSIVE,
             Verdict::Pass => EXIT_PASS,

@@ -1,6 +1,7 @@
 //! `driver`: parses the command line, sets up logging, runs the library, prints the report and
 //! exits 0 (audit passed), 1 (audit failed), 2 (usage or connection error), 3 (distributed
-//! run that lost a worker) or 4 (inconclusive), also when stdout's reader has gone away.
+//! run that lost a worker), 4 (inconclusive) or 5 (stopped early by Ctrl-C or SIGTERM, nothing
+//! failed in what was sent), also when stdout's reader has gone away.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -15,14 +16,19 @@ use flashsale_driver::cluster::auth::{ClusterToken, TOKEN_ENV};
 use flashsale_driver::cluster::coordinator::CoordinatorConfig;
 use flashsale_driver::report::comparison::Comparison;
 use flashsale_driver::report::text::printable;
+use flashsale_driver::run::stop::on_signals;
 use flashsale_driver::web::WebConfig;
-use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS};
+use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS, EXIT_STOPPED};
 use flashsale_server::shutdown;
-use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
 
 fn main() -> ExitCode {
+    let args = std::env::args_os().len();
+    if let Some(help) = flashsale_driver::cli::compose_help(args, |name| std::env::var(name).ok()) {
+        say(&help);
+        return ExitCode::from(EXIT_ERROR);
+    }
     let cli = Cli::parse();
     flashsale_server::telemetry::init("warn,flashsale_driver=info");
     match real_main(cli) {
@@ -71,22 +77,26 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// `driver compare`: exit 0 when every run completed, whatever the verdicts.
+/// `driver compare`: exit 0 when every run completed, whatever the verdicts; 5 when it was
+/// stopped early.
 async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
     let comparison =
-        flashsale_driver::run::compare::compare(&spec, progress(args.load.output), on_ctrl_c())
+        flashsale_driver::run::compare::compare(&spec, progress(args.load.output), on_signals())
             .await?;
     emit(&comparison, args.load.output, html.as_mut())?;
-    Ok(EXIT_PASS)
+    let stopped = comparison.runs.len() < spec.runs.len()
+        || comparison.runs.iter().any(|r| r.report.stopped.is_some());
+    Ok(if stopped { EXIT_STOPPED } else { EXIT_PASS })
 }
 
 async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
     let report =
-        flashsale_driver::run_with_progress(&spec, progress(args.load.output), on_ctrl_c()).await?;
+        flashsale_driver::run_with_progress(&spec, progress(args.load.output), on_signals())
+            .await?;
     emit(&report, args.load.output, html.as_mut())?;
     Ok(report.exit_code())
 }
@@ -168,23 +178,6 @@ async fn bind_web(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpL
     let local = listener.local_addr()?;
     say(&format!("driver: dashboard on http://{local}/"));
     Ok(listener)
-}
-
-/// The first Ctrl-C winds the run down (users stop after their current attempt; the report
-/// and audit cover what happened); a second one quits at once with status 130.
-fn on_ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            say("driver: interrupted: finishing in-flight requests (Ctrl-C again to quit)");
-            trigger.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    cancel
 }
 
 /// A result that prints as a table or JSON and renders as an HTML page.

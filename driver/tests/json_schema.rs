@@ -137,6 +137,7 @@ const EXPECTED: &[&str] = &[
     "series.buckets[].timeouts",
     "series.stock[].stock",
     "series.stock[].t_s",
+    "stopped",
     "throughput_rps",
     "verdict",
 ];

@@ -10,9 +10,9 @@ use clap::Parser;
 use flashsale_driver::cli::{Cli, Command as Sub};
 use flashsale_driver::report::html;
 use flashsale_driver::run::compare::compare;
+use flashsale_driver::run::stop::Stop;
 use flashsale_driver::{Report, run};
 use flashsale_server::{ServerConfig, spawn};
-use tokio_util::sync::CancellationToken;
 
 /// A buggy burst against a server whose 50 ms latency makes the race certain.
 async fn buggy_report() -> Report {
@@ -95,7 +95,7 @@ async fn compare_runs_every_mode_with_the_same_users_and_stock() {
     let Some(Sub::Compare(args)) = Cli::try_parse_from(argv).unwrap().command else {
         panic!("not compare");
     };
-    let cmp = compare(&args.to_spec().unwrap(), false, CancellationToken::new())
+    let cmp = compare(&args.to_spec().unwrap(), false, Stop::new())
         .await
         .unwrap();
     server.shutdown().await.unwrap();

@@ -246,9 +246,11 @@ async fn start_follow_stop_history_and_downloads() {
         started.elapsed() < Duration::from_secs(300),
         "Stop ended the 10-minute run"
     );
-    assert_eq!(state["run"]["phase"], "done");
-    // The stock never ran out: nothing failed, but a sold-out check was not exercised.
+    // Stopped, not finished: who stopped it and when, and never a pass.
+    assert_eq!(state["run"]["phase"], "stopped", "{state}");
+    assert_eq!(state["run"]["stopped"]["by"], "dashboard", "{state}");
     assert_eq!(state["run"]["verdict"], "inconclusive");
+    assert_eq!(state["history"][0]["phase"], "stopped", "{state}");
 
     let history = web.get("/api/runs").await.json();
     let runs = history["runs"].as_array().unwrap();
@@ -271,6 +273,9 @@ async fn start_follow_stop_history_and_downloads() {
     );
     let report = json_report.json();
     assert_eq!(report["run"]["mode"], "safe");
+    assert_eq!(report["stopped"]["by"], "dashboard", "{report:#}");
+    assert_eq!(report["stopped"]["planned_s"], 600.0);
+    assert_eq!(report["run"]["duration_s"], report["stopped"]["after_s"]);
     assert!(report["run"]["elapsed_s"].as_f64().unwrap() < 300.0);
     let html = web.get(&format!("/api/runs/{id}/report.html")).await;
     assert_eq!(html.status, 200);
@@ -537,9 +542,11 @@ async fn coordinator_dashboard_distributes_runs() {
     assert_live_latency(&live["live"]);
     assert_eq!(web.post("/api/stop", json!({})).await.status, 202);
     let state = web.idle().await;
-    assert_eq!(state["run"]["phase"], "done", "{state}");
+    assert_eq!(state["run"]["phase"], "stopped", "{state}");
     let report = web.get(&format!("/api/runs/{id}/report.json")).await.json();
     assert_eq!(report["run"]["coordinator"], coordinator.url.as_str());
+    assert_eq!(report["stopped"]["by"], "dashboard", "{report:#}");
+    assert_ne!(report["verdict"], "pass");
     let workers: Vec<&str> = report["workers"]
         .as_array()
         .unwrap()

@@ -32,7 +32,9 @@ pub struct ServerConfig {
           value_parser = parse_rate)]
     pub failure_rate: f64,
 
-    /// How PurchaseSafe avoids overselling (a Reset call may switch it).
+    /// How PurchaseSafe avoids overselling. Applies from the start (a PostgreSQL store's
+    /// current round is switched to it) and to every round whose Reset names no strategy; a
+    /// Reset that names one uses it for that round only.
     #[arg(long, env = "FLASHSALE_STRATEGY", value_enum, default_value_t = Strategy::Atomic)]
     pub strategy: Strategy,
 

@@ -28,6 +28,8 @@ pub struct CheckoutService {
     paths: Paths,
     max_quantity: u32,
     default_stock: i64,
+    /// The strategy of a round whose Reset names none: the server's `--strategy`.
+    default_strategy: Strategy,
 }
 
 /// Most orders in one `OrderBatch` of `ListOrders` (the contract's bound).
@@ -41,6 +43,7 @@ impl CheckoutService {
             paths: Paths::new(Latency(config.latency), config.failure_rate),
             max_quantity: config.max_quantity,
             default_stock: config.stock,
+            default_strategy: config.strategy,
         }
     }
 
@@ -215,9 +218,11 @@ impl Checkout for CheckoutService {
         request: Request<pb::ResetRequest>,
     ) -> Result<Response<pb::StockReply>, Status> {
         let (stock, strategy) = validate::reset(request.get_ref(), self.default_stock)?;
+        // One rule: a round uses the strategy its Reset names, else the server's configured
+        // one (never the previous round's, which may have been another client's choice).
         let snapshot = self
             .store
-            .reset(stock, strategy)
+            .reset(stock, Some(strategy.unwrap_or(self.default_strategy)))
             .await
             .map_err(CheckoutError::from)?;
         tracing::info!(

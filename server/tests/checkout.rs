@@ -241,13 +241,16 @@ async fn reset_starts_a_new_round() {
     );
     assert_eq!(reply.safe_strategy, pb::SafeStrategy::Mutex as i32);
     assert_eq!(store.strategy(), Strategy::Mutex);
-    // No stock given: the configured initial stock.
+    // No stock given: the configured initial stock; no strategy named: the configured one
+    // (atomic), not the previous round's mutex.
     let reply = svc
         .reset(Request::new(pb::ResetRequest::default()))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(reply.stock, 100);
+    assert_eq!(reply.safe_strategy, pb::SafeStrategy::Atomic as i32);
+    assert_eq!(store.strategy(), Strategy::Atomic);
     let reply = svc
         .purchase_safe(purchase("b", 0))
         .await
@@ -255,4 +258,33 @@ async fn reset_starts_a_new_round() {
         .into_inner();
     assert_eq!((reply.quantity, reply.stock_after), (1, 99));
     assert_eq!(reply.order_id, "r3-1");
+}
+
+/// The server's `--strategy` applies from its start and to every round whose Reset names none;
+/// the start-up log says the same as GetStock.
+#[tokio::test]
+async fn the_configured_strategy_applies_unless_a_reset_names_one() {
+    let config = ServerConfig {
+        strategy: Strategy::RowLock,
+        ..ServerConfig::default()
+    };
+    let (svc, _) = service(&config);
+    let strategy = |reply: pb::StockReply| Strategy::from_wire(reply.safe_strategy).unwrap();
+    let stock = svc
+        .get_stock(Request::new(pb::GetStockRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(strategy(stock), Some(Strategy::RowLock));
+    let reset = |named: Option<Strategy>| pb::ResetRequest {
+        stock: None,
+        safe_strategy: Strategy::to_wire(named),
+    };
+    let reply = svc.reset(Request::new(reset(Some(Strategy::Mutex)))).await;
+    assert_eq!(strategy(reply.unwrap().into_inner()), Some(Strategy::Mutex));
+    let reply = svc.reset(Request::new(reset(None))).await;
+    assert_eq!(
+        strategy(reply.unwrap().into_inner()),
+        Some(Strategy::RowLock)
+    );
 }

@@ -116,8 +116,11 @@ def main():
         json_link = page.get_by_role("link", name="Download the JSON report")
         html_link = page.get_by_role("link", name="Open the HTML report")
         report = page.request.get(opts.url.rstrip("/") + json_link.get_attribute("href"))
-        assert report.ok and report.json()["run"]["duration_s"] == 300, report.status
+        assert report.ok and report.json()["stopped"]["planned_s"] == 300, report.status
+        assert report.json()["stopped"]["by"] == "dashboard", report.json()["stopped"]
+        assert report.json()["run"]["duration_s"] < 300, "duration_s is the duration run"
         assert report.json()["run"]["elapsed_s"] < 300, "Stop ended the run early"
+        expect(page.locator("#status")).to_contain_text("stopped by dashboard")
         html = page.request.get(opts.url.rstrip("/") + html_link.get_attribute("href"))
         assert html.ok and "<!DOCTYPE html>" in html.text()
         print(f"sustained run stopped after {report.json()['run']['elapsed_s']:.1f} s: "

@@ -52,6 +52,8 @@ enum Backend {
 pub struct Control {
     url: String,
     backend: Backend,
+    /// The built-in checkout's connection, to find out why a first call failed.
+    channel: Option<CheckoutChannel>,
     admin_token: Option<AdminToken>,
     /// TLS without a client certificate (for hints in errors).
     anonymous_tls: bool,
@@ -65,15 +67,23 @@ impl Control {
 
     /// Control calls on a connection to `url` made as `connection` says (TLS, metadata).
     pub async fn connect_with(url: &str, connection: &Connection) -> Result<Self, DriverError> {
-        let backend = match &connection.custom {
-            None => Backend::Builtin(CheckoutClient::new(
-                connect_checkout(url, connection).await?,
-            )),
-            Some(api) => Backend::Custom(CustomConnection::connect(url, connection, api).await?),
+        let (backend, channel) = match &connection.custom {
+            None => {
+                let channel = connect_checkout(url, connection).await?;
+                (
+                    Backend::Builtin(CheckoutClient::new(channel.clone())),
+                    Some(channel),
+                )
+            }
+            Some(api) => (
+                Backend::Custom(CustomConnection::connect(url, connection, api).await?),
+                None,
+            ),
         };
         Ok(Self {
             url: url.to_string(),
             backend,
+            channel,
             admin_token: None,
             anonymous_tls: url.starts_with("https://")
                 && connection.tls.as_ref().is_none_or(|t| t.identity.is_none()),
@@ -109,6 +119,35 @@ impl Control {
             flashsale_server::admin::attach(request.metadata_mut(), token);
         }
         request
+    }
+
+    /// A run's starting point: a verified Reset to `stock` (and `strategy`) when `reset`, else
+    /// the stock as it is. When this first call fails with words that say little (an HTTP/1
+    /// port, a gRPC server without the checkout), the error names the cause
+    /// ([`super::diagnose`]).
+    pub async fn begin(
+        &mut self,
+        reset: bool,
+        stock: i64,
+        strategy: Option<flashsale_server::Strategy>,
+    ) -> Result<pb::StockReply, DriverError> {
+        let first = if reset {
+            self.reset_verified(stock, strategy).await
+        } else {
+            self.stock().await
+        };
+        let (Err(DriverError::Rpc { call, status, .. }), Some(channel)) = (&first, &self.channel)
+        else {
+            return first;
+        };
+        match super::diagnose::why_not_a_checkout(&self.url, channel, status).await {
+            Some(why) => Err(DriverError::NotACheckout {
+                call,
+                target: self.url.clone(),
+                why,
+            }),
+            None => first,
+        }
     }
 
     /// Starts a new round on the server.

@@ -9,6 +9,7 @@ mod builtin;
 mod channel;
 mod control;
 pub mod custom;
+pub mod diagnose;
 mod h2;
 pub mod probe;
 mod purchaser;
@@ -46,6 +47,9 @@ fn normalize(target: &str, allow_https: bool) -> Result<String, DriverError> {
     if trimmed.is_empty() {
         return Err(invalid("it is empty"));
     }
+    if let Some(meant) = mistyped_scheme(trimmed) {
+        return Err(invalid(&format!("did you mean {meant}?")));
+    }
     let url = if trimmed.starts_with("https://") {
         if !allow_https {
             return Err(invalid(
@@ -71,6 +75,30 @@ fn normalize(target: &str, allow_https: bool) -> Result<String, DriverError> {
         return Err(invalid("a path is not allowed, give only host:port"));
     }
     Ok(url)
+}
+
+/// `http://host:port` when `target` is that with its scheme mistyped (`http//host:port`,
+/// `http:/host:port`, `http:host:port`, the same with https).
+fn mistyped_scheme(target: &str) -> Option<String> {
+    let lower = target.to_ascii_lowercase();
+    for scheme in ["https", "http"] {
+        let Some(rest) = lower.strip_prefix(scheme) else {
+            continue;
+        };
+        if rest.starts_with("://") || !(rest.starts_with(':') || rest.starts_with('/')) {
+            return None;
+        }
+        // `http:50051` is a host named http; `http:/x:1`, `http//x:1` and `http:x:1` are not.
+        let host = rest.trim_start_matches([':', '/']);
+        if host.is_empty() || host.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        return Some(format!(
+            "{scheme}://{}",
+            &target[target.len() - host.len()..]
+        ));
+    }
+    None
 }
 
 /// An endpoint for `url` (already normalized) with the driver's transport settings, plaintext.
@@ -197,5 +225,29 @@ mod tests {
         ] {
             assert!(normalize_target(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_mistyped_scheme_is_named() {
+        for (typo, meant) in [
+            ("http//localhost:50051", "http://localhost:50051"),
+            ("http:/10.0.0.1:1", "http://10.0.0.1:1"),
+            ("http:server:50051", "http://server:50051"),
+            ("https//Shop.example:443", "https://Shop.example:443"),
+            ("HTTP//x:1", "http://x:1"),
+        ] {
+            let err = normalize_direct_target(typo).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("did you mean {meant}?")),
+                "{typo}: {err}"
+            );
+        }
+        // A host that happens to be named http, or starts with it, is a host.
+        assert_eq!(normalize_target("http:50051").unwrap(), "http://http:50051");
+        assert_eq!(
+            normalize_target("httpbin:8080").unwrap(),
+            "http://httpbin:8080"
+        );
+        assert!(mistyped_scheme("http://x:1").is_none());
     }
 }

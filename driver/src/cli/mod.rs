@@ -1,6 +1,7 @@
 //! Command-line arguments, and their conversion into validated specs.
 
 mod cluster;
+mod compose;
 mod connect;
 mod custom;
 mod run;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use cluster::{CoordinatorArgs, ProbeArgs, WorkerArgs};
+pub use compose::{COMPOSE_ENV, compose_help};
 pub use connect::ConnectArgs;
 pub use custom::CustomArgs;
 pub use run::{CompareArgs, LoadArgs, RunArgs};
@@ -28,7 +30,8 @@ pub use web::WebArgs;
 /// Exit status: 0 every check held, 1 a check failed, 2 usage or connection error (or a Reset
 /// that did not take effect), 3 (distributed) nothing failed but a worker was lost,
 /// 4 inconclusive: nothing failed but the run did not prove it (e.g. the stock never ran out,
-/// or attempts of unknown effect and no order book to resolve them).
+/// or attempts of unknown effect and no order book to resolve them), 5 stopped early (Ctrl-C,
+/// SIGTERM, the dashboard's Stop, CancelRun) with nothing failed in what was sent.
 #[derive(Debug, Parser)]
 #[command(
     name = "driver",
@@ -59,7 +62,8 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Run buggy, unstable, safe (mutex) and safe (atomic) back to back against one target
     /// with the same users and stock, and print them side by side. Exit 0 when every run
-    /// completed (buggy and unstable failing their audit is the expected result), 2 on errors.
+    /// completed (buggy and unstable failing their audit is the expected result), 5 when
+    /// stopped early, 2 on errors.
     Compare(CompareArgs),
     /// Serve the live web dashboard: start runs from a browser, watch them live, stop them,
     /// read and download their reports, compare runs (see docs/web.md).

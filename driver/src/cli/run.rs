@@ -165,7 +165,7 @@ pub struct RunArgs {
           value_parser = parse_cluster_token)]
     pub token: Option<String>,
 
-    /// Safe strategy to switch the server to with Reset [default: keep the server's].
+    /// Safe strategy of the round the Reset starts [default: the server's configured one].
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
 

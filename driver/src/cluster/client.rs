@@ -11,6 +11,8 @@ use flashsale::pb::{self, coordinator_client::CoordinatorClient};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use crate::run::stop::{Stop, StoppedBy};
+
 use crate::audit::Evidence;
 use crate::checkout::book::BookState;
 use crate::checkout::connect;
@@ -35,13 +37,14 @@ use crate::spec::{LoadSpec, RunSpec};
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs `spec` through the coordinator at `url` (normalized) and builds the report. With
-/// `progress`, shows the live progress line on stderr; when `cancel` is cancelled, asks the
-/// coordinator to wind the run down and still reports it.
+/// `progress`, shows the live progress line on stderr; when `stop` is stopped, asks the
+/// coordinator to wind the run down and still reports it. A run the coordinator says was
+/// cancelled is marked stopped: by this client's cause, else by a CancelRun of someone else.
 pub async fn run(
     url: &str,
     spec: &RunSpec,
     progress: bool,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> Result<Report, DriverError> {
     let token = spec
         .cluster_token
@@ -79,7 +82,7 @@ pub async fn run(
         token,
         label: progress.then(|| spec.label()),
     };
-    let result = session.follow(request, cancel).await?;
+    let result = session.follow(request, stop.token().clone()).await?;
     let (before, after) = match (&result.before, &result.after) {
         (Some(before), Some(after)) => (before, after),
         _ => {
@@ -159,6 +162,11 @@ pub async fn run(
     // The coordinator ran the probes once, before the load.
     report.add_checks(crate::run::probes::remote::from_wire(&result.probes));
     report.workers = Some(workers);
+    if result.cancelled {
+        let by = stop.cause().map_or(StoppedBy::CancelRun, |(by, _)| by);
+        let after_s = result.cancelled_after_s.unwrap_or(result.elapsed_s);
+        report.mark_stopped(by, after_s);
+    }
     Ok(report)
 }
 

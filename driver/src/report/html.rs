@@ -108,8 +108,14 @@ pub fn verdict_banner(report: &Report, id: &str) -> String {
             ),
         ),
     };
+    let stopped = report.stopped.map_or_else(String::new, |stopped| {
+        format!(
+            r#"<p class="stopped"><strong>Stopped early:</strong> {}; the audit covers what was sent, not the run asked for.</p>"#,
+            escape(&stopped.sentence())
+        )
+    });
     format!(
-        r#"<section id="{}" class="verdict {class}"><h1>{word}</h1><p>{}</p></section>"#,
+        r#"<section id="{}" class="verdict {class}"><h1>{word}</h1><p>{}</p>{stopped}</section>"#,
         escape(id),
         escape(&detail)
     )

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod comparison;
 pub mod html;
 pub mod markup;
+pub mod stopped;
 pub mod text;
 pub mod timeline;
 
@@ -23,6 +24,7 @@ use crate::engine::stats::Stats;
 use crate::report::text::{printable, printable_lines};
 use crate::report::timeline::Timeline;
 use crate::spec::{LoadSpec, Quantities};
+pub use stopped::Stopped;
 
 /// Version of the JSON layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -33,6 +35,9 @@ pub struct Report {
     pub schema_version: u32,
     /// "pass" when every check held, "fail" when one failed, else "inconclusive".
     pub verdict: &'static str,
+    /// `null` when the run went to its planned end; else who stopped it and when (its verdict
+    /// is then never "pass").
+    pub stopped: Option<Stopped>,
     pub run: RunInfo,
     pub outcomes: Outcomes,
     pub audit: Audit,
@@ -268,6 +273,15 @@ impl Report {
     /// `PASS: ...`, `FAIL: checks` or `INCONCLUSIVE: checks`.
     pub fn verdict_line(&self) -> String {
         let a = &self.audit;
+        if let Some(stopped) = &self.stopped
+            && a.verdict == crate::Verdict::Inconclusive
+        {
+            return format!(
+                "INCONCLUSIVE: {} (nothing failed in what was sent; inconclusive: {})",
+                stopped.sentence(),
+                a.with_status(Status::Inconclusive).join(", ")
+            );
+        }
         match a.verdict {
             crate::Verdict::Pass => format!("PASS: {}", a.pass_summary()),
             crate::Verdict::Fail => format!("FAIL: {}", a.with_status(Status::Fail).join(", ")),
@@ -292,9 +306,18 @@ impl Report {
         } else {
             ""
         };
-        let shape = match r.duration_s {
-            None => "burst: each user buys once".to_string(),
-            Some(d) => format!("sustained for {d} s"),
+        let shape = match (r.duration_s, &self.stopped) {
+            (None, _) => "burst: each user buys once".to_string(),
+            (
+                Some(d),
+                Some(Stopped {
+                    planned_s: Some(planned),
+                    ..
+                }),
+            ) => {
+                format!("sustained for {d:.1} s of the planned {planned} s")
+            }
+            (Some(d), _) => format!("sustained for {d} s"),
         };
         let against = if r.targets.len() > 1 {
             format!("{} replicas: {}", r.targets.len(), r.targets.join(", "))
@@ -331,6 +354,13 @@ impl Report {
                 .map(|st| format!(", safe strategy {st}"))
                 .unwrap_or_default()
         );
+        if let Some(stopped) = &self.stopped {
+            let _ = writeln!(
+                s,
+                "  STOPPED EARLY: {}; the audit covers what was sent",
+                stopped.sentence()
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "  outcomes");
         row(&mut s, "attempts", o.attempts.to_string());
@@ -557,6 +587,7 @@ impl Report {
         Report {
             schema_version: crate::report::SCHEMA_VERSION,
             verdict: audit.verdict.name(),
+            stopped: None,
             run: RunInfo {
                 mode: spec.mode.name(),
                 rpc: spec.mode.rpc().to_string(),

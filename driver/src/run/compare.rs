@@ -2,8 +2,8 @@
 //! (buggy, unstable, safe with the mutex strategy, safe with the atomic strategy), Reset before
 //! each, and one side-by-side comparison of what they did.
 
+use super::stop::Stop;
 use flashsale_server::Strategy;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::DriverError;
 use crate::report::SCHEMA_VERSION;
@@ -89,14 +89,14 @@ impl CompareSpec {
 
 /// Runs every run of `spec` in turn against its target (or one embedded server started for
 /// the whole comparison). A failed audit is a result, not an error.
-/// When `cancel` is cancelled, the current run winds down and the remaining ones are skipped.
+/// When `stop` is stopped, the current run winds down and the remaining ones are skipped.
 pub async fn compare(
     spec: &CompareSpec,
     progress: bool,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> Result<Comparison, DriverError> {
     super::with_targets(&spec.targets, spec.stock, async |urls, embedded| {
-        compare_against(urls, spec, embedded, progress, cancel).await
+        compare_against(urls, spec, embedded, progress, stop).await
     })
     .await
 }
@@ -106,14 +106,14 @@ async fn compare_against(
     spec: &CompareSpec,
     embedded: bool,
     progress: bool,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> Result<Comparison, DriverError> {
     let mut runs = Vec::with_capacity(spec.runs.len());
     for run in &spec.runs {
-        if cancel.is_cancelled() {
+        if stop.is_stopped() {
             break;
         }
-        let report = super::run_against(urls, run, embedded, progress, cancel.clone()).await?;
+        let report = super::run_against(urls, run, embedded, progress, stop.clone()).await?;
         runs.push(ComparedRun {
             label: run.label(),
             report,

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod probes;
 pub mod progress;
 pub mod reachability;
+pub mod stop;
 pub mod watch;
 
 use flashsale_server::ServerConfig;
@@ -19,28 +20,29 @@ use crate::error::DriverError;
 use crate::report::Report;
 use crate::report::timeline::StockPoint;
 use crate::spec::{LoadSpec, RunSpec};
+use stop::Stop;
 use watch::Watcher;
 
 /// Runs `spec` from start to report: through the coordinator if one is given, else embedded
 /// server if no target, verified Reset, load, wait until the server settles, GetStock,
 /// ListOrders, audit. A failed audit is a normal result (`report.audit.verdict`).
 pub async fn run(spec: &RunSpec) -> Result<Report, DriverError> {
-    run_with_progress(spec, false, CancellationToken::new()).await
+    run_with_progress(spec, false, Stop::new()).await
 }
 
 /// [`run`], showing live progress on stderr when `progress` is set, and winding the load down
-/// early when `cancel` is cancelled: users stop after their current attempt and the run still
-/// settles, audits and reports what happened.
+/// early when `stop` is stopped: users stop after their current attempt and the run still
+/// settles, audits and reports what happened, marked as stopped ([`Report::mark_stopped`]).
 pub async fn run_with_progress(
     spec: &RunSpec,
     progress: bool,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> Result<Report, DriverError> {
     if let Some(coordinator) = &spec.coordinator {
-        return crate::cluster::client::run(coordinator, spec, progress, cancel).await;
+        return crate::cluster::client::run(coordinator, spec, progress, stop).await;
     }
     with_targets(&spec.targets, spec.stock, async |urls, embedded| {
-        run_against(urls, spec, embedded, progress, cancel).await
+        run_against(urls, spec, embedded, progress, stop).await
     })
     .await
 }
@@ -77,7 +79,7 @@ pub async fn run_against(
     spec: &RunSpec,
     embedded: bool,
     progress: bool,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> Result<Report, DriverError> {
     let url = urls
         .first()
@@ -86,12 +88,14 @@ pub async fn run_against(
     let mut control = Control::connect_with(url, &spec.connection)
         .await?
         .with_admin_token(spec.admin_token.as_deref())?;
+    // The first call names the cause when the target is not a checkout.
+    let first = control.begin(false, spec.stock, spec.strategy).await?;
     // Before the load's own Reset, on rounds of their own.
     let probed = probes::run(&mut control, url, &probes::Plan::of(spec)).await;
     let before = if spec.reset {
         control.reset_verified(spec.stock, spec.strategy).await?
     } else {
-        control.stock().await?
+        first
     };
     tracing::info!(
         target = url,
@@ -102,8 +106,8 @@ pub async fn run_against(
         round = before.round,
         "starting run"
     );
-    // The load stops early on the user's Ctrl-C (`cancel`) or when the target is gone.
-    let stop_load = cancel.child_token();
+    // The load stops early on the user's Ctrl-C (`stop`) or when the target is gone.
+    let stop_load = stop.token().child_token();
     let live = Live::new(stop_load.clone());
     progress::publish(live.clone());
     let watcher = Watcher::start(
@@ -134,6 +138,10 @@ pub async fn run_against(
         .map_err(|e| DriverError::Thread(e.to_string()))
     };
     load_done.cancel();
+    let stopped = stop.cause_by(std::time::Instant::now()).map(|(by, at)| {
+        let after = live.started().map(|s| at.saturating_duration_since(s));
+        (by, after.unwrap_or_default().as_secs_f64())
+    });
     let gone = monitor.await.ok().flatten();
     let polls = watcher.finish(&live).await;
     let load = load??;
@@ -184,6 +192,9 @@ pub async fn run_against(
     report.add_checks(probed);
     report.run.tls_unverified = spec.connection.insecure();
     report.run.name_checkout(&spec.connection);
+    if let Some((by, after_s)) = stopped {
+        report.mark_stopped(by, after_s);
+    }
     Ok(report)
 }
 

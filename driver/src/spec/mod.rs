@@ -124,7 +124,7 @@ pub struct RunSpec {
     pub reset: bool,
     /// Run the contract probes before the load ([`crate::run::probes`]).
     pub probes: bool,
-    /// Safe strategy to set with Reset (`None`: keep the server's).
+    /// Safe strategy of the round the Reset starts (`None`: the server's configured one).
     pub strategy: Option<Strategy>,
     /// What the audit demands beyond correctness.
     pub policy: crate::spec::policy::Policy,

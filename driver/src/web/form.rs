@@ -21,7 +21,7 @@ pub struct StartForm {
     pub mode: String,
     pub users: String,
     pub stock: String,
-    /// mutex or atomic (safe mode only; empty keeps the server's).
+    /// mutex or atomic (safe mode only; empty: the server's configured one).
     pub strategy: String,
     /// One quantity or a mix such as `1,2,3`.
     pub quantity: String,

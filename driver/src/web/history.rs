@@ -7,9 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::report::Report;
 use crate::report::SCHEMA_VERSION;
 use crate::report::comparison::{ComparedRun, Comparison};
+use crate::report::{Report, Stopped};
 
 /// Runs kept; the oldest finished one is dropped beyond this.
 pub const MAX_HISTORY: usize = 50;
@@ -29,7 +29,11 @@ pub enum Phase {
     Running,
     /// Stop was pressed: the load winds down, then the run settles, audits and reports.
     Stopping,
+    /// Finished to its planned end, with a report.
     Done,
+    /// Stopped before its planned end (the dashboard's Stop, a CancelRun, a shutdown): it
+    /// still has a report, whose verdict is never "pass".
+    Stopped,
     /// It ended without a report (e.g. the target could not be reached).
     Failed,
 }
@@ -59,6 +63,8 @@ pub struct Entry {
     pub phase: Phase,
     /// `pass`, `fail` or `inconclusive` once done (a comparison: its runs' verdicts joined).
     pub verdict: Option<String>,
+    /// Who stopped it and when, once stopped (a comparison: its first stopped run).
+    pub stopped: Option<Stopped>,
     /// Why it failed.
     pub error: Option<String>,
     #[serde(skip)]
@@ -80,6 +86,7 @@ impl Entry {
                 .map_or(0, |d| d.as_secs()),
             phase: Phase::Running,
             verdict: None,
+            stopped: None,
             error: None,
             outcome: None,
         }
@@ -172,6 +179,14 @@ impl History {
             duration_s: first.report.run.duration_s,
             runs,
         })
+    }
+}
+
+/// Who stopped `outcome`'s run (a comparison: its first stopped run), if it was stopped.
+pub fn stopped(outcome: &Outcome) -> Option<Stopped> {
+    match outcome {
+        Outcome::Report(report) => report.stopped,
+        Outcome::Comparison(cmp) => cmp.runs.iter().find_map(|r| r.report.stopped),
     }
 }
 

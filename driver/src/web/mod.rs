@@ -32,6 +32,7 @@ use crate::error::DriverError;
 use crate::report::comparison::{ComparedRun, Comparison};
 use crate::run::compare::CompareSpec;
 use crate::run::progress::{self, Source, Tap};
+use crate::run::stop::{Stop, StoppedBy};
 use crate::spec::RunSpec;
 use form::{FormError, StartForm};
 use guard::Access;
@@ -80,7 +81,7 @@ pub struct App {
     access: Access,
     history: Mutex<History>,
     /// The run in progress and how to stop it.
-    current: Mutex<Option<(u64, CancellationToken)>>,
+    current: Mutex<Option<(u64, Stop)>>,
     /// The live figures of the run in progress, or of the last one.
     live: Mutex<Option<LiveView>>,
     /// The latest [`Snapshot`] as JSON, for the event streams.
@@ -173,7 +174,10 @@ impl App {
     /// background; returns its id.
     pub fn start(self: &Arc<Self>, form: &StartForm, all_modes: bool) -> Result<u64, StartError> {
         let job = self.job(form, all_modes)?;
-        let cancel = self.shutdown.child_token();
+        let stop = Stop::new();
+        if self.shutdown.is_cancelled() {
+            stop.stop(StoppedBy::Shutdown);
+        }
         let id = {
             let mut current = lock(&self.current);
             if let Some((busy, _)) = &*current {
@@ -182,21 +186,27 @@ impl App {
             let mut history = lock(&self.history);
             let id = history.next_id();
             history.push(job.entry(id));
-            *current = Some((id, cancel.clone()));
+            *current = Some((id, stop.clone()));
             id
         };
         *lock(&self.live) = None;
         self.publish();
-        tokio::spawn(execute(self.clone(), id, job, cancel));
+        tokio::spawn(execute(self.clone(), id, job, stop));
         Ok(id)
     }
 
-    /// Stops the run in progress (it still settles, audits and reports); its id, if any.
+    /// Stops the run in progress (it still settles, audits and reports, marked as stopped from
+    /// the dashboard); its id, if any.
     pub fn stop(&self) -> Option<u64> {
+        self.stop_by(StoppedBy::Dashboard)
+    }
+
+    /// [`App::stop`], recording `by` as the cause.
+    fn stop_by(&self, by: StoppedBy) -> Option<u64> {
         let id = {
             let current = lock(&self.current);
-            let (id, cancel) = current.as_ref()?;
-            cancel.cancel();
+            let (id, stop) = current.as_ref()?;
+            stop.stop(by);
             *id
         };
         if let Some(entry) = lock(&self.history).get_mut(id)
@@ -251,7 +261,12 @@ impl App {
             if let Some(entry) = history.get_mut(id) {
                 match result {
                     Ok(outcome) => {
-                        entry.phase = Phase::Done;
+                        entry.stopped = history::stopped(&outcome);
+                        entry.phase = if entry.stopped.is_some() {
+                            Phase::Stopped
+                        } else {
+                            Phase::Done
+                        };
                         entry.verdict = Some(match &outcome {
                             Outcome::Report(report) => report.verdict.to_string(),
                             Outcome::Comparison(cmp) => history::verdicts(cmp),
@@ -315,17 +330,17 @@ impl Job {
         entry
     }
 
-    async fn run(self, cancel: CancellationToken) -> Result<Outcome, DriverError> {
+    async fn run(self, stop: Stop) -> Result<Outcome, DriverError> {
         match self {
-            Job::Run(spec) => crate::run::run_with_progress(&spec, false, cancel)
+            Job::Run(spec) => crate::run::run_with_progress(&spec, false, stop)
                 .await
                 .map(|r| Outcome::Report(Arc::new(r))),
             Job::Compare(spec) if spec.runs.iter().any(|r| r.coordinator.is_some()) => {
-                distributed_compare(&spec, cancel)
+                distributed_compare(&spec, stop)
                     .await
                     .map(|c| Outcome::Comparison(Arc::new(c)))
             }
-            Job::Compare(spec) => crate::run::compare::compare(&spec, false, cancel)
+            Job::Compare(spec) => crate::run::compare::compare(&spec, false, stop)
                 .await
                 .map(|c| Outcome::Comparison(Arc::new(c))),
         }
@@ -333,16 +348,13 @@ impl Job {
 }
 
 /// Every mode of `spec` in turn through its coordinator, side by side.
-async fn distributed_compare(
-    spec: &CompareSpec,
-    cancel: CancellationToken,
-) -> Result<Comparison, DriverError> {
+async fn distributed_compare(spec: &CompareSpec, stop: Stop) -> Result<Comparison, DriverError> {
     let mut runs = Vec::with_capacity(spec.runs.len());
     for run in &spec.runs {
-        if cancel.is_cancelled() {
+        if stop.is_stopped() {
             break;
         }
-        let report = crate::run::run_with_progress(run, false, cancel.clone()).await?;
+        let report = crate::run::run_with_progress(run, false, stop.clone()).await?;
         runs.push(ComparedRun {
             label: run.label(),
             report,
@@ -361,7 +373,7 @@ async fn distributed_compare(
 }
 
 /// Runs `job` as run `id`, sampling its live source until it ends, then records the result.
-async fn execute(app: Arc<App>, id: u64, job: Job, cancel: CancellationToken) {
+async fn execute(app: Arc<App>, id: u64, job: Job, stop: Stop) {
     let slot: Arc<Mutex<Option<Arc<dyn Source>>>> = Arc::default();
     let tap: Tap = {
         let slot = slot.clone();
@@ -370,7 +382,7 @@ async fn execute(app: Arc<App>, id: u64, job: Job, cancel: CancellationToken) {
     let done = CancellationToken::new();
     let sampling = tokio::spawn(sample(app.clone(), slot, done.clone()));
     // Its own task, so that a panic in a run still frees the dashboard.
-    let result = tokio::spawn(progress::tapped(tap, job.run(cancel)))
+    let result = tokio::spawn(progress::tapped(tap, job.run(stop)))
         .await
         .unwrap_or_else(|e| Err(DriverError::Thread(format!("the run failed: {e}"))));
     done.cancel();
@@ -423,11 +435,12 @@ pub async fn serve(
     }
     let app = App::new(config, loopback);
     tracing::info!(%addr, loopback, "dashboard listening");
-    let stop = app.shutdown.clone();
+    let stopping = app.clone();
     axum::serve(listener, routes::router(app))
         .with_graceful_shutdown(async move {
             shutdown.await;
-            stop.cancel();
+            stopping.shutdown.cancel();
+            stopping.stop_by(StoppedBy::Shutdown);
         })
         .await
         .map_err(WebError::Serve)

@@ -186,7 +186,8 @@ impl Strategy {
         }
     }
 
-    /// The contract's value for `strategy`; `None` is UNSPECIFIED ("keep the current one").
+    /// The contract's value for `strategy`; `None` is UNSPECIFIED (a Reset then uses the
+    /// server's configured strategy: [`crate::CheckoutService`]).
     pub fn to_wire(strategy: Option<Self>) -> i32 {
         let wire = match strategy {
             None => pb::SafeStrategy::Unspecified,

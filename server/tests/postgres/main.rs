@@ -15,3 +15,4 @@ mod paths;
 mod replicas;
 mod shards;
 mod shards_load;
+mod strategy;

@@ -202,6 +202,16 @@ fn status_only(code: Code) -> Reply {
     }
 }
 
+/// The services the server at `url` lists through server reflection (v1, else v1alpha).
+pub async fn offered_services(
+    channel: &CheckoutChannel,
+    url: &str,
+) -> Result<Vec<String>, GrpcSchemaError> {
+    reflection::fetch(channel, url, &[])
+        .await
+        .map(|(_, offered)| offered)
+}
+
 /// Resolutions per checkout description, so that the connections of a run resolve once.
 type Cache = Mutex<Vec<(Weak<CustomApi>, Arc<OnceCell<Arc<Methods>>>)>>;
 static RESOLVED: Cache = Mutex::new(Vec::new());

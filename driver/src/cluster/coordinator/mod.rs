@@ -93,6 +93,8 @@ pub enum CoordinatorError {
     Target(#[from] DriverError),
     #[error("coordinator transport error: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("coordinator reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
 }
 
 impl From<CoordinatorError> for Status {
@@ -113,7 +115,8 @@ impl From<CoordinatorError> for Status {
             }
             CoordinatorError::AllWorkersFailed(_)
             | CoordinatorError::Target(_)
-            | CoordinatorError::Transport(_) => Status::unavailable(message),
+            | CoordinatorError::Transport(_)
+            | CoordinatorError::Reflection(_) => Status::unavailable(message),
         }
     }
 }
@@ -332,9 +335,10 @@ fn forward(registry: &Registry, worker: u64, message: pb::WorkerMessage) {
     }
 }
 
-/// Serves the coordinator (plus gRPC health) on `listener` until `shutdown` resolves. Health
-/// reports the whole server SERVING once listening, and `flashsale.v1.Coordinator` SERVING
-/// while at least the expected number of workers are present.
+/// Serves the coordinator (plus gRPC health and server reflection, so that a client pointed at
+/// it by mistake can say what it is) on `listener` until `shutdown` resolves. Health reports
+/// the whole server SERVING once listening, and `flashsale.v1.Coordinator` SERVING while at
+/// least the expected number of workers are present.
 pub async fn run(
     listener: TcpListener,
     config: CoordinatorConfig,
@@ -379,6 +383,7 @@ pub async fn run(
         .http2_max_local_error_reset_streams(Some(hardening::MAX_LOCAL_ERROR_RESET_STREAMS))
         .layer(GuardLayer::new(None, drain.clone()))
         .add_service(health)
+        .add_service(reflection()?)
         .add_service(
             CoordinatorServer::new(service)
                 // Workers send their results in parts; SubmitRun and CancelRun requests are
@@ -391,6 +396,23 @@ pub async fn run(
             .await;
     health_task.abort();
     Ok(served?)
+}
+
+/// Server reflection listing the coordinator's own services only (its descriptors import the
+/// checkout's messages, not its service).
+fn reflection() -> Result<
+    tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
+        impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
+    >,
+    tonic_reflection::server::Error,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(flashsale::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("flashsale.v1.Coordinator")
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .build_v1()
 }
 
 #[cfg(test)]

@@ -380,6 +380,8 @@ pub async fn run(
     let strategy = flashsale_server::Strategy::from_wire(request.safe_strategy)
         .ok()
         .flatten();
+    // The first call names the cause when the target is not a checkout.
+    let first = control.begin(false, request.stock, strategy).await?;
     // Once for the whole run, before its own Reset, on rounds of their own.
     let probe_plan = probes::Plan {
         enabled: request.probes,
@@ -394,7 +396,7 @@ pub async fn run(
     let before = if request.reset {
         control.reset_verified(request.stock, strategy).await?
     } else {
-        control.stock().await?
+        first
     };
     if cancel.is_cancelled() {
         return Err(CoordinatorError::Cancelled);
@@ -551,7 +553,8 @@ pub async fn run(
         moved,
         unsettled: unsettled.unwrap_or_default(),
         stock_polls,
-        cancelled,
+        cancelled: cancelled.is_some(),
+        cancelled_after_s: cancelled.map(|d| d.as_secs_f64()),
         probes: probes::remote::to_wire(&probed),
     })
 }
@@ -609,17 +612,17 @@ impl Round<'_> {
 }
 
 /// Takes run events until every worker reported or was lost, or the deadline passes; streams
-/// progress meanwhile, and passes a cancellation on to every worker. Returns whether the run
-/// was cancelled.
+/// progress meanwhile, and passes a cancellation on to every worker. Returns when the run was
+/// cancelled (time since the start instant), if it was.
 async fn collect(
     shares: &mut BTreeMap<u64, Share>,
     events: &mut mpsc::UnboundedReceiver<RunEvent>,
     round: &Round<'_>,
-) -> bool {
+) -> Option<Duration> {
     let run_id = round.run_id;
     let mut tick = tokio::time::interval(HEARTBEAT_TIMEOUT / 4);
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
-    let mut cancelled = false;
+    let mut cancelled = None;
     while shares.values().any(Share::pending) {
         tokio::select! {
             event = events.recv() => match event {
@@ -657,8 +660,8 @@ async fn collect(
                 }
             }
             _ = progress.tick() => round.progress(shares),
-            () = round.cancel.cancelled(), if !cancelled => {
-                cancelled = true;
+            () = round.cancel.cancelled(), if cancelled.is_none() => {
+                cancelled = Some(Instant::now().saturating_duration_since(round.started));
                 tracing::info!(run_id, "cancelling the run on every worker");
                 for share in shares.values() {
                     send_cancel(&share.member, run_id);

@@ -196,7 +196,8 @@
     const run = snapshot.run;
     if (run) {
       const part = snapshot.live && run.kind === "compare" ? ` (run ${snapshot.live.part} of 4)` : "";
-      const phase = { running: "running", stopping: "stopping: finishing in-flight requests, then the audit", done: "finished", failed: "failed" }[run.phase];
+      const stopped = run.stopped ? `stopped by ${run.stopped.by} after ${run.stopped.after_s.toFixed(1)} s` : "stopped";
+      const phase = { running: "running", stopping: "stopping: finishing in-flight requests, then the audit", done: "finished", stopped: stopped, failed: "failed" }[run.phase];
       text($("status"), `${describe(run)}: ${phase}${part}`);
     }
     renderLive(snapshot.live);
@@ -205,7 +206,7 @@
       lastHistory = history;
       renderHistory(snapshot.history);
     }
-    if (run && (run.phase === "done" || run.phase === "failed") && run.id !== shownResult) {
+    if (run && (run.phase === "done" || run.phase === "stopped" || run.phase === "failed") && run.id !== shownResult) {
       shownResult = run.id;
       showResult(run.id);
     }
@@ -373,7 +374,8 @@
       const box = document.createElement("input");
       box.type = "checkbox";
       box.value = String(line.id);
-      box.disabled = line.phase !== "done";
+      const reported = line.phase === "done" || line.phase === "stopped";
+      box.disabled = !reported;
       box.setAttribute("aria-label", `compare run #${line.id}`);
       pick.appendChild(box);
       cell(tr, `#${line.id}`);
@@ -382,7 +384,7 @@
       const verdicts = (line.verdict || "-").split(" ").map((v) => SYMBOL[v] || v).join(" ");
       cell(tr, verdicts, line.verdict && line.verdict.indexOf(" ") < 0 ? "st-" + line.verdict : "");
       const reports = tr.insertCell();
-      if (line.phase === "done") {
+      if (reported) {
         reports.append(link(`/api/runs/${line.id}/report.html`, "HTML"), " ",
           link(`/api/runs/${line.id}/report.json`, "JSON", true));
       }

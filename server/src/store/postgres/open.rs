@@ -79,10 +79,41 @@ fn target(config: &tokio_postgres::Config) -> String {
     )
 }
 
+/// Switches the current round of an existing sale to `strategy` (the starting server's), in
+/// the seeding transaction. A sharded round (only `atomic` takes from shards) switched to
+/// another strategy gets its shards' stock back in the sale row: the shards are locked in
+/// order (as a spread purchase locks them), summed and deleted, so a purchase still taking from
+/// one finishes first and a later one finds none.
+async fn adopt(
+    tx: &tokio_postgres::Transaction<'_>,
+    strategy: Strategy,
+) -> Result<(), tokio_postgres::Error> {
+    let row = tx.query_one(sql::CURRENT_FOR_UPDATE, &[]).await?;
+    let (round, was, shards): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
+    if was == strategy.name() {
+        return Ok(());
+    }
+    if shards > 1 && strategy != Strategy::Atomic {
+        tx.query(sql::LOCK_SHARDS, &[&round]).await?;
+        tx.execute(sql::GATHER_SHARDS, &[&round]).await?;
+        tx.execute(sql::FORGET_ROUND_SHARDS, &[&round]).await?;
+    }
+    tx.execute(sql::SET_STRATEGY, &[&strategy.name()]).await?;
+    tracing::info!(
+        round,
+        was,
+        strategy = strategy.name(),
+        "the current round switched to this server's --strategy"
+    );
+    Ok(())
+}
+
 impl PgStore {
     /// Connects (failing clearly if the database cannot be reached), applies the migrations
     /// and, if the database has no sale yet, starts round 1 with `stock` and `strategy`. A
-    /// database that already has a round keeps it: a replica joining does not reset the sale.
+    /// database that already has a round keeps it (a replica joining does not reset the sale)
+    /// but switches it to `strategy`: the server's setting applies from its start, whatever a
+    /// Reset chose before ([`adopt`]).
     pub async fn open(
         settings: &PgSettings,
         stock: i64,
@@ -148,13 +179,16 @@ impl PgStore {
             .query_opt(sql::SEED, &[&stock, &strategy.name(), &seeded_shards])
             .await
             .map_err(PgError::Seed)?;
-        if let Some(row) = seeded
+        if let Some(row) = &seeded
             && seeded_shards > 1
         {
             let round: i64 = row.get(0);
             tx.execute(sql::SPREAD, &[&round, &stock, &seeded_shards])
                 .await
                 .map_err(PgError::Seed)?;
+        }
+        if seeded.is_none() {
+            adopt(&tx, strategy).await.map_err(PgError::Seed)?;
         }
         let round_shards: i32 = tx
             .query_one(sql::SHARDS, &[])

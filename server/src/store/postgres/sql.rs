@@ -84,6 +84,15 @@ pub const SEED: &str = "INSERT INTO sale (round, stock, initial_stock, strategy,
      $3::integer) ON CONFLICT (id) DO NOTHING RETURNING round";
 /// The current round's shard count.
 pub const SHARDS: &str = "SELECT shards FROM sale";
+/// The current round, its strategy and shard count, the sale row locked (a starting server
+/// switching the round to its strategy).
+pub const CURRENT_FOR_UPDATE: &str = "SELECT round, strategy, shards FROM sale FOR UPDATE";
+/// Round $1's shards' stock back in the sale row, unsharded (their rows locked before).
+pub const GATHER_SHARDS: &str = "UPDATE sale SET stock = (SELECT coalesce(sum(stock), 0)::bigint \
+     FROM sale_shards WHERE round = $1), shards = 1 WHERE round = $1";
+pub const FORGET_ROUND_SHARDS: &str = "DELETE FROM sale_shards WHERE round = $1";
+/// The current round's strategy.
+pub const SET_STRATEGY: &str = "UPDATE sale SET strategy = $1";
 /// Starts the next round with stock $1 and strategy $2 (NULL: the current one); it is split
 /// over $3 shards if that strategy is `atomic` (the only one that takes from shards), else kept
 /// in the sale row. Returns the new round and its shard count.
