@@ -1,12 +1,15 @@
 //! The frames a server sends, applied to the connection's state (RFC 9113 §6): replies
 //! complete their streams, SETTINGS / PING are acknowledged, WINDOW_UPDATE opens the send
 //! windows, GOAWAY and RST_STREAM fail what the server will not answer. A violation is a
-//! [`ConnError`] that closes the connection.
+//! [`ConnError`] that closes the connection; it names what the server did (issue #25).
+
+use std::borrow::Cow;
 
 use tonic::Code;
 
 use super::frame::{self, HEAD_LEN, Head, flag, kind, reason, setting};
 use super::headers::{CompressionError, Decoder, ReplyHeaders};
+use super::limits::{self, MAX_CONTINUATIONS, MAX_PENDING_PING_ACKS, MAX_PENDING_SETTINGS_ACKS};
 use super::state::State;
 use super::status::{code_of_http, code_of_reset};
 use super::{CONNECTION_WINDOW, MAX_REPLY_BYTES, STREAM_WINDOW};
@@ -18,8 +21,8 @@ pub enum ConnError {
     Io(#[from] std::io::Error),
     #[error("the server closed the connection")]
     Closed,
-    #[error("HTTP/2 protocol violation (error code {code:#x}): {what}")]
-    Protocol { code: u32, what: &'static str },
+    #[error("{}: {what}", limits::reason_name(*.code))]
+    Protocol { code: u32, what: Cow<'static, str> },
     #[error(transparent)]
     Compression(#[from] CompressionError),
 }
@@ -35,8 +38,11 @@ impl ConnError {
     }
 }
 
-fn violation(code: u32, what: &'static str) -> ConnError {
-    ConnError::Protocol { code, what }
+fn violation(code: u32, what: impl Into<Cow<'static, str>>) -> ConnError {
+    ConnError::Protocol {
+        code,
+        what: what.into(),
+    }
 }
 
 /// The connection's reading side: HPACK state, a header block being continued, and the
@@ -45,10 +51,18 @@ pub struct Reader {
     hpack: Decoder,
     /// The stream and END_STREAM of a header block awaiting CONTINUATION.
     continuing: Option<(u32, bool)>,
+    /// The block's bytes so far (at most 4 × `MAX_HEADER_LIST`) and its CONTINUATION frames
+    /// (at most [`MAX_CONTINUATIONS`]).
     block: Vec<u8>,
+    continuations: u32,
     conn_recv_window: i64,
     /// The peer's first SETTINGS came.
     pub settings_seen: bool,
+    /// The peer acknowledged our SETTINGS.
+    pub settings_acked: bool,
+    /// Reading stopped before a PING or SETTINGS (its type) whose acknowledgement would pass
+    /// the cap: the I/O task must write the acknowledgements out first.
+    pub stalled: Option<u8>,
 }
 
 impl Reader {
@@ -57,27 +71,73 @@ impl Reader {
             hpack: Decoder::new(),
             continuing: None,
             block: Vec::new(),
+            continuations: 0,
             conn_recv_window: i64::from(CONNECTION_WINDOW),
             settings_seen: false,
+            settings_acked: false,
+            stalled: None,
         }
     }
 
-    /// Applies the complete frames at the start of `bytes`; how many bytes they took.
+    /// Applies the complete frames at the start of `bytes`; how many bytes they took. Stops
+    /// early (see [`Reader::stalled`]) at a frame whose acknowledgement must wait.
     pub fn read(&mut self, state: &mut State, bytes: &[u8]) -> Result<usize, ConnError> {
+        self.read_frames(state, bytes, false)
+    }
+
+    /// [`Reader::read`] up to and including the server's first SETTINGS (the connection's
+    /// opening); the frames after it are left for the I/O task.
+    pub fn read_opening(&mut self, state: &mut State, bytes: &[u8]) -> Result<usize, ConnError> {
+        self.read_frames(state, bytes, true)
+    }
+
+    fn read_frames(
+        &mut self,
+        state: &mut State,
+        bytes: &[u8],
+        opening: bool,
+    ) -> Result<usize, ConnError> {
         let mut at = 0;
         while let Some(head) = Head::parse(&bytes[at..]) {
+            // The first frame must be SETTINGS (RFC 9113 §3.4), whole frames counted.
+            if !self.settings_seen && (head.kind != kind::SETTINGS || head.has(flag::ACK)) {
+                return Err(violation(
+                    reason::PROTOCOL_ERROR,
+                    format!(
+                        "the server's first frame was {}, not SETTINGS",
+                        frame::kind_name(head.kind)
+                    ),
+                ));
+            }
             if head.len > frame::DEFAULT_MAX_FRAME {
                 return Err(violation(
                     reason::FRAME_SIZE_ERROR,
-                    "frame over our maximum size",
+                    format!(
+                        "{} frame of {} bytes on stream {}, over our maximum frame size",
+                        frame::kind_name(head.kind),
+                        head.len,
+                        head.stream
+                    ),
                 ));
             }
             let end = at + HEAD_LEN + head.len as usize;
             let Some(payload) = bytes.get(at + HEAD_LEN..end) else {
                 break;
             };
+            let (pings, settings) = state.acks.pending();
+            let acked = head.has(flag::ACK);
+            if !acked
+                && (head.kind == kind::PING && pings >= MAX_PENDING_PING_ACKS
+                    || head.kind == kind::SETTINGS && settings >= MAX_PENDING_SETTINGS_ACKS)
+            {
+                self.stalled = Some(head.kind);
+                break;
+            }
             self.frame(state, head, payload)?;
             at = end;
+            if opening && self.settings_seen {
+                break;
+            }
         }
         Ok(at)
     }
@@ -86,7 +146,14 @@ impl Reader {
         if let Some((stream, _)) = self.continuing
             && (head.kind != kind::CONTINUATION || head.stream != stream)
         {
-            return Err(violation(reason::PROTOCOL_ERROR, "expected CONTINUATION"));
+            return Err(violation(
+                reason::PROTOCOL_ERROR,
+                format!(
+                    "{} frame on stream {} where CONTINUATION of stream {stream} was due",
+                    frame::kind_name(head.kind),
+                    head.stream
+                ),
+            ));
         }
         let on_stream = head.stream != 0;
         let needs_stream = matches!(
@@ -97,24 +164,33 @@ impl Reader {
         if needs_stream && !on_stream || needs_zero && on_stream {
             return Err(violation(
                 reason::PROTOCOL_ERROR,
-                "frame on the wrong stream",
+                format!(
+                    "{} frame on stream {}",
+                    frame::kind_name(head.kind),
+                    head.stream
+                ),
             ));
         }
         if needs_stream && head.kind != kind::PRIORITY && !state.was_opened(head.stream) {
-            return Err(violation(reason::PROTOCOL_ERROR, "frame on an idle stream"));
+            return Err(violation(
+                reason::PROTOCOL_ERROR,
+                format!(
+                    "{} frame on idle stream {}",
+                    frame::kind_name(head.kind),
+                    head.stream
+                ),
+            ));
         }
         match head.kind {
             kind::DATA => self.data(state, head, payload),
             kind::HEADERS => {
-                let mut block = frame::unpad(&head, payload)
-                    .ok_or(violation(reason::PROTOCOL_ERROR, "bad padding"))?;
+                let mut block = frame::unpad(&head, payload).ok_or_else(|| bad_padding(&head))?;
                 if head.has(flag::PRIORITY) {
-                    block = block
-                        .get(5..)
-                        .ok_or(violation(reason::FRAME_SIZE_ERROR, "short HEADERS"))?;
+                    block = block.get(5..).ok_or_else(|| invalid_size(&head))?;
                 }
                 self.block.clear();
                 self.block.extend_from_slice(block);
+                self.continuations = 0;
                 self.continuing = Some((head.stream, head.has(flag::END_STREAM)));
                 if head.has(flag::END_HEADERS) {
                     self.end_block(state)?;
@@ -123,12 +199,26 @@ impl Reader {
             }
             kind::CONTINUATION => {
                 if self.continuing.is_none() {
-                    return Err(violation(reason::PROTOCOL_ERROR, "unexpected CONTINUATION"));
+                    return Err(violation(
+                        reason::PROTOCOL_ERROR,
+                        format!("CONTINUATION without HEADERS on stream {}", head.stream),
+                    ));
+                }
+                self.continuations += 1;
+                if self.continuations > MAX_CONTINUATIONS {
+                    return Err(violation(
+                        reason::ENHANCE_YOUR_CALM,
+                        format!(
+                            "more than {MAX_CONTINUATIONS} CONTINUATION frames in one header \
+                             block on stream {}",
+                            head.stream
+                        ),
+                    ));
                 }
                 if self.block.len() + payload.len() > 4 * super::headers::MAX_HEADER_LIST as usize {
                     return Err(violation(
                         reason::ENHANCE_YOUR_CALM,
-                        "header block too long",
+                        format!("header block over 64 KiB on stream {}", head.stream),
                     ));
                 }
                 self.block.extend_from_slice(payload);
@@ -139,26 +229,61 @@ impl Reader {
             }
             kind::PRIORITY => Ok(()),
             kind::RST_STREAM => {
-                let code = u32_at(payload, 4)?;
-                state.finish(head.stream, Err(code_of_reset(code)), None);
-                Ok(())
-            }
-            kind::SETTINGS => self.settings(state, head, payload),
-            kind::PUSH_PROMISE => Err(violation(reason::PROTOCOL_ERROR, "push is disabled")),
-            kind::PING => {
-                let payload: &[u8; 8] = payload
-                    .try_into()
-                    .map_err(|_| violation(reason::FRAME_SIZE_ERROR, "PING is not 8 bytes"))?;
-                if !head.has(flag::ACK) {
-                    frame::put_ping_ack(&mut state.out, payload);
+                let code = u32_at(&head, payload, 4)?;
+                if code == reason::REFUSED_STREAM {
+                    // Never processed (RFC 9113 §8.7): the call may be retried.
+                    state.refuse(head.stream);
+                } else {
+                    if code != reason::CANCEL && code != reason::NO_ERROR {
+                        tracing::debug!(
+                            stream = head.stream,
+                            code = %limits::reason_name(code),
+                            "lean connection: the target reset a stream"
+                        );
+                    }
+                    state.finish(head.stream, Err(code_of_reset(code)), None);
                 }
                 Ok(())
             }
+            kind::SETTINGS => self.settings(state, head, payload),
+            kind::PUSH_PROMISE => Err(violation(
+                reason::PROTOCOL_ERROR,
+                format!("PUSH_PROMISE on stream {}: push is disabled", head.stream),
+            )),
+            kind::PING => {
+                let payload: &[u8; 8] = payload.try_into().map_err(|_| invalid_size(&head))?;
+                if head.has(flag::ACK) {
+                    return Ok(());
+                }
+                if !state.acks.ping() {
+                    return Err(violation(
+                        reason::ENHANCE_YOUR_CALM,
+                        format!(
+                            "PING flood: over {MAX_PENDING_PING_ACKS} acknowledgements unsent \
+                             (the target sends PINGs and does not read)"
+                        ),
+                    ));
+                }
+                frame::put_ping_ack(&mut state.out, payload);
+                Ok(())
+            }
             kind::GOAWAY => {
-                let last = u32_at(payload, payload.len().max(8))? & 0x7fff_ffff;
+                let last = u32_at(&head, payload, payload.len().max(8))? & 0x7fff_ffff;
+                let code = payload
+                    .get(4..8)
+                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                if code != reason::NO_ERROR {
+                    let debug = limits::debug_text(payload.get(8..).unwrap_or_default());
+                    let cause = format!(
+                        "GOAWAY {} from the target: {debug}",
+                        limits::reason_name(code)
+                    );
+                    tracing::debug!(%cause, last, "lean connection");
+                    state.stats.cause = Some(cause.into());
+                }
                 state.draining = true;
                 // Streams above `last` were not processed: safe to retry elsewhere.
-                state.fail_above(Some(last), Code::Unavailable);
+                state.refuse_above(last);
                 Ok(())
             }
             kind::WINDOW_UPDATE => self.window_update(state, head, payload),
@@ -172,7 +297,10 @@ impl Reader {
         if len > self.conn_recv_window {
             return Err(violation(
                 reason::FLOW_CONTROL_ERROR,
-                "DATA over the window",
+                format!(
+                    "DATA of {len} bytes on stream {} over the connection's window",
+                    head.stream
+                ),
             ));
         }
         self.conn_recv_window -= len;
@@ -181,8 +309,7 @@ impl Reader {
             frame::put_window_update(&mut state.out, 0, u32::try_from(used).unwrap_or(0));
             self.conn_recv_window = i64::from(CONNECTION_WINDOW);
         }
-        let data =
-            frame::unpad(&head, payload).ok_or(violation(reason::PROTOCOL_ERROR, "bad padding"))?;
+        let data = frame::unpad(&head, payload).ok_or_else(|| bad_padding(&head))?;
         let end = head.has(flag::END_STREAM);
         // A stream we closed or cancelled: late DATA is dropped.
         let Some((_, slot)) = state.slot_of(head.stream) else {
@@ -190,6 +317,10 @@ impl Reader {
         };
         if len > slot.recv_window {
             let id = head.stream;
+            tracing::debug!(
+                stream = id,
+                "lean connection: DATA over the stream's window"
+            );
             state.finish(id, Err(Code::Internal), Some(reason::FLOW_CONTROL_ERROR));
             return Ok(());
         }
@@ -221,6 +352,7 @@ impl Reader {
             return Ok(());
         };
         let reply = self.hpack.decode(&self.block)?;
+        state.stats.replied = true;
         let Some((_, slot)) = state.slot_of(id) else {
             return Ok(());
         };
@@ -229,6 +361,8 @@ impl Reader {
             trailers(reply, end)
         } else {
             match response(reply) {
+                // Informational (1xx) headers are not the response: skipped (RFC 9113 §8.1).
+                _ if informational(&reply) && !end => return Ok(()),
                 None if end => (Err(Code::Unknown), None),
                 None => {
                     slot.headers_seen = true;
@@ -243,18 +377,28 @@ impl Reader {
 
     fn settings(&mut self, state: &mut State, head: Head, payload: &[u8]) -> Result<(), ConnError> {
         if head.has(flag::ACK) {
+            self.settings_acked = true;
             return match payload.is_empty() {
                 true => Ok(()),
                 false => Err(violation(
                     reason::FRAME_SIZE_ERROR,
-                    "SETTINGS ACK with payload",
+                    format!("SETTINGS acknowledgement with {} bytes", payload.len()),
                 )),
             };
         }
         if !payload.len().is_multiple_of(6) {
             return Err(violation(
                 reason::FRAME_SIZE_ERROR,
-                "SETTINGS not in 6-byte entries",
+                format!("SETTINGS of {} bytes, not 6-byte entries", payload.len()),
+            ));
+        }
+        if !state.acks.settings() {
+            return Err(violation(
+                reason::ENHANCE_YOUR_CALM,
+                format!(
+                    "SETTINGS flood: over {MAX_PENDING_SETTINGS_ACKS} acknowledgements unsent \
+                     (the target sends SETTINGS and does not read)"
+                ),
             ));
         }
         for entry in payload.chunks_exact(6) {
@@ -267,7 +411,10 @@ impl Reader {
                 setting::INITIAL_WINDOW_SIZE => {
                     let value = i64::from(value);
                     if value > frame::MAX_WINDOW {
-                        return Err(violation(reason::FLOW_CONTROL_ERROR, "window too large"));
+                        return Err(violation(
+                            reason::FLOW_CONTROL_ERROR,
+                            format!("SETTINGS_INITIAL_WINDOW_SIZE of {value}"),
+                        ));
                     }
                     let delta = value - state.peer_initial_window;
                     state.peer_initial_window = value;
@@ -275,15 +422,23 @@ impl Reader {
                 }
                 setting::MAX_FRAME_SIZE => {
                     if !(frame::DEFAULT_MAX_FRAME..=frame::MAX_MAX_FRAME).contains(&value) {
-                        return Err(violation(reason::PROTOCOL_ERROR, "bad MAX_FRAME_SIZE"));
+                        return Err(violation(
+                            reason::PROTOCOL_ERROR,
+                            format!("SETTINGS_MAX_FRAME_SIZE of {value}"),
+                        ));
                     }
                     state.max_frame = value as usize;
                 }
                 setting::ENABLE_PUSH if value > 1 => {
-                    return Err(violation(reason::PROTOCOL_ERROR, "bad ENABLE_PUSH"));
+                    return Err(violation(
+                        reason::PROTOCOL_ERROR,
+                        format!("SETTINGS_ENABLE_PUSH of {value}"),
+                    ));
                 }
-                // HEADER_TABLE_SIZE: our encoder uses no dynamic table; MAX_HEADER_LIST_SIZE:
-                // the header list we send is small; unknown settings are ignored (§6.5.2).
+                // A request whose header list is larger is not sent (INTERNAL, as grpc-go).
+                setting::MAX_HEADER_LIST_SIZE => state.peer_max_header_list = value,
+                // HEADER_TABLE_SIZE: our encoder uses no dynamic table; unknown settings are
+                // ignored (§6.5.2).
                 _ => {}
             }
         }
@@ -300,14 +455,20 @@ impl Reader {
         head: Head,
         payload: &[u8],
     ) -> Result<(), ConnError> {
-        let increment = i64::from(u32_at(payload, 4)? & 0x7fff_ffff);
+        let increment = i64::from(u32_at(&head, payload, 4)? & 0x7fff_ffff);
         if head.stream == 0 {
             if increment == 0 {
-                return Err(violation(reason::PROTOCOL_ERROR, "WINDOW_UPDATE of 0"));
+                return Err(violation(
+                    reason::PROTOCOL_ERROR,
+                    "WINDOW_UPDATE of 0 on the connection",
+                ));
             }
             state.conn_send_window += increment;
             if state.conn_send_window > frame::MAX_WINDOW {
-                return Err(violation(reason::FLOW_CONTROL_ERROR, "window overflow"));
+                return Err(violation(
+                    reason::FLOW_CONTROL_ERROR,
+                    "WINDOW_UPDATE past 2^31 - 1 on the connection",
+                ));
             }
         } else if let Some((_, slot)) = state.slot_of(head.stream) {
             slot.send_window += increment;
@@ -326,14 +487,40 @@ impl Reader {
 }
 
 /// The first u32 of a frame payload that must be `len` bytes long (at least 4).
-fn u32_at(payload: &[u8], len: usize) -> Result<u32, ConnError> {
+fn u32_at(head: &Head, payload: &[u8], len: usize) -> Result<u32, ConnError> {
     match payload.first_chunk::<4>() {
         Some(b) if payload.len() == len => Ok(u32::from_be_bytes(*b)),
-        _ => Err(violation(
-            reason::FRAME_SIZE_ERROR,
-            "frame of the wrong length",
-        )),
+        _ => Err(invalid_size(head)),
     }
+}
+
+/// "frame of invalid size on stream N".
+fn invalid_size(head: &Head) -> ConnError {
+    violation(
+        reason::FRAME_SIZE_ERROR,
+        format!(
+            "{} frame of invalid size ({} bytes) on stream {}",
+            frame::kind_name(head.kind),
+            head.len,
+            head.stream
+        ),
+    )
+}
+
+fn bad_padding(head: &Head) -> ConnError {
+    violation(
+        reason::PROTOCOL_ERROR,
+        format!(
+            "{} frame with padding longer than itself on stream {}",
+            frame::kind_name(head.kind),
+            head.stream
+        ),
+    )
+}
+
+/// An informational (1xx) response's headers: a final response follows.
+fn informational(reply: &ReplyHeaders) -> bool {
+    reply.status.is_some_and(|s| (100..200).contains(&s)) && reply.grpc_status.is_none()
 }
 
 /// The failure response headers amount to, `None` when a reply may follow (200 and no
