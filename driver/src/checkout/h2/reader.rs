@@ -5,14 +5,15 @@
 
 use std::borrow::Cow;
 
-use tonic::Code;
-
-use super::frame::{self, HEAD_LEN, Head, flag, kind, reason, setting};
-use super::headers::{CompressionError, Decoder, ReplyHeaders};
+use super::CONNECTION_WINDOW;
+use super::frame::{self, HEAD_LEN, Head, flag, kind, reason};
+use super::headers::{CompressionError, Decoder};
 use super::limits::{self, MAX_CONTINUATIONS, MAX_PENDING_PING_ACKS, MAX_PENDING_SETTINGS_ACKS};
 use super::state::State;
-use super::status::{code_of_http, code_of_reset};
-use super::{CONNECTION_WINDOW, MAX_REPLY_BYTES, STREAM_WINDOW};
+use super::status::code_of_reset;
+
+mod control;
+mod reply;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -291,199 +292,6 @@ impl Reader {
             _ => Ok(()),
         }
     }
-
-    fn data(&mut self, state: &mut State, head: Head, payload: &[u8]) -> Result<(), ConnError> {
-        let len = i64::from(head.len);
-        if len > self.conn_recv_window {
-            return Err(violation(
-                reason::FLOW_CONTROL_ERROR,
-                format!(
-                    "DATA of {len} bytes on stream {} over the connection's window",
-                    head.stream
-                ),
-            ));
-        }
-        self.conn_recv_window -= len;
-        if self.conn_recv_window <= i64::from(CONNECTION_WINDOW / 2) {
-            let used = i64::from(CONNECTION_WINDOW) - self.conn_recv_window;
-            frame::put_window_update(&mut state.out, 0, u32::try_from(used).unwrap_or(0));
-            self.conn_recv_window = i64::from(CONNECTION_WINDOW);
-        }
-        let data = frame::unpad(&head, payload).ok_or_else(|| bad_padding(&head))?;
-        let end = head.has(flag::END_STREAM);
-        // A stream we closed or cancelled: late DATA is dropped.
-        let Some((_, slot)) = state.slot_of(head.stream) else {
-            return Ok(());
-        };
-        if len > slot.recv_window {
-            let id = head.stream;
-            tracing::debug!(
-                stream = id,
-                "lean connection: DATA over the stream's window"
-            );
-            state.finish(id, Err(Code::Internal), Some(reason::FLOW_CONTROL_ERROR));
-            return Ok(());
-        }
-        slot.recv_window -= len;
-        let outcome = if !slot.headers_seen {
-            Some((Code::Internal, Some(reason::PROTOCOL_ERROR)))
-        } else if slot.reply.len() + data.len() > MAX_REPLY_BYTES {
-            Some((Code::ResourceExhausted, (!end).then_some(reason::CANCEL)))
-        } else {
-            slot.reply.extend_from_slice(data);
-            // A reply without trailers has no status.
-            end.then_some((Code::Unknown, None))
-        };
-        if outcome.is_none() && slot.recv_window <= i64::from(STREAM_WINDOW / 2) {
-            let used = i64::from(STREAM_WINDOW) - slot.recv_window;
-            slot.recv_window = i64::from(STREAM_WINDOW);
-            let increment = u32::try_from(used).unwrap_or(0);
-            frame::put_window_update(&mut state.out, head.stream, increment);
-        }
-        if let Some((code, reset)) = outcome {
-            state.finish(head.stream, Err(code), reset);
-        }
-        Ok(())
-    }
-
-    /// A complete header block: decoded (always, for the HPACK table), then applied.
-    fn end_block(&mut self, state: &mut State) -> Result<(), ConnError> {
-        let Some((id, end)) = self.continuing.take() else {
-            return Ok(());
-        };
-        let reply = self.hpack.decode(&self.block)?;
-        state.stats.replied = true;
-        let Some((_, slot)) = state.slot_of(id) else {
-            return Ok(());
-        };
-        let keep_open = |end: bool| (!end).then_some(reason::CANCEL);
-        let (result, reset) = if slot.headers_seen {
-            trailers(reply, end)
-        } else {
-            match response(reply) {
-                // Informational (1xx) headers are not the response: skipped (RFC 9113 §8.1).
-                _ if informational(&reply) && !end => return Ok(()),
-                None if end => (Err(Code::Unknown), None),
-                None => {
-                    slot.headers_seen = true;
-                    return Ok(());
-                }
-                Some(code) => (Err(code), keep_open(end)),
-            }
-        };
-        state.finish(id, result, reset);
-        Ok(())
-    }
-
-    fn settings(&mut self, state: &mut State, head: Head, payload: &[u8]) -> Result<(), ConnError> {
-        if head.has(flag::ACK) {
-            self.settings_acked = true;
-            return match payload.is_empty() {
-                true => Ok(()),
-                false => Err(violation(
-                    reason::FRAME_SIZE_ERROR,
-                    format!("SETTINGS acknowledgement with {} bytes", payload.len()),
-                )),
-            };
-        }
-        if !payload.len().is_multiple_of(6) {
-            return Err(violation(
-                reason::FRAME_SIZE_ERROR,
-                format!("SETTINGS of {} bytes, not 6-byte entries", payload.len()),
-            ));
-        }
-        if !state.acks.settings() {
-            return Err(violation(
-                reason::ENHANCE_YOUR_CALM,
-                format!(
-                    "SETTINGS flood: over {MAX_PENDING_SETTINGS_ACKS} acknowledgements unsent \
-                     (the target sends SETTINGS and does not read)"
-                ),
-            ));
-        }
-        for entry in payload.chunks_exact(6) {
-            let id = u16::from_be_bytes([entry[0], entry[1]]);
-            let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
-            match id {
-                setting::MAX_CONCURRENT_STREAMS => {
-                    state.max_concurrent = usize::try_from(value).unwrap_or(usize::MAX);
-                }
-                setting::INITIAL_WINDOW_SIZE => {
-                    let value = i64::from(value);
-                    if value > frame::MAX_WINDOW {
-                        return Err(violation(
-                            reason::FLOW_CONTROL_ERROR,
-                            format!("SETTINGS_INITIAL_WINDOW_SIZE of {value}"),
-                        ));
-                    }
-                    let delta = value - state.peer_initial_window;
-                    state.peer_initial_window = value;
-                    state.adjust_stream_windows(delta)?;
-                }
-                setting::MAX_FRAME_SIZE => {
-                    if !(frame::DEFAULT_MAX_FRAME..=frame::MAX_MAX_FRAME).contains(&value) {
-                        return Err(violation(
-                            reason::PROTOCOL_ERROR,
-                            format!("SETTINGS_MAX_FRAME_SIZE of {value}"),
-                        ));
-                    }
-                    state.max_frame = value as usize;
-                }
-                setting::ENABLE_PUSH if value > 1 => {
-                    return Err(violation(
-                        reason::PROTOCOL_ERROR,
-                        format!("SETTINGS_ENABLE_PUSH of {value}"),
-                    ));
-                }
-                // A request whose header list is larger is not sent (INTERNAL, as grpc-go).
-                setting::MAX_HEADER_LIST_SIZE => state.peer_max_header_list = value,
-                // HEADER_TABLE_SIZE: our encoder uses no dynamic table; unknown settings are
-                // ignored (§6.5.2).
-                _ => {}
-            }
-        }
-        frame::put_settings_ack(&mut state.out);
-        self.settings_seen = true;
-        state.wake_waiters();
-        state.pump();
-        Ok(())
-    }
-
-    fn window_update(
-        &mut self,
-        state: &mut State,
-        head: Head,
-        payload: &[u8],
-    ) -> Result<(), ConnError> {
-        let increment = i64::from(u32_at(&head, payload, 4)? & 0x7fff_ffff);
-        if head.stream == 0 {
-            if increment == 0 {
-                return Err(violation(
-                    reason::PROTOCOL_ERROR,
-                    "WINDOW_UPDATE of 0 on the connection",
-                ));
-            }
-            state.conn_send_window += increment;
-            if state.conn_send_window > frame::MAX_WINDOW {
-                return Err(violation(
-                    reason::FLOW_CONTROL_ERROR,
-                    "WINDOW_UPDATE past 2^31 - 1 on the connection",
-                ));
-            }
-        } else if let Some((_, slot)) = state.slot_of(head.stream) {
-            slot.send_window += increment;
-            if increment == 0 || slot.send_window > frame::MAX_WINDOW {
-                let code = if increment == 0 {
-                    reason::PROTOCOL_ERROR
-                } else {
-                    reason::FLOW_CONTROL_ERROR
-                };
-                state.finish(head.stream, Err(Code::Internal), Some(code));
-            }
-        }
-        state.pump();
-        Ok(())
-    }
 }
 
 /// The first u32 of a frame payload that must be `len` bytes long (at least 4).
@@ -516,40 +324,4 @@ fn bad_padding(head: &Head) -> ConnError {
             head.stream
         ),
     )
-}
-
-/// An informational (1xx) response's headers: a final response follows.
-fn informational(reply: &ReplyHeaders) -> bool {
-    reply.status.is_some_and(|s| (100..200).contains(&s)) && reply.grpc_status.is_none()
-}
-
-/// The failure response headers amount to, `None` when a reply may follow (200 and no
-/// `grpc-status`).
-fn response(reply: ReplyHeaders) -> Option<Code> {
-    if reply.too_large {
-        return Some(Code::Internal);
-    }
-    if reply.status != Some(200) {
-        return Some(code_of_http(reply.status.unwrap_or(0)));
-    }
-    // Trailers-only: a status and no message (an OK without a message breaks unary).
-    match reply.grpc_status? {
-        Some(0) => Some(Code::Internal),
-        Some(code) => Some(Code::from_i32(code)),
-        None => Some(Code::Unknown),
-    }
-}
-
-/// The outcome trailers amount to, and the reset to send when they did not end the stream.
-fn trailers(reply: ReplyHeaders, end: bool) -> (Result<(), Code>, Option<u32>) {
-    if !end {
-        return (Err(Code::Internal), Some(reason::PROTOCOL_ERROR));
-    }
-    let result = match reply.grpc_status {
-        _ if reply.too_large => Err(Code::Internal),
-        Some(Some(0)) => Ok(()),
-        Some(Some(code)) => Err(Code::from_i32(code)),
-        Some(None) | None => Err(Code::Unknown),
-    };
-    (result, None)
 }
