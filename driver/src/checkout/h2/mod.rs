@@ -45,6 +45,8 @@ mod tests_flow;
 #[cfg(test)]
 mod tests_hostile;
 #[cfg(test)]
+mod tests_measure;
+#[cfg(test)]
 mod tests_raw;
 
 pub use status::CallError;
