@@ -43,6 +43,8 @@ mod tests;
 #[cfg(test)]
 mod tests_flow;
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_hostile;
 #[cfg(test)]
 mod tests_measure;
