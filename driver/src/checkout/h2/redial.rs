@@ -6,8 +6,10 @@
 //! one is replaced at once.
 //!
 //! A call that finds the connection gone while a redial must wait waits at most its
-//! `patience` (half its deadline, so that waiting never turns into a timeout), then fails as
-//! UNAVAILABLE: nothing was sent.
+//! `patience` (half its deadline, so that waiting never turns into a timeout) and at most
+//! [`MAX_CALL_WAIT`], then fails as UNAVAILABLE: nothing was sent. Refused attempts so keep
+//! finishing several times a second, which is what the run's reachability watch
+//! (`run::reachability`, every 250 ms) reads to notice a target that is gone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,6 +25,8 @@ use super::state::Handle;
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest delay between two dials.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest a call waits for the backoff before it fails as UNAVAILABLE.
+pub const MAX_CALL_WAIT: Duration = Duration::from_millis(200);
 
 /// What the users of one connection share to replace it once it is gone.
 pub struct Redial {
@@ -69,13 +73,13 @@ impl Redial {
 
     /// The connection that replaces `generation`, found gone: the current one if another user
     /// replaced it already, else a new one dialled once the backoff allows, waiting at most
-    /// `patience` for it. UNAVAILABLE when none can be had.
+    /// `patience` (and [`MAX_CALL_WAIT`]) for it. UNAVAILABLE when none can be had.
     pub async fn replace(
         &self,
         generation: u64,
         patience: Duration,
     ) -> Result<(u64, Handle), Code> {
-        let give_up = Instant::now() + patience;
+        let give_up = Instant::now() + patience.min(MAX_CALL_WAIT);
         loop {
             let mut current = self.current.lock().await;
             if current.generation != generation {
