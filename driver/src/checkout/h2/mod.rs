@@ -234,8 +234,8 @@ impl LeanClient {
     /// Opens the call's stream (header block `block`, body `self.body`), waiting for a free
     /// stream when the server's limit is reached; when the connection is gone, it is replaced
     /// once for all its users (see [`redial`]; a call waits at most half its `timeout`, and at
-    /// most `redial::MAX_CALL_WAIT`, for that). UNAVAILABLE when no connection can be had, INTERNAL when the request's headers
-    /// are over the server's limit: nothing was sent.
+    /// most `redial::MAX_CALL_WAIT`, for that). UNAVAILABLE when no connection can be had,
+    /// INTERNAL when the request's headers are over the server's limit: nothing was sent.
     async fn open(&mut self, block: usize, timeout: Duration) -> Result<(u32, u32), Code> {
         let mut redialled = false;
         loop {
