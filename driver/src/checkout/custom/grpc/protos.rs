@@ -24,11 +24,11 @@ pub enum ProtoFileError {
     NotText { path: PathBuf },
     #[error("{}: {reason}", path.display())]
     Read { path: PathBuf, reason: String },
-    #[error("{}:{line}:{column}: {reason}", path.display())]
+    #[error("{}{at}: {reason}", path.display())]
     Parse {
         path: PathBuf,
-        line: usize,
-        column: usize,
+        /// `:line:column`, when the parser says where.
+        at: String,
         reason: String,
     },
 }
@@ -100,26 +100,30 @@ fn parse_error(path: &Path, source: &str, err: &protox::Error) -> ProtoFileError
     let offset = err
         .labels()
         .and_then(|mut labels| labels.next())
-        .map_or(0, |label| label.offset());
-    let before = source.get(..offset.min(source.len())).unwrap_or_default();
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        .map(|label| label.offset());
+    let at = offset.map_or(String::new(), |offset| {
+        let before = source.get(..offset.min(source.len())).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(":{line}:{column}")
+    });
     let text = err.to_string();
     // "expected X, but found '<token>'": the token is the file's content.
     let reason = match text.find(", but found '") {
         Some(at) => format!("{}, but found something else", &text[..at]),
         None => text,
     };
-    let reason: String = reason
-        .chars()
-        .take(200)
-        .flat_map(char::escape_debug)
-        .collect();
+    let mut shown = String::new();
+    for c in reason.chars().take(200) {
+        match c.is_control() {
+            true => shown.extend(c.escape_debug()),
+            false => shown.push(c),
+        }
+    }
     ProtoFileError::Parse {
         path: path.to_path_buf(),
-        line,
-        column,
-        reason,
+        at,
+        reason: shown,
     }
 }
 
