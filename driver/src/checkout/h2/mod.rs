@@ -41,6 +41,8 @@ mod status;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_diff;
+#[cfg(test)]
 mod tests_flow;
 #[cfg(test)]
 mod tests_fuzz;

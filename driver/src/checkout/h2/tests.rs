@@ -39,7 +39,7 @@ pub(super) fn trailers(status: &str) -> HeaderMap {
 
 /// Serves every connection: each request is answered as its user id asks; `close` drops the
 /// connection it came on.
-async fn double() -> (String, tokio::task::JoinHandle<()>) {
+pub(super) async fn double() -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
