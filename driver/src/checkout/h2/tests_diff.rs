@@ -2,7 +2,8 @@
 //! fault-injecting `h2` double come to the same outcome for every answer it gives, except
 //! where the lean client is stricter by design: a reply over `MAX_REPLY_BYTES` (not asked),
 //! and a unary reply of two messages, which tonic answers with the first while grpc-go and
-//! grpc-java (and the lean client) fail it as INTERNAL (a cardinality violation).
+//! grpc-java (and the lean client) fail it as INTERNAL (a cardinality violation). And against
+//! our own server, purchase by purchase.
 
 use std::time::Duration;
 
@@ -68,4 +69,68 @@ async fn the_lean_client_and_tonic_agree_on_every_answer() {
     }
     let expected = [r#"two: lean Err(Internal), tonic Ok("o")"#.to_string()];
     assert_eq!(differ, expected);
+}
+
+/// A purchase's outcome in words both clients can be compared in.
+fn kind(result: Result<pb::PurchaseReply, Code>) -> String {
+    match result {
+        Ok(reply) => format!("{:?}", pb::Outcome::try_from(reply.outcome)),
+        Err(code) => format!("{code:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_lean_client_and_tonic_agree_against_our_server() {
+    let server = flashsale_server::spawn(flashsale_server::ServerConfig {
+        stock: 4,
+        latency: Duration::ZERO,
+        per_user_limit: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = server.url();
+    let timeout = Duration::from_secs(5);
+    let mut lean = LeanClient::connect(&url, &Metadata::default(), timeout)
+        .await
+        .unwrap();
+    let uri = lean.uri("/flashsale.v1.Checkout/PurchaseSafe").unwrap();
+    let mut tonic = CheckoutClient::connect(url.clone()).await.unwrap();
+    // (lean's user, tonic's user, quantity): each pair must come to the same outcome.
+    let cases = [
+        ("a", "b", 1),  // purchased (stock 4 -> 2)
+        ("a", "b", 1),  // the per-user limit
+        ("c", "d", 0),  // quantity 0 means 1: purchased (stock 2 -> 0)
+        ("e", "f", 11), // over the maximum quantity
+        ("g", "h", 1),  // sold out
+    ];
+    let mut seen = Vec::new();
+    for (n, (ours, theirs, quantity)) in cases.into_iter().enumerate() {
+        let request = |user: &str| pb::PurchaseRequest {
+            user_id: user.into(),
+            quantity,
+            request_id: format!("{user}.{n}"),
+            round: 0,
+        };
+        let by_lean = lean
+            .unary::<pb::PurchaseReply>(&uri, &request(ours), timeout)
+            .await
+            .map_err(|CallError::Status(code)| code);
+        let by_tonic = tonic
+            .purchase_safe(request(theirs))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| status.code());
+        let (by_lean, by_tonic) = (kind(by_lean), kind(by_tonic));
+        assert_eq!(by_lean, by_tonic, "case {n}");
+        seen.push(by_lean);
+    }
+    let want = [
+        "Ok(Purchased)",
+        "Ok(LimitReached)",
+        "Ok(Purchased)",
+        "InvalidArgument",
+        "Ok(SoldOut)",
+    ];
+    assert_eq!(seen, want);
 }
