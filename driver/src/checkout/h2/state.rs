@@ -42,11 +42,11 @@ pub struct Slot {
     done: Option<Result<(), Code>>,
     /// The response headers came (200, no `grpc-status`): DATA and trailers may follow.
     pub headers_seen: bool,
-    /// The reply's DATA so far.
+    /// The reply's DATA so far (at most `MAX_REPLY_BYTES`: past it, the stream is reset).
     pub reply: Vec<u8>,
     pub send_window: i64,
     pub recv_window: i64,
-    /// Request DATA still waiting for send window.
+    /// Request DATA still waiting for send window (at most the caller's one request).
     pending: Vec<u8>,
     /// The server never processed the stream (REFUSED_STREAM, or above a GOAWAY's last
     /// stream id): the call may be retried.
@@ -64,8 +64,11 @@ pub enum Refused {
 }
 
 pub struct State {
-    /// Frames queued for the socket.
+    /// Frames queued for the socket: with what the I/O task is still writing, at most
+    /// `limits::MAX_QUEUED_BYTES` once the server sends anything (the connection is closed
+    /// with ENHANCE_YOUR_CALM past it).
     pub out: Vec<u8>,
+    /// One per call in flight or finished and not yet taken: at most the callers' count.
     slots: Vec<Slot>,
     free: Vec<u32>,
     ids: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
@@ -76,9 +79,10 @@ pub struct State {
     pub max_frame: usize,
     /// The server's SETTINGS_MAX_HEADER_LIST_SIZE (unlimited until it says).
     pub peer_max_header_list: u32,
-    /// Streams (slot, id) whose DATA waits for window, in order.
+    /// Streams (slot, id) whose DATA waits for window, in order (at most one per slot).
     blocked: VecDeque<(u32, u32)>,
-    /// Callers waiting for a stream below MAX_CONCURRENT_STREAMS.
+    /// Callers waiting for a stream below MAX_CONCURRENT_STREAMS: one entry per poll of a
+    /// waiting caller, who is polled again once woken (about one per waiting caller).
     waiters: VecDeque<Waker>,
     /// The connection is closed; its calls failed.
     pub closed: bool,
