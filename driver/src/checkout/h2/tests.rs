@@ -167,10 +167,12 @@ async fn every_answer_comes_to_the_right_outcome() {
         call(&mut client, "http-503").await,
         status(Code::Unavailable)
     );
+    // Refused (never processed): retried once, refused again.
     assert_eq!(
         call(&mut client, "refused").await,
         status(Code::Unavailable)
     );
+    assert_eq!(client.retried(), 1);
     assert_eq!(call(&mut client, "no-status").await, status(Code::Unknown));
     assert_eq!(
         call(&mut client, "error-status").await,
