@@ -1,6 +1,7 @@
 //! The lean client against hostile raw-TCP doubles (issue #25): PING and SETTINGS floods from a
 //! server that never reads, a GOAWAY(0) loop, a PING before SETTINGS, a missing SETTINGS
-//! acknowledgement, a small SETTINGS_MAX_HEADER_LIST_SIZE, a CONTINUATION flood, 1xx
+//! acknowledgement, a small SETTINGS_MAX_HEADER_LIST_SIZE, a CONTINUATION flood, requests
+//! taken and never read (the queued-bytes cap), 1xx
 //! responses, and violations that must be named.
 
 use std::sync::Arc;
@@ -286,4 +287,57 @@ async fn violations_are_named() {
         first.lock().stats.cause.as_deref(),
         Some("GOAWAY PROTOCOL_ERROR from the target: bad \\u{1b}[31m thing")
     );
+}
+
+#[tokio::test]
+async fn a_target_that_takes_requests_without_reading_them_is_cut_off() {
+    // A small receive buffer: the kernel takes little of what the double never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(8).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (go, ready) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        // Windows as large as they go: nothing holds the requests' DATA back but the socket.
+        let mut raw = Raw::accept_with(&listener, &[0, 4, 0x7f, 0xff, 0xff, 0xff]).await;
+        let raise = (0x7fff_ffffu32 - 65_535).to_be_bytes();
+        raw.send(&frame(super::frame::kind::WINDOW_UPDATE, 0, 0, &raise))
+            .await;
+        // Never reads; once the calls are queued, one PING makes the client read.
+        let _ = ready.await;
+        raw.send(&frame(PING, 0, 0, b"12345678")).await;
+        std::future::pending::<()>().await;
+    });
+    let client = connect(&url).await;
+    let uri = client.uri("/flashsale.v1.Checkout/PurchaseSafe").unwrap();
+    // 24 requests of 1 MiB: more than the socket's buffers and MAX_QUEUED_BYTES together.
+    let calls = (0..24).map(|_| {
+        let mut client = client.clone();
+        let uri = uri.clone();
+        async move {
+            let request = flashsale::pb::PurchaseRequest {
+                user_id: "u".repeat(1 << 20),
+                ..Default::default()
+            };
+            client
+                .unary::<flashsale::pb::PurchaseReply>(&uri, &request, Duration::from_secs(5))
+                .await
+        }
+    });
+    let all = futures::future::join_all(calls);
+    tokio::pin!(all);
+    // One poll opens every stream (nothing waits for a stream or a window).
+    assert!(futures::poll!(&mut all).is_pending());
+    go.send(()).unwrap();
+    let results = all.await;
+    assert!(
+        results
+            .iter()
+            .all(|r| *r == Err(CallError::Status(Code::Internal))),
+        "{results:?}"
+    );
+    let cause = cause(&client);
+    assert!(cause.starts_with("ENHANCE_YOUR_CALM: "), "{cause}");
+    assert!(cause.contains("it does not read"), "{cause}");
 }
