@@ -1,8 +1,8 @@
 //! The lean client against hostile raw-TCP doubles (issue #25): PING and SETTINGS floods from a
 //! server that never reads, a GOAWAY(0) loop, a PING before SETTINGS, a missing SETTINGS
 //! acknowledgement, a small SETTINGS_MAX_HEADER_LIST_SIZE, a CONTINUATION flood, requests
-//! taken and never read (the queued-bytes cap), 1xx
-//! responses, and violations that must be named.
+//! taken and never read (the queued-bytes cap), 1xx responses, and violations that must be
+//! named.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
