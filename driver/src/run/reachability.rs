@@ -2,8 +2,10 @@
 //!
 //! The target counts as gone when, for [`GIVE_UP_AFTER`], every attempt that finished was
 //! refused with UNAVAILABLE (what a refused or reset connection comes to) and `GetStock` on the
-//! control connection failed too. Timeouts alone do not count: a slow or paused server is
-//! measured, not abandoned. Reading the live counters costs the load nothing (they are the
+//! control connection failed too, or, whatever `GetStock` says, for [`NO_REPLY_GIVE_UP`]
+//! (no connection carried a reply: a target that sends GOAWAY at once or refuses every
+//! stream, issue #25). Timeouts alone do not count: a slow or paused server is measured, not
+//! abandoned. Reading the live counters costs the load nothing (they are the
 //! per-connection atomics the progress line reads).
 
 use std::sync::Arc;
@@ -19,6 +21,9 @@ use crate::engine::live::Live;
 
 /// How long the target must refuse everything before the load stops.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(3);
+/// How long every attempt may be refused before the load stops even though `GetStock`
+/// answers.
+pub const NO_REPLY_GIVE_UP: Duration = Duration::from_secs(10);
 /// How often the live counters are looked at.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
 /// How long one `GetStock` probe may take.
@@ -31,6 +36,8 @@ pub struct Tracker {
     last: Counts,
     /// Since when everything was refused, and how many attempts.
     refusing: Option<(Instant, u64)>,
+    /// The same, not reset by a probe that answered.
+    no_reply: Option<(Instant, u64)>,
 }
 
 impl Tracker {
@@ -45,13 +52,16 @@ impl Tracker {
             .saturating_sub(self.last.statuses.get(Code::Unavailable));
         self.last = totals;
         if attempts > 0 && refused == attempts {
-            match &mut self.refusing {
-                Some((_, n)) => *n = n.saturating_add(refused),
-                None => self.refusing = Some((now, refused)),
+            for since in [&mut self.refusing, &mut self.no_reply] {
+                match since {
+                    Some((_, n)) => *n = n.saturating_add(refused),
+                    None => *since = Some((now, refused)),
+                }
             }
             true
         } else {
             self.refusing = None;
+            self.no_reply = None;
             false
         }
     }
@@ -59,6 +69,19 @@ impl Tracker {
     /// The target answered a probe: it is alive.
     pub fn answered(&mut self) {
         self.refusing = None;
+    }
+
+    /// Why the load must stop at `now` although the target answers `GetStock`: every attempt
+    /// refused for [`NO_REPLY_GIVE_UP`].
+    pub fn no_reply(&self, now: Instant) -> Option<String> {
+        let (since, refused) = self.no_reply?;
+        let for_ = now.saturating_duration_since(since);
+        (for_ >= NO_REPLY_GIVE_UP).then(|| {
+            format!(
+                "no connection carried a reply for {:.1} s: every attempt ({refused}) was refused with UNAVAILABLE (the checkout refuses connections or streams, e.g. GOAWAY at once); the load was stopped",
+                for_.as_secs_f64()
+            )
+        })
     }
 
     /// A probe at `now` failed with `error`: why the target counts as gone, once everything
@@ -93,6 +116,11 @@ pub async fn watch(
         }
         if !tracker.only_refused(Instant::now(), live.counts()) {
             continue;
+        }
+        if let Some(why) = tracker.no_reply(Instant::now()) {
+            tracing::warn!(%why, "stopping the load");
+            stop_load.cancel();
+            return Some(why);
         }
         // Every attempt since the last look was refused: ask the server itself.
         let error = match tokio::time::timeout(PROBE_TIMEOUT, control.stock()).await {
@@ -175,6 +203,29 @@ mod tests {
             .expect("gone after 3 s of refusals and a failed probe");
         assert!(why.contains("every attempt (3)"), "{why}");
         assert!(why.contains("connection refused"), "{why}");
+    }
+
+    #[test]
+    fn refusals_for_the_no_reply_time_give_up_even_if_get_stock_answers() {
+        let t0 = Instant::now();
+        let mut t = Tracker::default();
+        let mut seen = Vec::new();
+        for second in 0..=10 {
+            seen.push(Outcome::Status(Code::Unavailable));
+            assert!(t.only_refused(t0 + Duration::from_secs(second), counts(&seen)));
+            t.answered();
+            let why = t.no_reply(t0 + Duration::from_secs(second));
+            assert_eq!(why.is_some(), second >= 10, "{second}: {why:?}");
+        }
+        let why = t.no_reply(t0 + Duration::from_secs(10)).unwrap();
+        assert!(
+            why.starts_with("no connection carried a reply for 10.0 s"),
+            "{why}"
+        );
+        // One other outcome starts over.
+        seen.push(Outcome::Timeout);
+        assert!(!t.only_refused(t0 + Duration::from_secs(11), counts(&seen)));
+        assert_eq!(t.no_reply(t0 + Duration::from_secs(11)), None);
     }
 
     #[test]

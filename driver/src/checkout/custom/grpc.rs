@@ -6,6 +6,7 @@
 //! metadata applied there) and turns the reply into JSON for the outcome rules.
 
 mod codec;
+mod protos;
 mod reflection;
 mod schema;
 

@@ -28,6 +28,23 @@ pub mod kind {
     pub const CONTINUATION: u8 = 0x9;
 }
 
+/// The name of frame type `kind` (RFC 9113 §6), for error messages.
+pub fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        kind::DATA => "DATA",
+        kind::HEADERS => "HEADERS",
+        kind::PRIORITY => "PRIORITY",
+        kind::RST_STREAM => "RST_STREAM",
+        kind::SETTINGS => "SETTINGS",
+        kind::PUSH_PROMISE => "PUSH_PROMISE",
+        kind::PING => "PING",
+        kind::GOAWAY => "GOAWAY",
+        kind::WINDOW_UPDATE => "WINDOW_UPDATE",
+        kind::CONTINUATION => "CONTINUATION",
+        _ => "unknown",
+    }
+}
+
 /// Frame flags.
 pub mod flag {
     pub const END_STREAM: u8 = 0x1;

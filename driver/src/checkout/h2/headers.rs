@@ -51,13 +51,14 @@ fn put_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// The request header block for `path` on `authority` with `deadline` and `extra` (the run's
-/// metadata; `content-type`, `te` and `grpc-timeout` there are ours to set).
+/// metadata; `content-type`, `te` and `grpc-timeout` there are ours to set), and the size of
+/// its header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2).
 pub fn request_block(
     authority: &str,
     path: &str,
     deadline: Duration,
     extra: &HeaderMap,
-) -> Vec<u8> {
+) -> (Vec<u8>, u32) {
     let mut out = Vec::with_capacity(128);
     out.push(0x83); // :method POST
     out.push(0x86); // :scheme http
@@ -72,7 +73,23 @@ pub fn request_block(
         }
         put_literal(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
-    out
+    let timeout = grpc_timeout(deadline);
+    let fixed = [
+        (":method", "POST".len()),
+        (":scheme", "http".len()),
+        (":path", path.len()),
+        (":authority", authority.len()),
+        ("content-type", "application/grpc".len()),
+        ("te", "trailers".len()),
+        ("grpc-timeout", timeout.len()),
+    ];
+    let fixed = fixed.iter().map(|(n, v)| n.len() + v + 32);
+    let extra = extra
+        .iter()
+        .filter(|(n, _)| !matches!(n.as_str(), "content-type" | "te" | "grpc-timeout"))
+        .map(|(n, v)| n.as_str().len() + v.len() + 32);
+    let size = fixed.chain(extra).fold(0usize, usize::saturating_add);
+    (out, u32::try_from(size).unwrap_or(u32::MAX))
 }
 
 /// What a reply's header block says that matters to a unary call.
@@ -143,7 +160,7 @@ mod tests {
         extra.insert("x-run", "r1".parse().unwrap());
         extra.insert("te", "gzip".parse().unwrap());
         let long = "/a".repeat(100);
-        let block = request_block("h:1", &long, Duration::from_millis(10), &extra);
+        let (block, size) = request_block("h:1", &long, Duration::from_millis(10), &extra);
         let decoded = loona_hpack::Decoder::new().decode(&block).unwrap();
         let text: Vec<(String, String)> = decoded
             .into_iter()
@@ -163,6 +180,8 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
+        let listed: usize = want.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        assert_eq!(size as usize, listed);
         assert_eq!(text, want);
     }
 

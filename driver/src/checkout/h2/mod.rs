@@ -21,6 +21,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -31,13 +32,24 @@ use tonic::Code;
 mod conn;
 mod frame;
 mod headers;
+mod limits;
 mod reader;
+mod redial;
+mod shared;
 mod state;
 mod status;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_diff;
+#[cfg(test)]
 mod tests_flow;
+#[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
+mod tests_hostile;
+#[cfg(test)]
+mod tests_measure;
 #[cfg(test)]
 mod tests_raw;
 
@@ -45,6 +57,7 @@ pub use status::CallError;
 
 use crate::error::DriverError;
 use crate::spec::Metadata;
+use redial::Redial;
 use state::{Handle, Refused, Shared, State};
 
 /// Largest reply accepted: a purchase reply is tens of bytes.
@@ -67,8 +80,9 @@ pub struct LeanClient {
     origin: String,
     /// `content-type`, `te` and the run's metadata.
     metadata: Arc<HeaderMap>,
-    /// Encoded request header blocks by (path, deadline), most recent first.
-    blocks: Vec<(String, Duration, Vec<u8>)>,
+    /// Encoded request header blocks (and their header lists' sizes) by (path, deadline),
+    /// most recent first.
+    blocks: Vec<(String, Duration, Vec<u8>, u32)>,
     /// The request's gRPC message, and the reply's (buffers reused across calls).
     body: Vec<u8>,
     reply: Vec<u8>,
@@ -80,14 +94,6 @@ impl std::fmt::Debug for LeanClient {
             .field("origin", &self.origin)
             .finish()
     }
-}
-
-/// What the users of one connection share to replace it once it is gone (as tonic's channel
-/// reconnects): the first to find it dead dials again, the others take the new one.
-struct Redial {
-    authority: String,
-    connect_timeout: Duration,
-    current: tokio::sync::Mutex<(u64, Handle)>,
 }
 
 impl LeanClient {
@@ -111,11 +117,7 @@ impl LeanClient {
             .map_err(|e| failed(super::error_chain(&e)))?;
         let mut headers = HeaderMap::new();
         metadata.apply(&mut headers);
-        let redial = Arc::new(Redial {
-            authority: authority.to_string(),
-            connect_timeout,
-            current: tokio::sync::Mutex::new((0, conn.clone())),
-        });
+        let redial = Arc::new(Redial::new(authority, connect_timeout, conn.clone()));
         Ok(Self {
             conn,
             generation: 0,
@@ -152,6 +154,9 @@ impl LeanClient {
 
     /// [`LeanClient::unary`] with the reply's message decoded by `decode` (a dynamic message,
     /// whose type is known only at run time); a reply `decode` refuses is `INTERNAL`.
+    ///
+    /// A call whose stream the server never processed (REFUSED_STREAM, or above a GOAWAY's
+    /// last stream id) is retried once, transparently, as grpc-go does.
     pub async fn unary_with<R>(
         &mut self,
         uri: &Uri,
@@ -162,31 +167,51 @@ impl LeanClient {
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let block = self.block(path, timeout);
         self.encode(message);
-        let (index, id) = match self.open(block).await {
-            Ok(opened) => opened,
-            Err(code) => {
-                // Nothing was sent. Yield, so that a dead target's fast failures cannot keep
-                // the other tasks of this thread from running.
-                tokio::task::yield_now().await;
-                return Err(CallError::Status(code));
+        let mut retried = false;
+        loop {
+            let (index, id) = match self.open(block, timeout).await {
+                Ok(opened) => opened,
+                Err(code) => {
+                    // Nothing was sent. Yield, so that a dead target's fast failures cannot
+                    // keep the other tasks of this thread from running.
+                    tokio::task::yield_now().await;
+                    return Err(CallError::Status(code));
+                }
+            };
+            let mut call = Call {
+                conn: &self.conn,
+                index,
+                id,
+                done: false,
+            };
+            let reply = &mut self.reply;
+            let (result, unprocessed) = poll_fn(|cx| {
+                let polled = call.conn.lock().poll_done(index, cx.waker(), reply);
+                call.done = polled.is_ready();
+                polled
+            })
+            .await;
+            drop(call);
+            if result.is_err() && unprocessed && !retried {
+                retried = true;
+                let n = self.redial.retried.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::debug!(
+                    stream = id,
+                    retried = n,
+                    "lean connection: the target never processed the stream; retrying once"
+                );
+                continue;
             }
-        };
-        let mut call = Call {
-            conn: &self.conn,
-            index,
-            id,
-            done: false,
-        };
-        let reply = &mut self.reply;
-        let result = poll_fn(|cx| {
-            let polled = call.conn.lock().poll_done(index, cx.waker(), reply);
-            call.done = polled.is_ready();
-            polled
-        })
-        .await;
-        drop(call);
-        result.map_err(CallError::Status)?;
-        decode_reply(&self.reply, decode)
+            result.map_err(CallError::Status)?;
+            return decode_reply(&self.reply, decode);
+        }
+    }
+
+    /// Calls retried on this connection's users because the server never processed their
+    /// stream (counted apart from their outcomes).
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by tests only for now"))]
+    pub(crate) fn retried(&self) -> u64 {
+        self.redial.retried.load(Ordering::Relaxed)
     }
 
     /// The index in `blocks` of the header block for `path` with deadline `timeout`.
@@ -194,42 +219,44 @@ impl LeanClient {
         if let Some(found) = self
             .blocks
             .iter()
-            .position(|(p, t, _)| *t == timeout && p == path)
+            .position(|(p, t, _, _)| *t == timeout && p == path)
         {
             return found;
         }
         let authority = self.redial.authority.as_str();
-        let block = headers::request_block(authority, path, timeout, &self.metadata);
+        let (block, size) = headers::request_block(authority, path, timeout, &self.metadata);
         if self.blocks.len() >= BLOCK_CACHE {
             self.blocks.pop();
         }
-        self.blocks.insert(0, (path.to_string(), timeout, block));
+        self.blocks
+            .insert(0, (path.to_string(), timeout, block, size));
         0
     }
 
     /// Opens the call's stream (header block `block`, body `self.body`), waiting for a free
     /// stream when the server's limit is reached; when the connection is gone, it is replaced
-    /// once for all its users. UNAVAILABLE when no connection can be had: nothing was sent.
-    async fn open(&mut self, block: usize) -> Result<(u32, u32), Code> {
-        let block = &self.blocks[block].2;
+    /// once for all its users (see [`redial`]; a call waits at most half its `timeout`, and at
+    /// most `redial::MAX_CALL_WAIT`, for that). UNAVAILABLE when no connection can be had,
+    /// INTERNAL when the request's headers are over the server's limit: nothing was sent.
+    async fn open(&mut self, block: usize, timeout: Duration) -> Result<(u32, u32), Code> {
         let mut redialled = false;
         loop {
-            match open_on(&self.conn, block, &self.body).await {
+            let (_, _, bytes, size) = &self.blocks[block];
+            match open_on(&self.conn, (bytes, *size), &self.body).await {
                 Ok(opened) => return Ok(opened),
-                Err(()) if redialled => return Err(Code::Unavailable),
-                Err(()) => redialled = true,
+                Err(Refused::TooLarge) => {
+                    tracing::debug!(
+                        list = size,
+                        "lean connection: the request's header list is over the target's \
+                         SETTINGS_MAX_HEADER_LIST_SIZE; not sent"
+                    );
+                    return Err(Code::Internal);
+                }
+                Err(_) if redialled => return Err(Code::Unavailable),
+                Err(_) => redialled = true,
             }
-            let mut current = self.redial.current.lock().await;
-            if current.0 == self.generation {
-                let conn = conn::dial(&self.redial.authority, self.redial.connect_timeout)
-                    .await
-                    .map_err(|err| {
-                        tracing::debug!(%err, "lean connection: redial failed");
-                        Code::Unavailable
-                    })?;
-                *current = (current.0.wrapping_add(1), conn);
-            }
-            (self.generation, self.conn) = (current.0, current.1.clone());
+            (self.generation, self.conn) =
+                self.redial.replace(self.generation, timeout / 2).await?;
         }
     }
 
@@ -249,9 +276,9 @@ impl LeanClient {
     }
 }
 
-/// Opens a stream on `conn`, waiting while it is at its concurrent-stream limit; `Err` when
-/// the connection takes no new streams.
-async fn open_on(conn: &Shared, block: &[u8], body: &[u8]) -> Result<(u32, u32), ()> {
+/// Opens a stream on `conn`, waiting while it is at its concurrent-stream limit; why not when
+/// the connection takes no new streams or not this one.
+async fn open_on(conn: &Shared, block: (&[u8], u32), body: &[u8]) -> Result<(u32, u32), Refused> {
     let mut waiting = Waiting {
         conn,
         queued: false,
@@ -259,8 +286,8 @@ async fn open_on(conn: &Shared, block: &[u8], body: &[u8]) -> Result<(u32, u32),
     let opened = poll_fn(|cx| {
         let polled = conn.update(|state| match state.open(block, body, cx.waker()) {
             Ok(opened) => Poll::Ready(Ok(opened)),
-            Err(Refused::Gone) => Poll::Ready(Err(())),
             Err(Refused::Full) => Poll::Pending,
+            Err(refused) => Poll::Ready(Err(refused)),
         });
         waiting.queued = polled.is_pending();
         polled

@@ -4,14 +4,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
-use tokio::sync::Notify;
 use tonic::Code;
 
 use super::frame::{self, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, reason};
+use super::limits::{Acks, Stats};
+pub use super::shared::{Handle, Shared};
 
 /// Hashes a stream id by one multiplication (Fibonacci hashing): ids are small odd numbers.
 #[derive(Default)]
@@ -34,90 +33,6 @@ impl Hasher for IdHasher {
 /// Largest client stream id (RFC 9113 §5.1.1): past it, the connection takes no new stream.
 const LAST_STREAM_ID: u32 = (1 << 31) - 1;
 
-/// The connection shared by the I/O task and the callers.
-pub struct Shared {
-    pub state: Mutex<State>,
-    /// Wakes the I/O task: frames were queued, or the last [`Handle`] went away.
-    pub wake_io: Notify,
-    /// The callers' handles alive: at none, the I/O task closes the connection.
-    handles: AtomicUsize,
-}
-
-/// A caller's share of a connection; the connection closes when the last one is dropped.
-pub struct Handle(Arc<Shared>);
-
-impl Handle {
-    /// The first handle of a connection, and the I/O task's share of it.
-    pub fn new(state: State) -> (Handle, Arc<Shared>) {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-            wake_io: Notify::new(),
-            handles: AtomicUsize::new(1),
-        });
-        (Handle(Arc::clone(&shared)), shared)
-    }
-}
-
-impl Clone for Handle {
-    fn clone(&self) -> Self {
-        self.0.handles.fetch_add(1, Ordering::Relaxed);
-        Handle(Arc::clone(&self.0))
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        if self.0.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.wake_io.notify_one();
-        }
-    }
-}
-
-impl std::ops::Deref for Handle {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-impl Shared {
-    /// No caller holds the connection any more.
-    pub fn abandoned(&self) -> bool {
-        self.handles.load(Ordering::Acquire) == 0
-    }
-
-    /// The state; a caller that panicked while holding it cannot have left it torn in a way
-    /// that matters more than failing its own call.
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A caller's change to the state: `change` runs under the lock; then, outside it, the I/O
-    /// task is woken if the change queued the first frames since its last write, and so is
-    /// every caller the change made ready.
-    pub fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
-        let mut state = self.lock();
-        let was_idle = state.out.is_empty();
-        let result = change(&mut state);
-        let wake_io = was_idle && !state.out.is_empty();
-        // Taken only when there is someone to wake: the empty list keeps its capacity for the
-        // I/O task's next read.
-        let wakers = if state.to_wake.is_empty() {
-            Vec::new()
-        } else {
-            std::mem::take(&mut state.to_wake)
-        };
-        drop(state);
-        if wake_io {
-            self.wake_io.notify_one();
-        }
-        wakers.into_iter().for_each(Waker::wake);
-        result
-    }
-}
-
 /// One stream in flight, or a free slot.
 #[derive(Default)]
 pub struct Slot {
@@ -127,12 +42,15 @@ pub struct Slot {
     done: Option<Result<(), Code>>,
     /// The response headers came (200, no `grpc-status`): DATA and trailers may follow.
     pub headers_seen: bool,
-    /// The reply's DATA so far.
+    /// The reply's DATA so far (at most `MAX_REPLY_BYTES`: past it, the stream is reset).
     pub reply: Vec<u8>,
     pub send_window: i64,
     pub recv_window: i64,
-    /// Request DATA still waiting for send window.
+    /// Request DATA still waiting for send window (at most the caller's one request).
     pending: Vec<u8>,
+    /// The server never processed the stream (REFUSED_STREAM, or above a GOAWAY's last
+    /// stream id): the call may be retried.
+    unprocessed: bool,
 }
 
 /// Why a call cannot start on this connection.
@@ -141,11 +59,16 @@ pub enum Refused {
     Full,
     /// The connection is gone or takes no new streams: dial another.
     Gone,
+    /// The request's header list is over the server's SETTINGS_MAX_HEADER_LIST_SIZE.
+    TooLarge,
 }
 
 pub struct State {
-    /// Frames queued for the socket.
+    /// Frames queued for the socket: with what the I/O task is still writing, at most
+    /// `limits::MAX_QUEUED_BYTES` once the server sends anything (the connection is closed
+    /// with ENHANCE_YOUR_CALM past it).
     pub out: Vec<u8>,
+    /// One per call in flight or finished and not yet taken: at most the callers' count.
     slots: Vec<Slot>,
     free: Vec<u32>,
     ids: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
@@ -154,9 +77,12 @@ pub struct State {
     pub peer_initial_window: i64,
     pub conn_send_window: i64,
     pub max_frame: usize,
-    /// Streams (slot, id) whose DATA waits for window, in order.
+    /// The server's SETTINGS_MAX_HEADER_LIST_SIZE (unlimited until it says).
+    pub peer_max_header_list: u32,
+    /// Streams (slot, id) whose DATA waits for window, in order (at most one per slot).
     blocked: VecDeque<(u32, u32)>,
-    /// Callers waiting for a stream below MAX_CONCURRENT_STREAMS.
+    /// Callers waiting for a stream below MAX_CONCURRENT_STREAMS: one entry per poll of a
+    /// waiting caller, who is polled again once woken (about one per waiting caller).
     waiters: VecDeque<Waker>,
     /// The connection is closed; its calls failed.
     pub closed: bool,
@@ -164,6 +90,10 @@ pub struct State {
     pub draining: bool,
     /// Wakers to wake once the lock is released.
     pub to_wake: Vec<Waker>,
+    /// The PING and SETTINGS acknowledgements not yet on the socket (bounded).
+    pub acks: Acks,
+    /// What the connection saw that the run's logs should name.
+    pub stats: Stats,
 }
 
 impl Default for State {
@@ -178,11 +108,14 @@ impl Default for State {
             peer_initial_window: DEFAULT_WINDOW,
             conn_send_window: DEFAULT_WINDOW,
             max_frame: DEFAULT_MAX_FRAME as usize,
+            peer_max_header_list: u32::MAX,
             blocked: VecDeque::new(),
             waiters: VecDeque::new(),
             closed: false,
             draining: false,
             to_wake: Vec::new(),
+            acks: Acks::default(),
+            stats: Stats::default(),
         }
     }
 }
@@ -193,16 +126,19 @@ impl State {
         self.ids.len()
     }
 
-    /// Opens a stream sending `block` and `body` (which ends it); `(slot, id)`, or why not.
-    /// When full, `waker` is woken as a stream closes.
+    /// Opens a stream sending `block` (a header list of `list_size` bytes) and `body` (which
+    /// ends it); `(slot, id)`, or why not. When full, `waker` is woken as a stream closes.
     pub fn open(
         &mut self,
-        block: &[u8],
+        (block, list_size): (&[u8], u32),
         body: &[u8],
         waker: &Waker,
     ) -> Result<(u32, u32), Refused> {
         if self.closed || self.draining {
             return Err(Refused::Gone);
+        }
+        if list_size > self.peer_max_header_list {
+            return Err(Refused::TooLarge);
         }
         if self.ids.len() >= self.max_concurrent {
             self.waiters.push_back(waker.clone());
@@ -230,6 +166,7 @@ impl State {
         slot.headers_seen = false;
         slot.reply.clear();
         slot.pending.clear();
+        slot.unprocessed = false;
         slot.send_window = self.peer_initial_window;
         slot.recv_window = i64::from(super::STREAM_WINDOW);
         self.ids.insert(id, index);
@@ -334,6 +271,25 @@ impl State {
         self.wake_a_waiter();
     }
 
+    /// Ends stream `id`, which the server never processed (REFUSED_STREAM): UNAVAILABLE,
+    /// and its call may be retried.
+    pub fn refuse(&mut self, id: u32) {
+        if let Some((_, slot)) = self.slot_of(id) {
+            slot.unprocessed = true;
+            self.stats.unprocessed += 1;
+        }
+        self.finish(id, Err(Code::Unavailable), None);
+    }
+
+    /// Ends every open stream above a GOAWAY's `last` stream id: never processed.
+    pub fn refuse_above(&mut self, last: u32) {
+        let ids: Vec<u32> = self.ids.keys().copied().filter(|&id| id > last).collect();
+        for id in ids {
+            self.refuse(id);
+        }
+        self.to_wake.extend(self.waiters.drain(..));
+    }
+
     /// Ends every open stream whose id is above `last` (a GOAWAY's last stream id) with
     /// `code`, or every one when `last` is `None`.
     pub fn fail_above(&mut self, last: Option<u32>, code: Code) {
@@ -349,14 +305,14 @@ impl State {
         self.to_wake.extend(self.waiters.drain(..));
     }
 
-    /// The outcome of the call in `index` once it has one; its reply's bytes are swapped into
-    /// `reply` and the slot is freed.
+    /// The outcome of the call in `index` once it has one, and whether the server never
+    /// processed its stream; its reply's bytes are swapped into `reply` and the slot is freed.
     pub fn poll_done(
         &mut self,
         index: u32,
         waker: &Waker,
         reply: &mut Vec<u8>,
-    ) -> Poll<Result<(), Code>> {
+    ) -> Poll<(Result<(), Code>, bool)> {
         let slot = &mut self.slots[index as usize];
         let Some(done) = slot.done.take() else {
             match &mut slot.waker {
@@ -367,8 +323,9 @@ impl State {
         };
         std::mem::swap(&mut slot.reply, reply);
         slot.id = 0;
+        let unprocessed = slot.unprocessed;
         self.free.push(index);
-        Poll::Ready(done)
+        Poll::Ready((done, unprocessed))
     }
 
     /// The caller of the call in `(index, id)` went away: the stream is cancelled if still
@@ -398,7 +355,7 @@ impl State {
             if slot.send_window > frame::MAX_WINDOW {
                 return Err(super::reader::ConnError::Protocol {
                     code: reason::FLOW_CONTROL_ERROR,
-                    what: "stream window overflow",
+                    what: "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window".into(),
                 });
             }
         }

@@ -39,7 +39,7 @@ pub(super) fn trailers(status: &str) -> HeaderMap {
 
 /// Serves every connection: each request is answered as its user id asks; `close` drops the
 /// connection it came on.
-async fn double() -> (String, tokio::task::JoinHandle<()>) {
+pub(super) async fn double() -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -167,10 +167,12 @@ async fn every_answer_comes_to_the_right_outcome() {
         call(&mut client, "http-503").await,
         status(Code::Unavailable)
     );
+    // Refused (never processed): retried once, refused again.
     assert_eq!(
         call(&mut client, "refused").await,
         status(Code::Unavailable)
     );
+    assert_eq!(client.retried(), 1);
     assert_eq!(call(&mut client, "no-status").await, status(Code::Unknown));
     assert_eq!(
         call(&mut client, "error-status").await,

@@ -15,19 +15,19 @@ use super::tests::{call, connect, framed, reply_bytes};
 use super::{CallError, LeanClient};
 use crate::spec::Metadata;
 
-const DATA: u8 = 0;
-const HEADERS: u8 = 1;
-const PRIORITY: u8 = 2;
-const RST_STREAM: u8 = 3;
-const SETTINGS: u8 = 4;
-const PING: u8 = 6;
-const GOAWAY: u8 = 7;
-const CONTINUATION: u8 = 9;
-const END_STREAM: u8 = 1;
-const END_HEADERS: u8 = 4;
-const PADDED: u8 = 8;
+pub(super) const DATA: u8 = 0;
+pub(super) const HEADERS: u8 = 1;
+pub(super) const PRIORITY: u8 = 2;
+pub(super) const RST_STREAM: u8 = 3;
+pub(super) const SETTINGS: u8 = 4;
+pub(super) const PING: u8 = 6;
+pub(super) const GOAWAY: u8 = 7;
+pub(super) const CONTINUATION: u8 = 9;
+pub(super) const END_STREAM: u8 = 1;
+pub(super) const END_HEADERS: u8 = 4;
+pub(super) const PADDED: u8 = 8;
 
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
     let mut out = len.to_be_bytes()[1..].to_vec();
     out.extend_from_slice(&[kind, flags]);
@@ -47,36 +47,43 @@ fn grpc_status_indexed() -> Vec<u8> {
 }
 
 /// One accepted connection of the double.
-struct Raw {
-    tcp: TcpStream,
+pub(super) struct Raw {
+    pub(super) tcp: TcpStream,
 }
 
 /// A request the client sent: its stream and `user_id`.
-struct Request {
-    stream: u32,
-    user: String,
+pub(super) struct Request {
+    pub(super) stream: u32,
+    pub(super) user: String,
 }
 
 impl Raw {
-    /// Accepts a connection: reads the client's preface and sends our SETTINGS.
-    async fn accept(listener: &TcpListener) -> Raw {
+    /// Accepts a connection: reads the client's preface and sends our SETTINGS (and the
+    /// acknowledgement of the client's).
+    pub(super) async fn accept(listener: &TcpListener) -> Raw {
         Raw::accept_with(listener, &[]).await
     }
 
     /// [`Raw::accept`] advertising `settings` (6-byte entries).
-    async fn accept_with(listener: &TcpListener, settings: &[u8]) -> Raw {
+    pub(super) async fn accept_with(listener: &TcpListener, settings: &[u8]) -> Raw {
+        let mut raw = Raw::accept_bare(listener).await;
+        let mut opening = frame(SETTINGS, 0, 0, settings);
+        opening.extend(frame(SETTINGS, 1, 0, &[]));
+        raw.send(&opening).await;
+        raw
+    }
+
+    /// Accepts a connection and reads the client's preface; sends nothing.
+    pub(super) async fn accept_bare(listener: &TcpListener) -> Raw {
         let (mut tcp, _) = listener.accept().await.unwrap();
         let mut preface = [0u8; 24];
         tcp.read_exact(&mut preface).await.unwrap();
         assert_eq!(&preface, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-        tcp.write_all(&frame(SETTINGS, 0, 0, settings))
-            .await
-            .unwrap();
         Raw { tcp }
     }
 
     /// The next frame: (type, flags, stream, payload); `None` once the client closed.
-    async fn next(&mut self) -> Option<(u8, u8, u32, Vec<u8>)> {
+    pub(super) async fn next(&mut self) -> Option<(u8, u8, u32, Vec<u8>)> {
         let mut head = [0u8; 9];
         self.tcp.read_exact(&mut head).await.ok()?;
         let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
@@ -87,7 +94,7 @@ impl Raw {
     }
 
     /// Reads until `n` complete requests came; other frames are checked by `other`.
-    async fn requests(
+    pub(super) async fn requests(
         &mut self,
         n: usize,
         mut other: impl FnMut(u8, u8, u32, &[u8]),
@@ -117,12 +124,12 @@ impl Raw {
         done
     }
 
-    async fn send(&mut self, bytes: &[u8]) {
+    pub(super) async fn send(&mut self, bytes: &[u8]) {
         self.tcp.write_all(bytes).await.unwrap();
     }
 
     /// A good reply with `grpc-status` from the dynamic table (entry 62) when `indexed`.
-    async fn reply(&mut self, stream: u32, order_id: &str, indexed: bool) {
+    pub(super) async fn reply(&mut self, stream: u32, order_id: &str, indexed: bool) {
         let mut out = frame(HEADERS, END_HEADERS, stream, INDEXING_HEADERS);
         out.extend(frame(DATA, 0, stream, &framed(&reply_bytes(order_id))));
         let trailers = if indexed {
@@ -135,14 +142,14 @@ impl Raw {
     }
 }
 
-async fn listener() -> (TcpListener, String) {
+pub(super) async fn listener() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     (listener, url)
 }
 
 #[tokio::test]
-async fn goaway_fails_the_unprocessed_calls_as_unavailable_and_the_next_call_redials() {
+async fn goaway_s_unprocessed_calls_are_retried_once_on_a_new_connection() {
     let (listener, url) = listener().await;
     let server = tokio::spawn(async move {
         let mut raw = Raw::accept(&listener).await;
@@ -152,7 +159,11 @@ async fn goaway_fails_the_unprocessed_calls_as_unavailable_and_the_next_call_red
         raw.send(&frame(GOAWAY, 0, 0, &[0, 0, 0, first as u8, 0, 0, 0, 0]))
             .await;
         raw.reply(first, "first", false).await;
+        // The two refused calls come again, over one new connection, and then a third.
         let mut again = Raw::accept(&listener).await;
+        for next in again.requests(2, |_, _, _, _| {}).await {
+            again.reply(next.stream, "retried", false).await;
+        }
         let next = again.requests(1, |_, _, _, _| {}).await;
         again.reply(next[0].stream, &next[0].user, false).await;
         // The first connection is left to drain: it closes once its last stream is done.
@@ -164,13 +175,14 @@ async fn goaway_fails_the_unprocessed_calls_as_unavailable_and_the_next_call_red
         async move { call(&mut c, "u").await.map(|r| r.order_id) }
     });
     let results = futures::future::join_all(calls).await;
-    let unavailable = Err(CallError::Status(Code::Unavailable));
+    let retried = Ok("retried".to_string());
     assert_eq!(
-        results.iter().filter(|r| **r == unavailable).count(),
+        results.iter().filter(|r| **r == retried).count(),
         2,
         "{results:?}"
     );
     assert!(results.contains(&Ok("first".to_string())), "{results:?}");
+    assert_eq!(client.retried(), 2);
     let mut client = client;
     assert_eq!(call(&mut client, "again").await.unwrap().order_id, "again");
     assert_eq!(client.generation, 1);
@@ -179,7 +191,7 @@ async fn goaway_fails_the_unprocessed_calls_as_unavailable_and_the_next_call_red
 
 impl Raw {
     /// Reads until the client closes the connection; whether it did.
-    async fn next_until_closed(&mut self) -> bool {
+    pub(super) async fn next_until_closed(&mut self) -> bool {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             match tokio::time::timeout_at(deadline, self.next()).await {

@@ -124,13 +124,20 @@ impl CustomFile {
             path: path.to_path_buf(),
             reason,
         };
-        let size = std::fs::metadata(path)
-            .map_err(|e| fail(e.to_string()))?
-            .len();
-        if size > MAX_SPEC_FILE_BYTES {
-            return Err(fail(format!("larger than {MAX_SPEC_FILE_BYTES} bytes")));
+        // Read through `take`: a device (`/dev/zero`) or a growing file reports no size.
+        let mut bytes = Vec::new();
+        let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let read = std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_SPEC_FILE_BYTES + 1),
+            &mut bytes,
+        );
+        if bytes.len() as u64 > MAX_SPEC_FILE_BYTES {
+            return Err(fail(format!(
+                "larger than the {MAX_SPEC_FILE_BYTES}-byte cap (MAX_SPEC_FILE_BYTES)"
+            )));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        read.map_err(|e| fail(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
         let mut file = Self::parse(&text).map_err(|e| fail(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(grpc) = &mut file.grpc {

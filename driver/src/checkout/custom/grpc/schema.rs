@@ -119,7 +119,8 @@ impl Schema {
                 includes.push(folder);
             }
         }
-        let mut compiler = protox::Compiler::new(&includes).map_err(|e| failed(e.to_string()))?;
+        // Every file read under a size cap (`protos::MAX_PROTO_BYTES`).
+        let mut compiler = protox::Compiler::with_file_resolver(super::protos::resolver(&includes));
         compiler.include_imports(true);
         compiler
             .open_files(protos)
@@ -335,6 +336,18 @@ mod tests {
             .to_string();
         assert!(err.contains("/nonexistent/x.proto"), "{err}");
         assert!(Schema::from_protos(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn dev_zero_as_a_proto_is_refused_at_the_cap_without_its_content() {
+        let err = Schema::from_protos(&[PathBuf::from("/dev/zero")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/zero: larger than the 4 MiB cap (MAX_PROTO_BYTES)"),
+            "{err}"
+        );
+        assert!(!err.contains('\0'), "{err}");
     }
 
     #[test]

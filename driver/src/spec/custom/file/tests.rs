@@ -85,3 +85,12 @@ fn refuses_what_cannot_work() {
         assert!(err.contains(want), "{text:?}: {err}");
     }
 }
+
+#[test]
+fn dev_zero_as_a_spec_is_refused_at_the_cap() {
+    let err = CustomFile::read(Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/dev/zero"), "{err}");
+    assert!(err.contains("262144-byte cap"), "{err}");
+}
