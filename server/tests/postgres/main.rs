@@ -9,9 +9,11 @@
 mod support;
 
 mod atomic;
+mod in_doubt;
 mod migrations;
 mod outage;
 mod paths;
+mod proxy;
 mod replicas;
 mod shards;
 mod shards_load;

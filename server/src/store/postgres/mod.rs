@@ -3,7 +3,10 @@
 //!
 //! Built on tokio-postgres with a deadpool pool: plain SQL with no compile-time database access,
 //! the SQLSTATE of every error at hand (serialization failures and deadlocks are retried by the
-//! serializable path, everything else answers UNAVAILABLE), and a small, well-kept pool.
+//! serializable path), and a small, well-kept pool. A failure before a purchase's commit was
+//! sent answers UNAVAILABLE (nothing written); a connection lost while it was in flight is
+//! resolved by the purchase's request id (`in_doubt.rs`), answered with the stored order, as
+//! UNAVAILABLE only once nothing was provably written, and UNKNOWN otherwise.
 //!
 //! Every primitive that places an order does it in one transaction: the stock update, the
 //! user's units (while a limit applies) and the order row. All of them update the sale row
@@ -18,19 +21,25 @@
 //! rows instead (`shards.rs`); rounds of the other strategies keep it in the sale row.
 
 mod atomic;
+mod conn;
+mod in_doubt;
 mod listing;
 pub mod migrate;
 mod open;
+mod purchases;
 mod shards;
 mod sql;
 
 use std::sync::atomic::{AtomicBool, AtomicU32};
 
+pub use in_doubt::RESOLVE_WITHIN;
 pub use open::{PgError, PgSettings};
 pub use shards::{MAX_SHARDS, ShardFault};
 
-use deadpool_postgres::{Object, Pool, Transaction};
+use deadpool_postgres::Transaction;
 
+use conn::{Object, Pool};
+use in_doubt::Failure;
 use listing::{Lease, Listing};
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
@@ -217,7 +226,7 @@ impl PgStore {
         order: Order<'_>,
         stock_after: i64,
         add_units: bool,
-    ) -> Result<Placed, StoreError> {
+    ) -> Result<Placed, Failure> {
         let quantity = i64::from(order.quantity);
         if add_units && self.limit() != 0 {
             tx.execute(
@@ -236,11 +245,16 @@ impl PgStore {
             .map_err(db)?;
         match row {
             Some(row) => {
-                tx.commit().await.map_err(db)?;
+                tx.commit()
+                    .await
+                    .map_err(|err| in_doubt::committing(round, err))?;
                 Ok(Placed::New(receipt(round, row.get(0), stock_after)))
             }
             None => {
-                tx.rollback().await.map_err(db)?;
+                // The request id placed an order before: a failure from here on is no "no".
+                tx.rollback()
+                    .await
+                    .map_err(|err| in_doubt::replayed(round, err))?;
                 Ok(Placed::Again)
             }
         }
@@ -253,22 +267,31 @@ impl PgStore {
         placed: Placed,
         round: i64,
         order: Order<'_>,
-    ) -> Result<Receipt, StoreError> {
+    ) -> Result<Receipt, Failure> {
         match placed {
             Placed::New(receipt) => Ok(receipt),
             Placed::Again => {
                 let id: i64 = client
                     .query_one(
-                        &client.prepare_cached(sql::PLACED).await.map_err(db)?,
+                        &client
+                            .prepare_cached(sql::PLACED)
+                            .await
+                            .map_err(|err| in_doubt::replayed(round, err))?,
                         &[&round, &order.request_id],
                     )
                     .await
-                    .map_err(db)?
+                    .map_err(|err| in_doubt::replayed(round, err))?
                     .get(0);
                 let stock: i64 = client
-                    .query_one(&client.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
+                    .query_one(
+                        &client
+                            .prepare_cached(sql::STOCK)
+                            .await
+                            .map_err(|err| in_doubt::replayed(round, err))?,
+                        &[],
+                    )
                     .await
-                    .map_err(db)?
+                    .map_err(|err| in_doubt::replayed(round, err))?
                     .get(1);
                 tracing::debug!(round, request_id = order.request_id, "replayed request id");
                 Ok(receipt(round, id, stock))
@@ -366,67 +389,25 @@ impl Store for PgStore {
         order: Order<'_>,
         seen: &Peek,
     ) -> Result<Receipt, StoreError> {
-        let round = to_i64(seen.round)?;
-        let written = seen.stock.saturating_sub(i64::from(order.quantity));
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let Some(row) = tx
-            .query_opt(
-                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
-                &[&written, &round],
-            )
-            .await
-            .map_err(db)?
-        else {
-            let current: i64 = tx
-                .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
-                .await
-                .map_err(db)?
-                .get(0);
-            return Err(StoreError::RoundEnded {
-                round: seen.round,
-                current: to_u64(current),
-            });
-        };
-        let placed = self.place(tx, round, order, row.get(0), true).await?;
-        self.settle(&client, placed, round, order).await
+        let result = self.unchecked(&mut client, order, seen).await;
+        self.decided(client, order, result, |receipt| receipt).await
     }
 
     async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
-        let round = to_i64(order.round)?;
-        let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let taken = tx
-            .query_opt(
-                &tx.prepare_cached(sql::TAKE_IF_AVAILABLE)
-                    .await
-                    .map_err(db)?,
-                &[&quantity, &round],
-            )
+        let result = self.conditional(&mut client, order).await;
+        self.decided(client, order, result, Purchase::Purchased)
             .await
-            .map_err(db)?;
-        let Some(row) = taken else {
-            let refusal = self.refusal(&tx, round, order).await;
-            tx.rollback().await.map_err(db)?;
-            return refusal;
-        };
-        let stock_after: i64 = row.get(0);
-        if self.limit() != 0 && !self.reserve_units(&tx, round, order).await? {
-            tx.rollback().await.map_err(db)?;
-            return Ok(Purchase::LimitReached {
-                stock: stock_after.saturating_add(quantity),
-                round: order.round,
-            });
-        }
-        let placed = self.place(tx, round, order, stock_after, false).await?;
-        Ok(Purchase::Purchased(
-            self.settle(&client, placed, round, order).await?,
-        ))
     }
 
     async fn take_if_atomic(&self, order: Order<'_>) -> Result<Option<Purchase>, StoreError> {
-        self.buy_if_atomic(order).await
+        let mut client = self.client().await?;
+        let result = self.buy_if_atomic(&mut client, order).await;
+        self.decided(client, order, result, |receipt| {
+            Some(Purchase::Purchased(receipt))
+        })
+        .await
     }
 
     async fn purchase_locked(
@@ -434,53 +415,10 @@ impl Store for PgStore {
         order: Order<'_>,
         work: Latency,
     ) -> Result<Purchase, StoreError> {
-        let round = to_i64(order.round)?;
-        let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let row = tx
-            .query_one(
-                &tx.prepare_cached(sql::PEEK_FOR_UPDATE).await.map_err(db)?,
-                &[],
-            )
+        let result = self.locked(&mut client, order, work).await;
+        self.decided(client, order, result, Purchase::Purchased)
             .await
-            .map_err(db)?;
-        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
-        let refused = if current != round {
-            Some(Err(StoreError::RoundEnded {
-                round: order.round,
-                current: to_u64(current),
-            }))
-        } else if self.over_limit(&tx, round, order).await? {
-            Some(Ok(Purchase::LimitReached {
-                stock,
-                round: order.round,
-            }))
-        } else if stock < quantity {
-            Some(Ok(Purchase::SoldOut {
-                stock,
-                round: order.round,
-            }))
-        } else {
-            None
-        };
-        if let Some(refused) = refused {
-            tx.rollback().await.map_err(db)?;
-            return refused;
-        }
-        work.pass().await;
-        let stock_after: i64 = tx
-            .query_one(
-                &tx.prepare_cached(sql::TAKE).await.map_err(db)?,
-                &[&quantity, &round],
-            )
-            .await
-            .map_err(db)?
-            .get(0);
-        let placed = self.place(tx, round, order, stock_after, true).await?;
-        Ok(Purchase::Purchased(
-            self.settle(&client, placed, round, order).await?,
-        ))
     }
 
     async fn try_serializable(
@@ -488,61 +426,12 @@ impl Store for PgStore {
         order: Order<'_>,
         work: Latency,
     ) -> Result<Attempt, StoreError> {
-        let round = to_i64(order.round)?;
-        let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::Serializable)
-            .start()
-            .await
-            .map_err(db)?;
-        let row = tx
-            .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
-            .await
-            .map_err(db)?;
-        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
-        let refused = if current != round {
-            Some(Err(StoreError::RoundEnded {
-                round: order.round,
-                current: to_u64(current),
-            }))
-        } else if self.over_limit(&tx, round, order).await? {
-            Some(Ok(Attempt::Done(Purchase::LimitReached {
-                stock,
-                round: order.round,
-            })))
-        } else if stock < quantity {
-            Some(Ok(Attempt::Done(Purchase::SoldOut {
-                stock,
-                round: order.round,
-            })))
-        } else {
-            None
-        };
-        if let Some(refused) = refused {
-            tx.rollback().await.map_err(db)?;
-            return refused;
-        }
-        work.pass().await;
-        let written = stock - quantity;
-        let updated = tx
-            .execute(
-                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
-                &[&written, &round],
-            )
-            .await
-            .map_err(db)?;
-        if updated == 0 {
-            // Cannot happen under SERIALIZABLE (a Reset in between is a serialization
-            // failure), but an empty update must never place an order.
-            tx.rollback().await.map_err(db)?;
-            return Ok(Attempt::Conflict);
-        }
-        let placed = self.place(tx, round, order, written, true).await?;
-        Ok(Attempt::Done(Purchase::Purchased(
-            self.settle(&client, placed, round, order).await?,
-        )))
+        let result = self.serializable(&mut client, order, work).await;
+        self.decided(client, order, result, |receipt| {
+            Attempt::Done(Purchase::Purchased(receipt))
+        })
+        .await
     }
 
     async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
@@ -591,7 +480,14 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         let snapshot = self.snapshot_in(&tx).await?;
-        tx.commit().await.map_err(db)?;
+        tx.commit()
+            .await
+            .map_err(|err| match in_doubt::committing(round, err) {
+                Failure::Store(err) => err,
+                doubt => StoreError::OutcomeUnknown(format!(
+                    "{doubt}; the reset may or may not have started round {round}"
+                )),
+            })?;
         self.sharded_guess
             .store(shards > 1, std::sync::atomic::Ordering::Relaxed);
         Ok(snapshot)
