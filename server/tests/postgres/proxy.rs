@@ -24,11 +24,14 @@ pub enum On {
 /// Where the connection is cut, relative to the armed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cut {
-    /// The message (with the rest of its batch, up to Sync) reaches PostgreSQL; its reply
-    /// never reaches the client.
-    After,
     /// Nothing of the message reaches PostgreSQL.
     Before,
+    /// The message (with the rest of its batch, up to Sync) reaches PostgreSQL and the
+    /// connection is cut at once: the commit may happen, or not (if the backend is ended first).
+    InFlight,
+    /// The message reaches PostgreSQL, which answers it in full (up to ReadyForQuery): the
+    /// commit happened, and the client never hears of it.
+    Reply,
 }
 
 #[derive(Default)]
@@ -36,6 +39,8 @@ struct Armed {
     /// The next cut, fired once.
     cut: Option<(On, Cut)>,
     fired: bool,
+    /// PostgreSQL closed the cut connection: the backend that served it has exited.
+    settled: bool,
     /// Refuse new connections once the cut has fired, until `set(true)`.
     then_down: bool,
 }
@@ -66,10 +71,14 @@ impl Proxy {
                 }
                 let (armed, up) = (shared.clone(), sender.clone());
                 tokio::spawn(async move {
-                    let Ok(outbound) = TcpStream::connect(upstream).await else {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
                         return;
                     };
-                    relay(inbound, outbound, &armed, &up).await;
+                    let mut inbound = inbound;
+                    if let Some(then_down) = relay(&mut inbound, &mut outbound, &armed, &up).await {
+                        cut(inbound, outbound, &up, then_down).await;
+                        armed.lock().unwrap().settled = true;
+                    }
                 });
             }
         });
@@ -85,14 +94,27 @@ impl Proxy {
     pub fn arm(&self, on: On, cut: Cut, then_down: bool) {
         *self.armed.lock().unwrap() = Armed {
             cut: Some((on, cut)),
-            fired: false,
             then_down,
+            ..Armed::default()
         };
     }
 
     /// Whether the armed cut has happened.
     pub fn fired(&self) -> bool {
         self.armed.lock().unwrap().fired
+    }
+
+    /// Waits (at most 30 s) until PostgreSQL has closed the cut connection: its backend has
+    /// exited, so whatever it did is final.
+    pub async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.armed.lock().unwrap().settled {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cut backend never exited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// `url` (`postgres://user@127.0.0.1:port/db`) through this proxy.
@@ -179,24 +201,27 @@ impl Frontend {
     }
 }
 
-/// Relays one connection until either side closes, the proxy goes down or the armed cut fires
-/// (taking the proxy down with it when armed so).
+/// Relays one connection until either side closes, the proxy goes down (`None`) or the armed
+/// cut fires: `Some(then_down)`.
 async fn relay(
-    mut client: TcpStream,
-    mut server: TcpStream,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
     armed: &Mutex<Armed>,
     up: &watch::Sender<bool>,
-) {
+) -> Option<bool> {
     let mut down = up.subscribe();
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let mut front = Frontend::default();
     let (mut from_client, mut from_server) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
-    // Set when the armed cut fired: cut once the armed message's batch is through (`After`).
+    // Set when the armed cut fired; `sent`: the armed message's batch is through.
     let mut cutting: Option<(Cut, bool)> = None;
+    let mut sent = false;
+    // PostgreSQL's replies once the batch is through (`Cut::Reply`), up to ReadyForQuery.
+    let mut reply = Vec::new();
     loop {
         tokio::select! {
-            read = client.read(&mut from_client) => {
-                let Some(n) = read.ok().filter(|&n| n > 0) else { return };
+            read = client.read(&mut from_client), if !sent => {
+                let n = read.ok().filter(|&n| n > 0)?;
                 front.buf.extend_from_slice(&from_client[..n]);
                 while let Some(message) = front.next() {
                     if cutting.is_none() {
@@ -209,33 +234,68 @@ async fn relay(
                             cutting = Some((cut, armed.then_down));
                         }
                     }
-                    if let Some((Cut::Before, then_down)) = cutting {
-                        return cut(up, then_down);
+                    let Some((cut, then_down)) = cutting else {
+                        server.write_all(&message.bytes).await.ok()?;
+                        continue;
+                    };
+                    if cut == Cut::Before {
+                        return Some(then_down);
                     }
-                    if server.write_all(&message.bytes).await.is_err() {
-                        return;
-                    }
-                    if let Some((Cut::After, then_down)) = cutting
-                        && matches!(message.kind, b'Q' | b'S')
-                    {
-                        return cut(up, then_down);
+                    server.write_all(&message.bytes).await.ok()?;
+                    if matches!(message.kind, b'Q' | b'S') {
+                        if cut == Cut::InFlight {
+                            return Some(then_down);
+                        }
+                        sent = true;
+                        break;
                     }
                 }
             }
             read = server.read(&mut from_server) => {
-                let Some(n) = read.ok().filter(|&n| n > 0) else { return };
-                if cutting.is_none() && client.write_all(&from_server[..n]).await.is_err() {
-                    return;
+                let n = read.ok().filter(|&n| n > 0)?;
+                match cutting {
+                    None => client.write_all(&from_server[..n]).await.ok()?,
+                    Some((_, then_down)) if sent => {
+                        reply.extend_from_slice(&from_server[..n]);
+                        if ready_for_query(&mut reply) {
+                            return Some(then_down);
+                        }
+                    }
+                    // Replies to the batch's earlier messages: not for the client any more.
+                    Some(_) => {}
                 }
             }
-            () = async { drop(down.wait_for(|up| !*up).await) } => return,
+            () = async { drop(down.wait_for(|up| !*up).await) } => return None,
         }
     }
 }
 
-/// The end of a cut connection (both sockets are dropped by the caller's return).
-fn cut(up: &watch::Sender<bool>, then_down: bool) {
+/// Whether PostgreSQL's messages in `buf` (consumed as they complete) reach ReadyForQuery.
+fn ready_for_query(buf: &mut Vec<u8>) -> bool {
+    while buf.len() >= 5 {
+        let len = u32::from_be_bytes(buf[1..5].try_into().unwrap()) as usize;
+        if buf.len() < 1 + len {
+            return false;
+        }
+        let kind = buf[0];
+        buf.drain(..1 + len);
+        if kind == b'Z' {
+            return true;
+        }
+    }
+    false
+}
+
+/// A cut: the client's side closes at once; PostgreSQL's gets an orderly end of stream after
+/// what was forwarded (never a reset, which could discard it unread) and its replies are read
+/// and dropped until it closes.
+async fn cut(client: TcpStream, mut server: TcpStream, up: &watch::Sender<bool>, then_down: bool) {
+    drop(client);
     if then_down {
         up.send_replace(false);
     }
+    let _ = server.shutdown().await;
+    let mut sink = vec![0u8; 16 * 1024];
+    let drained = async { while server.read(&mut sink).await.is_ok_and(|n| n > 0) {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), drained).await;
 }
