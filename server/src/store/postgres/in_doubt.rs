@@ -249,3 +249,53 @@ fn verdict(
     };
     Err(StoreError::OutcomeUnknown(format!("{failure}; {why}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Failure, Looked, verdict};
+    use crate::store::StoreError;
+
+    fn looked(order: Option<(i64, i64)>, ended: bool, current: i64) -> Looked {
+        Looked {
+            current,
+            order,
+            stock: 7,
+            ended,
+        }
+    }
+
+    fn committing(round: i64) -> Failure {
+        Failure::Committing {
+            round,
+            cause: "connection closed".into(),
+        }
+    }
+
+    #[test]
+    fn an_order_found_is_the_answer_whatever_else_holds() {
+        for (failure, ended) in [(committing(3), false), (committing(0), true)] {
+            let receipt = verdict(&failure, 3, true, &looked(Some((3, 41)), ended, 3)).unwrap();
+            assert_eq!((receipt.order_id.as_str(), receipt.round), ("r3-41", 3));
+            assert_eq!(receipt.stock_after, 7);
+        }
+    }
+
+    #[test]
+    fn no_order_is_a_no_only_when_the_backend_is_gone_and_the_round_is_current() {
+        let no = verdict(&committing(3), 3, true, &looked(None, true, 3));
+        assert!(matches!(no, Err(StoreError::Unavailable(_))), "{no:?}");
+        for (round, ended, current, committing_) in [
+            (3, false, 3, true), // the backend may still commit it
+            (0, true, 3, true),  // whichever round was current: not nameable
+            (3, true, 4, true),  // a Reset forgot round 3's book
+            (3, true, 3, false), // a replayed order that is gone
+        ] {
+            let failure = committing(round);
+            let answer = verdict(&failure, round, committing_, &looked(None, ended, current));
+            assert!(
+                matches!(answer, Err(StoreError::OutcomeUnknown(_))),
+                "{round} {ended} {current} {committing_}: {answer:?}"
+            );
+        }
+    }
+}
