@@ -136,12 +136,9 @@ impl Sale {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_purchase_cut_after_its_commit_was_sent_is_answered_with_its_order() {
-    let Some(cluster) =
-        cluster("a_purchase_cut_after_its_commit_was_sent_is_answered_with_its_order")
-    else {
-        return;
-    };
+    let cluster = cluster();
     for case in CASES {
         let sale = open_sale(&cluster, case).await;
         sale.proxy.arm(case.commits, Cut::Reply, false);
@@ -168,12 +165,9 @@ async fn a_purchase_cut_after_its_commit_was_sent_is_answered_with_its_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_purchase_cut_before_its_commit_was_sent_is_unavailable_and_placed_nothing() {
-    let Some(cluster) =
-        cluster("a_purchase_cut_before_its_commit_was_sent_is_unavailable_and_placed_nothing")
-    else {
-        return;
-    };
+    let cluster = cluster();
     for case in CASES {
         let sale = open_sale(&cluster, case).await;
         sale.proxy.arm(case.commits, Cut::Before, false);
@@ -199,12 +193,9 @@ async fn a_purchase_cut_before_its_commit_was_sent_is_unavailable_and_placed_not
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_purchase_cut_while_it_waits_for_a_row_lock_is_ended_before_it_is_answered() {
-    let Some(cluster) =
-        cluster("a_purchase_cut_while_it_waits_for_a_row_lock_is_ended_before_it_is_answered")
-    else {
-        return;
-    };
+    let cluster = cluster();
     let case = &CASES[2]; // one statement: it waits for the sale row's lock
     let sale = open_sale(&cluster, case).await;
     let locker = connect(&sale.url).await;
@@ -243,12 +234,9 @@ fn agrees(case: &Case, answer: Result<pb::PurchaseReply, tonic::Status>, placed:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_purchase_cut_with_its_commit_in_flight_is_answered_as_the_book_says() {
-    let Some(cluster) =
-        cluster("a_purchase_cut_with_its_commit_in_flight_is_answered_as_the_book_says")
-    else {
-        return;
-    };
+    let cluster = cluster();
     for case in CASES {
         let sale = open_sale(&cluster, case).await;
         sale.proxy.arm(case.commits, Cut::InFlight, false);
@@ -260,11 +248,9 @@ async fn a_purchase_cut_with_its_commit_in_flight_is_answered_as_the_book_says()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_purchase_that_cannot_be_resolved_is_unknown_never_unavailable() {
-    let Some(cluster) = cluster("a_purchase_that_cannot_be_resolved_is_unknown_never_unavailable")
-    else {
-        return;
-    };
+    let cluster = cluster();
     // No request id to look it up by.
     let case = &CASES[2];
     let sale = open_sale(&cluster, case).await;

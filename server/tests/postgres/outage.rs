@@ -18,12 +18,9 @@ use crate::proxy::{Proxy, upstream};
 use crate::support::{audit, cluster, config, fresh_database, req, service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_database_outage_answers_unavailable_recovers_and_loses_no_acknowledged_order() {
-    let Some(cluster) =
-        cluster("a_database_outage_answers_unavailable_recovers_and_loses_no_acknowledged_order")
-    else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let proxy = Proxy::start(upstream(&url)).await;
     let svc = service(&proxy.url(&url), &config(1_000_000, Strategy::Atomic, 1, 0)).await;
