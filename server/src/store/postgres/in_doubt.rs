@@ -30,6 +30,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_postgres::error::Severity;
 
 use super::conn::{Backend, Object};
 use super::{PgStore, db, describe, receipt, sql};
@@ -58,12 +59,17 @@ pub(super) enum Failure {
 }
 
 /// Whether the database's own answer to a commit means it did not commit: any error it sent,
-/// except those that end the session (class 08, class 57 such as an administrator's
-/// termination, FATAL or PANIC), which can arrive after a commit that happened.
+/// except those that end the session (FATAL or PANIC, class 08, or 57P such as an
+/// administrator's termination), which can arrive after a commit that happened. A cancelled
+/// statement (57014, an ERROR) did not commit.
 fn answered_no(err: &tokio_postgres::Error) -> bool {
     err.as_db_error().is_some_and(|db| {
-        let class = db.code().code().get(..2).unwrap_or_default();
-        class != "08" && class != "57" && !matches!(db.severity(), "FATAL" | "PANIC")
+        let code = db.code().code();
+        let ends_session = matches!(
+            db.parsed_severity(),
+            Some(Severity::Fatal) | Some(Severity::Panic)
+        ) || matches!(db.severity(), "FATAL" | "PANIC");
+        !(ends_session || code.starts_with("08") || code.starts_with("57P"))
     })
 }
 
