@@ -281,3 +281,32 @@ async fn a_purchase_that_cannot_be_resolved_is_unknown_never_unavailable() {
     assert_eq!(reply.order_id, placed[0]);
     assert_eq!(away.placed(None).await, placed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
+async fn a_reset_whose_commit_is_in_doubt_is_unknown_never_unavailable() {
+    let cluster = cluster();
+    let case = &CASES[4];
+    let sale = open_sale(&cluster, case).await;
+    sale.proxy.arm(On::Commit, Cut::Reply, false);
+    let status = sale
+        .svc
+        .reset(Request::new(pb::ResetRequest {
+            stock: Some(3),
+            safe_strategy: 0,
+        }))
+        .await
+        .unwrap_err();
+    assert!(sale.proxy.fired());
+    // A retried Reset would start yet another round: the client must not be told "nothing
+    // happened" when round 2 was started.
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert!(status.message().contains("round 2"), "{status:?}");
+    let db = connect(&sale.url).await;
+    let round: i64 = db
+        .query_one("SELECT round FROM sale", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(round, 2);
+}
