@@ -49,13 +49,28 @@ pub(super) enum Failure {
     /// purchase was sent (nothing written).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The connection failed while the purchase's commit was in flight or after: it may have
-    /// been applied. `round`: the round it was for (0: whatever round was current).
-    #[error("the connection failed while the purchase was committing: {cause}")]
-    Committing { round: i64, cause: String },
+    /// Undecided: it may have been applied.
+    #[error(transparent)]
+    InDoubt(Doubt),
+}
+
+/// A purchase that may have been applied, for `round` (0: whatever round was current).
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {cause}")]
+pub(super) struct Doubt {
+    round: i64,
+    kind: DoubtKind,
+    cause: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum DoubtKind {
+    /// The connection failed while the purchase's commit was in flight or after.
+    #[error("the connection failed while the purchase was committing")]
+    Committing,
     /// The request id had placed an order before (a retry), which could not be read back.
-    #[error("the request id placed an order before, which could not be read back: {cause}")]
-    Replayed { round: i64, cause: String },
+    #[error("the request id placed an order before, which could not be read back")]
+    Replayed,
 }
 
 /// Whether the database's own answer to a commit means it did not commit: any error it sent,
@@ -78,18 +93,20 @@ pub(super) fn committing(round: i64, err: tokio_postgres::Error) -> Failure {
     if answered_no(&err) {
         return Failure::Store(db(err));
     }
-    Failure::Committing {
+    Failure::InDoubt(Doubt {
         round,
+        kind: DoubtKind::Committing,
         cause: describe(&err),
-    }
+    })
 }
 
 /// A failed read-back of the order a retried request id placed in `round`.
 pub(super) fn replayed(round: i64, err: tokio_postgres::Error) -> Failure {
-    Failure::Replayed {
+    Failure::InDoubt(Doubt {
         round,
+        kind: DoubtKind::Replayed,
         cause: describe(&err),
-    }
+    })
 }
 
 /// What the database said about a purchase in doubt.
@@ -112,16 +129,16 @@ impl PgStore {
         result: Result<T, Failure>,
         placed: impl FnOnce(Receipt) -> T,
     ) -> Result<T, StoreError> {
-        let failure = match result {
+        let doubt = match result {
             Ok(done) => return Ok(done),
             Err(Failure::Store(err)) => return Err(err),
-            Err(failure) => failure,
+            Err(Failure::InDoubt(doubt)) => doubt,
         };
         let backend = conn.backend;
         // Whatever state it is in, it never goes back to the pool.
         drop(Object::take(conn));
-        tracing::warn!(request_id = order.request_id, %failure, "purchase in doubt");
-        let resolved = self.resolve(order, backend, &failure).await;
+        tracing::warn!(request_id = order.request_id, %doubt, "purchase in doubt");
+        let resolved = self.resolve(order, backend, &doubt).await;
         match &resolved {
             Ok(receipt) => tracing::info!(order_id = %receipt.order_id, "in doubt: placed"),
             Err(err) => tracing::warn!(%err, "in doubt: not placed, or unknown"),
@@ -133,16 +150,12 @@ impl PgStore {
         &self,
         order: Order<'_>,
         backend: Option<Backend>,
-        failure: &Failure,
+        doubt: &Doubt,
     ) -> Result<Receipt, StoreError> {
-        let (round, committing) = match failure {
-            Failure::Committing { round, .. } => (*round, true),
-            Failure::Replayed { round, .. } => (*round, false),
-            Failure::Store(_) => return Err(StoreError::OutcomeUnknown(failure.to_string())),
-        };
+        let (round, committing) = (doubt.round, doubt.kind == DoubtKind::Committing);
         if order.request_id.is_empty() {
             return Err(StoreError::OutcomeUnknown(format!(
-                "{failure}; it has no request id to look it up by"
+                "{doubt}; it has no request id to look it up by"
             )));
         }
         let backend = if committing { backend } else { None };
@@ -152,7 +165,7 @@ impl PgStore {
         loop {
             let looked = self.look_up(order, round, backend, committing);
             match tokio::time::timeout_at(deadline, looked).await {
-                Ok(Ok(looked)) => return verdict(failure, round, committing, &looked),
+                Ok(Ok(looked)) => return verdict(doubt, &looked),
                 Ok(Err(err)) => last = err,
                 Err(_) => break,
             }
@@ -163,7 +176,7 @@ impl PgStore {
             pause = (pause * 2).min(MAX_PAUSE);
         }
         Err(StoreError::OutcomeUnknown(format!(
-            "{failure}; the database did not say what became of it within {RESOLVE_WITHIN:?} \
+            "{doubt}; the database did not say what became of it within {RESOLVE_WITHIN:?} \
              ({last})"
         )))
     }
@@ -230,16 +243,12 @@ async fn end(client: &Object, backend: Backend) -> Result<bool, String> {
 }
 
 /// What a purchase in doubt came to, from what the database said.
-fn verdict(
-    failure: &Failure,
-    round: i64,
-    committing: bool,
-    looked: &Looked,
-) -> Result<Receipt, StoreError> {
+fn verdict(doubt: &Doubt, looked: &Looked) -> Result<Receipt, StoreError> {
     if let Some((round, order_id)) = looked.order {
         return Ok(receipt(round, order_id, looked.stock));
     }
-    let why = if !committing {
+    let round = doubt.round;
+    let why = if doubt.kind == DoubtKind::Replayed {
         "its order is no longer in the book (a Reset started another round)"
     } else if !looked.ended {
         "no order yet, and the backend that ran it may still commit it"
@@ -249,16 +258,16 @@ fn verdict(
         "no order, and its round has ended since (a Reset forgot that round's book)"
     } else {
         return Err(StoreError::Unavailable(format!(
-            "{failure}; resolved: its backend has exited and round {round} has no order with \
+            "{doubt}; resolved: its backend has exited and round {round} has no order with \
              its request id, so nothing was written"
         )));
     };
-    Err(StoreError::OutcomeUnknown(format!("{failure}; {why}")))
+    Err(StoreError::OutcomeUnknown(format!("{doubt}; {why}")))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Failure, Looked, verdict};
+    use super::{Doubt, DoubtKind, Looked, verdict};
     use crate::store::StoreError;
 
     fn looked(order: Option<(i64, i64)>, ended: bool, current: i64) -> Looked {
@@ -270,17 +279,19 @@ mod tests {
         }
     }
 
-    fn committing(round: i64) -> Failure {
-        Failure::Committing {
+    fn doubt(round: i64, kind: DoubtKind) -> Doubt {
+        Doubt {
             round,
+            kind,
             cause: "connection closed".into(),
         }
     }
 
     #[test]
     fn an_order_found_is_the_answer_whatever_else_holds() {
-        for (failure, ended) in [(committing(3), false), (committing(0), true)] {
-            let receipt = verdict(&failure, 3, true, &looked(Some((3, 41)), ended, 3)).unwrap();
+        for (round, ended) in [(3, false), (0, true)] {
+            let doubt = doubt(round, DoubtKind::Committing);
+            let receipt = verdict(&doubt, &looked(Some((3, 41)), ended, 3)).unwrap();
             assert_eq!((receipt.order_id.as_str(), receipt.round), ("r3-41", 3));
             assert_eq!(receipt.stock_after, 7);
         }
@@ -288,19 +299,19 @@ mod tests {
 
     #[test]
     fn no_order_is_a_no_only_when_the_backend_is_gone_and_the_round_is_current() {
-        let no = verdict(&committing(3), 3, true, &looked(None, true, 3));
+        let committing = DoubtKind::Committing;
+        let no = verdict(&doubt(3, committing), &looked(None, true, 3));
         assert!(matches!(no, Err(StoreError::Unavailable(_))), "{no:?}");
-        for (round, ended, current, committing_) in [
-            (3, false, 3, true), // the backend may still commit it
-            (0, true, 3, true),  // whichever round was current: not nameable
-            (3, true, 4, true),  // a Reset forgot round 3's book
-            (3, true, 3, false), // a replayed order that is gone
+        for (round, ended, current, kind) in [
+            (3, false, 3, committing),         // the backend may still commit it
+            (0, true, 3, committing),          // whichever round was current: not nameable
+            (3, true, 4, committing),          // a Reset forgot round 3's book
+            (3, true, 3, DoubtKind::Replayed), // a replayed order that is gone
         ] {
-            let failure = committing(round);
-            let answer = verdict(&failure, round, committing_, &looked(None, ended, current));
+            let answer = verdict(&doubt(round, kind), &looked(None, ended, current));
             assert!(
                 matches!(answer, Err(StoreError::OutcomeUnknown(_))),
-                "{round} {ended} {current} {committing_}: {answer:?}"
+                "{round} {ended} {current} {kind:?}: {answer:?}"
             );
         }
     }
