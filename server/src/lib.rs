@@ -38,6 +38,7 @@ use crate::guard::GuardLayer;
 
 pub use config::{ServerConfig, StoreConfig, StoreKind};
 pub use service::CheckoutService;
+pub use store::postgres::RESOLVE_WITHIN;
 pub use store::{MemoryStore, PgSettings, PgStore, Store, Strategy};
 
 /// A server failed to start or stopped with an error.

@@ -137,3 +137,44 @@ async fn shutdown_finishes_in_flight_calls() {
     server.await.unwrap().unwrap();
     assert_eq!(store.inner.snapshot().await.unwrap().units_sold, 1);
 }
+
+#[tokio::test]
+async fn a_purchase_cut_off_by_the_end_of_the_grace_is_unknown_never_unavailable() {
+    let mut config = ServerConfig::default();
+    config.hardening.shutdown_grace = Duration::from_millis(200);
+    let store = Arc::new(GateStore {
+        inner: MemoryStore::from_config(&config),
+        entered: Notify::new(),
+        gate: Notify::new(), // never opened: the purchase is still in the store at the end
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(run_with_store(
+        listener,
+        store.clone(),
+        config.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut client = CheckoutClient::connect(url).await.unwrap();
+    let in_flight = tokio::spawn(async move {
+        client
+            .purchase_safe(pb::PurchaseRequest {
+                user_id: "cut".into(),
+                quantity: 1,
+                request_id: "cut-1".into(),
+                round: 0,
+            })
+            .await
+    });
+    store.entered.notified().await;
+    stop.send(()).unwrap();
+    // Its request reached the store, which may have applied it: never the "nothing was
+    // written" of UNAVAILABLE.
+    let status = in_flight.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unknown, "{status:?}");
+    assert!(status.message().contains("outcome unknown"), "{status:?}");
+    server.await.unwrap().unwrap();
+}

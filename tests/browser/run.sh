@@ -3,8 +3,9 @@
 # port, runs tests/browser/dashboard.py (Playwright driving the system Chromium, never a
 # downloaded one), then stops the driver. Screenshots land in target/browser/.
 #
-# Needs: python3 with playwright (`pip install playwright`; never `playwright install`) and
-# Debian's chromium (.ci/chromium.sh). CHROMIUM=/path overrides the browser.
+# Needs: python3 (Playwright comes pinned into CI's virtual environment, .ci/venv.sh; never
+# `playwright install`) and Debian's chromium (.ci/chromium.sh). CHROMIUM=/path overrides the
+# browser.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,9 +17,10 @@ mkdir -p "$out"
 if [ ! -x "$chromium" ]; then
     bash .ci/chromium.sh
 fi
-if ! python3 -c "import playwright" 2>/dev/null; then
-    python3 -m pip install --quiet playwright
-fi
+# Playwright, pinned in .ci/requirements.txt, from CI's virtual environment (its python3 first
+# on PATH from here on).
+# shellcheck source=../../.ci/venv.sh
+source .ci/venv.sh
 
 cargo build --quiet -p flashsale-driver --bin driver
 driver="$root/target/debug/driver"

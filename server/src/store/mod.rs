@@ -209,8 +209,15 @@ impl fmt::Display for Strategy {
 /// A store that cannot answer, or an order for another round than the current one.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Nothing was written: the store could not be reached, or failed before anything that
+    /// could commit a change was sent (UNAVAILABLE: a retry is safe).
     #[error("stock store unavailable: {0}")]
     Unavailable(String),
+    /// The store lost contact while a purchase's commit was in flight and could not learn
+    /// afterwards whether it happened (PostgreSQL, `postgres/in_doubt.rs`): it may or may not
+    /// have been applied. Answered UNKNOWN, which clients and audits treat as indeterminate.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     #[error("request for round {requested}, but round {current} is the current round")]
     RoundMismatch { requested: u64, current: u64 },
     #[error(

@@ -97,11 +97,9 @@ async fn take_if_atomic_checks_strategy_round_and_stock_in_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn take_if_atomic_checks_strategy_round_and_stock_on_postgres() {
-    let Some(cluster) = cluster("take_if_atomic_checks_strategy_round_and_stock_on_postgres")
-    else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let config = config(5, Strategy::Atomic, 0, 0);
     let (store, other) = (open(&url, &config).await, open(&url, &config).await);
@@ -111,10 +109,9 @@ async fn take_if_atomic_checks_strategy_round_and_stock_on_postgres() {
 /// 20 concurrent purchases with one request id, with and without a per-user limit: one order,
 /// every caller gets its id, one unit taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_request_id_sent_concurrently_places_one_order() {
-    let Some(cluster) = cluster("a_request_id_sent_concurrently_places_one_order") else {
-        return;
-    };
+    let cluster = cluster();
     for limit in [0, 5] {
         let url = fresh_database(&cluster).await;
         let store = Arc::new(open(&url, &config(100, Strategy::Atomic, 0, limit)).await);
@@ -142,10 +139,9 @@ async fn a_request_id_sent_concurrently_places_one_order() {
 /// strategy: its next purchases take the new strategy's path (serializable: they are retried
 /// on conflicts, which only that path does), and back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_strategy_switched_by_another_replica_is_followed() {
-    let Some(cluster) = cluster("a_strategy_switched_by_another_replica_is_followed") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     // No latency: the guess is used only then (with one, every purchase reads the round).
     let config = config(1000, Strategy::Atomic, 0, 0);

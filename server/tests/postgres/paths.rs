@@ -9,10 +9,9 @@ use tonic::{Code, Request};
 use crate::support::{audit, cluster, config, fresh_database, list, req, rush, service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn buggy_oversells_with_concurrent_purchases() {
-    let Some(cluster) = cluster("buggy_oversells_with_concurrent_purchases") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     // 40 buyers read the stock within the 100 ms latency of the first write: each of them
     // writes back "what I read - 1" and records its order.
@@ -32,10 +31,9 @@ async fn buggy_oversells_with_concurrent_purchases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn safe_strategies_never_oversell_and_the_book_reconciles() {
-    let Some(cluster) = cluster("safe_strategies_never_oversell_and_the_book_reconciles") else {
-        return;
-    };
+    let cluster = cluster();
     for strategy in [
         Strategy::Atomic,
         Strategy::RowLock,
@@ -69,12 +67,9 @@ async fn safe_strategies_never_oversell_and_the_book_reconciles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn the_per_user_limit_holds_on_the_safe_paths_and_buggy_races_past_it() {
-    let Some(cluster) =
-        cluster("the_per_user_limit_holds_on_the_safe_paths_and_buggy_races_past_it")
-    else {
-        return;
-    };
+    let cluster = cluster();
     for strategy in [
         Strategy::Atomic,
         Strategy::RowLock,
@@ -110,11 +105,9 @@ async fn the_per_user_limit_holds_on_the_safe_paths_and_buggy_races_past_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn reset_starts_a_round_and_a_retried_request_id_places_one_order() {
-    let Some(cluster) = cluster("reset_starts_a_round_and_a_retried_request_id_places_one_order")
-    else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let svc = service(&url, &config(5, Strategy::Atomic, 0, 0)).await;
     let buy = |request_id: &'static str| {
@@ -204,10 +197,9 @@ async fn buy_many(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn list_orders_pages_one_snapshot_and_honours_the_book_cap() {
-    let Some(cluster) = cluster("list_orders_pages_one_snapshot_and_honours_the_book_cap") else {
-        return;
-    };
+    let cluster = cluster();
     // A book larger than one batch, listed while purchases go on: the listing is the book as
     // it was when the listing began, in order, in batches of at most 1024.
     let url = fresh_database(&cluster).await;
@@ -278,12 +270,9 @@ async fn list_orders_pages_one_snapshot_and_honours_the_book_cap() {
 /// holding it, and everything queued behind the Reset finds round 1 ended: nothing of round 1
 /// reaches round 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_reset_during_row_lock_purchases_leaks_nothing_into_the_new_round() {
-    let Some(cluster) =
-        cluster("a_reset_during_row_lock_purchases_leaks_nothing_into_the_new_round")
-    else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let svc = service(&url, &config(1000, Strategy::RowLock, 300, 0)).await;
     let tasks: Vec<_> = (0..10)

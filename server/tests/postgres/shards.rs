@@ -72,10 +72,9 @@ pub async fn shards(db: &tokio_postgres::Client) -> Vec<i64> {
 /// out. With the `NoSpread` fault the same order is refused with 3 units left: the failure the
 /// spread path exists for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn an_order_takes_across_shards_and_only_the_total_sells_out() {
-    let Some(cluster) = cluster("an_order_takes_across_shards_and_only_the_total_sells_out") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let store = open_sharded(&url, &config(3, Strategy::Atomic, 0, 0), 3).await;
     let db = connect(&url).await;
@@ -107,10 +106,9 @@ async fn an_order_takes_across_shards_and_only_the_total_sells_out() {
 /// The per-user limit counts a user's units across shards and paths (one shard, spread);
 /// concurrent purchases of one user stop exactly at the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn the_per_user_limit_holds_across_shards() {
-    let Some(cluster) = cluster("the_per_user_limit_holds_across_shards") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let store = Arc::new(open_sharded(&url, &config(40, Strategy::Atomic, 0, 3), 4).await);
     // b: 3 units, no shard short of 10: one shard; a: 1 + 2, then over the limit.
@@ -165,10 +163,9 @@ async fn the_per_user_limit_holds_across_shards() {
 /// A retried request id gets its order back and takes nothing, whether it was placed from one
 /// shard or across shards, with and without a per-user limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_retried_request_id_gets_its_order_back_on_shards() {
-    let Some(cluster) = cluster("a_retried_request_id_gets_its_order_back_on_shards") else {
-        return;
-    };
+    let cluster = cluster();
     for limit in [0, 20] {
         let url = fresh_database(&cluster).await;
         let store = open_sharded(&url, &config(12, Strategy::Atomic, 0, limit), 3).await;
@@ -195,10 +192,9 @@ async fn a_retried_request_id_gets_its_order_back_on_shards() {
 /// deleted, round 2 started, as Reset does) is refused and changes nothing: pinned to round 1
 /// it gets `RoundMismatch`; for any round it buys in round 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_round_ending_under_a_spread_purchase_changes_nothing() {
-    let Some(cluster) = cluster("a_round_ending_under_a_spread_purchase_changes_nothing") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let store = Arc::new(open_sharded(&url, &config(4, Strategy::Atomic, 0, 0), 4).await);
     let mut db = connect(&url).await;
@@ -266,10 +262,9 @@ async fn a_round_ending_under_a_spread_purchase_changes_nothing() {
 /// transaction as the next round; a round of another strategy keeps one row, and the naive
 /// paths refuse a sharded round clearly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn reset_spreads_the_stock_and_other_strategies_keep_one_row() {
-    let Some(cluster) = cluster("reset_spreads_the_stock_and_other_strategies_keep_one_row") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let config = config(10, Strategy::Atomic, 0, 0);
     let store = Arc::new(open_sharded(&url, &config, 4).await);
@@ -324,10 +319,9 @@ async fn reset_spreads_the_stock_and_other_strategies_keep_one_row() {
 /// A replica with `--stock-shards 1` on a sharded round (and the other way round) takes from
 /// what the round has: the database's shard count decides, not the replica's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn replicas_with_other_shard_counts_follow_the_round() {
-    let Some(cluster) = cluster("replicas_with_other_shard_counts_follow_the_round") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let config = config(6, Strategy::Atomic, 0, 0);
     // The first replica seeds round 1 on one row.
@@ -376,10 +370,9 @@ async fn shards_on_the_memory_store_are_refused() {
 /// A database a version-1 server made (no shards) is migrated to version 2 at start-up: its
 /// round goes on, on the one sale row, until a Reset splits the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_version_one_database_is_migrated_and_its_round_goes_on() {
-    let Some(cluster) = cluster("a_version_one_database_is_migrated_and_its_round_goes_on") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let db = connect(&url).await;
     let (version, name, sql) = flashsale_server::store::postgres::migrate::MIGRATIONS[0];

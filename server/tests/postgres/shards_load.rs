@@ -83,10 +83,9 @@ fn threes(_: usize) -> u32 {
 /// its quantity in the whole round, one buyer of single units per replica sells what is left,
 /// and the units sold, the book and the shards then agree exactly: 100 sold, every shard at 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn three_replicas_on_eight_shards_sell_exactly_the_stock() {
-    let Some(cluster) = cluster("three_replicas_on_eight_shards_sell_exactly_the_stock") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let replicas = replicas_on_eight_shards(&url, ShardFault::None).await;
     let db = connect(&url).await;
@@ -134,10 +133,9 @@ async fn three_replicas_on_eight_shards_sell_exactly_the_stock() {
 /// The fault double: without the spread path the same 3-unit buyers are refused while 4 units
 /// sit in 4 shards (1 each), and those units are never sold: what the test above catches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn without_the_spread_path_stock_is_left_unsold() {
-    let Some(cluster) = cluster("without_the_spread_path_stock_is_left_unsold") else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let replicas = replicas_on_eight_shards(&url, ShardFault::NoSpread).await;
     let (bought, refused) = wave(&replicas, "t", 300, threes).await;

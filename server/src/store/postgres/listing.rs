@@ -1,8 +1,7 @@
 //! ListOrders on PostgreSQL: one REPEATABLE READ snapshot held on a pooled connection for the
 //! whole stream, read in pages by order id (keyset), at most the book cap in all.
 
-use deadpool_postgres::Object;
-
+use super::conn::Object;
 use super::{db, sql, to_u64};
 use crate::store::book::ListedOrder;
 use crate::store::{OrderPage, StoreError};

@@ -3,7 +3,10 @@
 //!
 //! Built on tokio-postgres with a deadpool pool: plain SQL with no compile-time database access,
 //! the SQLSTATE of every error at hand (serialization failures and deadlocks are retried by the
-//! serializable path, everything else answers UNAVAILABLE), and a small, well-kept pool.
+//! serializable path), and a small, well-kept pool. A failure before a purchase's commit was
+//! sent answers UNAVAILABLE (nothing written); a connection lost while it was in flight is
+//! resolved by the purchase's request id (`in_doubt.rs`), answered with the stored order, as
+//! UNAVAILABLE only once nothing was provably written, and UNKNOWN otherwise.
 //!
 //! Every primitive that places an order does it in one transaction: the stock update, the
 //! user's units (while a limit applies) and the order row. All of them update the sale row
@@ -18,20 +21,28 @@
 //! rows instead (`shards.rs`); rounds of the other strategies keep it in the sale row.
 
 mod atomic;
+mod conn;
+mod in_doubt;
 mod listing;
 pub mod migrate;
 mod open;
+mod purchases;
 mod shards;
 mod sql;
+mod steps;
 
 use std::sync::atomic::{AtomicBool, AtomicU32};
 
+pub use in_doubt::RESOLVE_WITHIN;
 pub use open::{PgError, PgSettings};
 pub use shards::{MAX_SHARDS, ShardFault};
 
-use deadpool_postgres::{Object, Pool, Transaction};
+use deadpool_postgres::Transaction;
 
+use conn::{Object, Pool};
+use in_doubt::Failure;
 use listing::{Lease, Listing};
+use steps::Placed;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
 
@@ -110,13 +121,6 @@ fn strategy_of(name: &str) -> Result<Strategy, StoreError> {
     })
 }
 
-/// What recording an order came to.
-enum Placed {
-    New(Receipt),
-    /// The request id already placed an order in this round; the transaction was rolled back.
-    Again,
-}
-
 impl PgStore {
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool
@@ -127,153 +131,6 @@ impl PgStore {
 
     fn limit(&self) -> u32 {
         self.policy.per_user_limit
-    }
-
-    /// Why a guarded take matched no row: the round ended, the user is at the limit, or the
-    /// stock does not cover the order.
-    async fn refusal(
-        &self,
-        tx: &Transaction<'_>,
-        round: i64,
-        order: Order<'_>,
-    ) -> Result<Purchase, StoreError> {
-        let row = tx
-            .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
-            .await
-            .map_err(db)?;
-        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
-        if current != round {
-            return Err(StoreError::RoundEnded {
-                round: to_u64(round),
-                current: to_u64(current),
-            });
-        }
-        if self.over_limit(tx, round, order).await? {
-            return Ok(Purchase::LimitReached {
-                stock,
-                round: to_u64(round),
-            });
-        }
-        Ok(Purchase::SoldOut {
-            stock,
-            round: to_u64(round),
-        })
-    }
-
-    /// Whether buying `order` would take its user past the limit (read, not reserved).
-    async fn over_limit(
-        &self,
-        tx: &Transaction<'_>,
-        round: i64,
-        order: Order<'_>,
-    ) -> Result<bool, StoreError> {
-        if self.limit() == 0 {
-            return Ok(false);
-        }
-        let units: i64 = tx
-            .query_one(
-                &tx.prepare_cached(sql::UNITS).await.map_err(db)?,
-                &[&round, &order.user],
-            )
-            .await
-            .map_err(db)?
-            .get(0);
-        Ok(!super::book::within_limit(
-            to_u64(units),
-            order.quantity,
-            self.limit(),
-        ))
-    }
-
-    /// Reserves `order`'s units for its user in `round` within the limit: `false` (nothing
-    /// reserved) when they would take the user past it.
-    async fn reserve_units(
-        &self,
-        tx: &Transaction<'_>,
-        round: i64,
-        order: Order<'_>,
-    ) -> Result<bool, StoreError> {
-        let reserved = tx
-            .query_opt(
-                &tx.prepare_cached(sql::RESERVE_UNITS).await.map_err(db)?,
-                &[
-                    &round,
-                    &order.user,
-                    &i64::from(order.quantity),
-                    &i64::from(self.limit()),
-                ],
-            )
-            .await
-            .map_err(db)?;
-        Ok(reserved.is_some())
-    }
-
-    /// Adds the user's units (unchecked, while a limit applies), records the order and
-    /// commits; a request id seen before in this round rolls everything back.
-    async fn place(
-        &self,
-        tx: Transaction<'_>,
-        round: i64,
-        order: Order<'_>,
-        stock_after: i64,
-        add_units: bool,
-    ) -> Result<Placed, StoreError> {
-        let quantity = i64::from(order.quantity);
-        if add_units && self.limit() != 0 {
-            tx.execute(
-                &tx.prepare_cached(sql::ADD_UNITS).await.map_err(db)?,
-                &[&round, &order.user, &quantity],
-            )
-            .await
-            .map_err(db)?;
-        }
-        let row = tx
-            .query_opt(
-                &tx.prepare_cached(sql::RECORD).await.map_err(db)?,
-                &[&round, &order.user, &quantity, &order.request_id],
-            )
-            .await
-            .map_err(db)?;
-        match row {
-            Some(row) => {
-                tx.commit().await.map_err(db)?;
-                Ok(Placed::New(receipt(round, row.get(0), stock_after)))
-            }
-            None => {
-                tx.rollback().await.map_err(db)?;
-                Ok(Placed::Again)
-            }
-        }
-    }
-
-    /// The receipt of what `placed` came to: a retried request id gets its first order back.
-    async fn settle(
-        &self,
-        client: &Object,
-        placed: Placed,
-        round: i64,
-        order: Order<'_>,
-    ) -> Result<Receipt, StoreError> {
-        match placed {
-            Placed::New(receipt) => Ok(receipt),
-            Placed::Again => {
-                let id: i64 = client
-                    .query_one(
-                        &client.prepare_cached(sql::PLACED).await.map_err(db)?,
-                        &[&round, &order.request_id],
-                    )
-                    .await
-                    .map_err(db)?
-                    .get(0);
-                let stock: i64 = client
-                    .query_one(&client.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
-                    .await
-                    .map_err(db)?
-                    .get(1);
-                tracing::debug!(round, request_id = order.request_id, "replayed request id");
-                Ok(receipt(round, id, stock))
-            }
-        }
     }
 
     async fn snapshot_in(&self, tx: &Transaction<'_>) -> Result<Snapshot, StoreError> {
@@ -366,67 +223,25 @@ impl Store for PgStore {
         order: Order<'_>,
         seen: &Peek,
     ) -> Result<Receipt, StoreError> {
-        let round = to_i64(seen.round)?;
-        let written = seen.stock.saturating_sub(i64::from(order.quantity));
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let Some(row) = tx
-            .query_opt(
-                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
-                &[&written, &round],
-            )
-            .await
-            .map_err(db)?
-        else {
-            let current: i64 = tx
-                .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
-                .await
-                .map_err(db)?
-                .get(0);
-            return Err(StoreError::RoundEnded {
-                round: seen.round,
-                current: to_u64(current),
-            });
-        };
-        let placed = self.place(tx, round, order, row.get(0), true).await?;
-        self.settle(&client, placed, round, order).await
+        let result = self.unchecked(&mut client, order, seen).await;
+        self.decided(client, order, result, |receipt| receipt).await
     }
 
     async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError> {
-        let round = to_i64(order.round)?;
-        let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let taken = tx
-            .query_opt(
-                &tx.prepare_cached(sql::TAKE_IF_AVAILABLE)
-                    .await
-                    .map_err(db)?,
-                &[&quantity, &round],
-            )
+        let result = self.conditional(&mut client, order).await;
+        self.decided(client, order, result, Purchase::Purchased)
             .await
-            .map_err(db)?;
-        let Some(row) = taken else {
-            let refusal = self.refusal(&tx, round, order).await;
-            tx.rollback().await.map_err(db)?;
-            return refusal;
-        };
-        let stock_after: i64 = row.get(0);
-        if self.limit() != 0 && !self.reserve_units(&tx, round, order).await? {
-            tx.rollback().await.map_err(db)?;
-            return Ok(Purchase::LimitReached {
-                stock: stock_after.saturating_add(quantity),
-                round: order.round,
-            });
-        }
-        let placed = self.place(tx, round, order, stock_after, false).await?;
-        Ok(Purchase::Purchased(
-            self.settle(&client, placed, round, order).await?,
-        ))
     }
 
     async fn take_if_atomic(&self, order: Order<'_>) -> Result<Option<Purchase>, StoreError> {
-        self.buy_if_atomic(order).await
+        let mut client = self.client().await?;
+        let result = self.buy_if_atomic(&mut client, order).await;
+        self.decided(client, order, result, |receipt| {
+            Some(Purchase::Purchased(receipt))
+        })
+        .await
     }
 
     async fn purchase_locked(
@@ -434,53 +249,10 @@ impl Store for PgStore {
         order: Order<'_>,
         work: Latency,
     ) -> Result<Purchase, StoreError> {
-        let round = to_i64(order.round)?;
-        let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let row = tx
-            .query_one(
-                &tx.prepare_cached(sql::PEEK_FOR_UPDATE).await.map_err(db)?,
-                &[],
-            )
+        let result = self.locked(&mut client, order, work).await;
+        self.decided(client, order, result, Purchase::Purchased)
             .await
-            .map_err(db)?;
-        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
-        let refused = if current != round {
-            Some(Err(StoreError::RoundEnded {
-                round: order.round,
-                current: to_u64(current),
-            }))
-        } else if self.over_limit(&tx, round, order).await? {
-            Some(Ok(Purchase::LimitReached {
-                stock,
-                round: order.round,
-            }))
-        } else if stock < quantity {
-            Some(Ok(Purchase::SoldOut {
-                stock,
-                round: order.round,
-            }))
-        } else {
-            None
-        };
-        if let Some(refused) = refused {
-            tx.rollback().await.map_err(db)?;
-            return refused;
-        }
-        work.pass().await;
-        let stock_after: i64 = tx
-            .query_one(
-                &tx.prepare_cached(sql::TAKE).await.map_err(db)?,
-                &[&quantity, &round],
-            )
-            .await
-            .map_err(db)?
-            .get(0);
-        let placed = self.place(tx, round, order, stock_after, true).await?;
-        Ok(Purchase::Purchased(
-            self.settle(&client, placed, round, order).await?,
-        ))
     }
 
     async fn try_serializable(
@@ -488,61 +260,12 @@ impl Store for PgStore {
         order: Order<'_>,
         work: Latency,
     ) -> Result<Attempt, StoreError> {
-        let round = to_i64(order.round)?;
-        let quantity = i64::from(order.quantity);
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::Serializable)
-            .start()
-            .await
-            .map_err(db)?;
-        let row = tx
-            .query_one(&tx.prepare_cached(sql::STOCK).await.map_err(db)?, &[])
-            .await
-            .map_err(db)?;
-        let (current, stock): (i64, i64) = (row.get(0), row.get(1));
-        let refused = if current != round {
-            Some(Err(StoreError::RoundEnded {
-                round: order.round,
-                current: to_u64(current),
-            }))
-        } else if self.over_limit(&tx, round, order).await? {
-            Some(Ok(Attempt::Done(Purchase::LimitReached {
-                stock,
-                round: order.round,
-            })))
-        } else if stock < quantity {
-            Some(Ok(Attempt::Done(Purchase::SoldOut {
-                stock,
-                round: order.round,
-            })))
-        } else {
-            None
-        };
-        if let Some(refused) = refused {
-            tx.rollback().await.map_err(db)?;
-            return refused;
-        }
-        work.pass().await;
-        let written = stock - quantity;
-        let updated = tx
-            .execute(
-                &tx.prepare_cached(sql::WRITE_BACK).await.map_err(db)?,
-                &[&written, &round],
-            )
-            .await
-            .map_err(db)?;
-        if updated == 0 {
-            // Cannot happen under SERIALIZABLE (a Reset in between is a serialization
-            // failure), but an empty update must never place an order.
-            tx.rollback().await.map_err(db)?;
-            return Ok(Attempt::Conflict);
-        }
-        let placed = self.place(tx, round, order, written, true).await?;
-        Ok(Attempt::Done(Purchase::Purchased(
-            self.settle(&client, placed, round, order).await?,
-        )))
+        let result = self.serializable(&mut client, order, work).await;
+        self.decided(client, order, result, |receipt| {
+            Attempt::Done(Purchase::Purchased(receipt))
+        })
+        .await
     }
 
     async fn reset(&self, stock: i64, strategy: Option<Strategy>) -> Result<Snapshot, StoreError> {
@@ -591,7 +314,14 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         let snapshot = self.snapshot_in(&tx).await?;
-        tx.commit().await.map_err(db)?;
+        tx.commit()
+            .await
+            .map_err(|err| match in_doubt::committing(round, err) {
+                Failure::Store(err) => err,
+                doubt => StoreError::OutcomeUnknown(format!(
+                    "{doubt}; the reset may or may not have started round {round}"
+                )),
+            })?;
         self.sharded_guess
             .store(shards > 1, std::sync::atomic::Ordering::Relaxed);
         Ok(snapshot)

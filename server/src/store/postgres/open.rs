@@ -5,9 +5,10 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use super::conn::{Connections, Pool};
 use super::{MAX_SHARDS, PgStore, ShardFault, describe, migrate, sql};
 use crate::store::{Policy, Strategy};
 
@@ -153,7 +154,7 @@ impl PgStore {
             },
         );
         let size = usize::try_from(settings.pool_size.max(1)).unwrap_or(1);
-        let pool = Pool::builder(manager)
+        let pool = Pool::builder(Connections(manager))
             .max_size(size)
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))

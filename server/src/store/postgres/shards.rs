@@ -27,9 +27,9 @@
 
 use std::sync::atomic::Ordering;
 
-use deadpool_postgres::Object;
-
 use super::atomic::{Step, judge};
+use super::conn::Object;
+use super::in_doubt::Failure;
 use super::{PgStore, db, sql, to_u64};
 use crate::store::{Order, Purchase, StoreError};
 
@@ -91,7 +91,7 @@ impl PgStore {
         requested: i64,
         quantity: i64,
         order: Order<'_>,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, Failure> {
         let preferred = self.preferred_shard();
         let statement = client
             .prepare_cached(sql::BUY_FROM_SHARD)
@@ -125,7 +125,7 @@ impl PgStore {
         requested: i64,
         quantity: i64,
         order: Order<'_>,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, Failure> {
         let preferred = self.preferred_shard();
         let tx = client.transaction().await.map_err(db)?;
         let taken = tx
@@ -164,7 +164,7 @@ impl PgStore {
         quantity: i64,
         order: Order<'_>,
         preferred: i32,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, Failure> {
         let tx = client.transaction().await.map_err(db)?;
         let state = Self::state(&tx).await?;
         let usual = judge(requested, quantity, &state, false, true);
@@ -174,7 +174,7 @@ impl PgStore {
         ) {
             // Another round than asked for, another strategy, an unsharded round.
             tx.rollback().await.map_err(db)?;
-            return usual;
+            return Ok(usual?);
         }
         let round = state.round;
         let rows = tx
@@ -238,10 +238,10 @@ impl PgStore {
         if usize::try_from(updated).ok() != Some(plan.len()) {
             // Cannot happen under the locks; a partial take must never place an order.
             tx.rollback().await.map_err(db)?;
-            return Err(StoreError::Unavailable(format!(
+            return Err(Failure::Store(StoreError::Unavailable(format!(
                 "round {round}: took from {updated} of {} locked shards",
                 plan.len()
-            )));
+            ))));
         }
         tracing::debug!(round, quantity, shards = plan.len(), "took across shards");
         let placed = self

@@ -191,3 +191,18 @@ pub const LOCK_SHARDS: &str =
 pub const TAKE_SPREAD: &str = "UPDATE sale_shards sh SET stock = sh.stock - t.q \
      FROM unnest($2::integer[], $3::bigint[]) AS t(shard, q) \
      WHERE sh.round = $1 AND sh.shard = t.shard AND sh.stock >= t.q";
+
+/// The backend serving this connection: its pid and start time (`conn.rs`).
+pub const BACKEND: &str =
+    "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+/// Asks backend ($1, started at $2) to end, if it still runs: no row back once it has exited.
+pub const END_BACKEND: &str = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+     WHERE pid = $1 AND backend_start = $2";
+/// A purchase in doubt, by request id ($1) in round $2 (0: the current one): the current round,
+/// the order's round and id (NULL: none), and the current round's stock.
+pub const IN_DOUBT: &str = concat!(
+    "SELECT s.round, o.round, o.order_id, ",
+    round_stock!(),
+    " FROM sale s LEFT JOIN orders o ON o.request_id = $1 \
+     AND o.round = CASE WHEN $2::bigint = 0 THEN s.round ELSE $2::bigint END"
+);
