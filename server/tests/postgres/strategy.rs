@@ -33,11 +33,9 @@ fn strategy(reply: &pb::StockReply) -> Option<Strategy> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_restart_applies_the_servers_strategy_and_a_reset_names_its_own() {
-    let Some(cluster) = cluster("a_restart_applies_the_servers_strategy_and_a_reset_names_its_own")
-    else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let first = service(&url, &config(100, Strategy::Atomic, 0, 0)).await;
     // A run with --strategy mutex: its Reset names mutex for its round.
@@ -70,11 +68,9 @@ async fn a_restart_applies_the_servers_strategy_and_a_reset_names_its_own() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: `source .ci/postgres.sh`, then `cargo test -p flashsale-server --test postgres -- --ignored`"]
 async fn a_sharded_round_switched_to_another_strategy_keeps_its_stock() {
-    let Some(cluster) = cluster("a_sharded_round_switched_to_another_strategy_keeps_its_stock")
-    else {
-        return;
-    };
+    let cluster = cluster();
     let url = fresh_database(&cluster).await;
     let atomic = config(100, Strategy::Atomic, 0, 0);
     let store = open_sharded(&url, &atomic, 4).await;
