@@ -11,6 +11,7 @@
 //! attempts with unknown effect widen what the stock may be, and leave the verdict
 //! inconclusive.
 
+mod check;
 pub mod reconcile;
 pub mod undersell;
 
@@ -21,86 +22,9 @@ use crate::checkout::book::BookState;
 use crate::engine::stats::Stats;
 use crate::outcome::code_name;
 use crate::spec::policy::{LatencyStat, Metric, Policy};
+pub use check::{Check, CheckId, Status, Verdict};
 pub use reconcile::Reconciliation;
 pub use undersell::{Reading, Refusals};
-
-/// How one check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pass,
-    Fail,
-    /// The run could not tell: not exercised, or left unknown.
-    Inconclusive,
-    /// Does not apply to this run.
-    Skipped,
-}
-
-impl Status {
-    /// The table's mark.
-    pub fn mark(self) -> &'static str {
-        match self {
-            Status::Pass => "ok",
-            Status::Fail => "FAIL",
-            Status::Inconclusive => "??",
-            Status::Skipped => "skip",
-        }
-    }
-}
-
-/// The verdict on a whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Inconclusive,
-}
-
-impl Verdict {
-    /// FAIL when any check failed, else INCONCLUSIVE when any was inconclusive, else PASS.
-    pub fn of(checks: &[Check]) -> Self {
-        if checks.iter().any(|c| c.status == Status::Fail) {
-            Verdict::Fail
-        } else if checks.iter().any(|c| c.status == Status::Inconclusive) {
-            Verdict::Inconclusive
-        } else {
-            Verdict::Pass
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-}
-
-/// One invariant and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-}
-
-impl Check {
-    /// A check named `name` that ended `status`, with `detail` (the numbers seen).
-    pub fn new(name: &str, status: Status, detail: String) -> Self {
-        Self {
-            name: name.to_string(),
-            status,
-            detail,
-        }
-    }
-
-    /// `pass` when `ok`, else `fail`.
-    pub fn holds(name: &str, ok: bool, detail: String) -> Self {
-        Self::new(name, if ok { Status::Pass } else { Status::Fail }, detail)
-    }
-}
 
 /// An inclusive range of allowed values and the one observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -331,7 +255,7 @@ impl Audit {
             facts.availability(),
             facts.no_oversell(),
             Check::holds(
-                "stock_not_negative",
+                CheckId::StockNotNegative,
                 final_stock >= 0,
                 format!("final stock {final_stock}"),
             ),
@@ -344,10 +268,10 @@ impl Audit {
         checks.push(facts.valid_replies());
         checks.push(facts.all_resolved());
         checks.push(match (&ev.moved, &ev.unsettled) {
-            (Some(what), _) => Check::new("settled", Status::Fail, what.clone()),
-            (None, Some(what)) => Check::new("settled", Status::Inconclusive, what.clone()),
+            (Some(what), _) => Check::new(CheckId::Settled, Status::Fail, what.clone()),
+            (None, Some(what)) => Check::new(CheckId::Settled, Status::Inconclusive, what.clone()),
             (None, None) => Check::new(
-                "settled",
+                CheckId::Settled,
                 Status::Pass,
                 format!(
                     "stock and counters unchanged for {:.1} s after their last change, and still {:.1} s later after the order book was read (later changes are outside what the audit sees)",
@@ -425,34 +349,34 @@ impl Audit {
         audit.conservation.holds = false;
         audit.ledger.holds = false;
         for check in &mut audit.checks {
-            *check = match check.name.as_str() {
-                "stock_not_negative" => match stats.min_stock_seen {
+            *check = match check.id {
+                CheckId::StockNotNegative => match stats.min_stock_seen {
                     Some(min) if min < 0 => Check::new(
-                        "stock_not_negative",
+                        CheckId::StockNotNegative,
                         Status::Fail,
                         format!("a reply reported stock {min}"),
                     ),
                     _ => Check::new(
-                        "stock_not_negative",
+                        CheckId::StockNotNegative,
                         Status::Inconclusive,
                         format!("no reply reported a negative stock; {unknown}"),
                     ),
                 },
                 // Acknowledged units beyond the stock prove an oversell; fewer prove nothing
                 // (attempts of unknown effect, or sales the server never acknowledged).
-                "no_oversell" if check.status == Status::Pass => Check::new(
-                    "no_oversell",
+                CheckId::NoOversell if check.status == Status::Pass => Check::new(
+                    CheckId::NoOversell,
                     Status::Inconclusive,
                     format!(
                         "{} units acknowledged from a stock of {}; {unknown}",
                         audit.units_sold, audit.initial_stock
                     ),
                 ),
-                "no_undersell" if stats.counts.sold_out > 0 => {
-                    Check::new("no_undersell", Status::Inconclusive, unknown.clone())
+                CheckId::NoUndersell if stats.counts.sold_out > 0 => {
+                    Check::new(CheckId::NoUndersell, Status::Inconclusive, unknown.clone())
                 }
-                name @ ("conservation" | "books_balance" | "settled") => {
-                    Check::new(name, Status::Inconclusive, unknown.clone())
+                id @ (CheckId::Conservation | CheckId::BooksBalance | CheckId::Settled) => {
+                    Check::new(id, Status::Inconclusive, unknown.clone())
                 }
                 _ => continue,
             };
@@ -462,7 +386,7 @@ impl Audit {
             None => "; final_stock shows the initial stock (no poll succeeded)".into(),
         };
         audit.checks.push(Check::new(
-            "final_state",
+            CheckId::FinalState,
             Status::Inconclusive,
             format!("{unknown}{shown}"),
         ));
@@ -494,14 +418,14 @@ impl Facts<'_> {
         let s = self.stats;
         if s.counts.attempts == 0 {
             return Check::new(
-                "availability",
+                CheckId::Availability,
                 Status::Inconclusive,
                 "no attempt was made".into(),
             );
         }
         if self.units_sold == 0 && self.initial_stock > 0 && self.final_stock > 0 {
             return Check::new(
-                "availability",
+                CheckId::Availability,
                 Status::Fail,
                 format!(
                     "no purchase succeeded in {} attempts although {} units were in stock{}",
@@ -514,7 +438,7 @@ impl Facts<'_> {
         let rate = s.counts.error_rate();
         let max = self.ev.policy.max_error_rate;
         Check::holds(
-            "availability",
+            CheckId::Availability,
             rate <= max,
             format!(
                 "{:.1}% of attempts answered with an error{}; at most {:.1}% allowed (--max-error-rate)",
@@ -531,10 +455,10 @@ impl Facts<'_> {
             self.units_sold, self.initial_stock, self.oversold_units
         );
         if self.oversold_units > 0 {
-            Check::new("no_oversell", Status::Fail, detail)
+            Check::new(CheckId::NoOversell, Status::Fail, detail)
         } else if self.units_demanded <= self.initial_stock {
             Check::new(
-                "no_oversell",
+                CheckId::NoOversell,
                 Status::Inconclusive,
                 format!(
                     "not exercised: the users asked for {} units of a stock of {}, so nothing could be oversold; use more users or a smaller --stock",
@@ -542,7 +466,7 @@ impl Facts<'_> {
                 ),
             )
         } else {
-            Check::new("no_oversell", Status::Pass, detail)
+            Check::new(CheckId::NoOversell, Status::Pass, detail)
         }
     }
 
@@ -553,7 +477,7 @@ impl Facts<'_> {
             "acknowledged sales allow"
         };
         Check::holds(
-            "conservation",
+            CheckId::Conservation,
             range.holds,
             format!(
                 "initial - final = {} - {} = {}; {accounted} {}",
@@ -569,7 +493,7 @@ impl Facts<'_> {
         let (before, after) = (self.ev.before, self.ev.after);
         if !self.ev.counters {
             return Check::new(
-                "books_balance",
+                CheckId::BooksBalance,
                 Status::Skipped,
                 "the checkout reports its stock only, no order counters".into(),
             );
@@ -594,14 +518,14 @@ impl Facts<'_> {
                 self.stats.counts.indeterminate
             )
         };
-        Check::holds("books_balance", ledger.holds, detail)
+        Check::holds(CheckId::BooksBalance, ledger.holds, detail)
     }
 
     /// The checks that need the book: lost, phantom, ghost, unique.
     fn reconciled(&self) -> Vec<Check> {
         let r = self.rec;
         let unique = Check::holds(
-            "unique_orders",
+            CheckId::UniqueOrders,
             r.duplicate_order_ids == 0 && r.duplicate_requests == 0,
             format!(
                 "{} duplicate order ids, {} request ids applied more than once",
@@ -620,9 +544,9 @@ impl Facts<'_> {
                 (Status::Skipped, format!("no order book: {reason}"))
             };
             return vec![
-                Check::new("no_lost_orders", status, why.clone()),
-                Check::new("no_phantom_sales", status, why.clone()),
-                Check::new("no_ghost_orders", status, why),
+                Check::new(CheckId::NoLostOrders, status, why.clone()),
+                Check::new(CheckId::NoPhantomSales, status, why.clone()),
+                Check::new(CheckId::NoGhostOrders, status, why),
                 unique,
             ];
         }
@@ -636,7 +560,7 @@ impl Facts<'_> {
         };
         vec![
             Check::holds(
-                "no_lost_orders",
+                CheckId::NoLostOrders,
                 r.lost == 0,
                 format!(
                     "{} acknowledged purchases missing from the order book (or there with another order id or quantity)",
@@ -644,16 +568,16 @@ impl Facts<'_> {
                 ),
             ),
             Check::holds(
-                "no_phantom_sales",
+                CheckId::NoPhantomSales,
                 r.phantom == 0,
                 format!(
                     "{} attempts answered sold out, limit reached or a definite error are in the order book",
                     r.phantom
                 ),
             ),
-            Check::holds("no_ghost_orders", r.ghost == 0, ghosts),
+            Check::holds(CheckId::NoGhostOrders, r.ghost == 0, ghosts),
             Check::holds(
-                "orders_match",
+                CheckId::OrdersMatch,
                 r.mismatched_orders == 0,
                 format!(
                     "{} orders in the book under another customer or for another quantity than their request asked for",
@@ -668,14 +592,14 @@ impl Facts<'_> {
         let turned_away = self.stats.counts.sold_out;
         if turned_away == 0 {
             return Check::new(
-                "no_undersell",
+                CheckId::NoUndersell,
                 Status::Pass,
                 "no buyer was told sold out".into(),
             );
         }
         let Some(earliest) = &self.refusals.earliest_sold_out else {
             return Check::new(
-                "no_undersell",
+                CheckId::NoUndersell,
                 Status::Pass,
                 format!(
                     "{turned_away} buyers told sold out, none provably while the units they asked for were left (final stock {}, {} stock readings during the run)",
@@ -685,7 +609,7 @@ impl Facts<'_> {
             );
         };
         Check::new(
-            "no_undersell",
+            CheckId::NoUndersell,
             Status::Fail,
             format!(
                 "{} of {turned_away} buyers were told sold out while the units they asked for were left; the earliest: {}",
@@ -700,7 +624,7 @@ impl Facts<'_> {
         let limit = self.ev.after.per_user_limit;
         if limit == 0 && r.wrong_limit_refusals == 0 {
             return Check::new(
-                "per_user_limit",
+                CheckId::PerUserLimit,
                 Status::Skipped,
                 "the server declares no per-customer limit".into(),
             );
@@ -714,7 +638,7 @@ impl Facts<'_> {
             format!("; the earliest: {}", e.describe())
         });
         Check::holds(
-            "per_user_limit",
+            CheckId::PerUserLimit,
             r.per_user_violations == 0 && r.wrong_limit_refusals == 0,
             format!(
                 "{} customers got more than the limit of {limit} units {source}; {} refused with limit reached while below it{earliest}",
@@ -753,12 +677,12 @@ impl Facts<'_> {
         }
         if wrong.is_empty() {
             return Check::new(
-                "valid_replies",
+                CheckId::ValidReplies,
                 Status::Pass,
                 "every OK reply had a known outcome, the request's quantity and round, an order id when purchased, and a stock no lower than the final one".into(),
             );
         }
-        Check::new("valid_replies", Status::Fail, wrong.join("; "))
+        Check::new(CheckId::ValidReplies, Status::Fail, wrong.join("; "))
     }
 
     fn all_resolved(&self) -> Check {
@@ -766,14 +690,14 @@ impl Facts<'_> {
         let unknown = self.stats.counts.indeterminate;
         if unknown == 0 {
             return Check::new(
-                "all_resolved",
+                CheckId::AllResolved,
                 Status::Pass,
                 "no attempt had an unknown effect".into(),
             );
         }
         if r.available {
             return Check::new(
-                "all_resolved",
+                CheckId::AllResolved,
                 Status::Pass,
                 format!(
                     "{unknown} attempts of unknown effect resolved by the order book: {} applied, {} not",
@@ -782,7 +706,7 @@ impl Facts<'_> {
             );
         }
         Check::new(
-            "all_resolved",
+            CheckId::AllResolved,
             Status::Inconclusive,
             format!(
                 "{unknown} attempts ({} units) have an unknown effect and nothing resolves them: {}",
@@ -823,11 +747,7 @@ impl Facts<'_> {
                         format!("{:.2}%", s.counts.timeout_rate() * 100.0),
                     ),
                 };
-                Check::holds(
-                    &format!("threshold {t}"),
-                    t.holds(value),
-                    format!("measured {shown}"),
-                )
+                Check::threshold(&t.to_string(), t.holds(value), format!("measured {shown}"))
             })
             .collect()
     }

@@ -123,13 +123,21 @@ fn added_checks_can_only_worsen_the_verdict() {
     let mut run = Run::default();
     run.buy(0, 1).buy(1, 2).answer(2, 1, sold_out());
     let mut audit = run.audit(stock(3, 0, 0), stock(0, 2, 3), true);
-    audit.add_checks([Check::new("probe_a", Status::Skipped, String::new())]);
+    audit.add_checks([Check::new(
+        CheckId::ProbeOverStock,
+        Status::Skipped,
+        String::new(),
+    )]);
     assert_eq!(audit.verdict, Verdict::Pass);
-    audit.add_checks([Check::new("probe_b", Status::Inconclusive, String::new())]);
+    audit.add_checks([Check::new(
+        CheckId::ProbeExactStock,
+        Status::Inconclusive,
+        String::new(),
+    )]);
     assert_eq!(audit.verdict, Verdict::Inconclusive);
-    audit.add_checks([Check::new("probe_c", Status::Fail, String::new())]);
+    audit.add_checks([Check::new(CheckId::ProbeLimit, Status::Fail, String::new())]);
     assert_eq!(audit.verdict, Verdict::Fail);
-    assert_eq!(failed(&audit), ["probe_c"]);
+    assert_eq!(failed(&audit), ["probe_limit"]);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::audit::{Check, Status, Verdict};
+use crate::audit::{Check, CheckId, Status, Verdict};
 use crate::report::Report;
 use crate::run::stop::StoppedBy;
 
@@ -56,15 +56,15 @@ impl Report {
             self.run.duration_s = Some(after_s);
         }
         let audit = &mut self.audit;
-        audit.checks.retain(|c| c.name != "completed");
-        audit.checks.push(Check {
-            name: "completed".to_string(),
-            status: Status::Inconclusive,
-            detail: format!(
+        audit.checks.retain(|c| c.id != CheckId::Completed);
+        audit.checks.push(Check::new(
+            CheckId::Completed,
+            Status::Inconclusive,
+            format!(
                 "{}: the audit covers what was sent, not the run asked for",
                 stopped.sentence()
             ),
-        });
+        ));
         audit.verdict = if audit.checks.iter().any(|c| c.status == Status::Fail) {
             Verdict::Fail
         } else {

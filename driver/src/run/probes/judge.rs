@@ -4,22 +4,22 @@
 use tonic::Code;
 
 pub use super::answer::{Answer, Booked, Shelf};
-use crate::audit::{Check, Status};
+use crate::audit::{Check, CheckId, Status};
 
 /// `q > stock` is refused (SOLD_OUT) and changes nothing.
-pub const OVER_STOCK: &str = "probe_over_stock";
+pub const OVER_STOCK: CheckId = CheckId::ProbeOverStock;
 /// `q == stock` sells exactly the stock, and one more unit is then refused.
-pub const EXACT_STOCK: &str = "probe_exact_stock";
+pub const EXACT_STOCK: CheckId = CheckId::ProbeExactStock;
 /// The same request id twice gives the same order and takes the stock once.
-pub const IDEMPOTENT: &str = "probe_idempotent";
+pub const IDEMPOTENT: CheckId = CheckId::ProbeIdempotent;
 /// A purchase for the previous round is refused (FAILED_PRECONDITION) and changes nothing.
-pub const STALE_ROUND: &str = "probe_stale_round";
+pub const STALE_ROUND: CheckId = CheckId::ProbeStaleRound;
 /// `limit + 1` units for one customer: the last one is refused (LIMIT_REACHED).
-pub const LIMIT: &str = "probe_limit";
+pub const LIMIT: CheckId = CheckId::ProbeLimit;
 /// `max_quantity + 1` is rejected (INVALID_ARGUMENT); quantity 0 means one unit.
-pub const BAD_QUANTITY: &str = "probe_bad_quantity";
+pub const BAD_QUANTITY: CheckId = CheckId::ProbeBadQuantity;
 /// Every probe, in the order they run.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [CheckId; 6] = [
     OVER_STOCK,
     EXACT_STOCK,
     IDEMPOTENT,
@@ -31,14 +31,14 @@ pub const NAMES: [&str; 6] = [
 /// A check being judged: what was seen, what was wrong, what could not be told.
 #[derive(Debug)]
 struct Finding {
-    name: &'static str,
+    name: CheckId,
     seen: Vec<String>,
     wrong: Vec<String>,
     unknown: Vec<String>,
 }
 
 impl Finding {
-    fn new(name: &'static str) -> Self {
+    fn new(name: CheckId) -> Self {
         Self {
             name,
             seen: Vec::new(),
@@ -405,8 +405,8 @@ pub fn bad_quantity(probe: &BadQuantity<'_>) -> Check {
 /// Every probe skipped, for `reason`.
 pub fn all_skipped(reason: &str) -> Vec<Check> {
     NAMES
-        .iter()
-        .map(|name| Check::new(name, Status::Skipped, reason.to_string()))
+        .into_iter()
+        .map(|id| Check::new(id, Status::Skipped, reason.to_string()))
         .collect()
 }
 

@@ -185,7 +185,8 @@ fn bad_quantity() {
 #[test]
 fn skipped_names_every_probe() {
     let checks = all_skipped("--no-probes");
-    let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, NAMES);
+    let ids: Vec<_> = checks.iter().map(|c| c.id).collect();
+    assert_eq!(ids, NAMES);
+    assert!(checks.iter().all(|c| c.name == c.id.name()));
     assert!(checks.iter().all(|c| c.status == Status::Skipped));
 }

@@ -29,7 +29,7 @@ pub mod remote;
 
 use std::time::Instant;
 
-use crate::audit::{Check, Status};
+use crate::audit::{Check, CheckId, Status};
 use crate::checkout::Control;
 use crate::checkout::book::BookState;
 use crate::spec::custom::Var;
@@ -57,7 +57,7 @@ pub async fn run(control: &mut Control, url: &str, plan: &Plan<'_>) -> Vec<Check
         Ok(mut prober) => prober.all().await,
         Err(why) => judge::all_skipped(&format!("not probed: {why}"))
             .into_iter()
-            .map(|c| Check::new(&c.name, Status::Inconclusive, c.detail))
+            .map(|c| Check::new(c.id, Status::Inconclusive, c.detail))
             .collect(),
     };
     tracing::info!(
@@ -117,7 +117,7 @@ impl<'a> Prober<'a> {
 
     async fn all(&mut self) -> Vec<Check> {
         let mut checks = Vec::with_capacity(judge::NAMES.len());
-        for (i, name) in judge::NAMES.iter().enumerate() {
+        for (i, name) in judge::NAMES.into_iter().enumerate() {
             if let Some(why) = &self.stuck {
                 checks.push(Check::new(
                     name,
@@ -388,6 +388,6 @@ impl<'a> Prober<'a> {
     }
 }
 
-fn skip(name: &str, reason: &str) -> Check {
+fn skip(name: CheckId, reason: &str) -> Check {
     Check::new(name, Status::Skipped, reason.to_string())
 }

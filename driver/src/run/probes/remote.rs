@@ -27,17 +27,17 @@ pub fn to_wire(checks: &[Check]) -> Vec<pb::AuditCheck> {
 /// The probe checks a coordinator sent, one per probe in [`NAMES`] order.
 pub fn from_wire(wire: &[pb::AuditCheck]) -> Vec<Check> {
     NAMES
-        .iter()
-        .map(|name| match wire.iter().find(|c| c.name == *name) {
+        .into_iter()
+        .map(|id| match wire.iter().find(|c| c.name == id.name()) {
             None => Check::new(
-                name,
+                id,
                 Status::Skipped,
                 "the coordinator sent no result for this probe (an older coordinator?)".into(),
             ),
             Some(c) => match parse_status(&c.status) {
-                Some(status) => Check::new(name, status, bounded(&c.detail)),
+                Some(status) => Check::new(id, status, bounded(&c.detail)),
                 None => Check::new(
-                    name,
+                    id,
                     Status::Inconclusive,
                     format!(
                         "the coordinator sent an unknown status `{}`",
@@ -88,19 +88,19 @@ mod tests {
     #[test]
     fn round_trip_and_a_peer_is_bounded() {
         let checks: Vec<Check> = NAMES
-            .iter()
-            .map(|n| Check::new(n, Status::Pass, format!("{n} held")))
+            .into_iter()
+            .map(|n| Check::new(n, Status::Pass, format!("{} held", n.name())))
             .collect();
         assert_eq!(from_wire(&to_wire(&checks)), checks);
 
         let wire = vec![
             pb::AuditCheck {
-                name: NAMES[0].into(),
+                name: NAMES[0].name().into(),
                 status: "fail".into(),
                 detail: format!("{}\u{7}", "x".repeat(10_000)),
             },
             pb::AuditCheck {
-                name: NAMES[1].into(),
+                name: NAMES[1].name().into(),
                 status: "great".into(),
                 detail: String::new(),
             },
