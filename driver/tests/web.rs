@@ -566,7 +566,7 @@ async fn coordinator_dashboard_distributes_runs() {
 /// against the same run unwatched. Prints the ratio (no timed assertion); see docs/web.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a measurement: cargo test --release -p flashsale-driver --test web -- --ignored --nocapture"]
-async fn watched_versus_unwatched_throughput() {
+async fn measure_watched_versus_unwatched_throughput() {
     let web = dashboard("127.0.0.1:0", WebConfig::default()).await;
     let duration = std::env::var("WEB_BENCH_DURATION").unwrap_or_else(|_| "5s".into());
     let mut rates = [Vec::new(), Vec::new()];

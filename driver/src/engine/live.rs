@@ -498,7 +498,7 @@ mod tests {
     /// `cargo test --release -p flashsale-driver --lib live_record_cost -- --ignored --nocapture`
     #[test]
     #[ignore = "a measurement: run in release mode with --nocapture"]
-    fn live_record_cost() {
+    fn measure_live_record_cost() {
         let conn = ConnectionLive::default();
         let outcome = Outcome::SoldOut {
             stock_after: Some(0),
