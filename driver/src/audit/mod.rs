@@ -455,6 +455,14 @@ impl Facts<'_> {
             self.units_sold, self.initial_stock, self.oversold_units
         );
         if self.oversold_units > 0 {
+            // Units of orders this run did not send count as sold: say so, they may be the
+            // cause (another round's book) rather than an oversell.
+            let detail = match self.rec.ghost {
+                0 => detail,
+                ghost => format!(
+                    "{detail} ({ghost} of the book's orders are not this run's: see no_ghost_orders)"
+                ),
+            };
             Check::new(CheckId::NoOversell, Status::Fail, detail)
         } else if self.units_demanded <= self.initial_stock {
             Check::new(
@@ -550,7 +558,13 @@ impl Facts<'_> {
                 unique,
             ];
         }
-        let ghosts = if r.without_request_id > 0 {
+        let matched = r.book_orders.saturating_sub(r.ghost);
+        let ghosts = if r.ghost > 0 && matched == 0 && self.stats.counts.purchased > 0 {
+            format!(
+                "none of the book's {} orders is one of this run's, although {} purchases were acknowledged: this is another round's book (not restarted by Reset?) or a book of other buyers",
+                r.book_orders, self.stats.counts.purchased
+            )
+        } else if r.without_request_id > 0 {
             format!(
                 "{} orders in the book that this run did not send ({} of them with no request id at all: the book cannot be matched to requests)",
                 r.ghost, r.without_request_id

@@ -485,3 +485,28 @@ fn a_reply_that_saw_less_stock_than_the_end_fails_valid_replies() {
         .detail;
     assert!(detail.contains("the stock rose"), "{detail}");
 }
+
+#[test]
+fn a_book_of_another_round_is_named_as_such() {
+    let mut run = Run::default();
+    run.buy(0, 1).buy(1, 1);
+    // The server lists the previous round's orders under this round's number.
+    run.book = vec![
+        BookEntry {
+            request: None,
+            user: None,
+            quantity: 1,
+            order: 71,
+        },
+        BookEntry {
+            request: None,
+            user: None,
+            quantity: 1,
+            order: 72,
+        },
+    ];
+    let audit = run.audit(stock(2, 0, 0), stock(0, 2, 2), true);
+    let detail = &status_of(&audit, "no_ghost_orders").detail;
+    assert!(detail.contains("another round's book"), "{detail}");
+    assert_eq!(status_of(&audit, "no_ghost_orders").status, Status::Fail);
+}
