@@ -14,9 +14,9 @@ use flashsale_driver::cli::{
 };
 use flashsale_driver::cluster::auth::{ClusterToken, TOKEN_ENV};
 use flashsale_driver::cluster::coordinator::CoordinatorConfig;
+use flashsale_driver::observe::stop::on_signals;
 use flashsale_driver::report::comparison::Comparison;
 use flashsale_driver::report::text::printable;
-use flashsale_driver::run::stop::on_signals;
 use flashsale_driver::web::WebConfig;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS, EXIT_STOPPED};
 use flashsale_server::shutdown;

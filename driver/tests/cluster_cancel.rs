@@ -168,7 +168,7 @@ async fn killing_a_distributed_client_stops_the_load() {
 async fn a_cancel_run_from_elsewhere_marks_the_report_stopped_by_cancel_run() {
     use clap::Parser;
     use flashsale::pb::{self, coordinator_client::CoordinatorClient};
-    use flashsale_driver::run::stop::{Stop, StoppedBy};
+    use flashsale_driver::observe::stop::{Stop, StoppedBy};
 
     let server = spawn(ServerConfig::default()).await.unwrap();
     let coordinator = Coordinator::start(1, &server.url()).await;

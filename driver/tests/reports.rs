@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use flashsale_driver::cli::{Cli, Command as Sub};
+use flashsale_driver::observe::stop::Stop;
 use flashsale_driver::report::html;
 use flashsale_driver::run::compare::compare;
-use flashsale_driver::run::stop::Stop;
 use flashsale_driver::{Report, run};
 use flashsale_server::{ServerConfig, spawn};
 

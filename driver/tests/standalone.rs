@@ -207,7 +207,7 @@ async fn an_interrupted_sustained_run_still_reports_and_audits() {
         "60s",
     ];
     let spec = Cli::try_parse_from(argv).unwrap().run.to_spec().unwrap();
-    let cancel = flashsale_driver::run::stop::Stop::new();
+    let cancel = flashsale_driver::observe::stop::Stop::new();
     let interrupt = cancel.clone();
     let run =
         tokio::spawn(
@@ -230,7 +230,7 @@ async fn an_interrupted_sustained_run_still_reports_and_audits() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    cancel.stop(flashsale_driver::run::stop::StoppedBy::CtrlC);
+    cancel.stop(flashsale_driver::observe::stop::StoppedBy::CtrlC);
     let report = tokio::time::timeout(std::time::Duration::from_secs(20), run)
         .await
         .expect("the run winds down long before its 60 s")
@@ -241,7 +241,10 @@ async fn an_interrupted_sustained_run_still_reports_and_audits() {
     // Stopped early: marked so, never a pass, its own exit status.
     use flashsale_driver::audit::Status;
     let stopped = report.stopped.expect("marked stopped");
-    assert_eq!(stopped.by, flashsale_driver::run::stop::StoppedBy::CtrlC);
+    assert_eq!(
+        stopped.by,
+        flashsale_driver::observe::stop::StoppedBy::CtrlC
+    );
     assert_eq!(stopped.planned_s, Some(60.0));
     assert!(stopped.after_s < 20.0, "{stopped:?}");
     assert_eq!(report.run.duration_s, Some(stopped.after_s));

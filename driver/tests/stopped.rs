@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flashsale_driver::checkout::Control;
-use flashsale_driver::run::stop::StoppedBy;
+use flashsale_driver::observe::stop::StoppedBy;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_STOPPED};
 use serde_json::Value;
 

@@ -137,7 +137,7 @@ impl Audit {
     }
 
     /// Appends checks made outside the audit of the load (the contract probes,
-    /// [`crate::run::probes`]) and judges the verdict again: a failed one fails the run.
+    /// [`crate::probes`]) and judges the verdict again: a failed one fails the run.
     pub fn add_checks(&mut self, checks: impl IntoIterator<Item = Check>) {
         self.checks.extend(checks);
         let worst = Verdict::of(&self.checks);

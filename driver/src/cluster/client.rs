@@ -11,7 +11,7 @@ use flashsale::pb::{self, coordinator_client::CoordinatorClient};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::run::stop::{Stop, StoppedBy};
+use crate::observe::stop::{Stop, StoppedBy};
 
 use crate::audit::Evidence;
 use crate::checkout::book::BookState;
@@ -28,9 +28,9 @@ use crate::engine::LoadResult;
 use crate::engine::live::{Totals, live_bins_from_columns};
 use crate::engine::stats::Stats;
 use crate::error::DriverError;
+use crate::observe::progress::{self, Remote, RemoteState, WorkerRow, WorkerState};
 use crate::report::timeline::StockPoint;
 use crate::report::{Report, WorkerSummary};
-use crate::run::progress::{self, Remote, RemoteState, WorkerRow, WorkerState};
 use crate::spec::{LoadSpec, RunSpec};
 
 /// How long a CancelRun call may take.
@@ -160,7 +160,7 @@ pub async fn run(
     report.series.add_stock_polls(&polls);
     report.run.coordinator = Some(url.to_string());
     // The coordinator ran the probes once, before the load.
-    report.add_checks(crate::run::probes::remote::from_wire(&result.probes));
+    report.add_checks(crate::probes::remote::from_wire(&result.probes));
     report.workers = Some(workers);
     if result.cancelled {
         let by = stop.cause().map_or(StoppedBy::CancelRun, |(by, _)| by);

@@ -7,8 +7,8 @@
 use serde::Serialize;
 
 use crate::audit::{Check, CheckId, Status, Verdict};
+use crate::observe::stop::StoppedBy;
 use crate::report::Report;
-use crate::run::stop::StoppedBy;
 
 /// The JSON report's `stopped`: who stopped the run, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -2,7 +2,7 @@
 //! (buggy, unstable, safe with the mutex strategy, safe with the atomic strategy), Reset before
 //! each, and one side-by-side comparison of what they did.
 
-use super::stop::Stop;
+use crate::observe::stop::Stop;
 use flashsale_server::Strategy;
 
 use crate::error::DriverError;

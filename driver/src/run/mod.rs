@@ -3,11 +3,7 @@
 //! cancellation, settling, the order book, the audit and the report.
 
 pub mod compare;
-pub mod probes;
-pub mod progress;
 pub mod reachability;
-pub mod stop;
-pub mod watch;
 
 use flashsale_server::ServerConfig;
 use tokio_util::sync::CancellationToken;
@@ -17,11 +13,13 @@ use crate::checkout::Control;
 use crate::checkout::book::BookState;
 use crate::engine::live::Live;
 use crate::error::DriverError;
+use crate::observe::stop::Stop;
+use crate::observe::watch::Watcher;
+use crate::observe::{progress, watch};
+use crate::probes;
 use crate::report::Report;
 use crate::report::timeline::StockPoint;
 use crate::spec::{LoadSpec, RunSpec};
-use stop::Stop;
-use watch::Watcher;
 
 /// Runs `spec` from start to report: through the coordinator if one is given, else embedded
 /// server if no target, verified Reset, load, wait until the server settles, GetStock,

@@ -122,7 +122,7 @@ pub struct RunSpec {
     pub stock: i64,
     /// Call Reset before the run.
     pub reset: bool,
-    /// Run the contract probes before the load ([`crate::run::probes`]).
+    /// Run the contract probes before the load ([`crate::probes`]).
     pub probes: bool,
     /// Safe strategy of the round the Reset starts (`None`: the server's configured one).
     pub strategy: Option<Strategy>,

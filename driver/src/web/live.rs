@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::engine::live::{LatencyWindow, Percentiles};
-use crate::run::progress::{Source, WorkerRow};
+use crate::observe::progress::{Source, WorkerRow};
 
 /// How often a running run is sampled and pushed to the browsers (4 updates a second).
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);

@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::auth::ClusterToken;
 use crate::error::DriverError;
+use crate::observe::progress::{self, Source, Tap};
+use crate::observe::stop::{Stop, StoppedBy};
 use crate::report::comparison::{ComparedRun, Comparison};
 use crate::run::compare::CompareSpec;
-use crate::run::progress::{self, Source, Tap};
-use crate::run::stop::{Stop, StoppedBy};
 use crate::spec::RunSpec;
 use form::{FormError, StartForm};
 use guard::Access;

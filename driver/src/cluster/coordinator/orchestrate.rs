@@ -21,8 +21,8 @@ use crate::cluster::verify::{Fault, ShareBounds, verify};
 use crate::cluster::wire::{book_to_wire, checkout_from_wire, plan_from_wire};
 use crate::engine::bins::LatencyBins;
 use crate::engine::live::{Live, Totals, live_bins_to_columns};
-use crate::run::probes;
-use crate::run::watch::{self, Watcher};
+use crate::observe::watch::{self, Watcher};
+use crate::probes;
 use crate::spec::Connection;
 use crate::spec::LoadSpec;
 

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkout::Control;
 use crate::engine::live::Live;
+use crate::observe::progress;
 use crate::report::timeline::StockPoint;
-use crate::run::progress;
 
 /// Stock poll interval of a sustained run.
 pub const SUSTAINED_POLL: Duration = Duration::from_millis(200);
