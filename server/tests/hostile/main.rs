@@ -5,6 +5,8 @@
 //! CPU time, signals or a resource limit of the process are measured. Loopback only.
 
 mod admin;
+mod budget;
+mod flood;
 mod process;
 mod protocol;
 mod support;
