@@ -112,6 +112,10 @@ impl StreamBudget {
     ) -> impl Future<Output = Status> + Send + 'static {
         let timeout = self.read_timeout;
         async move {
+            // Most bodies are whole by the first poll (the guard polls the call first): no timer.
+            if complete.load(Ordering::Acquire) {
+                return std::future::pending().await;
+            }
             tokio::time::sleep(timeout).await;
             if complete.load(Ordering::Acquire) {
                 return std::future::pending().await;

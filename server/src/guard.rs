@@ -243,6 +243,9 @@ where
                 }
             };
             tokio::select! {
+                // The call first: by the time the read deadline is first polled its body is
+                // usually whole, and then it needs no timer.
+                biased;
                 response = inner.call(request) => response.map(|response| {
                     response.map(|body| {
                         GuardedBody::new(body, (active, permit), drain.reached(ends_at))

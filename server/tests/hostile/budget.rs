@@ -296,3 +296,39 @@ fn measure_bytes_per_held_stream() {
         drop(floods);
     }
 }
+
+#[tokio::test]
+async fn request_messages_over_the_bound_are_refused() {
+    let server = Local::start(Hardening::default()).await;
+    let h2 = h2_connect(server.addr).await;
+    let max = flashsale_server::budget::MAX_REQUEST_MESSAGE;
+    // A GetStock request is empty: an unknown field of any size decodes, so only the bound
+    // refuses the large one.
+    let padded = |len: usize| {
+        let mut message = vec![0x1a]; // field 3, length-delimited
+        prost::encoding::encode_varint(len as u64, &mut message);
+        message.extend(std::iter::repeat_n(b'x', len));
+        frame(&message)
+    };
+    let big = raw_call(
+        &h2,
+        server.addr,
+        "POST",
+        GET_STOCK,
+        "application/grpc",
+        padded(max),
+    )
+    .await;
+    assert_eq!(big.grpc_status, Some(11), "OUT_OF_RANGE: {big:?}");
+    let small = raw_call(
+        &h2,
+        server.addr,
+        "POST",
+        GET_STOCK,
+        "application/grpc",
+        padded(1000),
+    )
+    .await;
+    assert_eq!(small.grpc_status, Some(0), "{small:?}");
+    server.stop().await;
+}
