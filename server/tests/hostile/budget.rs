@@ -35,6 +35,12 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<(i32, String)> {
     Some((code, message))
 }
 
+/// The `server` binary to run: `FLASHSALE_SERVER_BIN` (e.g. a release build, to measure), else
+/// this build's.
+fn server_bin() -> String {
+    std::env::var("FLASHSALE_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_server").into())
+}
+
 /// Polls `done` every 20 ms until it holds, at most `limit`.
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -161,22 +167,18 @@ async fn streams_past_the_total_cap_are_refused_until_one_ends() {
 fn forty_thousand_half_open_streams_stay_within_the_budget() {
     let budget_mib: u64 = 64;
     let cap = usize::try_from(budget_mib * 1024 * 1024 / BYTES_PER_STREAM).unwrap();
-    let server = Server::spawn(
-        &[
-            "--max-streams",
-            "10000",
-            "--memory-budget",
-            "64MiB",
-            "--request-read-timeout",
-            "10m",
-        ],
+    let server = Server::spawn_bin(
+        &server_bin(),
+        &["--memory-budget", "64MiB", "--request-read-timeout", "10m"],
+        &[],
         None,
     );
     let addr = server.addr();
     let rt = runtime();
     rt.block_on(get_stock(addr)).unwrap();
     let before = server.rss_kib();
-    let floods: Vec<Flood> = (0..4).map(|_| Flood::open(addr, 10_000)).collect();
+    // The default per-connection limit (256): 160 connections of 250 streams.
+    let floods: Vec<Flood> = (0..160).map(|_| Flood::open(addr, 250)).collect();
     // Every stream past the cap is answered at once (UNAVAILABLE), the others are held.
     let answered = || floods.iter().map(Flood::answered).sum::<usize>();
     wait_until(
@@ -194,14 +196,17 @@ fn forty_thousand_half_open_streams_stay_within_the_budget() {
         })
         .sum();
     eprintln!(
-        "40,000 half-open streams on 4 connections, cap {cap} ({budget_mib} MiB): server RSS \
+        "40,000 half-open streams on 160 connections, cap {cap} ({budget_mib} MiB): server RSS \
          {before} KiB -> {after} KiB; {} answered at once, {refused_by_h2} refused by h2",
         answered()
     );
     assert_eq!(refused_by_h2, 0, "all within the per-connection limit");
+    // The budget pays for the held streams; the 160 connections and the stream tables h2 keeps
+    // at their high-water mark come on top (docs/server.md): a generous margin for those. Without
+    // the cap the 40,000 streams took ~260 MB.
     let growth_kib = after.saturating_sub(before);
     assert!(
-        growth_kib < (budget_mib + 32) * 1024,
+        growth_kib < (budget_mib + budget_mib * 3 / 4) * 1024,
         "RSS grew by {growth_kib} KiB with a {budget_mib} MiB budget"
     );
     // A new stream is refused while the cap is taken...
@@ -212,7 +217,7 @@ fn forty_thousand_half_open_streams_stay_within_the_budget() {
     );
     // ...and served again once a flood's connection is gone.
     let mut floods = floods;
-    floods.truncate(1);
+    floods.truncate(100);
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Err(err) = rt.block_on(get_stock(addr)) {
         assert!(Instant::now() < deadline, "not served again: {err}");
@@ -257,8 +262,7 @@ fn half_open_streams_are_dropped_after_the_read_timeout() {
 #[test]
 #[ignore = "a measurement, not a check"]
 fn measure_bytes_per_held_stream() {
-    let bin = std::env::var("FLASHSALE_SERVER_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_server").to_string());
+    let bin = server_bin();
     for total in [10_000u32, 20_000, 40_000] {
         let per_conn = (total / 4).to_string();
         // Env vars, so that a build without these flags still starts.
