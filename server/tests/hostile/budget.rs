@@ -299,6 +299,18 @@ fn measure_bytes_per_held_stream() {
         );
         drop(floods);
     }
+    // What a connection costs without streams, for comparison.
+    let server = Server::spawn_bin(&bin, &[], &[], None);
+    let addr = server.addr();
+    runtime().block_on(get_stock(addr)).unwrap();
+    let before = server.rss_kib();
+    let floods: Vec<Flood> = (0..160).map(|_| Flood::open(addr, 0)).collect();
+    let after = server.rss_kib();
+    eprintln!(
+        "160 connections without streams: RSS {before} KiB -> {after} KiB, {} bytes each",
+        (after - before) * 1024 / 160
+    );
+    drop(floods);
 }
 
 #[tokio::test]
