@@ -108,7 +108,6 @@ impl StreamBudget {
     pub fn read_deadline(
         &self,
         complete: Arc<AtomicBool>,
-        path: String,
     ) -> impl Future<Output = Status> + Send + 'static {
         let timeout = self.read_timeout;
         async move {
@@ -123,7 +122,6 @@ impl StreamBudget {
             if let Some(n) = READ_TIMEOUTS.hit() {
                 tracing::info!(
                     ended = n,
-                    %path,
                     ?timeout,
                     "ending calls whose request did not arrive within the read timeout"
                 );
@@ -200,14 +198,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn read_deadline_only_for_incomplete_bodies() {
         let budget = StreamBudget::new(1, Duration::from_secs(5));
-        let status = budget.read_deadline(Arc::default(), "/x".into()).await;
+        let status = budget.read_deadline(Arc::default()).await;
         assert_eq!(status.code(), tonic::Code::Unavailable);
         let complete = Arc::new(AtomicBool::new(true));
-        let done = tokio::time::timeout(
-            Duration::from_secs(60),
-            budget.read_deadline(complete, "/y".into()),
-        )
-        .await;
+        let done =
+            tokio::time::timeout(Duration::from_secs(60), budget.read_deadline(complete)).await;
         assert!(done.is_err(), "a complete body is never cut off");
     }
 }

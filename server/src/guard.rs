@@ -222,7 +222,7 @@ where
             let delivered = delivered.clone();
             let complete = Arc::new(AtomicBool::new(false));
             if let Some(budget) = &self.layer.budget {
-                read_deadline = Some(budget.read_deadline(complete.clone(), path.clone()));
+                read_deadline = Some(budget.read_deadline(complete.clone()));
             }
             request = request.map(|body| Body::new(OneMessage::new(body, delivered, complete)));
         }
