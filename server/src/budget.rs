@@ -1,8 +1,9 @@
 //! The server-wide memory budget: a cap on the request streams open across all connections, and
 //! a read timeout for streams whose request has not arrived whole.
 //!
-//! - Every request takes one of [`StreamBudget::max_streams`] permits in [`crate::guard`] before
-//!   anything else happens to it and keeps it until its response body ends. A request that finds
+//! - Every request takes one of [`StreamBudget::max_streams`] permits in [`crate::guard`] (after
+//!   its gRPC and admin checks, before any service sees it) and keeps it until its response body
+//!   ends. A request that finds
 //!   none left is answered at once with `UNAVAILABLE` (nothing was read, nothing written: the
 //!   gRPC meaning of HTTP/2's REFUSED_STREAM, which hyper gives a service no way to send), so
 //!   its stream is freed as soon as the reply is out (h2 then resets it with NO_ERROR).
