@@ -26,7 +26,7 @@ use tonic::Status;
 
 use crate::throttle::Throttle;
 
-/// Measured memory (RSS) the server holds per half-open request stream, rounded up: ~6.2 KB
+/// Measured memory (RSS) the server holds per half-open request stream, rounded up: ~6.5 KB
 /// measured with 10k-40k streams held (release build, docs/server.md "Memory budget").
 pub const BYTES_PER_STREAM: u64 = 8 * 1024;
 /// Default `--memory-budget`: 512 MiB, i.e. 65,536 streams.
