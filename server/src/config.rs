@@ -214,6 +214,39 @@ mod tests {
     }
 
     #[test]
+    fn budget_flags() {
+        let cli = Cli::try_parse_from(["server"]).unwrap();
+        assert_eq!(cli.config.hardening.total_streams(), 65_536);
+        let cli = Cli::try_parse_from(["server", "--memory-budget", "64MiB"]).unwrap();
+        assert_eq!(cli.config.hardening.total_streams(), 8192);
+        let cli = Cli::try_parse_from([
+            "server",
+            "--memory-budget",
+            "1G",
+            "--max-total-streams",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.hardening.stream_budget().max_streams(), 10);
+        let cli = Cli::try_parse_from(["server", "--request-read-timeout", "250ms"]).unwrap();
+        assert_eq!(
+            cli.config.hardening.stream_budget().read_timeout(),
+            Duration::from_millis(250)
+        );
+        for bad in [
+            ["--memory-budget", "0"],
+            ["--memory-budget", "lots"],
+            ["--max-total-streams", "0"],
+            ["--request-read-timeout", "0s"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["server", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_bad_values() {
         assert!(Cli::try_parse_from(["server", "--failure-rate", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["server", "--failure-rate", "x"]).is_err());

@@ -3,6 +3,9 @@
 //! - refuses what is not gRPC: a method other than POST gets HTTP 405, a content-type other
 //!   than `application/grpc` or `application/grpc+proto` HTTP 415 (as the gRPC HTTP/2 spec
 //!   asks), before any service decodes a byte;
+//! - takes one of the server-wide stream permits and gives the call its read timeout
+//!   ([`crate::budget`]), when the layer has a budget: a request past the cap, or whose body
+//!   does not arrive in time, is answered `UNAVAILABLE` without reaching the service;
 //! - checks the admin token on admin paths ([`crate::admin`]);
 //! - refuses a second request message on calls that take one (unary and server-streaming):
 //!   `INVALID_ARGUMENT` instead of tonic's silent discard;
@@ -22,11 +25,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body::Frame;
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::Status;
 use tonic::body::Body;
 
 use crate::accept::{ActiveCall, ConnInfo};
 use crate::admin::{self, AdminError};
+use crate::budget::StreamBudget;
 use crate::drain::{Drain, Phase};
 use crate::hardening::AdminToken;
 use crate::throttle::Throttle;
@@ -122,14 +127,24 @@ fn check(
 pub struct GuardLayer {
     token: Option<Arc<AdminToken>>,
     drain: Drain,
+    budget: Option<StreamBudget>,
 }
 
 impl GuardLayer {
+    /// A guard without a stream budget (no cap across connections, no read timeout).
     pub fn new(token: Option<AdminToken>, drain: Drain) -> Self {
         Self {
             token: token.map(Arc::new),
             drain,
+            budget: None,
         }
+    }
+
+    /// Caps the streams open across every connection this layer serves and gives calls that
+    /// take one message the budget's read timeout.
+    pub fn with_budget(mut self, budget: StreamBudget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 }
 
@@ -181,6 +196,19 @@ where
             let response = refusal.into_response().map(GuardedBody::plain);
             return Box::pin(async move { Ok(response) });
         }
+        let permit = match self
+            .layer
+            .budget
+            .as_ref()
+            .map(|b| b.admit(&path))
+            .transpose()
+        {
+            Ok(permit) => permit,
+            Err(status) => {
+                let response = status.into_http().map(GuardedBody::plain);
+                return Box::pin(async move { Ok(response) });
+            }
+        };
         let conn = request.extensions().get::<ConnInfo>().cloned();
         let active = conn.map(|conn| {
             // Keep `Request::remote_addr()` working for the services.
@@ -189,9 +217,14 @@ where
         });
         // Set once the request message has passed to the service.
         let delivered = Arc::new(AtomicBool::new(false));
+        let mut read_deadline = None;
         if !CLIENT_STREAMING.contains(&path.as_str()) {
             let delivered = delivered.clone();
-            request = request.map(|body| Body::new(OneMessage::new(body, delivered)));
+            let complete = Arc::new(AtomicBool::new(false));
+            if let Some(budget) = &self.layer.budget {
+                read_deadline = Some(budget.read_deadline(complete.clone()));
+            }
+            request = request.map(|body| Body::new(OneMessage::new(body, delivered, complete)));
         }
         let writes = WRITES.contains(&path.as_str());
         let ends_at = if ENDS_ON_DRAIN.contains(&path.as_str()) {
@@ -203,10 +236,22 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
+            let read_deadline = async move {
+                match read_deadline {
+                    Some(deadline) => deadline.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                // The call first: by the time the read deadline is first polled its body is
+                // usually whole, and then it needs no timer.
+                biased;
                 response = inner.call(request) => response.map(|response| {
-                    response.map(|body| GuardedBody::new(body, active, drain.reached(ends_at)))
+                    response.map(|body| {
+                        GuardedBody::new(body, (active, permit), drain.reached(ends_at))
+                    })
                 }),
+                status = read_deadline => Ok(status.into_http().map(GuardedBody::plain)),
                 () = drain.reached(Phase::Closing) => {
                     let status = if writes && delivered.load(Ordering::Acquire) {
                         cut_off_in_flight()
@@ -238,20 +283,21 @@ pub struct GuardedBody {
     inner: Body,
     end: Option<BoxFuture<()>>,
     ended: bool,
-    _active: Option<ActiveCall>,
+    /// Counts the call as in flight on its connection and holds its stream permit.
+    _held: (Option<ActiveCall>, Option<OwnedSemaphorePermit>),
 }
 
 impl GuardedBody {
     fn new(
         inner: Body,
-        active: Option<ActiveCall>,
+        held: (Option<ActiveCall>, Option<OwnedSemaphorePermit>),
         end: impl Future<Output = ()> + Send + 'static,
     ) -> Self {
         Self {
             inner,
             end: Some(Box::pin(end)),
             ended: false,
-            _active: active,
+            _held: held,
         }
     }
 
@@ -260,7 +306,7 @@ impl GuardedBody {
             inner,
             end: None,
             ended: false,
-            _active: None,
+            _held: (None, None),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Flags that protect the server from hostile or careless clients: the admin token, connection
-//! and stream limits, timeouts and the shutdown grace period. Flattened into
+//! and stream limits, the memory budget, timeouts and the shutdown grace period. Flattened into
 //! [`crate::ServerConfig`]; the mechanisms live in [`crate::admin`], [`crate::accept`],
-//! [`crate::guard`] and [`crate::drain`].
+//! [`crate::budget`], [`crate::guard`] and [`crate::drain`].
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::budget::StreamBudget;
 
 /// Connections served at once; more are accepted and closed at once.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
@@ -131,6 +133,25 @@ pub struct Hardening {
           value_parser = parse_positive)]
     pub request_timeout: Duration,
 
+    /// Memory the server may spend on open request streams across all connections; the cap on
+    /// streams is this divided by the measured bytes per held stream (8 KiB, rounded up), so
+    /// 512MiB allows 65,536. Units: B, KiB, MiB, GiB.
+    #[arg(long, env = "FLASHSALE_MEMORY_BUDGET", default_value = "512MiB",
+          value_parser = crate::budget::parse_bytes)]
+    pub memory_budget: u64,
+
+    /// Cap on streams open across all connections, instead of the one --memory-budget gives;
+    /// past it new streams are answered UNAVAILABLE at once.
+    #[arg(long, env = "FLASHSALE_MAX_TOTAL_STREAMS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_total_streams: Option<u32>,
+
+    /// A call that takes one request message must have received it whole (end of stream)
+    /// within this time; otherwise it is answered UNAVAILABLE and its stream reset.
+    #[arg(long, env = "FLASHSALE_REQUEST_READ_TIMEOUT", default_value = "5s",
+          value_parser = parse_positive)]
+    pub request_read_timeout: Duration,
+
     /// After SIGTERM/SIGINT: how long in-flight calls may take to finish before the remaining
     /// ones are ended with UNAVAILABLE and the server exits.
     #[arg(long, env = "FLASHSALE_SHUTDOWN_GRACE", default_value = "5s",
@@ -150,6 +171,9 @@ impl Default for Hardening {
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            memory_budget: crate::budget::DEFAULT_MEMORY_BUDGET,
+            max_total_streams: None,
+            request_read_timeout: crate::budget::DEFAULT_REQUEST_READ_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -171,6 +195,20 @@ impl Hardening {
         AdminToken::new(&raw).map(Some)
     }
 
+    /// Streams allowed open across all connections: `--max-total-streams`, else
+    /// `--memory-budget / BYTES_PER_STREAM`.
+    pub fn total_streams(&self) -> u64 {
+        match self.max_total_streams {
+            Some(n) => u64::from(n),
+            None => crate::budget::streams_for(self.memory_budget),
+        }
+    }
+
+    /// The server-wide stream cap and read timeout, for [`crate::guard::GuardLayer::with_budget`].
+    pub fn stream_budget(&self) -> StreamBudget {
+        StreamBudget::new(self.total_streams(), self.request_read_timeout)
+    }
+
     /// A tonic server builder with these limits and timeouts.
     pub fn builder(&self) -> tonic::transport::Server {
         tonic::transport::Server::builder()
@@ -179,6 +217,7 @@ impl Hardening {
             .http2_keepalive_timeout(Some(self.keepalive_timeout))
             .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
             .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESET_STREAMS))
+            .http2_max_header_list_size(crate::budget::MAX_HEADER_LIST_SIZE)
             .timeout(self.request_timeout)
     }
 }

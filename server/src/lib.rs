@@ -8,6 +8,7 @@
 
 pub mod accept;
 pub mod admin;
+pub mod budget;
 pub mod config;
 pub mod drain;
 pub mod error;
@@ -131,7 +132,12 @@ pub async fn run_with_store(
         .register_encoded_file_descriptor_set(pb::CHECKOUT_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let checkout = CheckoutServer::new(CheckoutService::new(store, &config));
+    let max_message = budget::MAX_REQUEST_MESSAGE;
+    let health = health.max_decoding_message_size(max_message);
+    let reflection_v1 = reflection_v1.max_decoding_message_size(max_message);
+    let reflection_v1alpha = reflection_v1alpha.max_decoding_message_size(max_message);
+    let checkout = CheckoutServer::new(CheckoutService::new(store, &config))
+        .max_decoding_message_size(max_message);
 
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -169,7 +175,7 @@ pub async fn run_with_store(
         None => hardening.builder(),
     };
     let router = builder
-        .layer(GuardLayer::new(admin_token, drain.clone()))
+        .layer(GuardLayer::new(admin_token, drain.clone()).with_budget(hardening.stream_budget()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

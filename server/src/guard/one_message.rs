@@ -1,6 +1,7 @@
 //! The request body of a call that takes one message: fails with `INVALID_ARGUMENT` when a
-//! second gRPC message starts (tonic would silently drop it), and says when the first has passed
-//! whole to the service (after which a call that writes may have been applied).
+//! second gRPC message starts (tonic would silently drop it), says when the first has passed
+//! whole to the service (after which a call that writes may have been applied) and when the
+//! body has ended (for the read timeout of [`crate::budget`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::Frame;
+use http_body::{Body as _, Frame};
 use tonic::Status;
 use tonic::body::Body;
 
@@ -21,10 +22,15 @@ pub(super) struct OneMessage {
     messages: u32,
     /// Set once the whole first message has passed.
     delivered: Arc<AtomicBool>,
+    /// Set once the body has ended (end of stream or trailers).
+    complete: Arc<AtomicBool>,
 }
 
 impl OneMessage {
-    pub(super) fn new(inner: Body, delivered: Arc<AtomicBool>) -> Self {
+    pub(super) fn new(inner: Body, delivered: Arc<AtomicBool>, complete: Arc<AtomicBool>) -> Self {
+        if inner.is_end_stream() {
+            complete.store(true, Ordering::Release);
+        }
         Self {
             inner,
             header: [0; 5],
@@ -32,6 +38,7 @@ impl OneMessage {
             remaining: 0,
             messages: 0,
             delivered,
+            complete,
         }
     }
 
@@ -74,6 +81,14 @@ impl http_body::Body for OneMessage {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let ended = match &frame {
+            None => true,
+            Some(Ok(frame)) => frame.is_trailers() || self.inner.is_end_stream(),
+            Some(Err(_)) => false,
+        };
+        if ended {
+            self.complete.store(true, Ordering::Release);
+        }
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
@@ -102,14 +117,14 @@ mod tests {
 
     #[test]
     fn framing() {
-        let mut one = OneMessage::new(Body::empty(), Arc::default());
+        let mut one = OneMessage::new(Body::empty(), Arc::default(), Arc::default());
         // One 3-byte message split across chunks, then the start of a second one.
         assert!(one.scan(&[0, 0, 0]).is_ok());
         assert!(one.scan(&[0, 3, 1, 2]).is_ok());
         assert!(one.scan(&[3]).is_ok());
         assert!(one.scan(&[0, 0]).is_ok());
         assert!(one.scan(&[0, 0, 0]).is_err());
-        let mut empty = OneMessage::new(Body::empty(), Arc::default());
+        let mut empty = OneMessage::new(Body::empty(), Arc::default(), Arc::default());
         assert!(empty.scan(&[0, 0, 0, 0, 0]).is_ok());
         assert!(empty.scan(&[0, 0, 0, 0, 0]).is_err());
     }

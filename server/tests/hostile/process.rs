@@ -1,7 +1,6 @@
 //! The real `server` binary: a stream flood (memory), signals with streams open (shutdown
 //! time), file-descriptor exhaustion (CPU time while accept fails).
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -11,9 +10,10 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
+use crate::flood::Flood;
 use crate::support::{Server, frame, h2_connect, raw_call};
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -21,7 +21,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn get_stock(addr: SocketAddr) -> Result<pb::StockReply, String> {
+pub async fn get_stock(addr: SocketAddr) -> Result<pb::StockReply, String> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_timeout(Duration::from_secs(2))
@@ -34,68 +34,6 @@ async fn get_stock(addr: SocketAddr) -> Result<pb::StockReply, String> {
         .await
         .map(tonic::Response::into_inner)
         .map_err(|e| e.to_string())
-}
-
-/// The HPACK block of a purchase's request headers (static-table names, literal values).
-fn purchase_headers() -> Vec<u8> {
-    let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
-    let mut literal = |prefix: &[u8], value: &str| {
-        block.extend_from_slice(prefix);
-        block.push(u8::try_from(value.len()).unwrap());
-        block.extend_from_slice(value.as_bytes());
-    };
-    literal(&[0x04], "/flashsale.v1.Checkout/PurchaseSafe"); // :path
-    literal(&[0x01], "x"); // :authority
-    literal(&[0x0f, 0x10], "application/grpc"); // content-type (index 31)
-    block.extend_from_slice(&[0x00, 2, b't', b'e']);
-    block.push(8);
-    block.extend_from_slice(b"trailers");
-    block
-}
-
-fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    let mut out = vec![len[1], len[2], len[3], kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Opens `streams` request streams on one raw connection without ever sending their bodies,
-/// ignoring the server's stream limit, then waits until the server has read them all (the
-/// answer to a PING sent last) or closed the connection.
-fn half_open_flood(addr: SocketAddr, streams: u32) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(h2_frame(0x4, 0, 0, &[]));
-    let headers = purchase_headers();
-    for i in 0..streams {
-        out.extend(h2_frame(0x1, 0x4, 2 * i + 1, &headers));
-    }
-    out.extend(h2_frame(0x6, 0, 0, b"floodend"));
-    let reader = tcp.try_clone().unwrap();
-    let drain = std::thread::spawn(move || read_until_ping_ack(reader));
-    let _ = tcp.write_all(&out);
-    drain.join().unwrap();
-    tcp
-}
-
-fn read_until_ping_ack(mut tcp: TcpStream) {
-    let mut header = [0u8; 9];
-    loop {
-        if tcp.read_exact(&mut header).is_err() {
-            return; // closed by the server
-        }
-        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0u8; len];
-        if tcp.read_exact(&mut payload).is_err() {
-            return;
-        }
-        if header[3] == 0x6 && header[4] & 0x1 == 1 && payload == b"floodend" {
-            return;
-        }
-    }
 }
 
 /// A purchase whose client never sends its request, holding a stream open on `h2`. Returns
@@ -137,7 +75,7 @@ fn half_open_stream_flood_stays_bounded() {
     let rt = runtime();
     rt.block_on(get_stock(addr)).unwrap();
     let before = server.rss_kib();
-    let floods: Vec<TcpStream> = (0..2).map(|_| half_open_flood(addr, 10_000)).collect();
+    let floods: Vec<Flood> = (0..2).map(|_| Flood::open(addr, 10_000)).collect();
     let after = server.rss_kib();
     let reply = rt.block_on(get_stock(addr));
     assert!(reply.is_ok(), "others are still served: {reply:?}");

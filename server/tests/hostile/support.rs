@@ -134,7 +134,12 @@ pub struct Server {
 impl Server {
     /// Starts `server --listen 127.0.0.1:0 ARGS`, with `nofile` as its RLIMIT_NOFILE if given.
     pub fn spawn(args: &[&str], nofile: Option<u64>) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        Self::spawn_bin(env!("CARGO_BIN_EXE_server"), args, &[], nofile)
+    }
+
+    /// [`Server::spawn`] of the binary `bin`, with `envs` set.
+    pub fn spawn_bin(bin: &str, args: &[&str], envs: &[(&str, &str)], nofile: Option<u64>) -> Self {
+        let mut command = Command::new(bin);
         command
             .args([
                 "--listen",
@@ -148,6 +153,7 @@ impl Server {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("FLASHSALE_ADMIN_TOKEN")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
