@@ -67,8 +67,8 @@ pub enum Fault {
     /// Every `every`-th purchase answers DEADLINE_EXCEEDED at once, long before the client's
     /// deadline, without applying it (`availability`: an error, not a deadline expiry).
     EarlyDeadline { every: u64 },
-    /// Never deduplicates request ids: a retry is a second, whole order (the contract does not
-    /// promise more; `probe_idempotent` is skipped, saying so).
+    /// Never deduplicates request ids: a retry is a second, whole order (`probe_idempotent`
+    /// fails: the contract promises a retry is answered its order).
     IgnoresRequestId,
     /// Answers a retried request id with its earlier order, but takes the stock again (the
     /// idempotency record consulted after the decrement) (`probe_idempotent`).
