@@ -168,6 +168,7 @@ mod tests {
             order,
             sent_us: 0,
             replied_us: crate::engine::history::UNKNOWN_TIME,
+            tries: 1,
         }
     }
 

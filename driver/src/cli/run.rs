@@ -11,6 +11,9 @@ use crate::checkout::{normalize_direct_target, normalize_target};
 use crate::error::DriverError;
 use crate::run::compare::CompareSpec;
 use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
+use crate::spec::retry::{
+    Backoff, Budget, DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_ON, MAX_RETRIES, Retry, RetryOn,
+};
 use crate::spec::{
     LoadSpec, MAX_CLICKS, MAX_CONNECTIONS, MAX_QUANTITY, MAX_THREADS, MAX_USERS, Mode, Quantities,
     RunSpec, SpecError,
@@ -89,6 +92,32 @@ pub struct LoadArgs {
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
+    /// Retries of a purchase after an answer in --retry-on, each with the same request id
+    /// (0: one try, no retry).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
+    pub retries: u32,
+
+    /// The answers retried: gRPC status names (unavailable, deadline_exceeded, internal,
+    /// aborted, ...), `connect` (a failed or lost connection: UNAVAILABLE here) and `timeout`
+    /// (the per-try --timeout expired).
+    #[arg(long, value_name = "LIST", default_value = DEFAULT_RETRY_ON, value_parser = RetryOn::parse)]
+    pub retry_on: RetryOn,
+
+    /// Backoff between tries, INITIAL..MAX: a random wait up to INITIAL × 2^(n-1), at most
+    /// MAX, before retry n (gRPC's full jitter).
+    #[arg(long, value_name = "INITIAL..MAX", default_value = DEFAULT_BACKOFF, value_parser = Backoff::parse)]
+    pub retry_backoff: Backoff,
+
+    /// Retry budget TOKENS:RATIO per connection (gRPC's retry throttling): an answer to retry
+    /// takes a token, any other gives RATIO back; retries only while more than half are left.
+    #[arg(long, value_name = "TOKENS:RATIO", default_value = DEFAULT_BUDGET, value_parser = Budget::parse)]
+    pub retry_budget: Budget,
+
+    /// Overall deadline of one purchase, all tries and backoffs included [default: tries ×
+    /// --timeout + the backoffs' ceilings].
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub deadline: Option<Duration>,
+
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -123,6 +152,13 @@ impl LoadArgs {
             timeout: self.timeout,
             user_prefix,
             first_user: 0,
+            retry: Retry {
+                retries: self.retries,
+                on: self.retry_on,
+                backoff: self.retry_backoff,
+                deadline: self.deadline,
+                budget: self.retry_budget,
+            },
         }
     }
 

@@ -8,6 +8,7 @@ pub mod ids;
 mod limits;
 pub mod policy;
 mod quantities;
+pub mod retry;
 pub mod targets;
 
 use flashsale_server::Strategy;
@@ -79,6 +80,8 @@ pub struct LoadSpec {
     pub user_prefix: String,
     /// Number of the first user (workers of one distributed run get disjoint ranges).
     pub first_user: u64,
+    /// How purchases are retried (the default: not at all).
+    pub retry: retry::Retry,
 }
 
 impl LoadSpec {

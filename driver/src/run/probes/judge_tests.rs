@@ -85,7 +85,10 @@ fn idempotent() {
     // order, nothing taken twice.
     let limited = super::idempotent(3, &bought("a"), &Answer::LimitReached, shelf(2, 1), one);
     assert_eq!(limited.status, Status::Fail, "{limited:?}");
-    assert!(limited.detail.contains("does not deduplicate"), "{limited:?}");
+    assert!(
+        limited.detail.contains("does not deduplicate"),
+        "{limited:?}"
+    );
     let limited = super::idempotent(3, &bought("a"), &Answer::LimitReached, shelf(1, 1), one);
     assert_eq!(limited.status, Status::Fail, "{limited:?}");
     // No order ids: the stock tells one order from two.

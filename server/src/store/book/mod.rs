@@ -167,7 +167,10 @@ impl UserBook<'_> {
     /// As [`Book::record`].
     pub fn record(&mut self, quantity: u32, request_id: &str, add_units: bool) -> Recorded {
         let book = self.book;
-        let seq = book.next_seq.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let seq = book
+            .next_seq
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         let kept = seq <= book.cap() && self.shard.push(seq, self.user, quantity, request_id);
         if add_units {
             self.shard.add_units(self.user, quantity);
