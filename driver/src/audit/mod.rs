@@ -11,6 +11,7 @@
 //! attempts with unknown effect widen what the stock may be, and leave the verdict
 //! inconclusive.
 
+pub mod exactly_once;
 pub mod reconcile;
 pub mod undersell;
 
@@ -600,13 +601,11 @@ impl Facts<'_> {
     /// The checks that need the book: lost, phantom, ghost, unique.
     fn reconciled(&self) -> Vec<Check> {
         let r = self.rec;
+        // A request id applied more than once is `exactly_once`'s finding.
         let unique = Check::holds(
             "unique_orders",
-            r.duplicate_order_ids == 0 && r.duplicate_requests == 0,
-            format!(
-                "{} duplicate order ids, {} request ids applied more than once",
-                r.duplicate_order_ids, r.duplicate_requests
-            ),
+            r.duplicate_order_ids == 0,
+            format!("{} duplicate order ids", r.duplicate_order_ids),
         );
         if !r.available {
             let reason = r.reason.as_deref().unwrap_or("unavailable");
@@ -624,6 +623,7 @@ impl Facts<'_> {
                 Check::new("no_phantom_sales", status, why.clone()),
                 Check::new("no_ghost_orders", status, why),
                 unique,
+                exactly_once::check(r, &self.stats.tries, self.ev.book.failed()),
             ];
         }
         let ghosts = if r.without_request_id > 0 {
@@ -661,6 +661,7 @@ impl Facts<'_> {
                 ),
             ),
             unique,
+            exactly_once::check(r, &self.stats.tries, false),
         ]
     }
 

@@ -32,7 +32,7 @@ pub enum Fault {
     /// (`conservation`).
     DecrementThenSoldOut { every: u64 },
     /// Every `every`-th sale is booked twice: same request id, two order ids, one decrement
-    /// (`unique_orders` / `books_balance`).
+    /// (`exactly_once` / `books_balance`).
     DoubleRecord { every: u64 },
     /// Reset answers OK with the old state and changes nothing (the driver refuses to run).
     ResetNoop,
