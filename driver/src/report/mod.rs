@@ -40,6 +40,9 @@ pub struct Report {
     pub stopped: Option<Stopped>,
     pub run: RunInfo,
     pub outcomes: Outcomes,
+    /// How the retries went (`--retries`): tries, requests retried and what they ended in;
+    /// all zero without retries (every request one try, counted in `tries`).
+    pub retries: crate::engine::tries::TryCounts,
     pub audit: Audit,
     /// Attempts per second over the whole run.
     pub throughput_rps: f64,
@@ -385,6 +388,17 @@ impl Report {
             "indeterminate",
             format!("{} ({} units)", o.indeterminate, o.indeterminate_units),
         );
+        let t = &self.retries;
+        if t.retried > 0 || t.throttled > 0 {
+            row(
+                &mut s,
+                "retried",
+                format!(
+                    "{} requests ({} tries in all, at most {}): {} purchased, {} gave up, {} throttled",
+                    t.retried, t.tries, t.max_tries, t.retried_purchased, t.gave_up, t.throttled
+                ),
+            );
+        }
         if self.replicas.len() > 1 {
             let _ = writeln!(s, "  replicas (attempts / purchased / refused / errors)");
             for replica in &self.replicas {
@@ -612,6 +626,7 @@ impl Report {
                 tls_unverified: false,
             },
             outcomes: Outcomes::from_counts(&load.stats.counts),
+            retries: load.stats.tries,
             audit,
             throughput_rps: if elapsed_s > 0.0 {
                 load.stats.counts.attempts as f64 / elapsed_s
