@@ -89,7 +89,12 @@ mod tests {
         let rec = reconcile(&history, Some(&book), 0, 0);
         let mut tries = TryCounts::default();
         for a in &history.attempts {
-            tries.record(u32::from(a.tries), a.answer == Answer::Purchased, false, false);
+            tries.record(
+                u32::from(a.tries),
+                a.answer == Answer::Purchased,
+                false,
+                false,
+            );
         }
         let check = check(&rec, &tries, false);
         (rec, check)
@@ -107,7 +112,10 @@ mod tests {
             vec![booked(0, 10), booked(1, 11)],
         );
         assert_eq!(check.status, Status::Pass, "{check:?}");
-        assert!(check.detail.contains("1 requests retried (3 tries"), "{check:?}");
+        assert!(
+            check.detail.contains("1 requests retried (3 tries"),
+            "{check:?}"
+        );
         assert_eq!((rec.phantom, rec.lost), (0, 0));
     }
 

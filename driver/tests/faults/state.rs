@@ -81,6 +81,11 @@ pub enum Fault {
     FlakyFrontDoor,
     /// Reports `max_quantity` but never enforces it (`probe_bad_quantity`).
     IgnoresMaxQuantity,
+    /// Every `every`-th purchase is applied, then answered UNAVAILABLE: the reply lost after
+    /// the commit (a connection reset). With `dedup` a retry of the request is answered its
+    /// order (`--retries` makes the run pass; without retries it is a phantom sale); without,
+    /// the retry is a second order (`exactly_once`).
+    UnavailableAfterApply { every: u64, dedup: bool },
     /// Checks `stock > quantity` instead of `stock >= quantity`: the last units never sell
     /// in one order of exactly that size (`probe_exact_stock`).
     StrictlyMoreThanAsked,
@@ -479,7 +484,10 @@ impl State {
 
     /// The order a request id already placed in this round, unless `fault` forgets them.
     fn replayed(&self, fault: Fault, request_id: &str) -> Option<(String, u32)> {
-        if request_id.is_empty() || fault == Fault::IgnoresRequestId {
+        if request_id.is_empty()
+            || fault == Fault::IgnoresRequestId
+            || matches!(fault, Fault::UnavailableAfterApply { dedup: false, .. })
+        {
             return None;
         }
         self.requests.get(request_id).cloned()
