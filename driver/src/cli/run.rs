@@ -92,6 +92,28 @@ pub struct LoadArgs {
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
+    #[command(flatten)]
+    pub retry: Box<RetryArgs>,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Also write a self-contained HTML report (verdict, charts over time, tables) here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+
+    /// Admin token of the server, sent on Reset (its --admin-token).
+    #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// How purchases are retried ([`Retry`]); boxed in [`LoadArgs`] to keep the commands small.
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
     /// Retries of a purchase after an answer in --retry-on, each with the same request id
     /// (0: one try, no retry).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
@@ -117,21 +139,18 @@ pub struct LoadArgs {
     /// --timeout + the backoffs' ceilings].
     #[arg(long, value_parser = parse_positive_duration)]
     pub deadline: Option<Duration>,
+}
 
-    /// Report format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-
-    /// Also write a self-contained HTML report (verdict, charts over time, tables) here.
-    #[arg(long, value_name = "FILE.html")]
-    pub report: Option<PathBuf>,
-
-    /// Admin token of the server, sent on Reset (its --admin-token).
-    #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
+impl RetryArgs {
+    fn to_retry(&self) -> Retry {
+        Retry {
+            retries: self.retries,
+            on: self.retry_on,
+            backoff: self.retry_backoff,
+            deadline: self.deadline,
+            budget: self.retry_budget,
+        }
+    }
 }
 
 impl LoadArgs {
@@ -152,13 +171,7 @@ impl LoadArgs {
             timeout: self.timeout,
             user_prefix,
             first_user: 0,
-            retry: Retry {
-                retries: self.retries,
-                on: self.retry_on,
-                backoff: self.retry_backoff,
-                deadline: self.deadline,
-                budget: self.retry_budget,
-            },
+            retry: self.retry.to_retry(),
         }
     }
 

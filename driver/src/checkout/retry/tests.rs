@@ -82,7 +82,13 @@ async fn answers_not_retried_and_no_retries_are_one_try() {
         Outcome::Status(Code::Internal),
         Outcome::Status(Code::Aborted),
     ] {
-        let (tried, _, _) = run(&policy(5), &throttle, &[answer.clone()], Duration::ZERO).await;
+        let (tried, _, _) = run(
+            &policy(5),
+            &throttle,
+            std::slice::from_ref(&answer),
+            Duration::ZERO,
+        )
+        .await;
         assert_eq!((tried.outcome, tried.tries), (answer, 1));
     }
     let (tried, _, _) = run(
