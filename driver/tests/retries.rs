@@ -1,7 +1,8 @@
 //! `--retries` against doubles that lose replies after committing (`faults/`): a checkout that
 //! deduplicates request ids passes once the retries resend them, one that does not fails
 //! `exactly_once`, and the embedded server's unstable path has its UNAVAILABLE answers retried
-//! away. Runs are serialised (`harness::exclusive`).
+//! away. `--fault` windows run their commands and are reported; neither flag goes over the
+//! wire. Runs are serialised (`harness::exclusive`).
 
 mod faults;
 
@@ -96,4 +97,66 @@ fn the_unstable_path_passes_its_errors_with_retries() {
     );
     run.expect_check("availability", "pass")
         .expect_check("exactly_once", "pass");
+}
+
+#[test]
+fn fault_windows_run_their_commands_and_are_reported() {
+    let _one = exclusive();
+    let run = driver_embedded(&[
+        "-u",
+        "200",
+        "--stock",
+        "100",
+        "--settle",
+        "1s",
+        "--fault",
+        "0s:echo fault-ran >&2; exit 3",
+        "--fault",
+        "10m:true",
+    ]);
+    run.expect_pass().expect_stderr("fault-ran");
+    let faults = run.json["faults"].as_array().expect("faults in the report");
+    assert_eq!(faults.len(), 2, "{}", run.context());
+    assert_eq!(faults[0]["exit_code"], 3, "{}", run.context());
+    assert!(
+        faults[0]["started_s"].as_f64().is_some(),
+        "{}",
+        run.context()
+    );
+    assert!(faults[0]["ended_s"].as_f64() >= faults[0]["started_s"].as_f64());
+    assert_eq!(faults[1]["started_s"], serde_json::Value::Null);
+    assert!(
+        faults[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not started")),
+        "{}",
+        run.context()
+    );
+    // Every field is documented.
+    let docs = include_str!("../../docs/json-report.md");
+    for key in [
+        "at_s",
+        "command",
+        "started_s",
+        "ended_s",
+        "exit_code",
+        "error",
+    ] {
+        assert!(faults[0].get(key).is_some(), "{key}");
+        assert!(docs.contains(key), "{key}");
+    }
+}
+
+#[test]
+fn faults_and_retries_stay_off_the_wire() {
+    let _one = exclusive();
+    for flags in [["--fault", "1s:true"], ["--retries", "2"]] {
+        let mut argv: Vec<String> = ["--mode", "safe", "--coordinator", "http://127.0.0.1:1"]
+            .map(String::from)
+            .to_vec();
+        argv.extend(flags.map(String::from));
+        let run = faults::harness::run_argv(argv);
+        run.expect_exit(faults::harness::ERROR)
+            .expect_stderr("not supported with --coordinator");
+    }
 }

@@ -10,6 +10,7 @@ use super::{ConnectArgs, CustomArgs, OutputFormat, parse_positive_duration};
 use crate::checkout::{normalize_direct_target, normalize_target};
 use crate::error::DriverError;
 use crate::run::compare::CompareSpec;
+use crate::spec::faults::FaultWindow;
 use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
 use crate::spec::retry::{
     Backoff, Budget, DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_ON, MAX_RETRIES, Retry, RetryOn,
@@ -204,6 +205,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub load: LoadArgs,
 
+    /// Runs COMMAND (by `sh -c`, on this machine only) at AT after the load starts, e.g.
+    /// 2s:'kill -STOP 1234'; repeatable. Start, end and exit status go on the report's timeline.
+    #[arg(long = "fault", value_name = "AT:COMMAND", value_parser = FaultWindow::parse)]
+    pub faults: Vec<FaultWindow>,
+
     /// Run distributed: submit the run to this coordinator, which splits the users over its
     /// workers, and print the merged audit with a per-worker breakdown.
     #[arg(long, env = "FLASHSALE_COORDINATOR")]
@@ -288,6 +294,7 @@ impl RunArgs {
             admin_token: self.load.admin_token.clone(),
             cluster_token: self.token.clone(),
             connection,
+            faults: self.faults.clone(),
         };
         // Before anything happens: no Reset, no connection for a plan that is refused.
         spec.validate()?;

@@ -54,6 +54,9 @@ pub struct Report {
     pub workers: Option<Vec<WorkerSummary>>,
     /// What each target (server replica) answered, in the order of `run.targets`.
     pub replicas: Vec<ReplicaSummary>,
+    /// The `--fault` commands and what they came to (absent without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::run::faults::FaultRecord>,
 }
 
 /// One target's (server replica's) part in a run: the attempts of the connections bound to it.
@@ -388,6 +391,22 @@ impl Report {
             "indeterminate",
             format!("{} ({} units)", o.indeterminate, o.indeterminate_units),
         );
+        if !self.faults.is_empty() {
+            let _ = writeln!(s, "  faults (seconds after the load's start)");
+            for f in &self.faults {
+                let when = match (f.started_s, f.ended_s) {
+                    (Some(a), Some(b)) => format!("{a:.3}..{b:.3}"),
+                    (Some(a), None) => format!("{a:.3}.."),
+                    _ => format!("at {:.3}", f.at_s),
+                };
+                let how = match (&f.error, f.exit_code) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(code)) => format!("exit {code}"),
+                    (None, None) => "no exit status".into(),
+                };
+                row(&mut s, &when, format!("{} ({how})", printable(&f.command)));
+            }
+        }
         let t = &self.retries;
         if t.retried > 0 || t.throttled > 0 {
             row(
@@ -637,6 +656,7 @@ impl Report {
             series,
             workers: None,
             replicas,
+            faults: Vec::new(),
         }
     }
 }

@@ -60,6 +60,8 @@ pub enum SpecError {
     UserRange { first: u64, users: u32 },
     #[error(transparent)]
     Retry(#[from] super::retry::RetryError),
+    #[error(transparent)]
+    Fault(#[from] super::faults::FaultError),
     #[error("--retries is not supported with --coordinator yet: workers try each purchase once")]
     RetriesWithCoordinator,
     #[error("--mode is required for a run")]
@@ -168,6 +170,7 @@ impl RunSpec {
         if self.coordinator.is_some() && self.load.retry.retries > 0 {
             return Err(SpecError::RetriesWithCoordinator);
         }
+        super::faults::validate(&self.faults, self.coordinator.is_some())?;
         validate_settle(self.settle)
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 pub mod connection;
 pub mod custom;
+pub mod faults;
 pub mod ids;
 mod limits;
 pub mod policy;
@@ -139,6 +140,8 @@ pub struct RunSpec {
     pub cluster_token: Option<String>,
     /// TLS and metadata of the connections to the checkout (control calls and purchases).
     pub connection: crate::spec::Connection,
+    /// Commands to run at moments of the load (`--fault`; this machine only).
+    pub faults: Vec<faults::FaultWindow>,
 }
 
 /// Default of `--settle`.
