@@ -94,14 +94,24 @@ pub fn is_retried(on: &RetryOn, outcome: &Outcome) -> bool {
 }
 
 /// Buys `attempt` on `purchaser` in `mode` with per-try deadline `timeout`, retried as `retry`
-/// says within `throttle`'s budget.
+/// says within `throttle`'s budget. Without retries: one try, `attempt` moved, not cloned.
 pub async fn purchase(
     purchaser: &mut Purchaser,
     mode: Mode,
-    attempt: &Attempt,
+    attempt: Attempt,
     timeout: Duration,
     (retry, throttle): (&Retry, &Throttle),
 ) -> Tried {
+    if retry.retries == 0 {
+        let sent = Instant::now();
+        let outcome = purchaser.purchase(mode, attempt, timeout).await;
+        return Tried {
+            outcome: outcome.judged(sent.elapsed(), timeout),
+            tries: 1,
+            exhausted: false,
+            throttled: false,
+        };
+    }
     tries(retry, throttle, timeout, async |per_try| {
         purchaser.purchase(mode, attempt.clone(), per_try).await
     })
@@ -115,7 +125,9 @@ pub async fn tries(
     timeout: Duration,
     mut try_once: impl AsyncFnMut(Duration) -> Outcome,
 ) -> Tried {
-    let deadline = Instant::now() + retry.deadline_for(timeout);
+    // No deadline past what an `Instant` can hold (a plan that skipped validation): none.
+    let deadline = Instant::now().checked_add(retry.deadline_for(timeout));
+    let left = |now: Instant| deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
     let mut tries = 0u32;
     // The first try whose effect is unknown, if any.
     let mut unknown: Option<Outcome> = None;
@@ -123,7 +135,7 @@ pub async fn tries(
         let per_try = if retry.retries == 0 {
             timeout
         } else {
-            timeout.min(deadline.saturating_duration_since(Instant::now()))
+            timeout.min(left(Instant::now()))
         };
         tries = tries.saturating_add(1);
         let sent = Instant::now();
@@ -157,7 +169,7 @@ pub async fn tries(
         }
         let pause = retry.backoff.ceiling(tries).mul_f64(rand::random::<f64>());
         // No time left for another try after the pause: this answer stands.
-        if Instant::now() + pause >= deadline {
+        if pause >= left(Instant::now()) {
             return end(outcome, unknown, false);
         }
         if unknown.is_none() && outcome.is_indeterminate() {

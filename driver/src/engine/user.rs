@@ -86,7 +86,7 @@ async fn virtual_user(
         };
         let started = Instant::now();
         let retrying = (&spec.retry, throttle);
-        let tried = retry::purchase(&mut purchaser, spec.mode, &attempt, spec.timeout, retrying);
+        let tried = retry::purchase(&mut purchaser, spec.mode, attempt, spec.timeout, retrying);
         let tried = tried.await;
         let latency = started.elapsed();
         counters.record(&tried.outcome, quantity, latency);

@@ -221,3 +221,29 @@ async fn a_definite_no_after_an_unknown_try_leaves_the_request_unknown() {
     let (tried, _, _) = run(&retry, &throttle, &script, Duration::ZERO).await;
     assert_eq!((tried.outcome, tried.tries), (purchased(), 2));
 }
+
+/// A deadline past what an `Instant` holds (a plan that skipped validation) is no deadline,
+/// not a panic.
+#[tokio::test(start_paused = true)]
+async fn huge_timeouts_do_not_panic() {
+    let throttle = Throttle::new(Budget {
+        tokens: 100,
+        ratio: 0.1,
+    });
+    let retry = Retry {
+        deadline: None,
+        ..policy(2)
+    };
+    let script = [Outcome::Status(Code::Unavailable), purchased()];
+    let tried = tries(&retry, &throttle, Duration::MAX, async |_| {
+        script[0].clone()
+    })
+    .await;
+    assert_eq!(tried.tries, 3);
+    let retry = Retry {
+        deadline: Some(Duration::MAX),
+        ..policy(1)
+    };
+    let tried = tries(&retry, &throttle, Duration::MAX, async |_| purchased()).await;
+    assert_eq!((tried.outcome, tried.tries), (purchased(), 1));
+}
