@@ -182,7 +182,11 @@ fn decrement_then_sold_out_fails_conservation() {
 fn double_record_fails_unique_orders_or_books_balance() {
     let _one = exclusive();
     let double = start(Config::new(Fault::DoubleRecord { every: 50 }));
-    driver(double.url(), BURST).expect_fails_any(&["unique_orders", "books_balance"]);
+    driver(double.url(), BURST).expect_fails_any(&[
+        "unique_orders",
+        "exactly_once",
+        "books_balance",
+    ]);
 }
 
 #[test]

@@ -58,13 +58,13 @@ fn the_embedded_server_passes_the_probes_in_every_mode() {
     let _one = exclusive();
     // Sequential purchases pass the boundaries on the buggy path too (the load's race may
     // still oversell: that is the load's audit); UNAVAILABLE answers of the unstable path are
-    // retried, never failed. Its in-memory store does not deduplicate request ids:
-    // `probe_idempotent` says so.
+    // retried, never failed. Its in-memory store deduplicates request ids on every path.
     for mode in ["safe", "buggy", "unstable"] {
         let run = driver_embedded(&gentle(&["--mode", mode]));
         probes_are(&run, &["pass", "skipped"]);
         run.expect_check("probe_over_stock", "pass")
             .expect_check("probe_exact_stock", "pass")
+            .expect_check("probe_idempotent", "pass")
             .expect_check("probe_stale_round", "pass")
             .expect_check("probe_bad_quantity", "pass");
         if mode == "safe" {
@@ -112,14 +112,14 @@ fn a_replay_that_takes_the_stock_again_fails_probe_idempotent() {
 }
 
 #[test]
-fn a_checkout_without_deduplication_gets_probe_idempotent_skipped() {
+fn a_checkout_without_deduplication_fails_probe_idempotent() {
     let _one = exclusive();
     for limit in [0, 1] {
         // With a limit of one unit the retry is refused as a second order (LIMIT_REACHED).
         let double = start(Config::new(Fault::IgnoresRequestId).per_user_limit(limit));
         let run = driver(double.url(), GENTLE);
-        run.expect_pass()
-            .expect_check("probe_idempotent", "skipped");
+        run.expect_fails("probe_idempotent");
+        assert_eq!(run.failed(), ["probe_idempotent"], "{}", run.context());
     }
 }
 
@@ -175,11 +175,11 @@ async fn a_custom_checkout_is_probed_where_its_spec_allows() {
     })
     .await
     .expect("the driver ran");
-    // The demo takes a retried request id as a second order (no order ids of its own: the
-    // stock tells), which the contract allows.
+    // The demo answers a retried request id its order (no order ids read here: the stock
+    // tells one order from two).
     run.expect_check("probe_over_stock", "pass")
         .expect_check("probe_exact_stock", "pass")
-        .expect_check("probe_idempotent", "skipped");
+        .expect_check("probe_idempotent", "pass");
     for name in ["probe_stale_round", "probe_limit", "probe_bad_quantity"] {
         run.expect_check(name, "skipped");
     }

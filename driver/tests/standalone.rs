@@ -349,6 +349,7 @@ async fn huge_durations_do_not_panic_the_load_threads() {
         timeout: Duration::MAX,
         user_prefix: "huge-".into(),
         first_user: 0,
+        retry: Default::default(),
     };
     // Cancelled once every user has bought: looping users stop after their current attempt.
     let cancel = CancellationToken::new();

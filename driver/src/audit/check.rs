@@ -18,6 +18,7 @@ pub enum CheckId {
     NoGhostOrders,
     OrdersMatch,
     UniqueOrders,
+    ExactlyOnce,
     NoUndersell,
     PerUserLimit,
     ValidReplies,
@@ -39,7 +40,7 @@ pub enum CheckId {
 
 impl CheckId {
     /// Every id, in the order the reports list them.
-    pub const ALL: [CheckId; 24] = [
+    pub const ALL: [CheckId; 25] = [
         CheckId::Availability,
         CheckId::NoOversell,
         CheckId::StockNotNegative,
@@ -50,6 +51,7 @@ impl CheckId {
         CheckId::NoGhostOrders,
         CheckId::OrdersMatch,
         CheckId::UniqueOrders,
+        CheckId::ExactlyOnce,
         CheckId::NoUndersell,
         CheckId::PerUserLimit,
         CheckId::ValidReplies,
@@ -79,6 +81,7 @@ impl CheckId {
             CheckId::NoGhostOrders => "no_ghost_orders",
             CheckId::OrdersMatch => "orders_match",
             CheckId::UniqueOrders => "unique_orders",
+            CheckId::ExactlyOnce => "exactly_once",
             CheckId::NoUndersell => "no_undersell",
             CheckId::PerUserLimit => "per_user_limit",
             CheckId::ValidReplies => "valid_replies",

@@ -12,6 +12,7 @@
 //! inconclusive.
 
 mod check;
+pub mod exactly_once;
 pub mod reconcile;
 pub mod undersell;
 
@@ -532,13 +533,11 @@ impl Facts<'_> {
     /// The checks that need the book: lost, phantom, ghost, unique.
     fn reconciled(&self) -> Vec<Check> {
         let r = self.rec;
+        // A request id applied more than once is `exactly_once`'s finding.
         let unique = Check::holds(
             CheckId::UniqueOrders,
-            r.duplicate_order_ids == 0 && r.duplicate_requests == 0,
-            format!(
-                "{} duplicate order ids, {} request ids applied more than once",
-                r.duplicate_order_ids, r.duplicate_requests
-            ),
+            r.duplicate_order_ids == 0,
+            format!("{} duplicate order ids", r.duplicate_order_ids),
         );
         if !r.available {
             let reason = r.reason.as_deref().unwrap_or("unavailable");
@@ -556,6 +555,7 @@ impl Facts<'_> {
                 Check::new(CheckId::NoPhantomSales, status, why.clone()),
                 Check::new(CheckId::NoGhostOrders, status, why),
                 unique,
+                exactly_once::check(r, &self.stats.tries, self.ev.book.failed()),
             ];
         }
         let matched = r.book_orders.saturating_sub(r.ghost);
@@ -599,6 +599,7 @@ impl Facts<'_> {
                 ),
             ),
             unique,
+            exactly_once::check(r, &self.stats.tries, false),
         ]
     }
 

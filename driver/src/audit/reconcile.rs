@@ -30,6 +30,9 @@ pub struct Reconciliation {
     pub duplicate_requests: u64,
     /// Order ids that occur more than once (in the book, or among acknowledgements).
     pub duplicate_order_ids: u64,
+    /// Acknowledged requests whose request id the book holds under another order id than the
+    /// one they were answered (a retry answered with a second order).
+    pub other_order_ids: u64,
     /// Indeterminate attempts the book shows applied / not applied.
     pub resolved_applied: u64,
     pub resolved_not_applied: u64,
@@ -114,6 +117,9 @@ pub fn reconcile(
                             if a.order != entry.order || a.quantity != entry.quantity {
                                 r.lost += 1;
                             }
+                            if a.order != entry.order {
+                                r.other_order_ids += 1;
+                            }
                         }
                         Answer::SoldOut | Answer::LimitReached | Answer::Rejected => {
                             r.phantom += 1;
@@ -168,6 +174,7 @@ mod tests {
             order,
             sent_us: 0,
             replied_us: crate::engine::history::UNKNOWN_TIME,
+            tries: 1,
         }
     }
 

@@ -255,7 +255,7 @@ fn phantom_lost_ghost_and_double_records_fail() {
     twice.order = 1234;
     double.book.push(twice);
     let audit = double.audit(stock(10, 0, 0), stock(8, 3, 3), true);
-    assert_eq!(failed(&audit), ["conservation", "unique_orders"]);
+    assert_eq!(failed(&audit), ["conservation", "exactly_once"]);
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod diagnose;
 mod h2;
 pub mod probe;
 mod purchaser;
+pub mod retry;
 mod tls;
 
 use tonic::transport::{Channel, Endpoint};

@@ -10,7 +10,11 @@ use super::{ConnectArgs, CustomArgs, OutputFormat, parse_positive_duration};
 use crate::checkout::{normalize_direct_target, normalize_target};
 use crate::error::DriverError;
 use crate::run::compare::CompareSpec;
+use crate::spec::faults::FaultWindow;
 use crate::spec::policy::{Policy, Threshold, parse_share, parse_threshold};
+use crate::spec::retry::{
+    Backoff, Budget, DEFAULT_BACKOFF, DEFAULT_BUDGET, DEFAULT_RETRY_ON, MAX_RETRIES, Retry, RetryOn,
+};
 use crate::spec::{
     LoadSpec, MAX_CLICKS, MAX_CONNECTIONS, MAX_QUANTITY, MAX_THREADS, MAX_USERS, Mode, Quantities,
     RunSpec, SpecError,
@@ -89,6 +93,9 @@ pub struct LoadArgs {
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
+    #[command(flatten)]
+    pub retry: Box<RetryArgs>,
+
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -103,6 +110,48 @@ pub struct LoadArgs {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// How purchases are retried ([`Retry`]); boxed in [`LoadArgs`] to keep the commands small.
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// Retries of a purchase after an answer in --retry-on, each with the same request id
+    /// (0: one try, no retry).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
+    pub retries: u32,
+
+    /// The answers retried: gRPC status names (unavailable, deadline_exceeded, internal,
+    /// aborted, ...), `connect` (a failed or lost connection: UNAVAILABLE here) and `timeout`
+    /// (the per-try --timeout expired).
+    #[arg(long, value_name = "LIST", default_value = DEFAULT_RETRY_ON, value_parser = RetryOn::parse)]
+    pub retry_on: RetryOn,
+
+    /// Backoff between tries, INITIAL..MAX: a random wait up to INITIAL × 2^(n-1), at most
+    /// MAX, before retry n (gRPC's full jitter).
+    #[arg(long, value_name = "INITIAL..MAX", default_value = DEFAULT_BACKOFF, value_parser = Backoff::parse)]
+    pub retry_backoff: Backoff,
+
+    /// Retry budget TOKENS:RATIO per connection (gRPC's retry throttling): an answer to retry
+    /// takes a token, any other gives RATIO back; retries only while more than half are left.
+    #[arg(long, value_name = "TOKENS:RATIO", default_value = DEFAULT_BUDGET, value_parser = Budget::parse)]
+    pub retry_budget: Budget,
+
+    /// Overall deadline of one purchase, all tries and backoffs included [default: tries ×
+    /// --timeout + the backoffs' ceilings].
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub deadline: Option<Duration>,
+}
+
+impl RetryArgs {
+    fn to_retry(&self) -> Retry {
+        Retry {
+            retries: self.retries,
+            on: self.retry_on,
+            backoff: self.retry_backoff,
+            deadline: self.deadline,
+            budget: self.retry_budget,
+        }
+    }
 }
 
 impl LoadArgs {
@@ -123,6 +172,7 @@ impl LoadArgs {
             timeout: self.timeout,
             user_prefix,
             first_user: 0,
+            retry: self.retry.to_retry(),
         }
     }
 
@@ -154,6 +204,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub load: LoadArgs,
+
+    /// Runs COMMAND (by `sh -c`, on this machine only) at AT after the load starts, e.g.
+    /// 2s:'kill -STOP 1234'; repeatable. Start, end and exit status go on the report's timeline.
+    #[arg(long = "fault", value_name = "AT:COMMAND", value_parser = FaultWindow::parse)]
+    pub faults: Vec<FaultWindow>,
 
     /// Run distributed: submit the run to this coordinator, which splits the users over its
     /// workers, and print the merged audit with a per-worker breakdown.
@@ -239,6 +294,7 @@ impl RunArgs {
             admin_token: self.load.admin_token.clone(),
             cluster_token: self.token.clone(),
             connection,
+            faults: self.faults.clone(),
         };
         // Before anything happens: no Reset, no connection for a plan that is refused.
         spec.validate()?;

@@ -95,6 +95,7 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
         timeout: Duration::from_millis(plan.timeout_ms),
         user_prefix: plan.user_prefix.clone(),
         first_user: plan.first_user,
+        retry: Default::default(),
     };
     spec.validate()?;
     Ok(spec)
@@ -237,6 +238,8 @@ fn history_from_wire(wire: &pb::LoadStats) -> Result<History, DriverError> {
                 order: wire.history_order[i],
                 sent_us: wire.history_sent_us[i],
                 replied_us: wire.history_replied_us[i],
+                // Workers do not retry (a distributed run with --retries is refused).
+                tries: 1,
             })
         })
         .collect::<Result<_, DriverError>>()?;
@@ -545,6 +548,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             user_prefix: "p-".into(),
             first_user: 334,
+            retry: Default::default(),
         };
         let back = plan_from_wire(&plan_to_wire(&spec)).unwrap();
         assert_eq!(format!("{back:?}"), format!("{spec:?}"));

@@ -8,6 +8,9 @@
 //! users' start on the clock of the process that sent it, so the audit can judge a refusal at
 //! the moment it was made ([`crate::audit::undersell`]).
 //!
+//! A request retried (`--retries`) is one record: its answer over all its tries, and how many
+//! tries it took (`tries`).
+//!
 //! A record is [`ATTEMPT_BYTES`] bytes, so the driver's memory grows by that much per attempt
 //! and by nothing else; each load thread keeps its own history and they are merged once.
 
@@ -82,6 +85,11 @@ pub struct Attempt {
     /// When its answer came, in µs after the users' start ([`UNKNOWN_TIME`] when not known:
     /// the latest possible).
     pub replied_us: u32,
+    /// Tries of this request, the first included (1 without `--retries`; saturates at 255).
+    /// Every try carried the attempt's request id; `answer` is what the request came to over
+    /// all of them ([`crate::checkout::retry::Tried`]). Fits the record's padding: still 32
+    /// bytes.
+    pub tries: u8,
 }
 
 /// `replied_us` of an attempt whose answer time is not known (a history from a peer that

@@ -20,6 +20,7 @@ pub mod history;
 pub mod live;
 pub mod series;
 pub mod stats;
+pub mod tries;
 mod user;
 
 use crate::checkout;

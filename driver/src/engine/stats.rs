@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::checkout::retry::Tried;
 use crate::engine::counts::{Counts, Overflow};
 use crate::engine::history::{Answer, Attempt, AttemptKey, History, UNKNOWN_TIME, micros};
 use crate::engine::series::Series;
+use crate::engine::tries::TryCounts;
 use crate::outcome::Outcome;
 
 /// Highest latency the histograms track exactly (longer ones are clamped): 10 minutes.
@@ -27,6 +29,8 @@ pub struct Stats {
     pub latency: Histogram<u64>,
     /// The same requests over time (filled by [`Stats::record_at`]).
     pub series: Series,
+    /// How the retries went (`--retries`; all zero without).
+    pub tries: TryCounts,
 }
 
 impl Default for Stats {
@@ -37,6 +41,7 @@ impl Default for Stats {
             min_stock_seen: None,
             latency: new_histogram(),
             series: Series::default(),
+            tries: TryCounts::default(),
         }
     }
 }
@@ -69,6 +74,25 @@ impl Stats {
             .record(at, &outcome, quantity, latency_us(latency));
         let times = (micros(at.saturating_sub(latency)), micros(at));
         self.record_timed(key, quantity, outcome, latency, times);
+    }
+
+    /// [`Stats::record_at`] for a request that took `tried.tries` tries (`latency`: all of
+    /// them, backoffs included).
+    pub fn record_tried(
+        &mut self,
+        at: Duration,
+        key: AttemptKey,
+        quantity: u32,
+        tried: Tried,
+        latency: Duration,
+    ) {
+        let purchased = matches!(tried.outcome, Outcome::Purchased { .. });
+        self.record_at(at, key, quantity, tried.outcome, latency);
+        if let Some(last) = self.history.attempts.last_mut() {
+            last.tries = u8::try_from(tried.tries).unwrap_or(u8::MAX);
+        }
+        self.tries
+            .record(tried.tries, purchased, tried.exhausted, tried.throttled);
     }
 
     /// Records attempt `key`, which asked for `quantity` units, at unknown times.
@@ -112,6 +136,7 @@ impl Stats {
             order,
             sent_us,
             replied_us,
+            tries: 1,
         });
     }
 
@@ -127,6 +152,7 @@ impl Stats {
         self.series.merge(other.series)?;
         self.counts = counts;
         self.history.merge(other.history);
+        self.tries.merge(&other.tries);
         self.see_stock(other.min_stock_seen);
         // HdrHistogram's add saturates; it fails only on values outside the bounds, which
         // `new_histogram` shares.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
+use crate::checkout::retry::{self, Throttle};
 use crate::checkout::{Attempt, Purchaser};
 use crate::engine::history::AttemptKey;
 use crate::engine::live::{ConnectionLive, Live};
@@ -24,6 +25,9 @@ pub(super) async fn drive_connection(
     stats: &RefCell<Stats>,
 ) {
     let clicks = spec.clicks.max(1);
+    // The connection's retry budget, as gRPC keeps one per channel.
+    let throttle = Throttle::new(spec.retry.budget);
+    let throttle = &throttle;
     let mut buyers: FuturesUnordered<_> = users
         .into_iter()
         .filter_map(|u| u32::try_from(spec.first_user + u).ok())
@@ -40,7 +44,7 @@ pub(super) async fn drive_connection(
                 buyer,
                 spec,
                 window,
-                (stats, &counters, live),
+                (stats, &counters, live, throttle),
             )
         })
         .collect();
@@ -62,7 +66,7 @@ async fn virtual_user(
     buyer: Buyer,
     spec: &LoadSpec,
     (origin, deadline): (Instant, Option<Instant>),
-    (stats, counters, live): (&RefCell<Stats>, &ConnectionLive, &Live),
+    (stats, counters, live, throttle): (&RefCell<Stats>, &ConnectionLive, &Live, &Throttle),
 ) {
     let mut seq = buyer.click;
     loop {
@@ -81,13 +85,14 @@ async fn virtual_user(
             round: spec.round,
         };
         let started = Instant::now();
-        let outcome = purchaser.purchase(spec.mode, attempt, spec.timeout).await;
+        let retrying = (&spec.retry, throttle);
+        let tried = retry::purchase(&mut purchaser, spec.mode, attempt, spec.timeout, retrying);
+        let tried = tried.await;
         let latency = started.elapsed();
-        let outcome = outcome.judged(latency, spec.timeout);
-        counters.record(&outcome, quantity, latency);
+        counters.record(&tried.outcome, quantity, latency);
         stats
             .borrow_mut()
-            .record_at(origin.elapsed(), key, quantity, outcome, latency);
+            .record_tried(origin.elapsed(), key, quantity, tried, latency);
         let Some(next) = seq.checked_add(buyer.clicks) else {
             break;
         };

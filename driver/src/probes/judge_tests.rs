@@ -74,16 +74,21 @@ fn idempotent() {
     });
     let booked_twice = super::idempotent(3, &bought("a"), &bought("a"), shelf(2, 1), two);
     assert_eq!(booked_twice.status, Status::Fail, "{booked_twice:?}");
-    // No deduplication at all: a second, whole order.
+    // No deduplication at all: a second, whole order (the contract promises one).
     let second = super::idempotent(3, &bought("a"), &bought("b"), shelf(1, 2), two);
-    assert_eq!(second.status, Status::Skipped, "{second:?}");
+    assert_eq!(second.status, Status::Fail, "{second:?}");
+    assert!(second.detail.contains("does not deduplicate"), "{second:?}");
     // A second order id, the stock taken once.
     let hidden = super::idempotent(3, &bought("a"), &bought("b"), shelf(2, 2), two);
     assert_eq!(hidden.status, Status::Fail, "{hidden:?}");
     // No deduplication under a per-customer limit of one: the retry is refused as a second
     // order, nothing taken twice.
     let limited = super::idempotent(3, &bought("a"), &Answer::LimitReached, shelf(2, 1), one);
-    assert_eq!(limited.status, Status::Skipped, "{limited:?}");
+    assert_eq!(limited.status, Status::Fail, "{limited:?}");
+    assert!(
+        limited.detail.contains("does not deduplicate"),
+        "{limited:?}"
+    );
     let limited = super::idempotent(3, &bought("a"), &Answer::LimitReached, shelf(1, 1), one);
     assert_eq!(limited.status, Status::Fail, "{limited:?}");
     // No order ids: the stock tells one order from two.
@@ -92,7 +97,7 @@ fn idempotent() {
         orders: None,
     };
     let anon = super::idempotent(3, &bought(""), &bought(""), custom, None);
-    assert_eq!(anon.status, Status::Skipped, "{anon:?}");
+    assert_eq!(anon.status, Status::Fail, "{anon:?}");
     let custom = Shelf {
         stock: 2,
         orders: None,

@@ -18,8 +18,8 @@
 //! probe inconclusive, never failed. A checkout that does not say something a probe needs
 //! (no per-customer limit, no maximum quantity, no rounds; a custom checkout without request
 //! ids in its purchase) gets that probe skipped, with the reason. A checkout that does not
-//! deduplicate request ids at all (its retry is a second, whole order) gets `probe_idempotent`
-//! skipped: the contract does not promise it.
+//! deduplicate request ids (its retry is a second order, or refused by the per-customer limit
+//! as one) fails `probe_idempotent`: the contract promises a retry is answered its order.
 
 mod answer;
 mod buyer;

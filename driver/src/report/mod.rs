@@ -40,6 +40,9 @@ pub struct Report {
     pub stopped: Option<Stopped>,
     pub run: RunInfo,
     pub outcomes: Outcomes,
+    /// How the retries went (`--retries`): tries, requests retried and what they ended in;
+    /// all zero without retries (every request one try, counted in `tries`).
+    pub retries: crate::engine::tries::TryCounts,
     pub audit: Audit,
     /// Attempts per second over the whole run.
     pub throughput_rps: f64,
@@ -51,6 +54,9 @@ pub struct Report {
     pub workers: Option<Vec<WorkerSummary>>,
     /// What each target (server replica) answered, in the order of `run.targets`.
     pub replicas: Vec<ReplicaSummary>,
+    /// The `--fault` commands and what they came to (absent without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::run::faults::FaultRecord>,
 }
 
 /// One target's (server replica's) part in a run: the attempts of the connections bound to it.
@@ -385,6 +391,33 @@ impl Report {
             "indeterminate",
             format!("{} ({} units)", o.indeterminate, o.indeterminate_units),
         );
+        if !self.faults.is_empty() {
+            let _ = writeln!(s, "  faults (seconds after the load's start)");
+            for f in &self.faults {
+                let when = match (f.started_s, f.ended_s) {
+                    (Some(a), Some(b)) => format!("{a:.3}..{b:.3}"),
+                    (Some(a), None) => format!("{a:.3}.."),
+                    _ => format!("at {:.3}", f.at_s),
+                };
+                let how = match (&f.error, f.exit_code) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(code)) => format!("exit {code}"),
+                    (None, None) => "no exit status".into(),
+                };
+                row(&mut s, &when, format!("{} ({how})", printable(&f.command)));
+            }
+        }
+        let t = &self.retries;
+        if t.retried > 0 || t.throttled > 0 {
+            row(
+                &mut s,
+                "retried",
+                format!(
+                    "{} requests ({} tries in all, at most {}): {} purchased, {} gave up, {} throttled",
+                    t.retried, t.tries, t.max_tries, t.retried_purchased, t.gave_up, t.throttled
+                ),
+            );
+        }
         if self.replicas.len() > 1 {
             let _ = writeln!(s, "  replicas (attempts / purchased / refused / errors)");
             for replica in &self.replicas {
@@ -612,6 +645,7 @@ impl Report {
                 tls_unverified: false,
             },
             outcomes: Outcomes::from_counts(&load.stats.counts),
+            retries: load.stats.tries,
             audit,
             throughput_rps: if elapsed_s > 0.0 {
                 load.stats.counts.attempts as f64 / elapsed_s
@@ -622,6 +656,7 @@ impl Report {
             series,
             workers: None,
             replicas,
+            faults: Vec::new(),
         }
     }
 }

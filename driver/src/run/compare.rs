@@ -58,6 +58,7 @@ impl CompareSpec {
                     admin_token: None,
                     cluster_token: None,
                     connection: crate::spec::Connection::default(),
+                    faults: Vec::new(),
                 };
                 run.load.user_prefix = format!("{}{}-", run.load.user_prefix, run.label());
                 run

@@ -3,6 +3,7 @@
 //! cancellation, settling, the order book, the audit and the report.
 
 pub mod compare;
+pub mod faults;
 pub mod reachability;
 
 use flashsale_server::ServerConfig;
@@ -121,6 +122,7 @@ pub async fn run_against(
         stop_load,
         load_done.clone(),
     ));
+    let faults = faults::Faults::start(&spec.faults);
     let load = {
         let urls = urls.to_vec();
         let load_spec = LoadSpec {
@@ -140,6 +142,7 @@ pub async fn run_against(
         let after = live.started().map(|s| at.saturating_duration_since(s));
         (by, after.unwrap_or_default().as_secs_f64())
     });
+    let faults = faults.finish().await;
     let gone = monitor.await.ok().flatten();
     let polls = watcher.finish(&live).await;
     let load = load??;
@@ -188,6 +191,7 @@ pub async fn run_against(
         }
     };
     report.add_checks(probed);
+    report.faults = faults;
     report.run.tls_unverified = spec.connection.insecure();
     report.run.name_checkout(&spec.connection);
     if let Some((by, after_s)) = stopped {

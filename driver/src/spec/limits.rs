@@ -58,6 +58,12 @@ pub enum SpecError {
     Settle(Duration),
     #[error("user numbers {first}..{first}+{users} do not fit in 32 bits")]
     UserRange { first: u64, users: u32 },
+    #[error(transparent)]
+    Retry(#[from] super::retry::RetryError),
+    #[error(transparent)]
+    Fault(#[from] super::faults::FaultError),
+    #[error("--retries is not supported with --coordinator yet: workers try each purchase once")]
+    RetriesWithCoordinator,
     #[error("--mode is required for a run")]
     NoMode,
     #[error("unknown mode {0}")]
@@ -146,6 +152,7 @@ impl LoadSpec {
                 users: self.users,
             });
         }
+        self.retry.validate()?;
         Ok(())
     }
 }
@@ -160,6 +167,10 @@ impl RunSpec {
         if self.coordinator.is_some() && self.targets.len() > 1 {
             return Err(SpecError::TargetsWithCoordinator);
         }
+        if self.coordinator.is_some() && self.load.retry.retries > 0 {
+            return Err(SpecError::RetriesWithCoordinator);
+        }
+        super::faults::validate(&self.faults, self.coordinator.is_some())?;
         validate_settle(self.settle)
     }
 }
@@ -206,6 +217,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             user_prefix: "p-".into(),
             first_user: 0,
+            retry: Default::default(),
         }
     }
 

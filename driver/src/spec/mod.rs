@@ -4,10 +4,12 @@ use std::time::Duration;
 
 pub mod connection;
 pub mod custom;
+pub mod faults;
 pub mod ids;
 mod limits;
 pub mod policy;
 mod quantities;
+pub mod retry;
 pub mod targets;
 
 use flashsale_server::Strategy;
@@ -79,6 +81,8 @@ pub struct LoadSpec {
     pub user_prefix: String,
     /// Number of the first user (workers of one distributed run get disjoint ranges).
     pub first_user: u64,
+    /// How purchases are retried (the default: not at all).
+    pub retry: retry::Retry,
 }
 
 impl LoadSpec {
@@ -136,6 +140,8 @@ pub struct RunSpec {
     pub cluster_token: Option<String>,
     /// TLS and metadata of the connections to the checkout (control calls and purchases).
     pub connection: crate::spec::Connection,
+    /// Commands to run at moments of the load (`--fault`; this machine only).
+    pub faults: Vec<faults::FaultWindow>,
 }
 
 /// Default of `--settle`.

@@ -149,7 +149,7 @@ impl Double {
             }
             _ => {}
         }
-        if config.finish_abandoned {
+        let placed = if config.finish_abandoned {
             // Handed to a task of its own: dropping this future (the client's deadline or
             // cancel) no longer stops the work.
             let shared = self.0.clone();
@@ -158,7 +158,14 @@ impl Double {
                 .map_err(|err| Status::internal(format!("purchase task failed: {err}")))?
         } else {
             self.0.place(ask).await
+        };
+        if let Fault::UnavailableAfterApply { every, .. } = config.fault
+            && placed.is_ok()
+            && (self.0.received.fetch_add(1, Ordering::SeqCst) as u64 + 1).is_multiple_of(every)
+        {
+            return Err(Status::unavailable("connection reset after the commit"));
         }
+        placed
     }
 }
 

@@ -32,7 +32,7 @@ pub enum Fault {
     /// (`conservation`).
     DecrementThenSoldOut { every: u64 },
     /// Every `every`-th sale is booked twice: same request id, two order ids, one decrement
-    /// (`unique_orders` / `books_balance`).
+    /// (`exactly_once` / `books_balance`).
     DoubleRecord { every: u64 },
     /// Reset answers OK with the old state and changes nothing (the driver refuses to run).
     ResetNoop,
@@ -67,8 +67,8 @@ pub enum Fault {
     /// Every `every`-th purchase answers DEADLINE_EXCEEDED at once, long before the client's
     /// deadline, without applying it (`availability`: an error, not a deadline expiry).
     EarlyDeadline { every: u64 },
-    /// Never deduplicates request ids: a retry is a second, whole order (the contract does not
-    /// promise more; `probe_idempotent` is skipped, saying so).
+    /// Never deduplicates request ids: a retry is a second, whole order (`probe_idempotent`
+    /// fails: the contract promises a retry is answered its order).
     IgnoresRequestId,
     /// Answers a retried request id with its earlier order, but takes the stock again (the
     /// idempotency record consulted after the decrement) (`probe_idempotent`).
@@ -81,6 +81,11 @@ pub enum Fault {
     FlakyFrontDoor,
     /// Reports `max_quantity` but never enforces it (`probe_bad_quantity`).
     IgnoresMaxQuantity,
+    /// Every `every`-th purchase is applied, then answered UNAVAILABLE: the reply lost after
+    /// the commit (a connection reset). With `dedup` a retry of the request is answered its
+    /// order (`--retries` makes the run pass; without retries it is a phantom sale); without,
+    /// the retry is a second order (`exactly_once`).
+    UnavailableAfterApply { every: u64, dedup: bool },
     /// Checks `stock > quantity` instead of `stock >= quantity`: the last units never sell
     /// in one order of exactly that size (`probe_exact_stock`).
     StrictlyMoreThanAsked,
@@ -479,7 +484,10 @@ impl State {
 
     /// The order a request id already placed in this round, unless `fault` forgets them.
     fn replayed(&self, fault: Fault, request_id: &str) -> Option<(String, u32)> {
-        if request_id.is_empty() || fault == Fault::IgnoresRequestId {
+        if request_id.is_empty()
+            || fault == Fault::IgnoresRequestId
+            || matches!(fault, Fault::UnavailableAfterApply { dedup: false, .. })
+        {
             return None;
         }
         self.requests.get(request_id).cloned()

@@ -4,7 +4,8 @@
 //! /api/v1/checkout/safe` (an atomic check-and-decrement), `GET /api/v1/debug/stock`, `POST
 //! /api/v1/debug/reset` (`{"stock": N}`) and `GET /api/v1/debug/orders` (the orders since the
 //! reset: `{"orders":[{"order_id","user","qty","request_id"}]}`, the user and request id as the
-//! purchase's body gave them). Replies as the demo's: 200
+//! purchase's body gave them). A purchase whose `request_id` is in the book is answered that
+//! order and takes nothing. Replies as the demo's: 200
 //! `{"status":"success","remaining":N,"order_id":"o-7"}`, 409 `{"status":"sold_out"}`.
 //!
 //! Served over HTTP/1.1 and HTTP/2 (prior knowledge or ALPN) on one port, plaintext or TLS.
@@ -278,12 +279,35 @@ fn sold_out(remaining: i64) -> Answer {
     )
 }
 
+/// A purchase whose request id is already in the book is answered that order and takes
+/// nothing (the contract's deduplication; a linear scan, and not atomic with the decrement:
+/// two tries of one request in flight together may both buy, which a demo may leave be).
+fn replayed(shop: &Shop, body: &Value) -> Option<Answer> {
+    let id = body.get("request_id").and_then(Value::as_str)?;
+    if id.is_empty() {
+        return None;
+    }
+    let book = shop.book.lock().unwrap();
+    let order = book.iter().find(|o| o["request_id"].as_str() == Some(id))?;
+    Some((
+        StatusCode::OK,
+        Json(json!({
+            "status": "success",
+            "remaining": shop.stock.load(Ordering::SeqCst),
+            "order_id": order["order_id"].clone(),
+        })),
+    ))
+}
+
 /// The demo's naive handler: check, wait for the "database", then decrement.
 async fn buggy(State(shop): State<Arc<Shop>>, headers: HeaderMap, body: Json<Value>) -> Answer {
     note(&shop, headers);
     let Some(qty) = quantity(&body) else {
         return bad_request();
     };
+    if let Some(answer) = replayed(&shop, &body) {
+        return answer;
+    }
     let seen = shop.stock.load(Ordering::SeqCst);
     if seen < qty {
         return sold_out(seen);
@@ -299,6 +323,9 @@ async fn safe(State(shop): State<Arc<Shop>>, headers: HeaderMap, body: Json<Valu
     let Some(qty) = quantity(&body) else {
         return bad_request();
     };
+    if let Some(answer) = replayed(&shop, &body) {
+        return answer;
+    }
     tokio::time::sleep(shop.latency).await;
     match shop
         .stock

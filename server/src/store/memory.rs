@@ -9,6 +9,14 @@
 //! round and changes nothing (`StoreError::RoundEnded`, ABORTED). Readers do not exclude each
 //! other and hold the lock only for the synchronous act, never across the simulated latency:
 //! purchases of one round still overlap, and the buggy path still races on the stock.
+//!
+//! Request ids are deduplicated per round, as on PostgreSQL: a purchase whose request id
+//! already placed an order of this round is answered that order (PURCHASED, the same order id,
+//! the stock now) and takes nothing, on every path (buggy included: its check of the request
+//! id is atomic with its act, only the stock check races). The index lives in the round's book
+//! (`book/shard.rs`: 6–12 bytes per order with a request id, on top of the id's own bytes in
+//! the book) and goes with the round on Reset. Orders past the book cap are counted, not kept,
+//! so their request ids are not remembered either.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -152,10 +160,27 @@ impl Store for MemoryStore {
         seen: &Peek,
     ) -> Result<Receipt, StoreError> {
         let track = self.limit() != 0;
+        // The buggy act stays unguarded against other purchases (that is its point), but not
+        // against a retry of itself: the request id is checked in the same step that takes.
         self.act(seen.round, |round| {
+            let mut user = round.book.lock(order.user);
+            if let Some(receipt) = round.replayed(&user, order) {
+                return receipt;
+            }
             let stock_after = round.take(order.quantity);
-            round.place(order, stock_after, track)
+            round.place(&mut user, order, stock_after, track)
         })
+    }
+
+    async fn replayed(&self, order: Order<'_>) -> Result<Option<Receipt>, StoreError> {
+        if order.request_id.is_empty() {
+            return Ok(None);
+        }
+        let round = self.current();
+        if order.round != 0 && order.round != round.number {
+            return Ok(None);
+        }
+        Ok(round.replayed(&round.book.lock(order.user), order))
     }
 
     async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError> {

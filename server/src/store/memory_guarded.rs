@@ -2,6 +2,10 @@
 //! `UPDATE .. SET stock = stock - q WHERE stock >= q`), the row lock (the round's lock held
 //! across check, work and decrement) and the optimistic attempt (read, work, compare-and-swap
 //! of the value read: the in-memory twin of a SERIALIZABLE transaction).
+//!
+//! Each one first looks the request id up ([`Round::replayed`](super::round::Round)) and, in
+//! its atomic step, again under the user's lock of the book: a retry of a placed request is
+//! answered its order, takes nothing and never places a second one.
 
 use super::book::within_limit;
 use super::{Attempt, MemoryStore, Order, Purchase, StoreError};
@@ -14,16 +18,22 @@ impl MemoryStore {
         let limit = self.limit();
         self.act(order.round, |current| {
             let round = current.number;
-            if !current.book.reserve(order.user, order.quantity, limit) {
+            let mut user = current.book.lock(order.user);
+            if let Some(receipt) = current.replayed(&user, order) {
+                return Purchase::Purchased(receipt);
+            }
+            if !user.reserve(order.quantity, limit) {
                 return Purchase::LimitReached {
                     stock: current.stock(),
                     round,
                 };
             }
             match current.take_if_available(order.quantity) {
-                Ok(stock_after) => Purchase::Purchased(current.place(order, stock_after, false)),
+                Ok(stock_after) => {
+                    Purchase::Purchased(current.place(&mut user, order, stock_after, false))
+                }
                 Err(stock) => {
-                    current.book.release(order.user, order.quantity, limit);
+                    user.release(order.quantity, limit);
                     Purchase::SoldOut { stock, round }
                 }
             }
@@ -39,6 +49,9 @@ impl MemoryStore {
     ) -> Result<Purchase, StoreError> {
         let round = self.pin_acting(order.round)?;
         let _guard = round.lock.lock().await;
+        if let Some(receipt) = round.replayed(&round.book.lock(order.user), order) {
+            return Ok(Purchase::Purchased(receipt));
+        }
         let limit = self.limit();
         let stock = round.stock();
         // Limit first, then stock: see `Store::compare_and_decrement`.
@@ -56,8 +69,12 @@ impl MemoryStore {
         }
         work.pass().await;
         self.act(round.number, |current| {
+            let mut user = current.book.lock(order.user);
+            if let Some(receipt) = current.replayed(&user, order) {
+                return Purchase::Purchased(receipt);
+            }
             let stock_after = current.take(order.quantity);
-            Purchase::Purchased(current.place(order, stock_after, limit != 0))
+            Purchase::Purchased(current.place(&mut user, order, stock_after, limit != 0))
         })
     }
 
@@ -70,6 +87,9 @@ impl MemoryStore {
         work: Latency,
     ) -> Result<Attempt, StoreError> {
         let round = self.pin_acting(order.round)?;
+        if let Some(receipt) = round.replayed(&round.book.lock(order.user), order) {
+            return Ok(Attempt::Done(Purchase::Purchased(receipt)));
+        }
         let limit = self.limit();
         let stock = round.stock();
         if limit != 0 && !within_limit(round.book.units_of(order.user), order.quantity, limit) {
@@ -87,13 +107,22 @@ impl MemoryStore {
         }
         work.pass().await;
         self.act(round.number, |current| {
-            if !current.book.reserve(order.user, order.quantity, limit) {
+            let mut user = current.book.lock(order.user);
+            if let Some(receipt) = current.replayed(&user, order) {
+                return Attempt::Done(Purchase::Purchased(receipt));
+            }
+            if !user.reserve(order.quantity, limit) {
                 return Attempt::Conflict;
             }
             match current.swap_stock(stock, stock - q) {
-                true => Attempt::Done(Purchase::Purchased(current.place(order, stock - q, false))),
+                true => Attempt::Done(Purchase::Purchased(current.place(
+                    &mut user,
+                    order,
+                    stock - q,
+                    false,
+                ))),
                 false => {
-                    current.book.release(order.user, order.quantity, limit);
+                    user.release(order.quantity, limit);
                     Attempt::Conflict
                 }
             }

@@ -25,7 +25,7 @@ use crate::latency::Latency;
 /// Most orders a round's book keeps by default. A flash sale places at most a few thousand
 /// orders; 1M also holds a sustained benchmark run at tens of thousands of orders per second
 /// for long enough to reconcile, while bounding the book to ~17 MB without request ids and
-/// ~56 MB with UUID request ids (measured bytes per order: see `book`; at most ~150 MB with
+/// ~65 MB with UUID request ids (measured bytes per order: see `book`; at most ~150 MB with
 /// 128-byte request ids).
 pub const DEFAULT_BOOK_CAP: u64 = 1_000_000;
 
@@ -277,6 +277,16 @@ pub trait Store: Send + Sync + 'static {
         order: Order<'_>,
         seen: &Peek,
     ) -> Result<Receipt, StoreError>;
+    /// The order a retry of `order` would be answered: the order its request id already placed
+    /// in round `order.round` (0: the current one), if the store remembers request ids cheaply
+    /// (the memory store). Every path asks first, so a retry of a placed request is answered its
+    /// order even once the stock or the limit would refuse a new one. The default: `None` (a
+    /// database store finds replays in the statement that places: `postgres`). Its placing
+    /// primitives must check again atomically; this is only the early answer.
+    async fn replayed(&self, order: Order<'_>) -> Result<Option<Receipt>, StoreError> {
+        let _ = order;
+        Ok(None)
+    }
     /// Compare-and-decrement: the user's limit checked first, then the stock taken only if it
     /// covers the order, and the order recorded, atomically.
     async fn compare_and_decrement(&self, order: Order<'_>) -> Result<Purchase, StoreError>;

@@ -2,11 +2,16 @@
 //! whole round, so nothing of an ended round (stock, book, per-user totals, reservations) can
 //! reach the next one; purchases still in flight hold the old round and are refused when they
 //! try to act (see `MemoryStore::act`).
+//!
+//! Request ids: a purchase whose request id already placed an order in this round is answered
+//! that order (same order id, the stock now, nothing taken): [`Round::replayed`], checked under
+//! the user's lock of the book in the same step that takes the stock and records, so two tries
+//! of one request never both place. A Reset forgets them with the round.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use super::book::Book;
+use super::book::{Book, UserBook};
 use super::{Order, Receipt, Strategy};
 
 /// The state of one round.
@@ -67,11 +72,27 @@ impl Round {
             .is_ok()
     }
 
-    /// Records an order whose units were taken off the stock, leaving `stock_after`.
-    pub fn place(&self, order: Order<'_>, stock_after: i64, add_units: bool) -> Receipt {
-        let recorded = self
-            .book
-            .record(order.user, order.quantity, order.request_id, add_units);
+    /// The order `user`'s book already holds for `order`'s request id, if any: the receipt
+    /// of a retry.
+    pub fn replayed(&self, user: &UserBook<'_>, order: Order<'_>) -> Option<Receipt> {
+        let seq = user.placed(order.request_id)?;
+        Some(Receipt {
+            order_id: order_id(self.number, seq),
+            stock_after: self.stock(),
+            round: self.number,
+        })
+    }
+
+    /// Records an order whose units were taken off the stock, leaving `stock_after`, in the
+    /// locked `user`'s book.
+    pub fn place(
+        &self,
+        user: &mut UserBook<'_>,
+        order: Order<'_>,
+        stock_after: i64,
+        add_units: bool,
+    ) -> Receipt {
+        let recorded = user.record(order.quantity, order.request_id, add_units);
         if recorded.first_overflow {
             tracing::warn!(
                 round = self.number,
@@ -80,9 +101,14 @@ impl Round {
             );
         }
         Receipt {
-            order_id: format!("r{}-{}", self.number, recorded.seq),
+            order_id: order_id(self.number, recorded.seq),
             stock_after,
             round: self.number,
         }
     }
+}
+
+/// The id of order `seq` of round `round`.
+fn order_id(round: u64, seq: u64) -> String {
+    format!("r{round}-{seq}")
 }

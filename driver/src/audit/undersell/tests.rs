@@ -9,6 +9,7 @@ fn at(user: u32, quantity: u32, answer: Answer, sent_ms: u32, replied_ms: u32) -
         order: u64::from(user) + 1,
         sent_us: sent_ms * 1000,
         replied_us: replied_ms * 1000,
+        tries: 1,
     }
 }
 

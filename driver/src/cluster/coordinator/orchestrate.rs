@@ -721,6 +721,7 @@ mod tests {
             timeout,
             user_prefix: "d-".into(),
             first_user: 0,
+            retry: Default::default(),
         }
     }
 

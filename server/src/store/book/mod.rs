@@ -6,9 +6,10 @@
 //! order and a listing is a k-way merge of the shards (`listing.rs`).
 //!
 //! Measured (`server/tests/book_memory.rs`, counting allocator, live heap bytes over 1M
-//! orders): 17.3 bytes per order from 1000 users without request ids, 56.4 bytes with 36-byte
-//! (UUID) request ids (the 16-byte entry, the request id and its length byte, chunk slack), and
-//! 165.8 bytes when every order has a distinct user (the interned user id dominates).
+//! orders): 17.1 bytes per order from 1000 users without request ids, 65.2 bytes with 36-byte
+//! (UUID) request ids (the 16-byte entry, the request id and its length byte, its slot in the
+//! request index that deduplicates retries, ~9 bytes, chunk slack), and 176.3 bytes when every
+//! order has a distinct user (the interned user id dominates).
 
 mod chunks;
 mod listing;
@@ -69,24 +70,7 @@ impl Book {
     /// Records a placed order and returns its sequence number. With `add_units`, the user's
     /// total grows by `quantity` (a path that did not reserve the units beforehand).
     pub fn record(&self, user: &str, quantity: u32, request_id: &str, add_units: bool) -> Recorded {
-        let mut shard = self.shard(user);
-        let seq = self
-            .next_seq
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
-        let kept = seq <= self.cap() && shard.push(seq, user, quantity, request_id);
-        if add_units {
-            shard.add_units(user, quantity);
-        }
-        drop(shard);
-        self.units.fetch_add(u64::from(quantity), Ordering::Relaxed);
-        let first_overflow = !kept && self.overflow.fetch_add(1, Ordering::Relaxed) == 0;
-        self.orders.fetch_add(1, Ordering::Release);
-        Recorded {
-            seq,
-            kept,
-            first_overflow,
-        }
+        self.lock(user).record(quantity, request_id, add_units)
     }
 
     /// Units `user` has bought (or reserved) in this round, as far as limits are tracked.
@@ -97,20 +81,27 @@ impl Book {
     /// Adds `quantity` to `user`'s total if that keeps it within `limit` (0: no limit, and
     /// nothing is tracked). False: the limit would be passed; nothing changed.
     pub fn reserve(&self, user: &str, quantity: u32, limit: u32) -> bool {
-        if limit == 0 {
-            return true;
-        }
-        let mut shard = self.shard(user);
-        if !within_limit(shard.units(user), quantity, limit) {
-            return false;
-        }
-        shard.add_units(user, quantity)
+        self.lock(user).reserve(quantity, limit)
     }
 
     /// Gives back a reservation that did not become an order.
     pub fn release(&self, user: &str, quantity: u32, limit: u32) {
-        if limit != 0 {
-            self.shard(user).remove_units(user, quantity);
+        self.lock(user).release(quantity, limit);
+    }
+
+    /// The sequence number of `user`'s kept order that carried `request_id`, if any.
+    pub fn placed(&self, user: &str, request_id: &str) -> Option<u64> {
+        self.lock(user).placed(request_id)
+    }
+
+    /// `user`'s part of the book, held until the guard drops: a purchase that checks its
+    /// request id, reserves, takes the stock and records under it cannot race a retry of
+    /// itself (a retry carries the same user). Must not be held across an await.
+    pub fn lock<'a>(&'a self, user: &'a str) -> UserBook<'a> {
+        UserBook {
+            book: self,
+            user,
+            shard: self.shard(user),
         }
     }
 
@@ -138,6 +129,60 @@ impl Book {
     fn shard(&self, user: &str) -> MutexGuard<'_, Shard> {
         let index = (self.hasher.hash_one(user) % SHARDS as u64) as usize;
         lock(&self.shards[index])
+    }
+}
+
+/// One user's part of the book, locked ([`Book::lock`]).
+pub struct UserBook<'a> {
+    book: &'a Book,
+    user: &'a str,
+    shard: MutexGuard<'a, Shard>,
+}
+
+impl UserBook<'_> {
+    /// The sequence number of the user's kept order that carried `request_id` (none for an
+    /// empty id, or for an order past the cap: those are counted, not kept).
+    pub fn placed(&self, request_id: &str) -> Option<u64> {
+        self.shard.placed(request_id).map(u64::from)
+    }
+
+    /// As [`Book::reserve`].
+    pub fn reserve(&mut self, quantity: u32, limit: u32) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        if !within_limit(self.shard.units(self.user), quantity, limit) {
+            return false;
+        }
+        self.shard.add_units(self.user, quantity)
+    }
+
+    /// As [`Book::release`].
+    pub fn release(&mut self, quantity: u32, limit: u32) {
+        if limit != 0 {
+            self.shard.remove_units(self.user, quantity);
+        }
+    }
+
+    /// As [`Book::record`].
+    pub fn record(&mut self, quantity: u32, request_id: &str, add_units: bool) -> Recorded {
+        let book = self.book;
+        let seq = book
+            .next_seq
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        let kept = seq <= book.cap() && self.shard.push(seq, self.user, quantity, request_id);
+        if add_units {
+            self.shard.add_units(self.user, quantity);
+        }
+        book.units.fetch_add(u64::from(quantity), Ordering::Relaxed);
+        let first_overflow = !kept && book.overflow.fetch_add(1, Ordering::Relaxed) == 0;
+        book.orders.fetch_add(1, Ordering::Release);
+        Recorded {
+            seq,
+            kept,
+            first_overflow,
+        }
     }
 }
 
@@ -188,6 +233,10 @@ mod tests {
         assert_eq!(book.units_of("v"), 0);
         book.record("w", 4, "", true);
         assert_eq!(book.units_of("w"), 4);
+        assert_eq!(book.placed("w", ""), None);
+        book.record("w", 1, "again", false);
+        assert_eq!(book.placed("w", "again"), Some(2));
+        assert_eq!(book.placed("x", "again"), None);
         assert!(within_limit(0, 5, 0));
         assert!(within_limit(u64::MAX, 5, 0));
         assert!(!within_limit(u64::MAX, 5, 7));
