@@ -346,6 +346,7 @@ async fn huge_durations_do_not_panic_the_load_threads() {
         timeout: Duration::MAX,
         user_prefix: "huge-".into(),
         first_user: 0,
+        shape: flashsale_driver::spec::Shape::default(),
     };
     // Cancelled once every user has bought: looping users stop after their current attempt.
     let cancel = CancellationToken::new();

@@ -123,6 +123,7 @@ impl LoadArgs {
             timeout: self.timeout,
             user_prefix,
             first_user: 0,
+            shape: crate::spec::Shape::default(),
         }
     }
 

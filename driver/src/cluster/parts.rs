@@ -225,6 +225,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             user_prefix: "p-".into(),
             first_user: 0,
+            shape: crate::spec::Shape::default(),
         }
     }
 

@@ -95,6 +95,7 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
         timeout: Duration::from_millis(plan.timeout_ms),
         user_prefix: plan.user_prefix.clone(),
         first_user: plan.first_user,
+        shape: crate::spec::Shape::default(),
     };
     spec.validate()?;
     Ok(spec)
@@ -545,6 +546,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             user_prefix: "p-".into(),
             first_user: 334,
+            shape: crate::spec::Shape::default(),
         };
         let back = plan_from_wire(&plan_to_wire(&spec)).unwrap();
         assert_eq!(format!("{back:?}"), format!("{spec:?}"));

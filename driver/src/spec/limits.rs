@@ -28,7 +28,7 @@ pub const MAX_USER_PREFIX_BYTES: usize = 100;
 pub const MAX_TARGETS: usize = 256;
 
 /// Why a run plan is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
     #[error("users must be 1 to {MAX_USERS}, got {0}")]
     Users(u32),
@@ -72,6 +72,23 @@ pub enum SpecError {
          by standalone runs only"
     )]
     TargetsWithCoordinator,
+    #[error("load shape: {0}")]
+    Stages(#[from] crate::spec::stages::StageError),
+    #[error("the stages last {stages:?} but the run's duration is {duration:?}; stages set the run's length (leave --duration out)")]
+    ShapeLength {
+        stages: Duration,
+        duration: Option<Duration>,
+    },
+    #[error("{0}")]
+    ShapeUnit(&'static str),
+    #[error("--max-in-flight must be 1 to {MAX_IN_FLIGHT}, got {0}")]
+    MaxInFlight(u32),
+    #[error("--clicks applies to users, not to an arrival rate: each arrival is one purchase")]
+    ShapeClicks,
+    #[error("the stages peak at {peak} users but --users is {users}")]
+    ShapeUsers { peak: u64, users: u32 },
+    #[error("--rate, --stages and --vus-stages are not supported with --coordinator yet")]
+    ShapeWithCoordinator,
     #[error("no target to run against")]
     NoTarget,
     #[error(
@@ -146,7 +163,7 @@ impl LoadSpec {
                 users: self.users,
             });
         }
-        Ok(())
+        self.shape.validate(self)
     }
 }
 
@@ -159,6 +176,9 @@ impl RunSpec {
         }
         if self.coordinator.is_some() && self.targets.len() > 1 {
             return Err(SpecError::TargetsWithCoordinator);
+        }
+        if self.coordinator.is_some() && self.load.shape != crate::spec::Shape::Users {
+            return Err(SpecError::ShapeWithCoordinator);
         }
         validate_settle(self.settle)
     }
@@ -206,6 +226,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             user_prefix: "p-".into(),
             first_user: 0,
+            shape: crate::spec::Shape::default(),
         }
     }
 

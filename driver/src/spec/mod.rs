@@ -8,6 +8,8 @@ pub mod ids;
 mod limits;
 pub mod policy;
 mod quantities;
+pub mod shape;
+pub mod stages;
 pub mod targets;
 
 use flashsale_server::Strategy;
@@ -19,6 +21,7 @@ pub use limits::{
     MAX_TIMEOUT, MAX_USER_PREFIX_BYTES, MAX_USERS, SpecError, validate_prefix, validate_settle,
 };
 pub use quantities::{MAX_QUANTITY, MAX_QUANTITY_MIX, Quantities};
+pub use shape::Shape;
 
 /// Which purchase RPC the virtual users call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -79,6 +82,9 @@ pub struct LoadSpec {
     pub user_prefix: String,
     /// Number of the first user (workers of one distributed run get disjoint ranges).
     pub first_user: u64,
+    /// How the purchases arrive: the users' burst or closed loop (the default), an arrival
+    /// rate, or ramping users. Open and ramped shapes set `duration` to their stages' end.
+    pub shape: Shape,
 }
 
 impl LoadSpec {

@@ -233,6 +233,7 @@ impl Share {
         let share = LoadSpec {
             users: self.users,
             first_user: self.first_user,
+            shape: crate::spec::Shape::default(),
             ..spec.clone()
         };
         let faults = match self.parts.take().map(|parts| parts.complete(&mut result)) {
@@ -721,6 +722,7 @@ mod tests {
             timeout,
             user_prefix: "d-".into(),
             first_user: 0,
+            shape: crate::spec::Shape::default(),
         }
     }
 

@@ -26,6 +26,7 @@ fn share(mix: &str) -> LoadSpec {
         timeout: TIMEOUT,
         user_prefix: "p-".into(),
         first_user: 100,
+        shape: crate::spec::Shape::default(),
     }
 }
 
