@@ -27,6 +27,12 @@ pub struct Stats {
     pub latency: Histogram<u64>,
     /// The same requests over time (filled by [`Stats::record_at`]).
     pub series: Series,
+    /// Open model only: service time (actual send to reply) of every request, in µs; then
+    /// `latency` holds the response time (due instant to reply).
+    pub service: Option<Histogram<u64>>,
+    /// Open model only: arrivals dropped because `--max-in-flight` purchases were in flight
+    /// (never sent, so not attempts).
+    pub dropped: u64,
 }
 
 impl Default for Stats {
@@ -37,6 +43,8 @@ impl Default for Stats {
             min_stock_seen: None,
             latency: new_histogram(),
             series: Series::default(),
+            service: None,
+            dropped: 0,
         }
     }
 }
@@ -69,6 +77,26 @@ impl Stats {
             .record(at, &outcome, quantity, latency_us(latency));
         let times = (micros(at.saturating_sub(latency)), micros(at));
         self.record_timed(key, quantity, outcome, latency, times);
+    }
+
+    /// [`Stats::record_at`] for the open model: `latency` and the series get the response time
+    /// (due instant to reply), [`Stats::service`] the service time, and the history the
+    /// actual send (`at - service`).
+    pub fn record_open(
+        &mut self,
+        at: Duration,
+        key: AttemptKey,
+        quantity: u32,
+        outcome: Outcome,
+        (service, response): (Duration, Duration),
+    ) {
+        self.series
+            .record(at, &outcome, quantity, latency_us(response));
+        self.service
+            .get_or_insert_with(new_histogram)
+            .saturating_record(latency_us(service));
+        let times = (micros(at.saturating_sub(service)), micros(at));
+        self.record_timed(key, quantity, outcome, response, times);
     }
 
     /// Records attempt `key`, which asked for `quantity` units, at unknown times.
@@ -133,6 +161,14 @@ impl Stats {
         self.latency
             .add(&other.latency)
             .expect("histograms share the same bounds");
+        self.dropped = self.dropped.saturating_add(other.dropped);
+        match (&mut self.service, other.service) {
+            (Some(mine), Some(theirs)) => mine
+                .add(&theirs)
+                .expect("histograms share the same bounds"),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
         Ok(())
     }
 }
