@@ -69,9 +69,8 @@ impl ShapeArgs {
         let file = file.unwrap_or_default();
         let rate_stages = match (self.rate, &self.stages, &file.stages) {
             (Some(rate), _, _) => {
-                let length = duration.ok_or(SpecError::Stages(StageError::NoLength(
-                    Duration::ZERO,
-                )))?;
+                let length =
+                    duration.ok_or(SpecError::Stages(StageError::NoLength(Duration::ZERO)))?;
                 Some(Stages::constant(rate, length, StageUnit::Rate).map_err(SpecError::from)?)
             }
             (None, Some(stages), _) => Some(stages.clone()),
@@ -91,7 +90,9 @@ impl ShapeArgs {
         }
         let vus = match (&self.vus_stages, &file.vus_stages) {
             (Some(stages), _) => Some(stages.clone()),
-            (None, Some(raw)) => Some(Stages::parse(raw, StageUnit::Users).map_err(SpecError::from)?),
+            (None, Some(raw)) => {
+                Some(Stages::parse(raw, StageUnit::Users).map_err(SpecError::from)?)
+            }
             (None, None) => None,
         };
         if let Some(stages) = vus {
@@ -105,7 +106,9 @@ impl ShapeArgs {
             return Ok((Shape::Vus { stages, think }, peak, end));
         }
         if self.max_in_flight.is_some() {
-            return Err(SpecError::ShapeUnit("--max-in-flight applies to --rate and --stages").into());
+            return Err(
+                SpecError::ShapeUnit("--max-in-flight applies to --rate and --stages").into(),
+            );
         }
         Ok((Shape::Users, users, duration))
     }

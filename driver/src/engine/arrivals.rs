@@ -172,9 +172,17 @@ pub(super) async fn drive_arrivals(
             user: u32::try_from(spec.first_user + n % users).unwrap_or(u32::MAX),
             seq: u32::try_from(n / users).unwrap_or(u32::MAX),
         };
-        arrival((lane, purchaser, &*counters[lane]), key, due, spec, origin, stats)
+        arrival(
+            (lane, purchaser, &*counters[lane]),
+            key,
+            due,
+            spec,
+            origin,
+            stats,
+        )
     };
-    let finish = |(lane, purchaser): (usize, Purchaser)| lanes.borrow_mut()[lane].idle.push(purchaser);
+    let finish =
+        |(lane, purchaser): (usize, Purchaser)| lanes.borrow_mut()[lane].idle.push(purchaser);
     let dropped = run_schedule(Schedule::new(stages), share, origin, live, start, finish).await;
     stats.borrow_mut().dropped += dropped;
     dropped

@@ -45,7 +45,10 @@ fn a_ramp_follows_the_area_under_the_rate() {
     let at = all("0s:0/s,10s:10/s");
     assert_eq!(at.len(), 50);
     for (n, t) in at.iter().enumerate() {
-        assert!((secs(*t) - (2.0 * n as f64).sqrt()).abs() < 1e-6, "{n}: {t:?}");
+        assert!(
+            (secs(*t) - (2.0 * n as f64).sqrt()).abs() < 1e-6,
+            "{n}: {t:?}"
+        );
     }
     // Down again: symmetric, 100 in all, the last one before 20 s.
     let at = all("0s:0/s,10s:10/s,20s:0/s");
@@ -155,7 +158,15 @@ async fn a_stopped_load_releases_nothing_more() {
         tokio::time::sleep(Duration::from_millis(1))
     };
     let share = Share::new(0, 1, 100);
-    let dropped = run_schedule(schedule("0s:10/s,10s:10/s"), share, origin, &live, start, |()| {}).await;
+    let dropped = run_schedule(
+        schedule("0s:10/s,10s:10/s"),
+        share,
+        origin,
+        &live,
+        start,
+        |()| {},
+    )
+    .await;
     assert_eq!((sent.get(), dropped), (10, 0));
     assert!(Instant::now() - origin < Duration::from_secs(2));
 }

@@ -143,7 +143,15 @@ pub fn run_observed_with(
                 .spawn(move || {
                     let targets = (urls.as_slice(), &connection);
                     let place = (thread, threads);
-                    load_thread(targets, &spec, (plan, place), start_at, &barrier, &failed, &live)
+                    load_thread(
+                        targets,
+                        &spec,
+                        (plan, place),
+                        start_at,
+                        &barrier,
+                        &failed,
+                        &live,
+                    )
                 })
         })
         .collect::<Result<_, _>>()?;

@@ -163,9 +163,9 @@ impl Stats {
             .expect("histograms share the same bounds");
         self.dropped = self.dropped.saturating_add(other.dropped);
         match (&mut self.service, other.service) {
-            (Some(mine), Some(theirs)) => mine
-                .add(&theirs)
-                .expect("histograms share the same bounds"),
+            (Some(mine), Some(theirs)) => {
+                mine.add(&theirs).expect("histograms share the same bounds")
+            }
             (mine @ None, theirs) => *mine = theirs,
             (Some(_), None) => {}
         }

@@ -14,8 +14,8 @@ use crate::checkout::{Attempt, Purchaser};
 use crate::engine::history::AttemptKey;
 use crate::engine::live::{ConnectionLive, Live};
 use crate::engine::stats::Stats;
-use crate::spec::{LoadSpec, Shape};
 use crate::spec::ids::request_id;
+use crate::spec::{LoadSpec, Shape};
 
 /// All users of one connection, polled by one task; they record into their thread's `Stats`.
 pub(super) async fn drive_connection(
@@ -29,7 +29,12 @@ pub(super) async fn drive_connection(
     let clicks = spec.clicks.max(1);
     let mut buyers: FuturesUnordered<_> = users
         .into_iter()
-        .filter_map(|u| Some((u32::try_from(u).ok()?, u32::try_from(spec.first_user + u).ok()?)))
+        .filter_map(|u| {
+            Some((
+                u32::try_from(u).ok()?,
+                u32::try_from(spec.first_user + u).ok()?,
+            ))
+        })
         .flat_map(|(index, user)| (0..clicks).map(move |click| (index, user, click)))
         .map(|(index, user, click)| {
             let buyer = Buyer {

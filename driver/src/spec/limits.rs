@@ -74,7 +74,9 @@ pub enum SpecError {
     TargetsWithCoordinator,
     #[error("load shape: {0}")]
     Stages(#[from] crate::spec::stages::StageError),
-    #[error("the stages last {stages:?} but the run's duration is {duration:?}; stages set the run's length (leave --duration out)")]
+    #[error(
+        "the stages last {stages:?} but the run's duration is {duration:?}; stages set the run's length (leave --duration out)"
+    )]
     ShapeLength {
         stages: Duration,
         duration: Option<Duration>,

@@ -15,10 +15,7 @@ pub enum Shape {
     Users,
     /// Open model: arrivals at the stages' rate whether or not the checkout keeps up; an
     /// arrival that finds `max_in_flight` purchases in flight is dropped and counted.
-    Rate {
-        stages: Stages,
-        max_in_flight: u32,
-    },
+    Rate { stages: Stages, max_in_flight: u32 },
     /// Closed model with ramps: virtual user `i` buys back to back (pausing `think` between
     /// purchases) while the stages' target is above `i`.
     Vus { stages: Stages, think: Think },

@@ -61,10 +61,16 @@ pub enum StageError {
         value: f64,
     },
     #[error("stage {index} `{raw}`: {value} users; at most {MAX_USERS}")]
-    TooManyUsers { index: usize, raw: String, value: u64 },
+    TooManyUsers {
+        index: usize,
+        raw: String,
+        value: u64,
+    },
     #[error("the first stage must be at 0s (the start of the load), got {0:?}")]
     FirstNotAtZero(Duration),
-    #[error("stage {index} is at {at:?}, before the stage ahead of it ({previous:?}): times never go back")]
+    #[error(
+        "stage {index} is at {at:?}, before the stage ahead of it ({previous:?}): times never go back"
+    )]
     Backwards {
         index: usize,
         at: Duration,
@@ -80,7 +86,9 @@ pub enum StageError {
     TooManyArrivals(u64),
     #[error("the rate `{0}` is not a rate: expected N/s, N/m or N (per second), e.g. 2000/s")]
     Rate(String),
-    #[error("the think time `{0}` is not a duration or a range of them (e.g. 100ms or 50ms..200ms)")]
+    #[error(
+        "the think time `{0}` is not a duration or a range of them (e.g. 100ms or 50ms..200ms)"
+    )]
     Think(String),
     #[error("the stages file: {0}")]
     File(String),
@@ -225,10 +233,18 @@ impl Stages {
 
 impl std::fmt::Display for Stages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let suffix = if self.unit == StageUnit::Rate { "/s" } else { "" };
+        let suffix = if self.unit == StageUnit::Rate {
+            "/s"
+        } else {
+            ""
+        };
         for (i, (at, value)) in self.points.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            write!(f, "{sep}{}:{value}{suffix}", humantime::format_duration(*at))?;
+            write!(
+                f,
+                "{sep}{}:{value}{suffix}",
+                humantime::format_duration(*at)
+            )?;
         }
         Ok(())
     }
@@ -259,7 +275,8 @@ fn parse_point(index: usize, raw: &str, unit: StageUnit) -> Result<(Duration, f6
     };
     let value = match unit {
         StageUnit::Rate => {
-            let rate = parse_rate(value).map_err(|_| bad("expected a rate such as 1000/s, 60/m or 1000"))?;
+            let rate = parse_rate(value)
+                .map_err(|_| bad("expected a rate such as 1000/s, 60/m or 1000"))?;
             if rate > MAX_RATE {
                 return Err(StageError::RateTooHigh {
                     index,
@@ -271,7 +288,9 @@ fn parse_point(index: usize, raw: &str, unit: StageUnit) -> Result<(Duration, f6
         }
         StageUnit::Users => {
             if value.contains('/') {
-                return Err(bad("a user stage takes a user count, not a rate (use --stages for rates)"));
+                return Err(bad(
+                    "a user stage takes a user count, not a rate (use --stages for rates)",
+                ));
             }
             let users: u64 = value
                 .parse()
@@ -353,7 +372,8 @@ pub struct StagesFile {
 impl StagesFile {
     /// Parses the TOML text of a stages file.
     pub fn parse(text: &str) -> Result<Self, StageError> {
-        let file: Self = toml::from_str(text).map_err(|e| StageError::File(e.message().to_string()))?;
+        let file: Self =
+            toml::from_str(text).map_err(|e| StageError::File(e.message().to_string()))?;
         if file.stages.is_some() == file.vus_stages.is_some() {
             return Err(StageError::File(
                 "give exactly one of `stages` (rates) and `vus_stages` (users)".into(),

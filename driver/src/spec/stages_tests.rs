@@ -43,7 +43,10 @@ fn every_malformed_form_is_named() {
         ("0s", "stage 1 `0s`: expected TIME:VALUE"),
         ("0s:", "expected TIME:VALUE"),
         (":5/s", "expected TIME:VALUE"),
-        ("0s:1/s,soon:5/s", "stage 2 `soon:5/s`: the time is not a duration"),
+        (
+            "0s:1/s,soon:5/s",
+            "stage 2 `soon:5/s`: the time is not a duration",
+        ),
         ("0s:1/s,-1s:5/s", "the time is not a duration"),
         ("0s:fast", "expected a rate"),
         ("0s:-5/s,1s:1/s", "expected a rate"),
@@ -52,7 +55,10 @@ fn every_malformed_form_is_named() {
         ("0s:5/h,1s:1/s", "expected a rate"),
         ("0s:2000000/s,1s:1/s", "above the most a driver schedules"),
         ("1s:5/s,2s:5/s", "the first stage must be at 0s"),
-        ("0s:5/s,2s:5/s,1s:5/s", "stage 3 is at 1s, before the stage ahead of it"),
+        (
+            "0s:5/s,2s:5/s,1s:5/s",
+            "stage 3 is at 1s, before the stage ahead of it",
+        ),
         ("0s:5/s", "give at least two points"),
         ("0s:5/s,0s:5/s", "give at least two points"),
         ("0s:5/s,2h:5/s", "at most 1h"),
@@ -61,7 +67,10 @@ fn every_malformed_form_is_named() {
     ];
     for (raw, expected) in cases {
         let err = rate(raw).expect_err(raw).to_string();
-        assert!(err.contains(expected), "{raw:?}: {err:?} lacks {expected:?}");
+        assert!(
+            err.contains(expected),
+            "{raw:?}: {err:?} lacks {expected:?}"
+        );
     }
     let user_cases: &[(&str, &str)] = &[
         ("0s:0,5s:10/s", "takes a user count, not a rate"),
@@ -71,7 +80,10 @@ fn every_malformed_form_is_named() {
     ];
     for (raw, expected) in user_cases {
         let err = users(raw).expect_err(raw).to_string();
-        assert!(err.contains(expected), "{raw:?}: {err:?} lacks {expected:?}");
+        assert!(
+            err.contains(expected),
+            "{raw:?}: {err:?} lacks {expected:?}"
+        );
     }
     let too_many = vec!["0s:1"; MAX_STAGES + 1].join(",");
     assert_eq!(users(&too_many), Err(StageError::TooMany(MAX_STAGES + 1)));
@@ -120,7 +132,12 @@ fn users_join_when_the_ramp_reaches_them() {
 fn stages_files() {
     let file = StagesFile::parse("stages = \"0s:0/s,1s:10/s\"\nmax_in_flight = 50\n").unwrap();
     assert_eq!(file.max_in_flight, Some(50));
-    assert!(StagesFile::parse("").unwrap_err().to_string().contains("exactly one"));
+    assert!(
+        StagesFile::parse("")
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one")
+    );
     assert!(StagesFile::parse("stages = 5").is_err());
     assert!(StagesFile::parse("stagez = \"0s:1\"").is_err());
 }
