@@ -105,7 +105,7 @@ pub struct LoadArgs {
     pub connect: ConnectArgs,
 
     #[command(flatten)]
-    pub shape: super::shape::ShapeArgs,
+    pub shape: Box<super::shape::ShapeArgs>,
 }
 
 impl LoadArgs {
