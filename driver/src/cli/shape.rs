@@ -128,3 +128,131 @@ fn read_file(path: &PathBuf) -> Result<StagesFile, DriverError> {
     }
     StagesFile::parse(&text).map_err(|e| named(e.to_string()).into())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+    use crate::spec::stages::Think;
+    use crate::spec::{RunSpec, Shape, SpecError};
+    use std::time::Duration;
+
+    fn spec(args: &[&str]) -> Result<RunSpec, crate::error::DriverError> {
+        let argv = ["driver", "--mode", "safe"]
+            .into_iter()
+            .chain(args.iter().copied());
+        Cli::try_parse_from(argv)
+            .map_err(|e| crate::error::DriverError::Thread(e.to_string()))?
+            .run
+            .to_spec()
+    }
+
+    #[test]
+    fn a_rate_becomes_constant_stages_over_the_duration() {
+        let s = spec(&["--rate", "2000/s", "--duration", "10s", "-u", "50"]).unwrap();
+        let Shape::Rate {
+            stages,
+            max_in_flight,
+        } = &s.load.shape
+        else {
+            panic!("{:?}", s.load.shape)
+        };
+        assert_eq!(stages.to_string(), "0s:2000/s,10s:2000/s");
+        assert_eq!(*max_in_flight, 50, "defaults to --users");
+        assert_eq!(s.load.duration, Some(Duration::from_secs(10)));
+        let s = spec(&["--stages", "0s:0/s,1s:10/s,3s:0/s", "--max-in-flight", "7"]).unwrap();
+        assert_eq!(s.load.duration, Some(Duration::from_secs(3)));
+        assert!(matches!(
+            s.load.shape,
+            Shape::Rate {
+                max_in_flight: 7,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn ramped_users_set_the_users_and_the_length() {
+        let s = spec(&[
+            "--vus-stages",
+            "0s:0,5s:100,25s:0",
+            "--think",
+            "50ms..200ms",
+        ])
+        .unwrap();
+        assert_eq!(s.load.users, 100);
+        assert_eq!(s.load.connections, 1);
+        assert_eq!(s.load.duration, Some(Duration::from_secs(25)));
+        let Shape::Vus { think, .. } = s.load.shape else {
+            panic!("not ramped")
+        };
+        assert_eq!(think, Think::parse("50ms..200ms").unwrap());
+    }
+
+    #[test]
+    fn refused_combinations() {
+        for bad in [
+            &["--rate", "10/s"][..],
+            &[
+                "--rate",
+                "10/s",
+                "--stages",
+                "0s:1/s,1s:1/s",
+                "--duration",
+                "1s",
+            ],
+            &["--stages", "0s:1/s,1s:1/s", "--duration", "1s"],
+            &["--vus-stages", "0s:1,1s:1", "--duration", "1s"],
+            &["--max-in-flight", "5"],
+            &["--think", "1s"],
+            &["--stages", "0s:1/s,1s:1/s", "--max-in-flight", "0"],
+        ] {
+            assert!(spec(bad).is_err(), "{bad:?}");
+        }
+        let err = spec(&[
+            "--rate",
+            "5/s",
+            "--duration",
+            "1s",
+            "--coordinator",
+            "http://c:1",
+        ]);
+        assert!(
+            matches!(
+                err,
+                Err(crate::error::DriverError::Spec(
+                    SpecError::ShapeWithCoordinator
+                ))
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_stages_file() {
+        let dir = std::env::temp_dir().join(format!("shapes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spike.toml");
+        std::fs::write(
+            &path,
+            "stages = \"0s:0/s,1s:100/s,2s:0/s\"\nmax_in_flight = 9\n",
+        )
+        .unwrap();
+        let s = spec(&["--stages-file", path.to_str().unwrap()]).unwrap();
+        assert!(matches!(
+            s.load.shape,
+            Shape::Rate {
+                max_in_flight: 9,
+                ..
+            }
+        ));
+        std::fs::write(&path, "vus_stages = \"0s:0,1s:5\"\nthink = \"later\"\n").unwrap();
+        let err = spec(&["--stages-file", path.to_str().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("think time"), "{err}");
+        let missing = dir.join("missing.toml");
+        let err = spec(&["--stages-file", missing.to_str().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

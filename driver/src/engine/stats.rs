@@ -275,4 +275,31 @@ mod tests {
         assert_eq!(a.merge(bucket), Err(Overflow("attempts")));
         assert_eq!((a.counts, a.series.clone(), a.history.clone()), before);
     }
+
+    #[test]
+    fn an_open_record_keeps_the_actual_send_and_both_latencies() {
+        let ms = Duration::from_millis;
+        let mut a = Stats::with_bucket_ms(1000);
+        // Due at 1.0 s, sent at 1.2 s (the driver lagged), answered at 1.5 s.
+        a.record_open(ms(1500), k(1), 1, purchased("o1"), (ms(300), ms(500)));
+        let attempt = a.history.attempts[0];
+        assert_eq!(
+            (attempt.sent_us, attempt.replied_us),
+            (1_200_000, 1_500_000)
+        );
+        assert!((a.latency.max() as i64 - 500_000).abs() < 1000);
+        let service = a.service.as_ref().map(|h| h.max()).unwrap_or(0);
+        assert!((service as i64 - 300_000).abs() < 1000);
+        a.dropped = 3;
+        let mut b = Stats::with_bucket_ms(1000);
+        b.record_open(ms(100), k(2), 1, purchased("o2"), (ms(10), ms(10)));
+        b.dropped = 4;
+        a.merge(b).unwrap();
+        assert_eq!(a.dropped, 7);
+        assert_eq!(a.service.as_ref().map(|h| h.len()), Some(2));
+        // A burst's stats have no service histogram, and merging one in keeps the other's.
+        let mut burst = Stats::default();
+        burst.merge(a).unwrap();
+        assert_eq!(burst.service.as_ref().map(|h| h.len()), Some(2));
+    }
 }

@@ -321,4 +321,65 @@ mod tests {
         assert!(validate_settle(MAX_SETTLE + Duration::from_millis(1)).is_err());
         assert!(validate_settle(Duration::ZERO).is_err());
     }
+
+    #[test]
+    fn shapes_are_checked_against_the_rest_of_the_load() {
+        use crate::spec::Shape;
+        use crate::spec::stages::{StageUnit, Stages, Think};
+        let rate = Stages::parse("0s:10/s,2s:10/s", StageUnit::Rate).unwrap();
+        let vus = Stages::parse("0s:0,2s:50", StageUnit::Users).unwrap();
+        let open = |max_in_flight| LoadSpec {
+            duration: Some(Duration::from_secs(2)),
+            shape: Shape::Rate {
+                stages: rate.clone(),
+                max_in_flight,
+            },
+            ..spec()
+        };
+        assert_eq!(open(10).validate(), Ok(()));
+        assert_eq!(open(0).validate(), Err(SpecError::MaxInFlight(0)));
+        let wrong_length = LoadSpec {
+            duration: Some(Duration::from_secs(3)),
+            ..open(10)
+        };
+        assert!(matches!(
+            wrong_length.validate(),
+            Err(SpecError::ShapeLength { .. })
+        ));
+        let clicks = LoadSpec {
+            clicks: 2,
+            ..open(10)
+        };
+        assert_eq!(clicks.validate(), Err(SpecError::ShapeClicks));
+        let ramp = |users, stages: &Stages| LoadSpec {
+            users,
+            duration: Some(Duration::from_secs(2)),
+            shape: Shape::Vus {
+                stages: stages.clone(),
+                think: Think::default(),
+            },
+            ..spec()
+        };
+        assert_eq!(ramp(50, &vus).validate(), Ok(()));
+        assert_eq!(
+            ramp(40, &vus).validate(),
+            Err(SpecError::ShapeUsers {
+                peak: 50,
+                users: 40
+            })
+        );
+        // Rates where users are expected, and the other way round.
+        assert!(matches!(
+            ramp(50, &rate).validate(),
+            Err(SpecError::ShapeUnit(_))
+        ));
+        let swapped = LoadSpec {
+            shape: Shape::Rate {
+                stages: vus.clone(),
+                max_in_flight: 10,
+            },
+            ..open(10)
+        };
+        assert!(matches!(swapped.validate(), Err(SpecError::ShapeUnit(_))));
+    }
 }
