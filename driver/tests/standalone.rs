@@ -350,6 +350,7 @@ async fn huge_durations_do_not_panic_the_load_threads() {
         user_prefix: "huge-".into(),
         first_user: 0,
         retry: Default::default(),
+        shape: flashsale_driver::spec::Shape::default(),
     };
     // Cancelled once every user has bought: looping users stop after their current attempt.
     let cancel = CancellationToken::new();

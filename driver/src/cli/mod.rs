@@ -5,6 +5,7 @@ mod compose;
 mod connect;
 mod custom;
 mod run;
+mod shape;
 mod web;
 
 use std::time::Duration;

@@ -110,6 +110,9 @@ pub struct LoadArgs {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub shape: Box<super::shape::ShapeArgs>,
 }
 
 /// How purchases are retried ([`Retry`]); boxed in [`LoadArgs`] to keep the commands small.
@@ -157,15 +160,21 @@ impl RetryArgs {
 impl LoadArgs {
     /// The load these flags describe, with users named `user_prefix<n>` and
     /// `default_quantity` unless --quantity says otherwise.
-    fn to_load(&self, mode: Mode, user_prefix: String, default_quantity: Quantities) -> LoadSpec {
-        LoadSpec {
+    fn to_load(
+        &self,
+        mode: Mode,
+        user_prefix: String,
+        default_quantity: Quantities,
+    ) -> Result<LoadSpec, DriverError> {
+        let (shape, users, duration) = self.shape.to_shape(self.users, self.duration)?;
+        Ok(LoadSpec {
             mode,
-            users: self.users,
+            users,
             connections: self
                 .connections
-                .unwrap_or_else(|| LoadSpec::auto_connections(self.users)),
+                .unwrap_or_else(|| LoadSpec::auto_connections(users)),
             threads: self.threads.unwrap_or_else(available_threads),
-            duration: self.duration,
+            duration,
             quantity: self.quantity.clone().unwrap_or(default_quantity),
             clicks: self.clicks,
             round: 0,
@@ -173,7 +182,8 @@ impl LoadArgs {
             user_prefix,
             first_user: 0,
             retry: self.retry.to_retry(),
-        }
+            shape,
+        })
     }
 
     /// The audit's demands these flags describe.
@@ -280,7 +290,7 @@ impl RunArgs {
         let spec = RunSpec {
             policy: self.load.to_policy(),
             settle: self.load.settle,
-            load: self.load.to_load(mode, prefix, Quantities::single(1)),
+            load: self.load.to_load(mode, prefix, Quantities::single(1))?,
             targets,
             coordinator: self
                 .coordinator
@@ -340,7 +350,7 @@ impl CompareArgs {
     pub fn to_spec(&self) -> Result<CompareSpec, DriverError> {
         let load = self
             .load
-            .to_load(Mode::Buggy, random_prefix(), compare_quantities());
+            .to_load(Mode::Buggy, random_prefix(), compare_quantities())?;
         let targets = self.load.targets()?;
         let connection = self.load.connect.to_connection(&targets)?;
         let spec = CompareSpec::new(

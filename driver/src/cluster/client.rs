@@ -299,6 +299,7 @@ fn checked(worker: &pb::WorkerReport, spec: &RunSpec, window: Duration) -> pb::W
     let share = LoadSpec {
         users: worker.users,
         first_user: worker.first_user,
+        shape: crate::spec::Shape::default(),
         ..spec.load.clone()
     };
     let result = pb::WorkerResult {

@@ -226,6 +226,7 @@ mod tests {
             user_prefix: "p-".into(),
             first_user: 0,
             retry: Default::default(),
+            shape: crate::spec::Shape::default(),
         }
     }
 

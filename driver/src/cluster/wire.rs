@@ -96,6 +96,7 @@ pub fn plan_from_wire(plan: &pb::LoadPlan) -> Result<LoadSpec, DriverError> {
         user_prefix: plan.user_prefix.clone(),
         first_user: plan.first_user,
         retry: Default::default(),
+        shape: crate::spec::Shape::default(),
     };
     spec.validate()?;
     Ok(spec)
@@ -549,6 +550,7 @@ mod tests {
             user_prefix: "p-".into(),
             first_user: 334,
             retry: Default::default(),
+            shape: crate::spec::Shape::default(),
         };
         let back = plan_from_wire(&plan_to_wire(&spec)).unwrap();
         assert_eq!(format!("{back:?}"), format!("{spec:?}"));

@@ -282,6 +282,11 @@ impl Live {
         self.cancel.is_cancelled()
     }
 
+    /// Resolves once the load is asked to wind down (for waits between attempts).
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
     /// Sets the instant after which no attempt may start (the first caller wins).
     pub fn set_cutoff(&self, at: Instant) {
         let _ = self.cutoff.set(at);

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+pub mod arrivals;
 pub mod bins;
 pub mod counts;
 pub mod history;
@@ -142,7 +143,16 @@ pub fn run_observed_with(
                 .name(format!("load-{thread}"))
                 .spawn(move || {
                     let targets = (urls.as_slice(), &connection);
-                    load_thread(targets, &spec, plan, start_at, &barrier, &failed, &live)
+                    let place = (thread, threads);
+                    load_thread(
+                        targets,
+                        &spec,
+                        (plan, place),
+                        start_at,
+                        &barrier,
+                        &failed,
+                        &live,
+                    )
                 })
         })
         .collect::<Result<_, _>>()?;
@@ -207,7 +217,7 @@ fn deadline_after(start: Instant, duration: Duration) -> Instant {
 fn load_thread(
     (urls, connection): (&[String], &Connection),
     spec: &LoadSpec,
-    plan: Vec<Planned>,
+    (plan, (thread, threads)): (Vec<Planned>, (u32, u32)),
     start_at: Option<SystemTime>,
     barrier: &Barrier,
     failed: &AtomicBool,
@@ -262,25 +272,43 @@ fn load_thread(
         // one per connection: ~175 KB each).
         let stats = RefCell::new(Stats::with_bucket_ms(series::bucket_ms_for(spec.duration)));
         let mut counters = Vec::with_capacity(plan.len());
-        let per_connection = purchasers
-            .into_iter()
-            .zip(plan)
-            .map(|(purchaser, planned)| {
-                let connection_counters = live.register();
-                counters.push((planned.connection, connection_counters.clone()));
-                let window = (origin, deadline);
-                let live_counters = (connection_counters, live);
-                drive_connection(
-                    purchaser,
-                    planned.users,
-                    spec,
-                    window,
-                    live_counters,
-                    &stats,
-                )
-            });
-        let per_connection: Vec<_> = per_connection.collect();
-        futures::future::join_all(per_connection).await;
+        if let crate::spec::Shape::Rate {
+            stages,
+            max_in_flight,
+        } = &spec.shape
+        {
+            let lanes = purchasers
+                .into_iter()
+                .zip(&plan)
+                .map(|(purchaser, planned)| {
+                    let connection_counters = live.register();
+                    counters.push((planned.connection, connection_counters.clone()));
+                    arrivals::Lane::new(purchaser, connection_counters)
+                })
+                .collect();
+            let share = arrivals::Share::new(thread, threads, *max_in_flight);
+            arrivals::drive_arrivals(lanes, (stages, share), spec, origin, (live, &stats)).await;
+        } else {
+            let per_connection = purchasers
+                .into_iter()
+                .zip(plan)
+                .map(|(purchaser, planned)| {
+                    let connection_counters = live.register();
+                    counters.push((planned.connection, connection_counters.clone()));
+                    let window = (origin, deadline);
+                    let live_counters = (connection_counters, live);
+                    drive_connection(
+                        purchaser,
+                        planned.users,
+                        spec,
+                        window,
+                        live_counters,
+                        &stats,
+                    )
+                });
+            let per_connection: Vec<_> = per_connection.collect();
+            futures::future::join_all(per_connection).await;
+        }
         // Every user of this thread is done: the connections' counters are final.
         let counts = counters
             .into_iter()

@@ -31,6 +31,12 @@ pub struct Stats {
     pub series: Series,
     /// How the retries went (`--retries`; all zero without).
     pub tries: TryCounts,
+    /// Open model only: service time (actual send to reply) of every request, in µs; then
+    /// `latency` holds the response time (due instant to reply).
+    pub service: Option<Histogram<u64>>,
+    /// Open model only: arrivals dropped because `--max-in-flight` purchases were in flight
+    /// (never sent, so not attempts).
+    pub dropped: u64,
 }
 
 impl Default for Stats {
@@ -42,6 +48,8 @@ impl Default for Stats {
             latency: new_histogram(),
             series: Series::default(),
             tries: TryCounts::default(),
+            service: None,
+            dropped: 0,
         }
     }
 }
@@ -93,6 +101,26 @@ impl Stats {
         }
         self.tries
             .record(tried.tries, purchased, tried.exhausted, tried.throttled);
+    }
+
+    /// [`Stats::record_at`] for the open model: `latency` and the series get the response time
+    /// (due instant to reply), [`Stats::service`] the service time, and the history the
+    /// actual send (`at - service`).
+    pub fn record_open(
+        &mut self,
+        at: Duration,
+        key: AttemptKey,
+        quantity: u32,
+        outcome: Outcome,
+        (service, response): (Duration, Duration),
+    ) {
+        self.series
+            .record(at, &outcome, quantity, latency_us(response));
+        self.service
+            .get_or_insert_with(new_histogram)
+            .saturating_record(latency_us(service));
+        let times = (micros(at.saturating_sub(service)), micros(at));
+        self.record_timed(key, quantity, outcome, response, times);
     }
 
     /// Records attempt `key`, which asked for `quantity` units, at unknown times.
@@ -159,6 +187,14 @@ impl Stats {
         self.latency
             .add(&other.latency)
             .expect("histograms share the same bounds");
+        self.dropped = self.dropped.saturating_add(other.dropped);
+        match (&mut self.service, other.service) {
+            (Some(mine), Some(theirs)) => {
+                mine.add(&theirs).expect("histograms share the same bounds")
+            }
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
         Ok(())
     }
 }
@@ -264,5 +300,32 @@ mod tests {
         bucket.series.buckets[0].counts.attempts = u64::MAX;
         assert_eq!(a.merge(bucket), Err(Overflow("attempts")));
         assert_eq!((a.counts, a.series.clone(), a.history.clone()), before);
+    }
+
+    #[test]
+    fn an_open_record_keeps_the_actual_send_and_both_latencies() {
+        let ms = Duration::from_millis;
+        let mut a = Stats::with_bucket_ms(1000);
+        // Due at 1.0 s, sent at 1.2 s (the driver lagged), answered at 1.5 s.
+        a.record_open(ms(1500), k(1), 1, purchased("o1"), (ms(300), ms(500)));
+        let attempt = a.history.attempts[0];
+        assert_eq!(
+            (attempt.sent_us, attempt.replied_us),
+            (1_200_000, 1_500_000)
+        );
+        assert!((a.latency.max() as i64 - 500_000).abs() < 1000);
+        let service = a.service.as_ref().map(|h| h.max()).unwrap_or(0);
+        assert!((service as i64 - 300_000).abs() < 1000);
+        a.dropped = 3;
+        let mut b = Stats::with_bucket_ms(1000);
+        b.record_open(ms(100), k(2), 1, purchased("o2"), (ms(10), ms(10)));
+        b.dropped = 4;
+        a.merge(b).unwrap();
+        assert_eq!(a.dropped, 7);
+        assert_eq!(a.service.as_ref().map(|h| h.len()), Some(2));
+        // A burst's stats have no service histogram, and merging one in keeps the other's.
+        let mut burst = Stats::default();
+        burst.merge(a).unwrap();
+        assert_eq!(burst.service.as_ref().map(|h| h.len()), Some(2));
     }
 }

@@ -1,5 +1,8 @@
 //! The virtual users of one connection: each buys once (a burst) or back to back until the
-//! run's end, and records every attempt into its load thread's [`Stats`].
+//! run's end, and records every attempt into its load thread's [`Stats`]. With ramping users
+//! ([`Shape::Vus`]) user `i` buys only while the stages' target is above `i` (it joins when
+//! the ramp reaches `i + 1` and leaves after its current purchase when the target falls to
+//! `i`), pausing the think time between purchases.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -12,8 +15,8 @@ use crate::checkout::{Attempt, Purchaser};
 use crate::engine::history::AttemptKey;
 use crate::engine::live::{ConnectionLive, Live};
 use crate::engine::stats::Stats;
-use crate::spec::LoadSpec;
 use crate::spec::ids::request_id;
+use crate::spec::{LoadSpec, Shape};
 
 /// All users of one connection, polled by one task; they record into their thread's `Stats`.
 pub(super) async fn drive_connection(
@@ -30,10 +33,16 @@ pub(super) async fn drive_connection(
     let throttle = &throttle;
     let mut buyers: FuturesUnordered<_> = users
         .into_iter()
-        .filter_map(|u| u32::try_from(spec.first_user + u).ok())
-        .flat_map(|user| (0..clicks).map(move |click| (user, click)))
-        .map(|(user, click)| {
+        .filter_map(|u| {
+            Some((
+                u32::try_from(u).ok()?,
+                u32::try_from(spec.first_user + u).ok()?,
+            ))
+        })
+        .flat_map(|(index, user)| (0..clicks).map(move |click| (index, user, click)))
+        .map(|(index, user, click)| {
             let buyer = Buyer {
+                index,
                 user,
                 user_id: format!("{}{user}", spec.user_prefix),
                 click,
@@ -53,6 +62,8 @@ pub(super) async fn drive_connection(
 
 /// One of a user's concurrent clicks: its attempts are numbered `click`, `click + clicks`, ...
 struct Buyer {
+    /// The user's place in this process's share (which ramped user it is).
+    index: u32,
     user: u32,
     user_id: String,
     click: u32,
@@ -70,7 +81,7 @@ async fn virtual_user(
 ) {
     let mut seq = buyer.click;
     loop {
-        if !live.may_attempt() {
+        if !live.may_attempt() || !ramp_allows(&buyer, spec, origin, live).await {
             break;
         }
         let key = AttemptKey {
@@ -93,6 +104,14 @@ async fn virtual_user(
         stats
             .borrow_mut()
             .record_tried(origin.elapsed(), key, quantity, tried, latency);
+        if let Shape::Vus { think, .. } = &spec.shape
+            && !think.max.is_zero()
+        {
+            tokio::select! {
+                () = tokio::time::sleep(think.pick(buyer.user, seq)) => {}
+                () = live.cancelled() => break,
+            }
+        }
         let Some(next) = seq.checked_add(buyer.clicks) else {
             break;
         };
@@ -102,4 +121,24 @@ async fn virtual_user(
             _ => break,
         }
     }
+}
+
+/// With ramping users: waits until `buyer` is active (the stages' target above its index);
+/// `false` when it never will be again before the end, or the load is stopped meanwhile.
+/// Always `true` for the other shapes.
+async fn ramp_allows(buyer: &Buyer, spec: &LoadSpec, origin: Instant, live: &Live) -> bool {
+    let Shape::Vus { stages, .. } = &spec.shape else {
+        return true;
+    };
+    let level = f64::from(buyer.index) + 1.0;
+    let Some(at) = stages.next_at_least(level, origin.elapsed()) else {
+        return false;
+    };
+    if origin + at > Instant::now() {
+        tokio::select! {
+            () = tokio::time::sleep_until(origin + at) => {}
+            () = live.cancelled() => return false,
+        }
+    }
+    live.may_attempt()
 }

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod comparison;
 pub mod html;
 pub mod markup;
+pub mod shape;
 pub mod stopped;
 pub mod text;
 pub mod timeline;
@@ -46,7 +47,12 @@ pub struct Report {
     pub audit: Audit,
     /// Attempts per second over the whole run.
     pub throughput_rps: f64,
+    /// Latency of every answered request (in an open run: response time, from the instant the
+    /// arrival was due; see `load_shape`).
     pub latency_ms: Latency,
+    /// Open and ramped runs only: the shape, dropped arrivals, response and service time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_shape: Option<shape::ShapeReport>,
     /// The run over time.
     pub series: Timeline,
     /// Distributed runs only: what each worker did.
@@ -503,6 +509,9 @@ impl Report {
                 l.p50, l.p90, l.p99, l.p999, l.max
             ),
         );
+        if let Some(shape) = &self.load_shape {
+            shape.write_rows(&mut s);
+        }
         if let Some(workers) = &self.workers {
             let _ = writeln!(
                 s,
@@ -653,6 +662,7 @@ impl Report {
                 0.0
             },
             latency_ms: Latency::from_histogram(&load.stats.latency),
+            load_shape: shape::ShapeReport::new(spec, &load.stats),
             series,
             workers: None,
             replicas,

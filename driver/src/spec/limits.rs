@@ -28,7 +28,7 @@ pub const MAX_USER_PREFIX_BYTES: usize = 100;
 pub const MAX_TARGETS: usize = 256;
 
 /// Why a run plan is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
     #[error("users must be 1 to {MAX_USERS}, got {0}")]
     Users(u32),
@@ -78,6 +78,25 @@ pub enum SpecError {
          by standalone runs only"
     )]
     TargetsWithCoordinator,
+    #[error("load shape: {0}")]
+    Stages(#[from] crate::spec::stages::StageError),
+    #[error(
+        "the stages last {stages:?} but the run's duration is {duration:?}; stages set the run's length (leave --duration out)"
+    )]
+    ShapeLength {
+        stages: Duration,
+        duration: Option<Duration>,
+    },
+    #[error("{0}")]
+    ShapeUnit(&'static str),
+    #[error("--max-in-flight must be 1 to {MAX_IN_FLIGHT}, got {0}")]
+    MaxInFlight(u32),
+    #[error("--clicks applies to users, not to an arrival rate: each arrival is one purchase")]
+    ShapeClicks,
+    #[error("the stages peak at {peak} users but --users is {users}")]
+    ShapeUsers { peak: u64, users: u32 },
+    #[error("--rate, --stages and --vus-stages are not supported with --coordinator yet")]
+    ShapeWithCoordinator,
     #[error("no target to run against")]
     NoTarget,
     #[error(
@@ -153,7 +172,7 @@ impl LoadSpec {
             });
         }
         self.retry.validate()?;
-        Ok(())
+        self.shape.validate(self)
     }
 }
 
@@ -171,6 +190,9 @@ impl RunSpec {
             return Err(SpecError::RetriesWithCoordinator);
         }
         super::faults::validate(&self.faults, self.coordinator.is_some())?;
+        if self.coordinator.is_some() && self.load.shape != crate::spec::Shape::Users {
+            return Err(SpecError::ShapeWithCoordinator);
+        }
         validate_settle(self.settle)
     }
 }
@@ -218,6 +240,7 @@ mod tests {
             user_prefix: "p-".into(),
             first_user: 0,
             retry: Default::default(),
+            shape: crate::spec::Shape::default(),
         }
     }
 
@@ -309,5 +332,66 @@ mod tests {
         assert!(validate_settle(MAX_SETTLE).is_ok());
         assert!(validate_settle(MAX_SETTLE + Duration::from_millis(1)).is_err());
         assert!(validate_settle(Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn shapes_are_checked_against_the_rest_of_the_load() {
+        use crate::spec::Shape;
+        use crate::spec::stages::{StageUnit, Stages, Think};
+        let rate = Stages::parse("0s:10/s,2s:10/s", StageUnit::Rate).unwrap();
+        let vus = Stages::parse("0s:0,2s:50", StageUnit::Users).unwrap();
+        let open = |max_in_flight| LoadSpec {
+            duration: Some(Duration::from_secs(2)),
+            shape: Shape::Rate {
+                stages: rate.clone(),
+                max_in_flight,
+            },
+            ..spec()
+        };
+        assert_eq!(open(10).validate(), Ok(()));
+        assert_eq!(open(0).validate(), Err(SpecError::MaxInFlight(0)));
+        let wrong_length = LoadSpec {
+            duration: Some(Duration::from_secs(3)),
+            ..open(10)
+        };
+        assert!(matches!(
+            wrong_length.validate(),
+            Err(SpecError::ShapeLength { .. })
+        ));
+        let clicks = LoadSpec {
+            clicks: 2,
+            ..open(10)
+        };
+        assert_eq!(clicks.validate(), Err(SpecError::ShapeClicks));
+        let ramp = |users, stages: &Stages| LoadSpec {
+            users,
+            duration: Some(Duration::from_secs(2)),
+            shape: Shape::Vus {
+                stages: stages.clone(),
+                think: Think::default(),
+            },
+            ..spec()
+        };
+        assert_eq!(ramp(50, &vus).validate(), Ok(()));
+        assert_eq!(
+            ramp(40, &vus).validate(),
+            Err(SpecError::ShapeUsers {
+                peak: 50,
+                users: 40
+            })
+        );
+        // Rates where users are expected, and the other way round.
+        assert!(matches!(
+            ramp(50, &rate).validate(),
+            Err(SpecError::ShapeUnit(_))
+        ));
+        let swapped = LoadSpec {
+            shape: Shape::Rate {
+                stages: vus.clone(),
+                max_in_flight: 10,
+            },
+            ..open(10)
+        };
+        assert!(matches!(swapped.validate(), Err(SpecError::ShapeUnit(_))));
     }
 }

@@ -10,6 +10,8 @@ mod limits;
 pub mod policy;
 mod quantities;
 pub mod retry;
+pub mod shape;
+pub mod stages;
 pub mod targets;
 
 use flashsale_server::Strategy;
@@ -21,6 +23,7 @@ pub use limits::{
     MAX_TIMEOUT, MAX_USER_PREFIX_BYTES, MAX_USERS, SpecError, validate_prefix, validate_settle,
 };
 pub use quantities::{MAX_QUANTITY, MAX_QUANTITY_MIX, Quantities};
+pub use shape::Shape;
 
 /// Which purchase RPC the virtual users call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -83,6 +86,9 @@ pub struct LoadSpec {
     pub first_user: u64,
     /// How purchases are retried (the default: not at all).
     pub retry: retry::Retry,
+    /// How the purchases arrive: the users' burst or closed loop (the default), an arrival
+    /// rate, or ramping users. Open and ramped shapes set `duration` to their stages' end.
+    pub shape: Shape,
 }
 
 impl LoadSpec {

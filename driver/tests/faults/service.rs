@@ -22,6 +22,9 @@ pub struct Shared {
     pub busy: AtomicUsize,
     /// Purchases received (`Fault::FlakyFrontDoor` refuses every other one).
     pub received: AtomicUsize,
+    /// Purchases placed so far and the end of the stall (`Config::stall`) once it began.
+    placed: AtomicUsize,
+    stall_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
@@ -32,6 +35,8 @@ impl Shared {
             queue: tokio::sync::Mutex::new(()),
             busy: AtomicUsize::new(0),
             received: AtomicUsize::new(0),
+            placed: AtomicUsize::new(0),
+            stall_until: Mutex::new(None),
         }
     }
 
@@ -43,6 +48,22 @@ impl Shared {
     async fn place(self: &Arc<Self>, ask: Ask) -> Result<pb::PurchaseReply, Status> {
         let _busy = Busy::enter(&self.busy);
         let config = &self.config;
+        if let Some((after, length)) = config.stall {
+            let n = self.placed.fetch_add(1, Ordering::SeqCst) + 1;
+            let until = {
+                let mut until = self
+                    .stall_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if n == after {
+                    *until = Some(tokio::time::Instant::now() + length);
+                }
+                *until
+            };
+            if let Some(until) = until {
+                tokio::time::sleep_until(until).await;
+            }
+        }
         let (seen, strategy) = {
             let state = self.lock();
             if config.fault != Fault::IgnoresRound {

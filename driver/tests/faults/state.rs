@@ -128,6 +128,9 @@ pub struct Config {
     /// Keep working on a purchase after its client gave up (deadline, cancel). Not a fault
     /// by itself: the round check keeps such stragglers out of the next round.
     pub finish_abandoned: bool,
+    /// `(n, length)`: when the `n`-th purchase arrives the checkout stalls for `length`: every
+    /// purchase that arrives until then waits for the stall's end (a GC pause, a SIGSTOP).
+    pub stall: Option<(usize, Duration)>,
 }
 
 impl Config {
@@ -142,6 +145,15 @@ impl Config {
             book_cap: 1 << 20,
             batch: 1024,
             finish_abandoned: fault == Fault::IgnoresRound,
+            stall: None,
+        }
+    }
+
+    /// Stalls for `length` when the `after`-th purchase arrives.
+    pub fn stall(self, after: usize, length: Duration) -> Self {
+        Config {
+            stall: Some((after, length)),
+            ..self
         }
     }
 

@@ -233,6 +233,7 @@ impl Share {
         let share = LoadSpec {
             users: self.users,
             first_user: self.first_user,
+            shape: crate::spec::Shape::default(),
             ..spec.clone()
         };
         let faults = match self.parts.take().map(|parts| parts.complete(&mut result)) {
@@ -722,6 +723,7 @@ mod tests {
             user_prefix: "d-".into(),
             first_user: 0,
             retry: Default::default(),
+            shape: crate::spec::Shape::default(),
         }
     }
 

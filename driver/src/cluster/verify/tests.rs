@@ -27,6 +27,7 @@ fn share(mix: &str) -> LoadSpec {
         user_prefix: "p-".into(),
         first_user: 100,
         retry: Default::default(),
+        shape: crate::spec::Shape::default(),
     }
 }
 
