@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use futures::future::{BoxFuture, Either};
 use http::{Request, Response};
-use prometheus_client::metrics::gauge::Gauge;
 use tonic::Code;
 
 use super::Metrics;
@@ -54,11 +53,11 @@ pub struct MetricsService<S> {
 }
 
 /// Decrements the in-flight gauge when the call ends, however it ends (cancelled included).
-struct InFlight(Gauge);
+struct InFlight(Arc<Metrics>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.in_flight().dec();
     }
 }
 
@@ -82,12 +81,12 @@ where
             return Either::Left(self.inner.call(request));
         };
         let method = Metrics::method_index(request.uri().path());
-        let gauge = metrics.in_flight().clone();
-        gauge.inc();
-        let in_flight = InFlight(gauge);
+        metrics.in_flight().inc();
+        let in_flight = InFlight(metrics);
         let start = Instant::now();
         let call = self.inner.call(request);
         Either::Right(Box::pin(async move {
+            let metrics = &in_flight.0;
             let result = call.await;
             let code = match &result {
                 Ok(response) => response
