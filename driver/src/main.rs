@@ -10,12 +10,13 @@ use clap::Parser;
 use flashsale_driver::Report;
 use flashsale_driver::checkout::normalize_target;
 use flashsale_driver::cli::{
-    Cli, Command, CompareArgs, CoordinatorArgs, OutputFormat, RunArgs, WebArgs,
+    Cli, Command, CompareArgs, CoordinatorArgs, LoadArgs, OutputFormat, RunArgs, WebArgs,
 };
 use flashsale_driver::cluster::auth::{ClusterToken, TOKEN_ENV};
 use flashsale_driver::cluster::coordinator::CoordinatorConfig;
 use flashsale_driver::observe::stop::on_signals;
 use flashsale_driver::report::comparison::Comparison;
+use flashsale_driver::report::csv::CsvError;
 use flashsale_driver::report::text::printable;
 use flashsale_driver::web::WebConfig;
 use flashsale_driver::{EXIT_AUDIT_FAILED, EXIT_ERROR, EXIT_PASS, EXIT_STOPPED};
@@ -82,9 +83,11 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
+    let mut files = Files::open(&args.load)?;
     let comparison =
         flashsale_driver::run::compare::compare(&spec, progress(args.load.output), on_signals())
             .await?;
+    files.write(&comparison)?;
     emit(&comparison, args.load.output, html.as_mut())?;
     let stopped = comparison.runs.len() < spec.runs.len()
         || comparison.runs.iter().any(|r| r.report.stopped.is_some());
@@ -94,9 +97,11 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<u8> {
 async fn standalone(args: &RunArgs) -> anyhow::Result<u8> {
     let spec = args.to_spec()?;
     let mut html = args.load.report.as_deref().map(create_report).transpose()?;
+    let mut files = Files::open(&args.load)?;
     let report =
         flashsale_driver::run_with_progress(&spec, progress(args.load.output), on_signals())
             .await?;
+    files.write(&report)?;
     emit(&report, args.load.output, html.as_mut())?;
     Ok(report.exit_code())
 }
@@ -185,6 +190,8 @@ trait Render {
     fn table(&self) -> String;
     fn json(&self) -> String;
     fn page(&self) -> String;
+    fn junit(&self) -> String;
+    fn csv(&self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, CsvError>;
 }
 
 impl Render for Report {
@@ -197,6 +204,12 @@ impl Render for Report {
     fn page(&self) -> String {
         flashsale_driver::report::html::report_page(self)
     }
+    fn junit(&self) -> String {
+        flashsale_driver::report::junit::report_xml(self)
+    }
+    fn csv(&self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, CsvError> {
+        flashsale_driver::report::csv::write_report(dir, self)
+    }
 }
 
 impl Render for Comparison {
@@ -208,6 +221,43 @@ impl Render for Comparison {
     }
     fn page(&self) -> String {
         flashsale_driver::report::html::comparison_page(self)
+    }
+    fn junit(&self) -> String {
+        flashsale_driver::report::junit::comparison_xml(self)
+    }
+    fn csv(&self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, CsvError> {
+        flashsale_driver::report::csv::write_comparison(dir, self)
+    }
+}
+
+/// The JUnit report and the CSV directory, prepared before the run (a bad path fails before
+/// any load is sent) and written once it is over.
+struct Files {
+    junit: Option<(std::fs::File, std::path::PathBuf)>,
+    csv: Option<std::path::PathBuf>,
+}
+
+impl Files {
+    fn open(load: &LoadArgs) -> anyhow::Result<Self> {
+        let junit = load.junit.as_deref().map(create_report).transpose()?;
+        if let Some(dir) = &load.csv {
+            flashsale_driver::report::csv::prepare(dir)?;
+        }
+        Ok(Self {
+            junit,
+            csv: load.csv.clone(),
+        })
+    }
+
+    fn write(&mut self, result: &impl Render) -> anyhow::Result<()> {
+        if let Some((file, path)) = &mut self.junit {
+            file.write_all(result.junit().as_bytes())
+                .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
+        }
+        if let Some(dir) = &self.csv {
+            result.csv(dir)?;
+        }
+        Ok(())
     }
 }
 

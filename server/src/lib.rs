@@ -15,6 +15,7 @@ pub mod error;
 pub mod guard;
 pub mod hardening;
 pub mod latency;
+pub mod metrics;
 pub mod purchase;
 pub mod serve;
 pub mod service;
@@ -36,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use crate::drain::Drain;
 use crate::guard::GuardLayer;
+use crate::metrics::{MetricsArgs, MetricsLayer};
 
 pub use config::{ServerConfig, StoreConfig, StoreKind};
 pub use service::CheckoutService;
@@ -118,6 +120,67 @@ pub async fn run_with_store(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    run_with_metrics(listener, None, store, config, shutdown).await
+}
+
+/// Binds `--metrics-listen`'s address, if any.
+pub async fn bind_metrics(args: &MetricsArgs) -> Result<Option<TcpListener>, ServerError> {
+    let Some(addr) = args.metrics_listen else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// [`run_with_store`], also serving Prometheus metrics at `/metrics` on `metrics` when given
+/// (see [`metrics`]) until the server has stopped.
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let (metrics_layer, metrics_server) = match metrics {
+        Some(metrics_listener) => {
+            let registry = Arc::new(metrics::Metrics::new(store.clone()));
+            let (stop, stopped) = oneshot::channel::<()>();
+            tracing::info!(
+                addr = ?metrics_listener.local_addr().ok(),
+                "serving Prometheus metrics at /metrics"
+            );
+            let task = tokio::spawn(metrics::http::serve(
+                metrics_listener,
+                registry.clone(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            (MetricsLayer::new(registry), Some((stop, task)))
+        }
+        None => (MetricsLayer::off(), None),
+    };
+    let served = serve_checkout(listener, store, config, metrics_layer, shutdown).await;
+    if let Some((stop, task)) = metrics_server {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "metrics endpoint failed"),
+            Err(err) => tracing::warn!(%err, "metrics endpoint task failed"),
+        }
+    }
+    served
+}
+
+async fn serve_checkout(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    metrics_layer: MetricsLayer,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
     let admin_token = config.hardening.admin_token()?;
     let tls = config.tls.load(config.hardening.handshake_timeout)?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -175,6 +238,7 @@ pub async fn run_with_store(
         None => hardening.builder(),
     };
     let router = builder
+        .layer(metrics_layer)
         .layer(GuardLayer::new(admin_token, drain.clone()).with_budget(hardening.stream_budget()))
         .add_service(health)
         .add_service(reflection_v1)
@@ -197,6 +261,7 @@ pub async fn run_with_store(
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     tls: bool,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), ServerError>>,
@@ -206,6 +271,11 @@ impl RunningServer {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where it serves `/metrics` ([`spawn_with_metrics`] only).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://ADDR` (`https://ADDR` when it serves TLS), ready for a tonic channel.
@@ -224,25 +294,50 @@ impl RunningServer {
 /// Starts a server on `127.0.0.1` with an ephemeral port, in the background. Its TLS files
 /// (if any) are checked first.
 pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    spawn_inner(config, false).await
+}
+
+/// [`spawn`], also serving `/metrics` on another ephemeral loopback port
+/// ([`RunningServer::metrics_addr`]).
+pub async fn spawn_with_metrics(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    spawn_inner(config, true).await
+}
+
+async fn spawn_inner(
+    config: ServerConfig,
+    with_metrics: bool,
+) -> Result<RunningServer, ServerError> {
     config.tls.load(config.hardening.handshake_timeout)?;
     let tls = config.tls.enabled();
     let wanted = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = TcpListener::bind(wanted)
-        .await
-        .map_err(|source| ServerError::Bind {
+    let bind = || async {
+        let listener = TcpListener::bind(wanted)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: wanted,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
             addr: wanted,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: wanted,
-        source,
-    })?;
+        Ok::<_, ServerError>((listener, addr))
+    };
+    let (listener, addr) = bind().await?;
+    let (metrics, metrics_addr) = if with_metrics {
+        let (listener, addr) = bind().await?;
+        (Some(listener), Some(addr))
+    } else {
+        (None, None)
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, config, async {
+    let store = Arc::new(MemoryStore::from_config(&config));
+    let task = tokio::spawn(run_with_metrics(listener, metrics, store, config, async {
         let _ = stopped.await;
     }));
     Ok(RunningServer {
         addr,
+        metrics_addr,
         tls,
         stop,
         task,

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use flashsale_server::metrics::MetricsArgs;
 use flashsale_server::{
-    ServerConfig, ServerError, StoreConfig, open_store, run_with_store, shutdown, telemetry,
+    ServerConfig, ServerError, StoreConfig, bind_metrics, open_store, run_with_metrics, shutdown,
+    telemetry,
 };
 
 /// Flash-sale checkout gRPC server (flashsale.v1.Checkout, reflection and grpc.health.v1).
@@ -32,6 +34,9 @@ struct Cli {
 
     #[command(flatten)]
     store: StoreConfig,
+
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 fn main() -> ExitCode {
@@ -71,8 +76,10 @@ async fn serve(cli: Cli) -> Result<(), ServerError> {
             addr: cli.listen,
             source,
         })?;
-    run_with_store(
+    let metrics = bind_metrics(&cli.metrics).await?;
+    run_with_metrics(
         listener,
+        metrics,
         store,
         cli.config,
         shutdown::signal_then_force_exit(),

@@ -17,12 +17,14 @@ use tower_layer::{Identity, Stack};
 use crate::accept::{self, AcceptLimits};
 use crate::drain::{Drain, Phase};
 use crate::guard::GuardLayer;
+use crate::metrics::MetricsLayer;
 
 /// How long after the grace period connections may take to close before we stop waiting.
 pub const FORCE_AFTER: Duration = Duration::from_secs(1);
 
-/// A tonic router behind the guard layer.
-pub type GuardedRouter = Router<Stack<GuardLayer, Identity>>;
+/// A tonic router behind the guard layer, itself behind the metrics layer (which counts the
+/// guard's refusals too).
+pub type GuardedRouter = Router<Stack<GuardLayer, Stack<MetricsLayer, Identity>>>;
 
 /// Serves `router` on `listener` until `shutdown`, then drains within `grace` (see the module
 /// docs). `drain` must be the one `router`'s [`GuardLayer`] was built with.

@@ -65,7 +65,7 @@ pub enum Command {
     /// with the same users and stock, and print them side by side. Exit 0 when every run
     /// completed (buggy and unstable failing their audit is the expected result), 5 when
     /// stopped early, 2 on errors.
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
     /// Serve the live web dashboard: start runs from a browser, watch them live, stop them,
     /// read and download their reports, compare runs (see docs/web.md).
     Web(WebArgs),

@@ -104,6 +104,16 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
 
+    /// Also write the audit as a JUnit XML report here, for CI: one test case per check, one
+    /// test suite per run (per mode in `compare`); see docs/driver.md.
+    #[arg(long, value_name = "FILE.xml")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write the time series and the per-replica (and per-worker) tables as CSV files
+    /// into this directory (created if missing); columns in docs/driver.md.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
+
     /// Admin token of the server, sent on Reset (its --admin-token).
     #[arg(long, env = "FLASHSALE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

@@ -3,7 +3,9 @@
 
 pub mod chart;
 pub mod comparison;
+pub mod csv;
 pub mod html;
+pub mod junit;
 pub mod markup;
 pub mod shape;
 pub mod stopped;

@@ -381,6 +381,8 @@ pub async fn run(
         .http2_keepalive_timeout(Some(HEARTBEAT_TIMEOUT))
         .http2_max_pending_accept_reset_streams(Some(hardening::MAX_PENDING_ACCEPT_RESET_STREAMS))
         .http2_max_local_error_reset_streams(Some(hardening::MAX_LOCAL_ERROR_RESET_STREAMS))
+        // No metrics here yet (the server's layer, passing requests through).
+        .layer(flashsale_server::metrics::MetricsLayer::off())
         .layer(GuardLayer::new(None, drain.clone()))
         .add_service(health)
         .add_service(reflection()?)
