@@ -268,3 +268,51 @@ async fn batched_faulty_batches_fail_the_audit() {
     let (audit, told) = three_replicas(BatchFault::AnswerBeforeCommit).await;
     assert!(told > audit.stock.units_sold, "{told} {audit:?}");
 }
+
+/// A batch whose COMMIT went through but whose reply was cut: every member is resolved by its
+/// request id, answered with its own order; one without a request id is UNKNOWN, never a "no".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: source .ci/postgres.sh"]
+async fn batched_commit_in_doubt_is_resolved_member_by_member() {
+    use crate::proxy::{Cut, On, Proxy, upstream};
+    let url = fresh_database(&cluster()).await;
+    let proxy = Proxy::start(upstream(&url)).await;
+    let config = config(10, Strategy::Batched, 0, 0);
+    let settings = flashsale_server::PgSettings {
+        url: proxy.url(&url),
+        pool_size: 4,
+    };
+    let store = PgStore::open(&settings, config.stock, config.strategy, config.policy())
+        .await
+        .expect("open the PostgreSQL store")
+        .with_batching(Batching {
+            window: Duration::from_secs(1),
+            size: 3,
+        });
+    proxy.arm(On::Commit, Cut::Reply, false);
+    let answers = batch(
+        &store,
+        &[order("a", 2, "d1"), order("b", 1, ""), order("c", 3, "d3")],
+    )
+    .await;
+    assert!(proxy.fired(), "the cut never happened");
+    let db = crate::support::connect(&url).await;
+    let placed: Vec<String> = db
+        .query(
+            "SELECT 'r' || round || '-' || order_id FROM orders ORDER BY order_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(placed.len(), 3, "the commit went through");
+    assert_eq!(bought(&answers[0]).0, placed[0]);
+    assert!(
+        matches!(answers[1], Err(StoreError::OutcomeUnknown(_))),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(bought(&answers[2]).0, placed[2]);
+}
