@@ -316,3 +316,34 @@ async fn batched_commit_in_doubt_is_resolved_member_by_member() {
     );
     assert_eq!(bought(&answers[2]).0, placed[2]);
 }
+
+/// A Reset through another replica switches the strategy: a batch then changes nothing and
+/// sends its members back to the safe path (`None`); a member pinned to the ended round is
+/// refused with the round it asked for.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: source .ci/postgres.sh"]
+async fn batched_members_follow_a_strategy_switched_by_another_replica() {
+    let url = fresh_database(&cluster()).await;
+    let store = batched(&url, 10, 0, 1).await;
+    let other = open(&url, &config(10, Strategy::Batched, 0, 0)).await;
+    bought(&batch(&store, &[order("a", 1, "1")]).await[0]);
+    other.reset(10, Some(Strategy::Atomic)).await.unwrap();
+    let answer = store.purchase_batched(order("a", 1, "2"), None).await;
+    assert!(matches!(answer, Ok(None)), "{answer:?}");
+    let pinned = Order {
+        round: 1,
+        ..order("a", 1, "3")
+    };
+    let answer = store.purchase_batched(pinned, None).await;
+    assert!(
+        matches!(
+            answer,
+            Err(StoreError::RoundMismatch {
+                requested: 1,
+                current: 2
+            })
+        ),
+        "{answer:?}"
+    );
+    assert_eq!(store.snapshot().await.unwrap().orders, 0);
+}
