@@ -268,12 +268,6 @@ impl PgStore {
         fault: BatchFault,
     ) -> Result<Vec<Answer>, Failure> {
         let tx = client.transaction().await.map_err(db)?;
-        // A custom plan of the batch statement costs milliseconds to make (measured: ~10 ms
-        // a batch), and PostgreSQL keeps making them for it; the generic plan is made once
-        // per connection.
-        tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            .await
-            .map_err(db)?;
         let sale = tx
             .query_one(&tx.prepare_cached(sql::BATCH_LOCK).await.map_err(db)?, &[])
             .await
