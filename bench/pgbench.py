@@ -10,6 +10,13 @@ nothing but the one UPDATE of the one row every purchase takes from.
     python3 bench/pgbench.py               # 3 interleaved repeats of 5 s per variant (~4 min)
     python3 bench/pgbench.py --repeats 1 --duration 2    # a quick look
     python3 bench/pgbench.py --strategies atomic --shards 1,4,16   # stock shards (--stock-shards)
+    python3 bench/pgbench.py --clients 1000 --strategies atomic,batched \
+        --batch-windows 0ms,1ms,2ms,5ms          # the batched strategy's window curve
+
+Database CPU per purchase is reported for every variant: the CPU time of the cluster's
+processes (the postmaster, its live children, and the children it reaped: cutime/cstime) over
+the measured run, divided by the purchases; this needs the cluster on this machine and readable
+/proc (a throwaway cluster from .ci/postgres.sh is). Nothing else should use the cluster then.
 
 Every run gets a fresh database (CREATE DATABASE from FLASHSALE_TEST_DATABASE_URL, or
 --database-url), created and seeded by the server itself (its migrations, stock 10^9 so nothing
@@ -117,11 +124,36 @@ class PgBench:
         self.bins = bins
         self.outdir = outdir
         self.seq = 0
+        data = psql(args.database_url, "SHOW data_directory")
+        try:
+            self.postmaster = int(Path(data, "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError) as e:
+            raise SystemExit(f"pgbench.py: the cluster's postmaster.pid in {data}: {e} (database "
+                             "CPU is read from /proc: run on the cluster's machine)")
         self.scripts = {}
         for name, text in SCRIPTS.items():
             path = outdir / f"{name}.sql"
             path.write_text(text)
             self.scripts[name] = path
+
+    def db_cpu(self) -> float:
+        """CPU seconds the cluster has used: the postmaster's own and its reaped children's,
+        plus its live children's (backends, walwriter, ...)."""
+        total = 0.0
+        with open(f"/proc/{self.postmaster}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in rest[11:15]) / bench.CLK_TCK  # utime stime cutime cstime
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == self.postmaster:
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    rest = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile: its time is in the postmaster's cutime now
+            if int(rest[1]) == self.postmaster:  # field 4: ppid
+                total += (int(rest[11]) + int(rest[12])) / bench.CLK_TCK
+        return total
 
     def fresh_db(self) -> str:
         self.seq += 1
@@ -134,13 +166,15 @@ class PgBench:
         psql(self.args.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def server(self, tag: str, url: str, strategy: str, pool: int,
-               shards: int = 1) -> tuple[bench.Daemon, int]:
+               shards: int = 1, window: str | None = None) -> tuple[bench.Daemon, int]:
         """A server on `url`, seeded and listening (its own migrations create the schema)."""
         port = bench.free_port()
         cmd = [str(self.bins["server"]), "--store", "postgres", "--database-url", url,
                "--pool-size", str(pool), "--strategy", strategy,
                "--listen", f"127.0.0.1:{port}", "--stock", str(STOCK), "--latency", "0ms",
                "--failure-rate", "0", "--stock-shards", str(shards)]
+        if window is not None:
+            cmd += ["--batch-window", window]
         d = bench.Daemon(f"{tag}-server", cmd, None, self.outdir)
         bench.wait_listening(port, d.proc, timeout=30)
         return d, port
@@ -157,15 +191,16 @@ class PgBench:
 
     def driver(self, tag: str, url: str, v: dict) -> dict:
         server, port = self.server(tag, url, v["strategy"], v.get("pool", self.args.pool_size),
-                                   v.get("shards", 1))
+                                   v.get("shards", 1), v.get("window"))
         try:
             cmd = [str(self.bins["driver"]), "--mode", "safe", "--target", f"127.0.0.1:{port}",
                    "--users", str(self.args.clients),
                    "--duration", f"{int(self.args.duration * 1000)}ms", "--stock", str(STOCK),
                    "--timeout", "30s", "--output", "json"]
-            cpu0 = bench.cpu_seconds(server.pid)
+            cpu0, db0 = bench.cpu_seconds(server.pid), self.db_cpu()
             res = bench.run_client(tag, cmd, self.args.duration + 120, self.outdir)
             server_cpu = bench.cpu_seconds(server.pid) - cpu0
+            db_cpu = self.db_cpu() - db0
         finally:
             server.stop()
         if res["timed_out"] or res["rc"] not in (0, 1, 4):
@@ -178,6 +213,7 @@ class PgBench:
         pps = doc["throughput_rps"] * out["purchased"] / out["attempts"]
         return {"pps": pps, "attempts": out["attempts"], "purchased": out["purchased"],
                 "server_us": 1e6 * server_cpu / max(out["purchased"], 1),
+                "db_us": 1e6 * db_cpu / max(out["purchased"], 1),
                 "load_us": 1e6 * res["cpu_s"] / max(out["purchased"], 1),
                 "errors": out["errors"], "oversold": doc["audit"]["oversold_units"],
                 "p50_ms": doc["latency_ms"]["p50"], "p99_ms": doc["latency_ms"]["p99"]}
@@ -187,12 +223,17 @@ class PgBench:
         server, _ = self.server(tag, url, "atomic", 1, v.get("shards", 1))
         server.stop()
         clients = str(v.get("clients", self.args.clients))
+        # Opening hundreds of connections takes seconds, which pgbench counts in -T (its tps
+        # excludes them): a second more per 100 clients.
+        seconds = max(1, round(self.args.duration)) + int(clients) // 100
         cmd = ["pgbench", "-n", "-M", "prepared", "-c", clients, "-j", clients,
-               "-T", str(max(1, round(self.args.duration))), "-f", str(self.scripts[v["script"]])]
+               "-T", str(seconds), "-f", str(self.scripts[v["script"]])]
         if v["script"] == "serializable":
             cmd += ["--max-tries", "10"]  # the server's bound on attempts
         cmd.append(url)
+        db0 = self.db_cpu()
         res = bench.run_client(tag, cmd, self.args.duration + 120, self.outdir)
+        db_cpu = self.db_cpu() - db0
         text = res["stdout"]
         if res["timed_out"] or res["rc"] != 0:
             raise bench.RunFailed(f"pgbench exited with {res['rc']}: {res['stderr_tail']}")
@@ -206,6 +247,7 @@ class PgBench:
         return {"pps": float(tps.group(1)), "attempts": int(done.group(1)),
                 "purchased": int(done.group(1)),
                 "load_us": 1e6 * res["cpu_s"] / max(int(done.group(1)), 1),
+                "db_us": 1e6 * db_cpu / max(int(done.group(1)), 1),
                 "errors": int(failed.group(1)) if failed else 0,
                 "retried": int(retried.group(1)) if retried else 0,
                 "avg_ms": float(lat.group(1)) if lat else float("nan")}
@@ -225,6 +267,10 @@ def variants(args) -> list[dict]:
             for c in equal_connections(args):  # as many connections as the server's pool
                 vs.append({"name": f"pgbench/{MIRRORS[s]}@c{c}", "kind": "pgbench",
                            "script": MIRRORS[s], "clients": c})
+        if s == "batched":  # the window's curve (the server's default is driver/batched)
+            for w in args.batch_windows:
+                vs.append({"name": f"driver/batched@w{w}", "kind": "driver",
+                           "strategy": "batched", "window": w})
         for pool in args.extra_pools:  # the same load through a smaller (or larger) pool
             vs.append({"name": f"driver/{s}@pool{pool}", "kind": "driver", "strategy": s,
                        "pool": pool})
@@ -236,6 +282,9 @@ def variants(args) -> list[dict]:
                     vs.append({"name": f"pgbench/conditional@shards{n}", "kind": "pgbench",
                                "script": "conditional-shards", "shards": n})
     vs.append({"name": "pgbench/hot-row", "kind": "pgbench", "script": "hot-row"})
+    for c in equal_connections(args):  # the ceiling with as many connections as the pool
+        vs.append({"name": f"pgbench/hot-row@c{c}", "kind": "pgbench", "script": "hot-row",
+                   "clients": c})
     return vs
 
 
@@ -262,18 +311,23 @@ def ratio_range(a: list[dict], b: list[dict]) -> str:
 def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
     lines = [
         "| variant | purchases/s | per-repeat | p50 ms | p99 ms | errors / failed tx | "
-        "retried (pgbench) | server CPU µs/purchase | load CPU µs/purchase |",
-        "|---|--:|--|--:|--:|--:|--:|--:|--:|",
+        "retried (pgbench) | server CPU µs/purchase | database CPU µs/purchase | "
+        "load CPU µs/purchase |",
+        "|---|--:|--|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for v in vs:
         runs = results[v["name"]]
+        if not runs:
+            lines.append(f"| {v['name']} | failed (see the logs) | | | | | | | | |")
+            continue
         per = ", ".join(f"{r['pps']:,.0f}" for r in runs)
         lines.append(
             f"| {v['name']} | {med(runs, 'pps'):,.0f} | {per} | "
             f"{med(runs, 'p50_ms'):.1f} | {med(runs, 'p99_ms'):.1f} | "
             f"{max(r['errors'] for r in runs)} | "
             f"{max((r.get('retried', 0) for r in runs), default=0) if v['kind'] == 'pgbench' else '-'} | "
-            f"{med(runs, 'server_us'):.0f} | {med(runs, 'load_us'):.0f} |"
+            f"{med(runs, 'server_us'):.0f} | {med(runs, 'db_us'):.0f} | "
+            f"{med(runs, 'load_us'):.0f} |"
             .replace("| nan | nan |", "| - | - |").replace("| nan |", "| - |"))
     lines += ["", "| ratio | median | per-repeat range | goal |", "|---|--:|--|--|"]
 
@@ -303,8 +357,11 @@ def summarize(args, vs: list[dict], results: dict[str, list[dict]]) -> str:
                 "driver/atomic", "(report)")
             row(f"driver/atomic@shards{n} ÷ pgbench/conditional@shards{n} (equal clients)",
                 f"driver/atomic@shards{n}", f"pgbench/conditional@shards{n}", "(report)")
-    for name in [v["name"] for v in vs if v["name"] != "pgbench/hot-row"]:
-        row(f"{name} ÷ hot-row ceiling", name, "pgbench/hot-row", "(report)")
+    ceilings = [v["name"] for v in vs if v["name"].startswith("pgbench/hot-row")]
+    for name in [v["name"] for v in vs if v["name"] not in ceilings]:
+        for ceiling in ceilings:
+            goal = "≥ 3" if name.startswith("driver/batched") else "(report)"
+            row(f"{name} ÷ {ceiling} ceiling", name, ceiling, goal)
     return "\n".join(lines)
 
 
@@ -324,7 +381,11 @@ def main() -> int:
                         "values (same driver users), e.g. 8")
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--strategies", default="atomic,row-lock,serializable,mutex",
+    p.add_argument("--batch-windows", default=[],
+                   type=lambda s: [x for x in s.split(",") if x],
+                   help="also run driver/batched with these server --batch-window values, "
+                        "e.g. 0ms,1ms,5ms (the window's curve; needs batched in --strategies)")
+    p.add_argument("--strategies", default="atomic,batched,row-lock,serializable,mutex",
                    type=lambda s: [x for x in s.split(",") if x])
     p.add_argument("--shards", default=[],
                    type=lambda s: [int(x) for x in s.split(",") if x],
@@ -400,7 +461,6 @@ def main() -> int:
     took = time.monotonic() - started
     if failed or any(not r for r in results.values()):
         print(f"pgbench.py: {failed} run(s) failed; logs in {outdir}", file=sys.stderr)
-        return 1
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
                             text=True, cwd=ROOT).stdout.strip()
     head = (f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC, commit {commit}, "
@@ -414,7 +474,7 @@ def main() -> int:
     (outdir / "results.json").write_text(json.dumps(results, indent=1))
     print(md)
     print(f"raw numbers and logs: {outdir}", file=sys.stderr)
-    return 0
+    return 1 if failed or any(not r for r in results.values()) else 0
 
 
 if __name__ == "__main__":

@@ -104,6 +104,19 @@ pub struct StoreConfig {
     #[arg(long, env = "FLASHSALE_STOCK_SHARDS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::store::postgres::MAX_SHARDS)))]
     pub stock_shards: u16,
+
+    /// The batched strategy: how long a batch waits for more purchases after its first one
+    /// (e.g. 2ms; 0ms: only those already queued). Under load a batch is whatever queued while
+    /// the one before it ran, so the window matters most at low load, where it is added latency.
+    #[arg(long, env = "FLASHSALE_BATCH_WINDOW", default_value = "2ms",
+          value_parser = parse_window)]
+    pub batch_window: Duration,
+
+    /// The batched strategy: most purchases applied by one statement (1..=4096). The queue
+    /// holds 8 batches' worth; a purchase that finds it full gets UNAVAILABLE (nothing written).
+    #[arg(long, env = "FLASHSALE_BATCH_SIZE", default_value_t = crate::store::postgres::DEFAULT_BATCH_SIZE,
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub batch_size: u16,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -114,6 +127,8 @@ impl std::fmt::Debug for StoreConfig {
             .field("database_url", &self.database_url.as_ref().map(|_| "…"))
             .field("pool_size", &self.pool_size)
             .field("stock_shards", &self.stock_shards)
+            .field("batch_window", &self.batch_window)
+            .field("batch_size", &self.batch_size)
             .finish()
     }
 }
@@ -141,6 +156,16 @@ impl Default for ServerConfig {
             hardening: crate::hardening::Hardening::default(),
             tls: crate::tls::TlsConfig::default(),
         }
+    }
+}
+
+/// Parses a batch window: a duration of at most one second.
+pub fn parse_window(raw: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(raw).map_err(|err| err.to_string())?;
+    if window <= Duration::from_secs(1) {
+        Ok(window)
+    } else {
+        Err(format!("{raw} is longer than 1s"))
     }
 }
 
@@ -182,6 +207,19 @@ mod tests {
         assert!(StoreCli::try_parse_from(["server", "--store", "postgres"]).is_err());
         assert!(StoreCli::try_parse_from(["server", "--pool-size", "0"]).is_err());
         assert_eq!(cli.store.stock_shards, 1);
+        assert_eq!(cli.store.batch_window, Duration::from_millis(2));
+        assert_eq!(cli.store.batch_size, 256);
+        for bad in [
+            ["--batch-size", "0"],
+            ["--batch-size", "4097"],
+            ["--batch-window", "2s"],
+            ["--batch-window", "soon"],
+        ] {
+            assert!(
+                StoreCli::try_parse_from(["server", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
         for bad in ["0", "257", "-1", "x"] {
             assert!(
                 StoreCli::try_parse_from(["server", "--stock-shards", bad]).is_err(),

@@ -59,6 +59,8 @@ impl From<CheckoutError> for Status {
             CheckoutError::Contended { .. } | CheckoutError::Store(StoreError::Conflict(_)) => {
                 Code::Aborted
             }
+            // The purchase was not applied: its deadline passed while it waited for its batch.
+            CheckoutError::Store(StoreError::DeadlineExceeded(_)) => Code::DeadlineExceeded,
         };
         Status::new(code, err.to_string())
     }

@@ -42,7 +42,7 @@ use crate::metrics::{MetricsArgs, MetricsLayer};
 pub use config::{ServerConfig, StoreConfig, StoreKind};
 pub use service::CheckoutService;
 pub use store::postgres::RESOLVE_WITHIN;
-pub use store::{MemoryStore, PgSettings, PgStore, Store, Strategy};
+pub use store::{BatchFault, Batching, MemoryStore, PgSettings, PgStore, Store, Strategy};
 
 /// A server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,11 @@ pub async fn open_store(
                 config.policy(),
                 store.stock_shards,
             )
-            .await?;
+            .await?
+            .with_batching(Batching {
+                window: store.batch_window,
+                size: store.batch_size,
+            });
             Ok(Arc::new(pg))
         }
     }

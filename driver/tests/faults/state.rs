@@ -417,6 +417,8 @@ impl State {
             Ok(pb::SafeStrategy::Atomic) => Strategy::Atomic,
             Ok(pb::SafeStrategy::RowLock) => Strategy::RowLock,
             Ok(pb::SafeStrategy::Serializable) => Strategy::Serializable,
+            // The double has no batches: a batched round buys like an atomic one.
+            Ok(pb::SafeStrategy::Batched) => Strategy::Atomic,
             Ok(pb::SafeStrategy::Unspecified) => self.strategy,
             Err(_) => return Err(Status::invalid_argument("unknown safe_strategy")),
         };

@@ -3,6 +3,7 @@
 //! works on every store. The simulated latency is spent here (`crate::latency`), where the
 //! application's own work would be.
 
+mod batched;
 mod buggy;
 mod conditional;
 mod mutex;
@@ -16,6 +17,7 @@ use crate::error::CheckoutError;
 use crate::latency::Latency;
 use crate::store::{Order, Purchase, Store, StoreError, Strategy};
 
+pub use batched::{DEADLINE, deadline};
 pub use serializable::MAX_ATTEMPTS as SERIALIZABLE_ATTEMPTS;
 
 /// Most times the safe path reads the strategy for one purchase (each one after a Reset switched
@@ -152,6 +154,12 @@ impl Paths {
                     .await
                     .map(Outcome::from),
                 Strategy::Serializable => return self.serializable(store, order).await,
+                Strategy::Batched => match batched::purchase(store, self.latency, order).await {
+                    Ok(Some(purchase)) => Ok(purchase.into()),
+                    // The strategy changed since `current`: look again.
+                    Ok(None) => continue,
+                    Err(err) => Err(err),
+                },
             };
             return outcome.map_err(|err| ended(err).into());
         }

@@ -18,7 +18,7 @@ use tokio_stream::Stream;
 
 pub use book::{Book, ListedOrder};
 pub use memory::MemoryStore;
-pub use postgres::{PgError, PgSettings, PgStore};
+pub use postgres::{BatchFault, Batching, PgError, PgSettings, PgStore};
 
 use crate::latency::Latency;
 
@@ -148,16 +148,22 @@ pub enum Strategy {
     /// compare-and-swap in memory), retried a bounded number of times when another purchase
     /// wrote in between.
     Serializable,
+    /// Purchases arriving within a short window (`--batch-window`, up to `--batch-size`) are
+    /// applied together: on PostgreSQL by one conditional statement and one commit, in arrival
+    /// order, each buyer answered with its own outcome (`postgres/batch.rs`); in memory each
+    /// one by a compare-and-decrement. Correct across replicas.
+    Batched,
 }
 
 impl Strategy {
-    /// The flag value: "mutex", "atomic", "row-lock" or "serializable".
+    /// The flag value: "mutex", "atomic", "row-lock", "serializable" or "batched".
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Mutex => "mutex",
             Strategy::Atomic => "atomic",
             Strategy::RowLock => "row-lock",
             Strategy::Serializable => "serializable",
+            Strategy::Batched => "batched",
         }
     }
 
@@ -168,6 +174,7 @@ impl Strategy {
             Strategy::Atomic,
             Strategy::RowLock,
             Strategy::Serializable,
+            Strategy::Batched,
         ]
         .into_iter()
         .find(|s| s.name() == name || (name == "conditional" && *s == Strategy::Atomic))
@@ -182,6 +189,7 @@ impl Strategy {
             Ok(pb::SafeStrategy::Atomic) => Ok(Some(Strategy::Atomic)),
             Ok(pb::SafeStrategy::RowLock) => Ok(Some(Strategy::RowLock)),
             Ok(pb::SafeStrategy::Serializable) => Ok(Some(Strategy::Serializable)),
+            Ok(pb::SafeStrategy::Batched) => Ok(Some(Strategy::Batched)),
             Err(_) => Err(raw),
         }
     }
@@ -195,6 +203,7 @@ impl Strategy {
             Some(Strategy::Atomic) => pb::SafeStrategy::Atomic,
             Some(Strategy::RowLock) => pb::SafeStrategy::RowLock,
             Some(Strategy::Serializable) => pb::SafeStrategy::Serializable,
+            Some(Strategy::Batched) => pb::SafeStrategy::Batched,
         };
         wire.into()
     }
@@ -233,6 +242,10 @@ pub enum StoreError {
     /// stock is split over shards); nothing changed, retrying will not help.
     #[error("{0}")]
     Unsupported(String),
+    /// The purchase's deadline passed before the store applied it (a batch that had not run
+    /// yet): nothing was written.
+    #[error("deadline exceeded before the purchase was applied: {0}; nothing was bought")]
+    DeadlineExceeded(String),
 }
 
 /// The current round and the strategy its safe path uses.
@@ -308,6 +321,32 @@ pub trait Store: Send + Sync + 'static {
         };
         self.compare_and_decrement(order).await.map(Some)
     }
+    /// The safe path's purchase *if the current strategy is `Batched`*: applied with the other
+    /// purchases arriving within the batch window (a database store: one statement, one
+    /// commit), as [`Store::take_if_atomic`] otherwise (`Ok(None)`: another strategy, nothing
+    /// changed). A purchase whose `deadline` passes before it is applied is refused with
+    /// `DeadlineExceeded` and changes nothing. The default buys it alone with
+    /// [`Store::compare_and_decrement`].
+    async fn purchase_batched(
+        &self,
+        order: Order<'_>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Option<Purchase>, StoreError> {
+        let current = self.current(order.round).await?;
+        if current.strategy != Strategy::Batched {
+            return Ok(None);
+        }
+        if deadline.is_some_and(|deadline| deadline <= tokio::time::Instant::now()) {
+            return Err(StoreError::DeadlineExceeded(
+                "before the purchase ran".into(),
+            ));
+        }
+        let order = Order {
+            round: current.round,
+            ..order
+        };
+        self.compare_and_decrement(order).await.map(Some)
+    }
     /// Locks the stock (a row lock), checks limit and stock, spends `work`, takes the stock
     /// and records the order, then unlocks: purchases of a round serialise, across replicas too.
     async fn purchase_locked(
@@ -344,6 +383,7 @@ mod tests {
             Some(Strategy::Atomic),
             Some(Strategy::RowLock),
             Some(Strategy::Serializable),
+            Some(Strategy::Batched),
         ] {
             assert_eq!(
                 Strategy::from_wire(Strategy::to_wire(strategy)),
@@ -355,6 +395,7 @@ mod tests {
             Strategy::Atomic,
             Strategy::RowLock,
             Strategy::Serializable,
+            Strategy::Batched,
         ] {
             assert_eq!(Strategy::from_name(strategy.name()), Some(strategy));
         }

@@ -71,6 +71,8 @@ const CASES: &[Case] = &[
         quantity: 2,
         ..case("atomic across 4 shards", Strategy::Atomic, On::Commit)
     },
+    // A batch of one: its lock, its statement, then its COMMIT.
+    case("batched", Strategy::Batched, On::Commit),
 ];
 
 /// A sale of its own, its store reaching PostgreSQL through a proxy.

@@ -10,6 +10,7 @@
 mod support;
 
 mod atomic;
+mod batched;
 mod in_doubt;
 mod migrations;
 mod outage;

@@ -115,6 +115,8 @@ async fn an_unreachable_database_is_a_clear_error_at_start_up() {
         database_url: Some(settings.url.clone()),
         pool_size: 2,
         stock_shards: 1,
+        batch_window: flashsale_server::store::postgres::DEFAULT_BATCH_WINDOW,
+        batch_size: flashsale_server::store::postgres::DEFAULT_BATCH_SIZE,
     };
     let err = flashsale_server::open_store(&store, &Default::default())
         .await

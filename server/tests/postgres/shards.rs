@@ -355,6 +355,8 @@ async fn shards_on_the_memory_store_are_refused() {
         database_url: None,
         pool_size: 2,
         stock_shards: 4,
+        batch_window: flashsale_server::store::postgres::DEFAULT_BATCH_WINDOW,
+        batch_size: flashsale_server::store::postgres::DEFAULT_BATCH_SIZE,
     };
     let err = flashsale_server::open_store(&store, &Default::default())
         .await

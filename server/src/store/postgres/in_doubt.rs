@@ -146,7 +146,7 @@ impl PgStore {
         resolved.map(placed)
     }
 
-    async fn resolve(
+    pub(super) async fn resolve(
         &self,
         order: Order<'_>,
         backend: Option<Backend>,

@@ -21,6 +21,7 @@
 //! rows instead (`shards.rs`); rounds of the other strategies keep it in the sale row.
 
 mod atomic;
+mod batch;
 mod conn;
 mod in_doubt;
 mod listing;
@@ -33,6 +34,7 @@ mod steps;
 
 use std::sync::atomic::{AtomicBool, AtomicU32};
 
+pub use batch::{BatchFault, Batching, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WINDOW};
 pub use in_doubt::RESOLVE_WITHIN;
 pub use open::{PgError, PgSettings};
 pub use shards::{MAX_SHARDS, ShardFault};
@@ -64,6 +66,8 @@ pub struct PgStore {
     /// guess the statements check; a wrong one costs a round trip).
     sharded_guess: AtomicBool,
     fault: ShardFault,
+    /// The batched strategy's queue (`batch.rs`).
+    batcher: batch::Batcher,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -242,6 +246,14 @@ impl Store for PgStore {
             Some(Purchase::Purchased(receipt))
         })
         .await
+    }
+
+    async fn purchase_batched(
+        &self,
+        order: Order<'_>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Option<Purchase>, StoreError> {
+        self.join_batch(order, deadline).await
     }
 
     async fn purchase_locked(

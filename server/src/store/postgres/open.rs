@@ -8,6 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use super::batch::{BatchFault, Batcher, Batching};
 use super::conn::{Connections, Pool};
 use super::{MAX_SHARDS, PgStore, ShardFault, describe, migrate, sql};
 use crate::store::{Policy, Strategy};
@@ -213,7 +214,22 @@ impl PgStore {
             next_shard: AtomicU32::new(0),
             sharded_guess: AtomicBool::new(round_shards > 1),
             fault: ShardFault::None,
+            batcher: Batcher::default(),
         })
+    }
+
+    /// The batched strategy's window and size (default: [`Batching::default`]). Takes effect
+    /// before the first batched purchase.
+    pub fn with_batching(mut self, batching: Batching) -> Self {
+        self.batcher.batching = batching;
+        self
+    }
+
+    /// The store with a wrong batch injected (tests: proving that their checks catch it).
+    #[doc(hidden)]
+    pub fn with_batch_fault(mut self, fault: BatchFault) -> Self {
+        self.batcher.fault = fault;
+        self
     }
 
     /// The store with `fault` injected (tests: proving what the spread path is for).

@@ -206,3 +206,80 @@ pub const IN_DOUBT: &str = concat!(
     " FROM sale s LEFT JOIN orders o ON o.request_id = $1 \
      AND o.round = CASE WHEN $2::bigint = 0 THEN s.round ELSE $2::bigint END"
 );
+
+/// The batched strategy's lock: the sale row, locked until the batch commits (every replica's
+/// batch waits here for the one before it), with the round, stock and strategy the batch then
+/// allocates against. The batch statement runs after it, in the same transaction, so its
+/// snapshot sees every batch committed before it (the orders and per-user totals too).
+pub const BATCH_LOCK: &str = "SELECT round, stock, strategy FROM sale FOR UPDATE";
+
+/// One batch of purchases in one statement: round $1, per-user limit $2 (0: none), the members
+/// in arrival order as arrays (users $3, quantities $4, request ids $5, '' for none) and the
+/// stock $6 the sale row held under the lock. `pre` reads, once per member, whether its request
+/// id placed an order in this round before (a retry), the user's units before the batch and
+/// whether the user has an earlier member in the batch. `alloc` then walks the members in order
+/// (by index into the arrays, nothing scanned per step but an earlier member's units) carrying
+/// the stock left and a code per member: 3 a retry (that order, nothing taken), 2 over the limit
+/// (units before the batch plus what the batch gave the user already, plus this order), 1
+/// granted when its quantity fits the stock left (all or nothing: a refused order takes nothing
+/// and a later smaller one may still fit), 0 sold out. The sale row is written only if it still
+/// holds $6 (conditional on the row the allocation read) and the stock left is not negative,
+/// and the orders (ids drawn in arrival order) and the per-user totals only if it was. One row
+/// per member back: its index, code, order id (new or replayed), the stock right after it, and
+/// whether the sale row was written.
+macro_rules! batch {
+    ($fits:literal, $guard:literal) => {
+        concat!(
+            "WITH RECURSIVE \
+             req AS (SELECT t.i, t.user_id, t.q, NULLIF(t.rid, '') AS rid, \
+             count(*) OVER (PARTITION BY t.user_id ORDER BY t.i ROWS UNBOUNDED PRECEDING) > 1 \
+             AS earlier FROM unnest($3::text[], $4::bigint[], $5::text[]) \
+             WITH ORDINALITY AS t(user_id, q, rid, i)), \
+             prior AS (SELECT r.i, o.order_id FROM req r \
+             JOIN orders o ON o.round = $1 AND o.request_id = r.rid), \
+             pre AS (SELECT array_agg(p.i IS NOT NULL ORDER BY r.i) AS replay, \
+             array_agg(coalesce(b.units, 0) ORDER BY r.i) AS had, \
+             array_agg(r.earlier ORDER BY r.i) AS earlier FROM req r \
+             LEFT JOIN prior p ON p.i = r.i \
+             LEFT JOIN buyers b ON $2::bigint > 0 AND b.round = $1 AND b.user_id = r.user_id), \
+             alloc (i, stock, codes) AS (SELECT 0::bigint, $6::bigint, ARRAY[]::smallint[] \
+             UNION ALL \
+             SELECT a.i + 1, a.stock - CASE WHEN v.code = 1 THEN ($4::bigint[])[a.i + 1] ELSE 0 END, \
+             a.codes || v.code FROM alloc a CROSS JOIN pre CROSS JOIN LATERAL (SELECT CASE \
+             WHEN pre.replay[a.i + 1] THEN 3::smallint \
+             WHEN $2::bigint > 0 AND pre.had[a.i + 1] + ($4::bigint[])[a.i + 1] \
+             + CASE WHEN pre.earlier[a.i + 1] THEN coalesce((SELECT sum(e.q) FROM req e \
+             WHERE e.i <= a.i AND e.user_id = ($3::text[])[a.i + 1] AND a.codes[e.i] = 1), 0) \
+             ELSE 0 END > $2::bigint THEN 2::smallint \
+             WHEN ",
+            $fits,
+            " THEN 1::smallint ELSE 0::smallint END AS code) v \
+             WHERE a.i < cardinality($4::bigint[])), \
+             last AS (SELECT stock, codes FROM alloc ORDER BY i DESC LIMIT 1), \
+             won AS (SELECT r.i, r.user_id, r.q, r.rid FROM req r, last WHERE last.codes[r.i] = 1), \
+             take AS (UPDATE sale SET stock = last.stock FROM last \
+             WHERE sale.round = $1 AND sale.stock = $6 AND EXISTS (SELECT 1 FROM won) ",
+            $guard,
+            " RETURNING sale.stock), \
+             ids AS (SELECT w.i, w.user_id, w.q, w.rid, \
+             nextval('orders_order_id_seq'::regclass) AS order_id \
+             FROM won w WHERE EXISTS (SELECT 1 FROM take) ORDER BY w.i), \
+             placed AS (INSERT INTO orders (order_id, round, user_id, quantity, request_id) \
+             OVERRIDING SYSTEM VALUE SELECT order_id, $1, user_id, q, rid FROM ids), \
+             units AS (INSERT INTO buyers (round, user_id, units) \
+             SELECT $1, user_id, sum(q) FROM ids WHERE $2::bigint > 0 GROUP BY user_id \
+             ON CONFLICT (round, user_id) DO UPDATE SET units = buyers.units + EXCLUDED.units) \
+             SELECT r.i, last.codes[r.i], coalesce(ids.order_id, p.order_id), st.stock, \
+             EXISTS (SELECT 1 FROM take) \
+             FROM req r CROSS JOIN last JOIN alloc st ON st.i = r.i \
+             LEFT JOIN ids ON ids.i = r.i LEFT JOIN prior p ON p.i = r.i ORDER BY r.i"
+        )
+    };
+}
+
+/// The batch: a member is granted when its quantity fits the stock left after the members
+/// before it.
+pub const BATCH: &str = batch!("($4::bigint[])[a.i + 1] <= a.stock", "AND last.stock >= 0");
+/// A deliberately wrong batch (tests only, `BatchFault::StaleStock`): each member checked
+/// against the stock before the batch, as if alone: the batch oversells.
+pub const BATCH_STALE_STOCK: &str = batch!("($4::bigint[])[a.i + 1] <= $6::bigint", "");
