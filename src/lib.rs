@@ -16,6 +16,39 @@ pub mod pb {
         tonic::include_file_descriptor_set!("checkout_descriptor");
 }
 
+/// The names of gRPC status codes, as both binaries print and parse them.
+pub mod status {
+    use tonic::Code;
+
+    /// The canonical upper-case name of `code`, e.g. `UNAVAILABLE`.
+    pub fn name(code: Code) -> &'static str {
+        match code {
+            Code::Ok => "OK",
+            Code::Cancelled => "CANCELLED",
+            Code::Unknown => "UNKNOWN",
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::Aborted => "ABORTED",
+            Code::OutOfRange => "OUT_OF_RANGE",
+            Code::Unimplemented => "UNIMPLEMENTED",
+            Code::Internal => "INTERNAL",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::DataLoss => "DATA_LOSS",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+
+    /// The code whose canonical name is `text` (upper case, as [`name`] gives it).
+    pub fn by_name(text: &str) -> Option<Code> {
+        (0..=16).map(Code::from).find(|code| name(*code) == text)
+    }
+}
+
 /// The prost codec of every generated client and server, with 256-byte initial buffers instead
 /// of tonic's 8 KiB: each in-flight call holds one, and these messages are tiny (at 10,000
 /// streams the default buffers alone cost the driver ~80 MB). Buffers still grow on demand.

@@ -69,9 +69,7 @@ impl RetryOn {
                 "connect" => on.codes |= 1 << Code::Unavailable as u32,
                 "ok" => return Err(RetryError::RetryOnOk),
                 _ => {
-                    let code = (1..=16)
-                        .map(Code::from)
-                        .find(|c| crate::outcome::code_name(*c as i32).eq_ignore_ascii_case(&name))
+                    let code = flashsale::status::by_name(&name.to_ascii_uppercase())
                         .ok_or_else(|| RetryError::RetryOn(item.to_string()))?;
                     on.codes |= 1 << code as u32;
                 }

@@ -153,7 +153,7 @@ fn parse_condition(raw: &str) -> Result<Condition, String> {
                     "{n} is neither a gRPC code (0-16) nor an HTTP status"
                 ));
             }
-            Err(_) => Expected::Code(code_by_name(rhs).ok_or_else(|| {
+            Err(_) => Expected::Code(flashsale::status::by_name(rhs).ok_or_else(|| {
                 format!(
                     "`{rhs}` is not a gRPC status name such as NOT_FOUND or FAILED_PRECONDITION"
                 )
@@ -178,13 +178,6 @@ fn parse_condition(raw: &str) -> Result<Condition, String> {
         equal,
         expected: Expected::Json(expected),
     })
-}
-
-/// A gRPC code by its canonical upper-case name.
-fn code_by_name(name: &str) -> Option<Code> {
-    (0..=16)
-        .map(Code::from)
-        .find(|code| crate::outcome::code_name(*code as i32) == name)
 }
 
 /// How a custom checkout's replies are read.
