@@ -142,12 +142,7 @@ impl Io {
         self.apply(shared, reader, rbuf)?;
         loop {
             if self.written == self.wbuf.len() {
-                self.wbuf.clear();
-                self.written = 0;
-                let mut state = shared.lock();
-                std::mem::swap(&mut state.out, &mut self.wbuf);
-                state.acks.taken();
-                let drained = state.draining && state.open_streams() == 0;
+                let drained = self.take_queued(shared);
                 if (drained || shared.abandoned()) && self.wbuf.is_empty() {
                     return Ok(());
                 }
@@ -240,15 +235,23 @@ impl Io {
         }
     }
 
+    /// Once the write buffer is all on the socket: takes what callers queued since (the
+    /// acknowledgements among it no longer wait) into it, and says whether the connection is
+    /// draining with no stream left open.
+    fn take_queued(&mut self, shared: &Shared) -> bool {
+        self.wbuf.clear();
+        self.written = 0;
+        let mut state = shared.lock();
+        std::mem::swap(&mut state.out, &mut self.wbuf);
+        state.acks.taken();
+        state.draining && state.open_streams() == 0
+    }
+
     /// Writes everything queued without waiting; whether all of it is on the socket.
     fn flush(&mut self, shared: &Shared) -> Result<bool, ConnError> {
         loop {
             if self.written == self.wbuf.len() {
-                self.wbuf.clear();
-                self.written = 0;
-                let mut state = shared.lock();
-                std::mem::swap(&mut state.out, &mut self.wbuf);
-                state.acks.taken();
+                self.take_queued(shared);
                 if self.wbuf.is_empty() {
                     return Ok(true);
                 }
