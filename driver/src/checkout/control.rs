@@ -16,12 +16,6 @@ use flashsale_server::hardening::AdminToken;
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of reading the whole order book.
 const LIST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Time between GetStock readings while waiting for the server to settle.
-const SETTLE_POLL: Duration = Duration::from_millis(100);
-
-fn same_state(a: &pb::StockReply, b: &pb::StockReply) -> bool {
-    (a.stock, a.orders, a.units_sold, a.round) == (b.stock, b.orders, b.units_sold, b.round)
-}
 
 /// Why the book could not be read, in words.
 fn book_refused(status: &tonic::Status) -> BookState {
@@ -237,104 +231,6 @@ impl Control {
             );
         }
         Ok(reply)
-    }
-
-    /// Polls GetStock until stock, counters and round have not changed for the quiet window
-    /// ([`crate::spec::quiet_window`]`(within)`, polled every [`SETTLE_POLL`]) or `within`
-    /// passes. Returns the last reading and, when it did not settle, what was still moving.
-    pub async fn settle(
-        &mut self,
-        within: Duration,
-    ) -> Result<(pb::StockReply, Option<String>), DriverError> {
-        let within = within.min(crate::spec::MAX_SETTLE);
-        let quiet = crate::spec::quiet_window(within);
-        let start = tokio::time::Instant::now();
-        let deadline = start + within;
-        let first = self.stock().await?;
-        let mut last = first;
-        let mut since = start;
-        loop {
-            let now = tokio::time::Instant::now();
-            if now.duration_since(since) >= quiet {
-                return Ok((last, None));
-            }
-            if now + SETTLE_POLL > deadline {
-                let what = format!(
-                    "the server was still changing {:.1} s after the last reply (stock {} -> {}, orders {} -> {}, last change {:.1} s in); raise --settle",
-                    within.as_secs_f64(),
-                    first.stock,
-                    last.stock,
-                    first.orders,
-                    last.orders,
-                    since.duration_since(start).as_secs_f64()
-                );
-                return Ok((last, Some(what)));
-            }
-            tokio::time::sleep(SETTLE_POLL).await;
-            let reading = self.stock().await?;
-            if !same_state(&reading, &last) {
-                since = tokio::time::Instant::now();
-            }
-            last = reading;
-        }
-    }
-
-    /// Reads stock and counters once more, at `at` (or now, if that has passed), after the
-    /// audit read `settled` and the book: what moved since, in words, or `None` when nothing
-    /// did.
-    pub async fn recheck(
-        &mut self,
-        settled: &pb::StockReply,
-        at: tokio::time::Instant,
-    ) -> Result<Option<String>, DriverError> {
-        tokio::time::sleep_until(at).await;
-        let now = self.stock().await?;
-        if same_state(&now, settled) {
-            return Ok(None);
-        }
-        let mut moved = Vec::new();
-        for (what, was, is) in [
-            ("round", settled.round as i64, now.round as i64),
-            ("stock", settled.stock, now.stock),
-            ("orders", settled.orders as i64, now.orders as i64),
-            (
-                "units sold",
-                settled.units_sold as i64,
-                now.units_sold as i64,
-            ),
-        ] {
-            if was != is {
-                moved.push(format!("{what} {was} -> {is}"));
-            }
-        }
-        Ok(Some(format!(
-            "after the server had been quiet and its order book was read, it changed again: {}",
-            moved.join(", ")
-        )))
-    }
-
-    /// Reads the book ([`Control::book`]); a book that exists but fails to read (the checkout
-    /// is recovering from a fault) is read again until it reads or `until` passes.
-    pub async fn book_until(
-        &mut self,
-        after: &pb::StockReply,
-        prefix: &str,
-        acknowledged: u64,
-        until: tokio::time::Instant,
-    ) -> Result<BookState, DriverError> {
-        let mut wait = SETTLE_POLL;
-        loop {
-            let book = self.book(after, prefix, acknowledged).await?;
-            if !book.failed() || tokio::time::Instant::now() + wait > until {
-                return Ok(book);
-            }
-            tracing::info!(
-                reason = book.reason().unwrap_or(""),
-                "the order book could not be read; trying again"
-            );
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(1));
-        }
     }
 
     /// Streams the order book of `after.round` into a [`Book`], reading request and user ids

@@ -14,6 +14,7 @@ mod h2;
 pub mod probe;
 mod purchaser;
 pub mod retry;
+pub mod settle;
 mod tls;
 
 use tonic::transport::{Channel, Endpoint};

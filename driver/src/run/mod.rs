@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{Evidence, LostTarget};
 use crate::checkout::Control;
-use crate::checkout::book::BookState;
+use crate::checkout::settle::FinalState;
 use crate::engine::live::Live;
 use crate::error::DriverError;
 use crate::observe::stop::Stop;
@@ -149,7 +149,14 @@ pub async fn run_against(
     // Whatever happens to the target now, the statistics are reported.
     let final_state = match gone {
         Some(why) => Err(why),
-        None => final_state(&mut control, spec, load.stats.counts.purchased).await,
+        None => control
+            .final_state(
+                spec.settle,
+                &spec.load.user_prefix,
+                load.stats.counts.purchased,
+            )
+            .await
+            .map_err(|e| e.to_string()),
     };
     let mut report = match final_state {
         Ok(FinalState {
@@ -198,43 +205,4 @@ pub async fn run_against(
         report.mark_stopped(by, after_s);
     }
     Ok(report)
-}
-
-/// The target's state once it settled after the load: the final reading, what was still
-/// moving if it did not settle (or moved again after the book was read), and the order book;
-/// or why it could not be read. `acknowledged`: purchases the users saw go through (bounds a
-/// custom checkout's listing).
-async fn final_state(
-    control: &mut Control,
-    spec: &RunSpec,
-    acknowledged: u64,
-) -> Result<FinalState, String> {
-    let until = tokio::time::Instant::now() + spec.settle.min(crate::spec::MAX_SETTLE);
-    let (after, unsettled) = control
-        .settle(spec.settle)
-        .await
-        .map_err(|e| e.to_string())?;
-    let again = tokio::time::Instant::now() + crate::spec::quiet_window(spec.settle);
-    let book = control
-        .book_until(&after, &spec.load.user_prefix, acknowledged, until)
-        .await
-        .map_err(|e| e.to_string())?;
-    let moved = control
-        .recheck(&after, again)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(FinalState {
-        after,
-        unsettled,
-        moved,
-        book,
-    })
-}
-
-/// What [`final_state`] read.
-struct FinalState {
-    after: flashsale::pb::StockReply,
-    unsettled: Option<String>,
-    moved: Option<String>,
-    book: BookState,
 }

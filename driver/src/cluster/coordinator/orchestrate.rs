@@ -15,6 +15,7 @@ use tonic::Status;
 use super::registry::{Member, Registry, RunEvent};
 use super::{CoordinatorConfig, CoordinatorError, HEARTBEAT_TIMEOUT};
 use crate::checkout::book::BookState;
+use crate::checkout::settle::FinalState;
 use crate::checkout::{Control, normalize_target};
 use crate::cluster::parts::Assembly;
 use crate::cluster::verify::{Fault, ShareBounds, verify};
@@ -501,21 +502,22 @@ pub async fn run(
     if failures.len() == shares.len() {
         return Err(CoordinatorError::AllWorkersFailed(failures.join("; ")));
     }
-    let until = tokio::time::Instant::now() + settle;
-    let (after, unsettled) = control.settle(settle).await?;
-    let again = tokio::time::Instant::now() + crate::spec::quiet_window(settle);
     let acknowledged = shares
         .values()
         .fold(0u64, |sum, s| sum.saturating_add(s.totals().purchased));
-    let (book, book_unavailable, book_failed) = match control
-        .book_until(&after, &spec.user_prefix, acknowledged, until)
-        .await?
-    {
+    let FinalState {
+        after,
+        unsettled,
+        moved,
+        book,
+    } = control
+        .final_state(settle, &spec.user_prefix, acknowledged)
+        .await?;
+    let (book, book_unavailable, book_failed) = match book {
         BookState::Complete(book) => (Some(book_to_wire(&book)), String::new(), false),
         BookState::Unavailable(why) => (None, why, false),
         BookState::Failed(why) => (None, why, true),
     };
-    let moved = control.recheck(&after, again).await?.unwrap_or_default();
     let burst = spec.duration.is_none().then_some(spec.clicks);
     let peer_rate = shares
         .values()
@@ -551,7 +553,7 @@ pub async fn run(
         book,
         book_unavailable,
         book_failed,
-        moved,
+        moved: moved.unwrap_or_default(),
         unsettled: unsettled.unwrap_or_default(),
         stock_polls,
         cancelled: cancelled.is_some(),
